@@ -1,0 +1,214 @@
+"""Datasets: ESC-50 (official and PaSST 32 kHz layouts), a folder per class, and synthetic data.
+
+A dataset is a list of `Clip`s plus the class and category names. Audio is decoded by
+`probe.cache.AudioCache`, once per split, never per epoch.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from probe import esc50
+from probe.audio import is_audio_file
+from probe.errors import DatasetError
+
+ESC50_CSV = Path("meta") / "esc50.csv"
+CATEGORIES_CSV = Path("meta") / "categories.csv"
+DATASET_JSON = Path("meta") / "dataset.json"
+"""Optional descriptor of an ESC-50-layout folder: {"sample_rate": ..., "clip_seconds": ...}."""
+ESC50_AUDIO_DIRS = ("audio_32k", "audio")  # PaSST's 32 kHz layout first, then the official 44.1 kHz one
+FOLDER_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled file. `clip_id` is unique in its dataset (the file name relative to the audio root)."""
+
+    clip_id: str
+    path: Path
+    target: int
+    fold: int
+
+
+@dataclass(frozen=True)
+class ClipDataset:
+    """Clips with their class names, categories and (where known) native sample rate."""
+
+    name: str
+    root: Path
+    clips: tuple[Clip, ...]
+    class_names: tuple[str, ...]
+    category_names: tuple[str, ...]
+    class_categories: tuple[int, ...]
+    """The category index of each class."""
+    sample_rate: int | None = None
+    clip_seconds: float | None = None
+    folds: tuple[int, ...] = field(default=esc50.FOLDS)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def category_of(self, target: int) -> int:
+        return self.class_categories[target]
+
+    def subset(self, folds: Sequence[int]) -> "ClipDataset":
+        """The clips in `folds`, everything else unchanged."""
+        wanted = set(folds)
+        unknown = wanted - set(self.folds)
+        if unknown:
+            raise DatasetError(self.root, f"no fold {sorted(unknown)}; this dataset has folds {list(self.folds)}")
+        return replace(self, clips=tuple(c for c in self.clips if c.fold in wanted))
+
+    def split(self, validation_fold: int = esc50.VALIDATION_FOLD) -> tuple["ClipDataset", "ClipDataset"]:
+        """(train, validation): validation is one fold, training the others (the study: 1 and 2-5)."""
+        return self.subset([f for f in self.folds if f != validation_fold]), self.subset([validation_fold])
+
+    def cross_validation(self) -> Iterator[tuple[int, "ClipDataset", "ClipDataset"]]:
+        """(fold, train, validation) for every fold."""
+        for fold in self.folds:
+            yield (fold, *self.split(fold))
+
+
+def load_esc50(root: str | Path, audio_dir: str | None = None) -> ClipDataset:
+    """ESC-50 from `meta/esc50.csv` and `audio_32k/` (PaSST's release) or `audio/` (official, 44.1 kHz).
+
+    Class names come from the CSV in target order; categories are target // 10 with
+    ESC-50's names, unless `meta/categories.csv` (class,category) says otherwise.
+    """
+    root = Path(root)
+    csv_path = root / ESC50_CSV
+    if not csv_path.is_file():
+        raise DatasetError(root, f"not an ESC-50 folder: {ESC50_CSV} is missing")
+    audio_root = _esc50_audio_root(root, audio_dir)
+    rows = _read_csv(csv_path, required=("filename", "fold", "target", "category"))
+    clips, names = [], {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            target, fold = int(row["target"]), int(row["fold"])
+        except ValueError:
+            raise DatasetError(csv_path, f"line {line}: fold and target must be integers") from None
+        names.setdefault(target, row["category"])
+        clips.append(Clip(row["filename"], audio_root / row["filename"], target, fold))
+    if sorted(names) != list(range(len(names))):
+        raise DatasetError(csv_path, "targets must run from 0 without gaps")
+    missing = [c.clip_id for c in clips if not c.path.is_file()]
+    if missing:
+        raise DatasetError(audio_root, f"{len(missing)} files listed in {ESC50_CSV} are missing, e.g. {missing[:3]}")
+    class_names = tuple(names[t] for t in range(len(names)))
+    category_names, class_categories = _categories(root, class_names)
+    descriptor = json.loads((root / DATASET_JSON).read_text()) if (root / DATASET_JSON).is_file() else {}
+    return ClipDataset(
+        name="esc50",
+        root=root,
+        clips=tuple(clips),
+        class_names=class_names,
+        category_names=category_names,
+        class_categories=class_categories,
+        sample_rate=descriptor.get("sample_rate", esc50.SAMPLE_RATE_32K if audio_root.name == "audio_32k" else None),
+        clip_seconds=descriptor.get("clip_seconds", esc50.CLIP_SECONDS),
+        folds=tuple(sorted({c.fold for c in clips})),
+    )
+
+
+def _esc50_audio_root(root: Path, audio_dir: str | None) -> Path:
+    for name in [audio_dir] if audio_dir else ESC50_AUDIO_DIRS:
+        if (root / name).is_dir():
+            return root / name
+    raise DatasetError(root, f"no audio folder: expected one of {', '.join(ESC50_AUDIO_DIRS)}")
+
+
+def _categories(root: Path, class_names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    custom = root / CATEGORIES_CSV
+    if custom.is_file():
+        return read_categories_csv(custom, class_names)
+    if len(class_names) == len(esc50.CLASS_NAMES):
+        return esc50.CATEGORY_NAMES, tuple(esc50.category_of(t) for t in range(len(class_names)))
+    return ("all",), tuple(0 for _ in class_names)
+
+
+def read_categories_csv(path: Path, class_names: Sequence[str]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Map each class to a category from a `class,category` CSV; categories keep first-seen order."""
+    rows = _read_csv(path, required=("class", "category"))
+    mapping = {row["class"]: row["category"] for row in rows}
+    unmapped = [name for name in class_names if name not in mapping]
+    if unmapped:
+        raise DatasetError(path, f"no category for {len(unmapped)} classes, e.g. {unmapped[:3]}")
+    categories: list[str] = []
+    for name in class_names:
+        if mapping[name] not in categories:
+            categories.append(mapping[name])
+    return tuple(categories), tuple(categories.index(mapping[name]) for name in class_names)
+
+
+def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> ClipDataset:
+    """A folder per class (`root/<class>/<file>`), classes in sorted order.
+
+    Folds 1-5 are assigned by a stable hash of each file's relative path, so the split never
+    changes when files are added elsewhere. Categories come from `categories_csv` (class,category)
+    or `root/meta/categories.csv`, else all classes form one category.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(root, "not a folder")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name != "meta" and not p.name.startswith("."))
+    if not class_dirs:
+        raise DatasetError(root, "no class folders: expected root/<class>/<audio files>")
+    clips = []
+    for target, class_dir in enumerate(class_dirs):
+        for path in sorted(class_dir.rglob("*")):
+            if is_audio_file(path) and not path.is_dir():
+                clip_id = path.relative_to(root).as_posix()
+                clips.append(Clip(clip_id, path, target, zlib.crc32(clip_id.encode()) % FOLDER_FOLDS + 1))
+    if not clips:
+        raise DatasetError(root, "no audio files in the class folders")
+    class_names = tuple(p.name for p in class_dirs)
+    csv_path = Path(categories_csv) if categories_csv else root / CATEGORIES_CSV
+    if csv_path.is_file():
+        category_names, class_categories = read_categories_csv(csv_path, class_names)
+    elif categories_csv:
+        raise DatasetError(csv_path, "no such file")
+    else:
+        category_names, class_categories = ("all",), tuple(0 for _ in class_names)
+    return ClipDataset(
+        name=root.name, root=root, clips=tuple(clips), class_names=class_names, category_names=category_names,
+        class_categories=class_categories, folds=tuple(range(1, FOLDER_FOLDS + 1)),
+    )
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(path, f"cannot read CSV: {exc}") from exc
+    absent = [c for c in required if c not in columns]
+    if absent:
+        raise DatasetError(path, f"missing columns {absent} (has {columns})")
+    if not rows:
+        raise DatasetError(path, "no rows")
+    return rows
+
+
+def load_dataset(spec: str, synthetic_root: str | Path | None = None) -> ClipDataset:
+    """Resolve a `--data` value: `esc50:DIR`, `folder:DIR`, or `synthetic` (written under `synthetic_root`)."""
+    kind, _, location = spec.partition(":")
+    if kind == "esc50" and location:
+        return load_esc50(location)
+    if kind == "folder" and location:
+        return load_folder(location)
+    if kind == "synthetic":
+        from probe.synthetic import SyntheticConfig, write_synthetic_dataset
+
+        root = Path(location or synthetic_root or "synthetic-data")
+        return load_esc50(write_synthetic_dataset(root, SyntheticConfig()))
+    raise DatasetError(None, f"unknown --data {spec!r}; use esc50:DIR, folder:DIR or synthetic[:DIR]")

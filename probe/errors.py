@@ -1,0 +1,37 @@
+"""One error hierarchy for everything a user can get wrong.
+
+The CLI prints a `ProbeError` as one line on stderr and exits with code 2; anything
+else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ProbeError(Exception):
+    """Base class: a problem with the user's input, files or environment."""
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = None if path is None else str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" if self.path else reason)
+
+
+class AudioError(ProbeError):
+    """An audio file that cannot be read or holds unusable samples."""
+
+
+class CheckpointError(ProbeError):
+    """A checkpoint that is missing, corrupt or does not fit the model."""
+
+
+class DatasetError(ProbeError):
+    """A dataset folder or metadata file that is missing or malformed."""
+
+
+class DownloadError(ProbeError):
+    """A download that failed, was refused, or does not match its recorded hash."""
+
+
+class ConfigError(ProbeError):
+    """An unknown model name, a bad option value or an inconsistent configuration."""

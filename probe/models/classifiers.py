@@ -1,0 +1,221 @@
+"""Classifiers as waveform-in, logits-out modules, and the one door that loads them.
+
+Every classifier bundles its exact front-end, so the pipeline, captum, the transfer matrix
+and the CLI all take the same kind of callable: float waveform (batch, samples) at
+`sample_rate` -> logits (batch, classes).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from probe import esc50
+from probe.errors import CheckpointError, ConfigError
+from probe.models.checkpoint import extract_state_dict, load_state_dict_strict, read_checkpoint
+from probe.models.registry import get_spec
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "probe-classifier/1"
+ENTRY_POINT_GROUP = "probe.classifiers"
+
+
+class WaveformClassifier(nn.Module):
+    """A front-end and a network: waveform (B, L) -> logits (B, classes).
+
+    `frozen=True` (the default) makes the weights require no grad and pins the whole
+    module in eval mode, even through `.train()`: in train mode the mel front-end
+    randomises fmin/fmax and BatchNorm statistics would move.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        frontend: nn.Module,
+        net: nn.Module,
+        *,
+        sample_rate: int,
+        class_names: list[str],
+        options: dict[str, Any] | None = None,
+        head_keys: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.frontend = frontend
+        self.net = net
+        self.sample_rate = int(sample_rate)
+        self.class_names = list(class_names)
+        self.options = dict(options or {})
+        self.head_keys = tuple(head_keys)
+        self.frozen = False
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def mel(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The network's input representation (for mn10/dymn10/passt: log-mel (B, 1, F, T))."""
+        return self.frontend(waveform)
+
+    def logits_from_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Logits from the front-end's output; the entry point for attributions on the mel input."""
+        out = self.net(mel)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if waveform.dim() == 3 and waveform.shape[1] == 1:
+            waveform = waveform[:, 0]
+        if waveform.dim() != 2:
+            raise ValueError(f"{self.name} takes a waveform (batch, samples), got shape {tuple(waveform.shape)}")
+        return self.logits_from_mel(self.mel(waveform))
+
+    def freeze(self) -> "WaveformClassifier":
+        """Stop gradients into the weights and pin eval mode for good."""
+        for param in self.parameters():
+            param.requires_grad_(False)
+        self.frozen = True
+        return self.train(False)
+
+    def train(self, mode: bool = True) -> "WaveformClassifier":
+        return super().train(False if self.frozen else mode)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """This project's checkpoint format: the network's state_dict plus what rebuilds it."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "classifier": self.name,
+            "options": self.options,
+            "class_names": self.class_names,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+        }
+
+
+def save_classifier(classifier: WaveformClassifier, path: str | Path) -> Path:
+    """Write `classifier` in probe's checkpoint format, atomically."""
+    from probe.fileio import atomic_write
+
+    path = Path(path)
+    with atomic_write(path) as handle:
+        torch.save(classifier.checkpoint(), handle)
+    return path
+
+
+def load_classifier(
+    name: str,
+    weights: str | Path | None = None,
+    num_classes: int | None = None,
+    *,
+    class_names: list[str] | None = None,
+    frozen: bool = True,
+    device: str | torch.device = "cpu",
+    **options: Any,
+) -> WaveformClassifier:
+    """Build a registered classifier (or `package.module:factory`), load `weights` strictly, freeze it.
+
+    `weights` may be a published checkpoint (the network's plain state_dict) or one written
+    by probe. `num_classes` defaults to the checkpoint's head, else 50 (ESC-50); giving a
+    different count keeps the body's weights and replaces the head.
+    """
+    checkpoint = read_checkpoint(weights) if weights is not None else None
+    if isinstance(checkpoint, dict) and checkpoint.get("format") == CHECKPOINT_FORMAT:
+        options = {**checkpoint.get("options", {}), **options}
+        class_names = class_names or checkpoint.get("class_names")
+    if ":" in name or _entry_point(name) is not None:
+        classifier = _build_user_classifier(name, num_classes or 50, class_names, options)
+        if checkpoint is not None:
+            load_state_dict_strict(classifier.net, extract_state_dict(checkpoint, weights), weights)
+    else:
+        spec = get_spec("classifier", name)
+        state = extract_state_dict(checkpoint, weights) if checkpoint is not None else None
+        file_classes = _head_size(state, spec.head_keys)
+        built_classes = num_classes or (len(class_names) if class_names else None) or file_classes or 50
+        classifier = spec.builder(num_classes=built_classes, trained=weights is not None, **options)
+        classifier.class_names = list(class_names) if class_names else default_class_names(built_classes)
+        if state is not None:
+            if file_classes is not None and file_classes != built_classes:
+                log.info("%s: replacing the %d-class head with a %d-class one", weights, file_classes, built_classes)
+                state = {k: v for k, v in state.items() if not _is_head_key(k, spec.head_keys)}
+                _load_body(classifier.net, state, weights, spec.head_keys)
+            else:
+                load_state_dict_strict(classifier.net, state, weights)
+    if len(classifier.class_names) != classifier.num_classes:
+        raise ConfigError(None, f"{len(classifier.class_names)} class names for {classifier.num_classes} classes")
+    classifier = classifier.to(device)
+    return classifier.freeze() if frozen else classifier.train(False)
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """ESC-50's names for 50 classes, else `class_0`, `class_1`, ..."""
+    if num_classes == len(esc50.CLASS_NAMES):
+        return list(esc50.CLASS_NAMES)
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def _head_size(state: dict[str, torch.Tensor] | None, head_keys: tuple[str, ...]) -> int | None:
+    if state is None:
+        return None
+    for key in head_keys:
+        if key.endswith(".bias") and key in state:
+            return int(state[key].shape[0])
+    return None
+
+
+def _is_head_key(key: str, head_keys: tuple[str, ...]) -> bool:
+    return any(key.startswith(head.rsplit(".", 1)[0] + ".") for head in head_keys)
+
+
+def _load_body(net: nn.Module, state: dict[str, torch.Tensor], path: Any, head_keys: tuple[str, ...]) -> None:
+    """Load everything but the head strictly; the new head keeps its fresh initialisation."""
+    body = {k: v for k, v in net.state_dict().items() if not _is_head_key(k, head_keys)}
+    missing = [k for k in body if k not in state]
+    unexpected = [k for k in state if k not in body]
+    wrong = [k for k in body if k in state and state[k].shape != body[k].shape]
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            path, f"body does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}"
+        )
+    net.load_state_dict(state, strict=False)
+
+
+def _entry_point(name: str) -> Callable[..., Any] | None:
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name == name:
+            return point.load()
+    return None
+
+
+def _build_user_classifier(
+    name: str, num_classes: int, class_names: list[str] | None, options: dict[str, Any]
+) -> WaveformClassifier:
+    """A user's classifier from `package.module:factory` or a `probe.classifiers` entry point.
+
+    The factory takes `num_classes` and returns either a `WaveformClassifier` or any module
+    mapping a waveform (B, L) to logits; such a module may define `sample_rate` (default
+    32000) and `class_names`.
+    """
+    factory = _entry_point(name)
+    if factory is None:
+        module_name, _, attr = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(None, f"cannot import classifier factory {name!r}: {exc}") from exc
+    model = factory(num_classes=num_classes, **options)
+    if isinstance(model, WaveformClassifier):
+        return model
+    if not isinstance(model, nn.Module):
+        raise ConfigError(None, f"classifier factory {name!r} returned {type(model).__name__}, not a torch module")
+    names = class_names or getattr(model, "class_names", None) or default_class_names(num_classes)
+    return WaveformClassifier(
+        name, nn.Identity(), model, sample_rate=getattr(model, "sample_rate", 32000), class_names=list(names), options=options
+    )
+
+
+# The built-in classifiers register themselves on import.
+from probe.models import efficientat, passt, small_cnn  # noqa: E402,F401

@@ -1,0 +1,93 @@
+"""The model registry: one dict per kind, filled by decorators beside each builder.
+
+An entry carries everything a user needs to know about a model (sample rate, front-end,
+published weights with URL and SHA-256, citation), so adding a model touches one file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+from probe.errors import ConfigError
+
+ModelKind = Literal["classifier", "autoencoder"]
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """A published checkpoint: where it lives and how to check it."""
+
+    name: str
+    url: str
+    filename: str
+    sha256: str | None = None
+    size_bytes: int | None = None
+    num_classes: int | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its builder and its metadata."""
+
+    name: str
+    kind: ModelKind
+    builder: Callable[..., object]
+    sample_rate: int
+    description: str
+    citation: str = ""
+    weights: tuple[WeightSource, ...] = field(default_factory=tuple)
+    head_keys: tuple[str, ...] = ()
+    """State-dict keys of the classification head (weight and bias), for re-heading."""
+
+
+_REGISTRY: dict[ModelKind, dict[str, ModelSpec]] = {"classifier": {}, "autoencoder": {}}
+
+
+def register(
+    kind: ModelKind,
+    name: str,
+    *,
+    sample_rate: int,
+    description: str,
+    citation: str = "",
+    weights: tuple[WeightSource, ...] = (),
+    head_keys: tuple[str, ...] = (),
+) -> Callable[[Callable[..., object]], Callable[..., object]]:
+    """Decorator: register `builder` under `name` for `kind`."""
+
+    def decorate(builder: Callable[..., object]) -> Callable[..., object]:
+        if name in _REGISTRY[kind]:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        _REGISTRY[kind][name] = ModelSpec(name, kind, builder, sample_rate, description, citation, tuple(weights), tuple(head_keys))
+        return builder
+
+    return decorate
+
+
+def get_spec(kind: ModelKind, name: str) -> ModelSpec:
+    """The spec of a registered model, or a `ConfigError` listing the known names."""
+    _ensure_builtin_models()
+    try:
+        return _REGISTRY[kind][name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY[kind])) or "none"
+        raise ConfigError(None, f"unknown {kind} {name!r}; known: {known}") from None
+
+
+def specs(kind: ModelKind | None = None) -> list[ModelSpec]:
+    """All registered specs, optionally of one kind, sorted by name."""
+    _ensure_builtin_models()
+    kinds = [kind] if kind else list(_REGISTRY)
+    return [spec for k in kinds for spec in sorted(_REGISTRY[k].values(), key=lambda s: s.name)]
+
+
+def all_weight_sources() -> dict[str, WeightSource]:
+    """Every published checkpoint of every registered model, by its asset name."""
+    return {source.name: source for spec in specs() for source in spec.weights}
+
+
+def _ensure_builtin_models() -> None:
+    # Importing the modules runs their @register decorators; done lazily so that
+    # `probe --help` does not pay for torch.
+    from probe.models import autoencoders, classifiers  # noqa: F401

@@ -1,0 +1,63 @@
+"""A small CNN on a log-mel front-end: the classifier of the tests and the CPU demo.
+
+It trains in seconds on a CPU, has BatchNorm (so the frozen contract is tested for real)
+and its front-end is the same MelFrontEnd as mn10's, at any sample rate.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from probe.models.classifiers import WaveformClassifier, default_class_names
+from probe.models.frontend import MelConfig, MelFrontEnd
+from probe.models.registry import register
+
+HEAD_KEYS = ("head.weight", "head.bias")
+
+
+class SmallCNN(nn.Module):
+    """Four conv-BN-ReLU blocks with pooling, global average pool, linear head."""
+
+    def __init__(self, num_classes: int, channels: int = 16) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = 1
+        for i in range(4):
+            out_channels = channels * 2 ** min(i, 2)
+            layers += [
+                nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(),
+                nn.MaxPool2d(2) if i < 3 else nn.Identity(),
+            ]
+            in_channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(in_channels, num_classes)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = self.features(mel).mean(dim=(2, 3))
+        return self.head(embedding), embedding
+
+
+@register(
+    "classifier", "small_cnn", sample_rate=32000, head_keys=HEAD_KEYS,
+    description="small 4-block CNN on log-mel (tests and the CPU demo); any sample rate via sample_rate=",
+)
+def build_small_cnn(
+    num_classes: int = 50, trained: bool = False, sample_rate: int = 32000, n_mels: int = 64, channels: int = 16
+) -> WaveformClassifier:
+    # Window and hop scale with the rate so that a frame is always 25 ms with a 10 ms hop.
+    config = MelConfig(
+        sample_rate=sample_rate,
+        n_fft=1 << (int(0.032 * sample_rate) - 1).bit_length(),
+        win_length=int(0.025 * sample_rate),
+        hop_length=int(0.010 * sample_rate),
+        n_mels=n_mels,
+        fmax_hz=sample_rate / 2,
+        fmax_aug_range=1,
+    )
+    return WaveformClassifier(
+        "small_cnn", MelFrontEnd(config), SmallCNN(num_classes, channels), sample_rate=sample_rate,
+        class_names=default_class_names(num_classes),
+        options={"sample_rate": sample_rate, "n_mels": n_mels, "channels": channels}, head_keys=HEAD_KEYS,
+    )
