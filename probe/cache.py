@@ -46,6 +46,12 @@ class DecodedSplit:
     def __len__(self) -> int:
         return len(self.clips)
 
+    def as_tensor(self) -> "torch.Tensor":
+        """The waveforms as a writable float32 tensor (a copy of the memory-mapped array)."""
+        import torch
+
+        return torch.from_numpy(np.array(self.waveforms, dtype=np.float32))
+
 
 def content_key(dataset: ClipDataset, sample_rate: int, num_samples: int) -> str:
     """A digest of every file's bytes, the clip ids, the rate and the length."""

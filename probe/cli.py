@@ -1,0 +1,249 @@
+"""The `probe` command line: a thin layer from flags to config dataclasses to library calls.
+
+Heavy modules (torch, librosa, ...) are imported inside each command, so `probe --help`
+answers at once. A `ProbeError` becomes one line on stderr and exit code 2; `--debug`
+shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """Register `run` as `probe NAME`; its arguments come from the function `<run>.arguments`."""
+
+    def decorate(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = Command(name, help, getattr(run, "arguments", lambda parser: None), run)
+        return run
+
+    return decorate
+
+
+def arguments(add: Callable[[argparse.ArgumentParser], None]):
+    """Attach an argument-adding function to a command's run function."""
+
+    def attach(run):
+        run.arguments = add
+        return run
+
+    return attach
+
+
+# --- probe models -----------------------------------------------------------------------
+
+
+def _models_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kind", choices=["classifier", "autoencoder"], help="only this kind")
+
+
+@command("models", "list the registered classifiers and autoencoders, with their published weights")
+@arguments(_models_args)
+def run_models(args: argparse.Namespace) -> int:
+    from probe.models import list_models
+
+    for spec in list_models(args.kind):
+        print(f"{spec.kind:<12} {spec.name:<20} {spec.sample_rate:>6} Hz  {spec.description}")
+        for source in spec.weights:
+            print(f"{'':<12} {'':<20} weights: {source.name:<20} {source.note}")
+    return 0
+
+
+# --- probe predict ----------------------------------------------------------------------
+
+
+def _predict_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", nargs="+", help="audio files or folders of audio files")
+    parser.add_argument("--classifier", required=True, help="a name from `probe models`, or package.module:factory")
+    parser.add_argument("--weights", help="checkpoint path or published checkpoint name (see `probe download weights --list`)")
+    parser.add_argument("--num-classes", type=int, help="class count (default: the checkpoint's head, else 50)")
+    parser.add_argument("--format", choices=["csv", "json"], default="csv")
+    parser.add_argument("--out", help="write here (atomically) instead of stdout")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--strict", action="store_true", help="fail on the first unreadable file inside a folder")
+
+
+@command("predict", "classify audio files: predicted class and logits per file")
+@arguments(_predict_args)
+def run_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from probe.inference import PredictConfig, predict_files
+
+    config = PredictConfig(args.classifier, tuple(args.audio), args.weights, args.num_classes, args.device, args.strict)
+    results, class_names = predict_files(config)
+    rows = []
+    for result in results:
+        row: dict[str, object] = {"file": result.path, "error": result.error or ""}
+        if result.logits:
+            best = max(range(len(result.logits)), key=result.logits.__getitem__)
+            row.update(predicted_index=best, predicted_class=class_names[best])
+            row.update({f"logit_{name}": value for name, value in zip(class_names, result.logits)})
+        rows.append(row)
+    text = json.dumps(rows, indent=2) + "\n" if args.format == "json" else _csv_text(rows)
+    _emit(text, args.out)
+    skipped = sum(1 for r in results if r.error)
+    if skipped:
+        print(f"probe: skipped {skipped} unreadable file(s); see the error column", file=sys.stderr)
+    return 0
+
+
+def _csv_text(rows: list[dict[str, object]]) -> str:
+    import csv
+    import io
+
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        from probe.fileio import write_text
+
+        write_text(out, text)
+    else:
+        sys.stdout.write(text)
+
+
+# --- probe reconstruct ------------------------------------------------------------------
+
+
+def _reconstruct_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", nargs="+", help="audio files or folders of audio files")
+    parser.add_argument("--autoencoder", required=True, help="archisound, random, tiny, or a probe AE checkpoint")
+    parser.add_argument("--weights", help="checkpoint path or published checkpoint name")
+    parser.add_argument("--out-dir", required=True, help="folder for the reconstructions (WAV at the AE's rate)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--strict", action="store_true", help="fail on the first unreadable file inside a folder")
+
+
+@command("reconstruct", "run an autoencoder over audio files and write the reconstructions")
+@arguments(_reconstruct_args)
+def run_reconstruct(args: argparse.Namespace) -> int:
+    from probe.inference import ReconstructConfig, reconstruct_files
+
+    config = ReconstructConfig(args.autoencoder, tuple(args.audio), args.out_dir, args.weights, args.device, args.strict)
+    results = reconstruct_files(config)
+    for result in results:
+        print(f"{result.path} -> {result.output}" if result.output else f"{result.path}: skipped ({result.error})")
+    return 0
+
+
+# --- probe download ---------------------------------------------------------------------
+
+
+def _download_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=["esc50", "weights"], help="the dataset, or published checkpoints")
+    parser.add_argument("names", nargs="*", help="checkpoint names (with `weights`); see --list")
+    parser.add_argument("--dir", help="target folder (default: $PROBE_HOME/data or $PROBE_HOME/weights)")
+    parser.add_argument("--list", action="store_true", help="list the downloadable checkpoints")
+    parser.add_argument("--mirror", help="fetch from this base URL instead of the official one (file names unchanged)")
+
+
+@command("download", "fetch ESC-50 (32 kHz) or published checkpoints, verified and resumable")
+@arguments(_download_args)
+def run_download(args: argparse.Namespace) -> int:
+    from probe import download as dl
+    from probe.errors import ConfigError
+
+    if args.what == "esc50":
+        root = dl.download_esc50(args.dir or dl.probe_home() / "data", mirror=args.mirror)
+        print(f"ESC-50 is ready: use --data esc50:{root}")
+        return 0
+    sources = dl.weight_sources()
+    if args.list or not args.names:
+        for name, source in sorted(sources.items()):
+            print(f"{name:<22} {source.filename:<48} {'sha256 recorded' if source.sha256 else 'no hash recorded'}  {source.note}")
+        return 0
+    unknown = [n for n in args.names if n not in sources]
+    if unknown:
+        raise ConfigError(None, f"unknown checkpoint {unknown[0]!r}; see `probe download weights --list`")
+    for name in args.names:
+        path = dl.download_source(sources[name], args.dir or dl.default_weights_dir(), mirror=args.mirror)
+        print(f"{name}: {path}")
+    return 0
+
+
+# --- probe demo -------------------------------------------------------------------------
+
+
+def _demo_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="demo-out", help="everything the demo writes goes under this folder")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+@command("demo", "offline smoke run of the chain on synthetic data (the full study demo is in progress)")
+@arguments(_demo_args)
+def run_demo(args: argparse.Namespace) -> int:
+    from probe.demo import DemoConfig, run_demo as demo
+
+    report = demo(DemoConfig(out=args.out, seed=args.seed))
+    print(f"probe demo: wrote {report}")
+    return 0
+
+
+# --- entry point ------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from probe import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="probe",
+        description="What do deep networks like to hear? Autoencoder probes for trained audio classifiers.",
+    )
+    parser.add_argument("--version", action="version", version=f"probe {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS.values():
+        cmd.add_arguments(sub.add_parser(cmd.name, help=cmd.help, description=cmd.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="probe: %(message)s")
+    from probe.errors import ProbeError
+
+    try:
+        return COMMANDS[args.command].run(args)
+    except ProbeError as exc:
+        if args.debug:
+            raise
+        print(f"probe: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("probe: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""`probe predict` and `probe reconstruct` as library functions over configs."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from probe.audio import is_audio_file, load_audio, write_wav
+from probe.errors import AudioError, ProbeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Which classifier to run on which files."""
+
+    classifier: str
+    audio: tuple[str, ...]
+    weights: str | None = None
+    num_classes: int | None = None
+    device: str = "cpu"
+    strict: bool = False
+    top_k: int = 1
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """Which autoencoder to run on which files, and where the reconstructions go."""
+
+    autoencoder: str
+    audio: tuple[str, ...]
+    out_dir: str
+    weights: str | None = None
+    device: str = "cpu"
+    strict: bool = False
+
+
+@dataclass
+class FileResult:
+    """One input file: its output, or the reason it was skipped."""
+
+    path: str
+    error: str | None = None
+    logits: list[float] = field(default_factory=list)
+    output: str | None = None
+
+
+def expand_inputs(inputs: tuple[str, ...], strict: bool) -> Iterator[tuple[Path, bool]]:
+    """Yield (path, named) for each input; folders expand to their audio files (named=False).
+
+    A named file that does not exist is an error; in a folder, non-audio names are ignored.
+    """
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir() and not is_audio_file(path):
+            members = sorted(p for p in path.rglob("*") if is_audio_file(p))
+            if not members:
+                raise AudioError(path, "folder holds no audio files")
+            for member in members:
+                yield member, strict
+        else:
+            yield path, True
+
+
+def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
+    """(results, class names): each file's logits; unreadable folder members are reported, not fatal."""
+    from probe.download import resolve_weights
+    from probe.models.classifiers import load_classifier
+
+    weights = resolve_weights(config.weights) if config.weights else None
+    classifier = load_classifier(config.classifier, weights, config.num_classes, device=config.device)
+    results = []
+    for path, must_succeed in expand_inputs(config.audio, config.strict):
+        try:
+            audio = load_audio(path, sample_rate=classifier.sample_rate, mono=True)
+        except ProbeError as exc:
+            if must_succeed:
+                raise
+            log.warning("skipping %s", exc)
+            results.append(FileResult(str(path), error=exc.reason))
+            continue
+        with torch.inference_mode():
+            logits = classifier(audio.waveform.to(config.device))[0]
+        results.append(FileResult(str(path), logits=logits.cpu().tolist()))
+    return results, classifier.class_names
+
+
+def reconstruct_files(config: ReconstructConfig) -> list[FileResult]:
+    """Write each file's reconstruction, at the autoencoder's rate and channel count, into `out_dir`."""
+    from probe.audio import fit_length, to_stereo
+    from probe.download import resolve_weights
+    from probe.models.autoencoders import load_autoencoder
+
+    weights = resolve_weights(config.weights) if config.weights else None
+    autoencoder = load_autoencoder(config.autoencoder, weights, device=config.device)
+    out_dir = Path(config.out_dir)
+    results = []
+    for path, must_succeed in expand_inputs(config.audio, config.strict):
+        try:
+            audio = load_audio(path, sample_rate=autoencoder.sample_rate, mono=autoencoder.channels == 1)
+        except ProbeError as exc:
+            if must_succeed:
+                raise
+            log.warning("skipping %s", exc)
+            results.append(FileResult(str(path), error=exc.reason))
+            continue
+        x = audio.waveform
+        if autoencoder.channels == 2:
+            x = to_stereo(x)
+        with torch.inference_mode():
+            y = autoencoder(x.unsqueeze(0).to(config.device))[0]
+        target = out_dir / (path.stem + ".wav")
+        write_wav(target, fit_length(y, x.shape[-1]), autoencoder.sample_rate)
+        results.append(FileResult(str(path), output=str(target)))
+    return results
