@@ -104,7 +104,7 @@ def decode_split(
         if split.skipped:
             # Decoded rows are packed at the front; drop the unused tail so array and clips align.
             full = np.load(tmp_name, mmap_mode="r")
-            kept = np.ascontiguousarray(full[: len(split.clips)])
+            kept = np.array(full[: len(split.clips)])  # a real copy: the file is rewritten below
             del full
             np.save(tmp_name, kept)
         os.replace(tmp_name, array_path)

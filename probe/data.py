@@ -98,7 +98,10 @@ def load_esc50(root: str | Path, audio_dir: str | None = None) -> ClipDataset:
         names.setdefault(target, row["category"])
         clips.append(Clip(row["filename"], audio_root / row["filename"], target, fold))
     if sorted(names) != list(range(len(names))):
-        raise DatasetError(csv_path, "targets must run from 0 without gaps")
+        # A subset of ESC-50 (ESC-10, a trimmed copy) keeps ESC-50's 50 targets and names.
+        if max(names) >= len(esc50.CLASS_NAMES) or min(names) < 0:
+            raise DatasetError(csv_path, "targets must run from 0 without gaps")
+        names = {t: names.get(t, esc50.CLASS_NAMES[t]) for t in range(len(esc50.CLASS_NAMES))}
     missing = [c.clip_id for c in clips if not c.path.is_file()]
     if missing:
         raise DatasetError(audio_root, f"{len(missing)} files listed in {ESC50_CSV} are missing, e.g. {missing[:3]}")

@@ -1,0 +1,124 @@
+"""Downloads against a local HTTP server on 127.0.0.1: hashes, resume, atomic rename, errors."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from probe.cli import main
+from probe.download import ESC50_ARCHIVE, download, download_esc50, safe_extract
+from probe.errors import DownloadError
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves files from `self.server.files` (name -> bytes), honouring `Range: bytes=N-`."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        files = self.server.files  # type: ignore[attr-defined]
+        self.server.requests.append((self.path, self.headers.get("Range")))  # type: ignore[attr-defined]
+        body = files.get(self.path.lstrip("/"))
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        if self.headers.get("Range"):
+            start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+            if start >= len(body):
+                self.send_error(416)
+                return
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self.wfile.write(body[start:])
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[http.server.ThreadingHTTPServer]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.files = {}  # type: ignore[attr-defined]
+    httpd.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _url(server: http.server.ThreadingHTTPServer, name: str = "") -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/{name}"
+
+
+def test_download_verifies_hash_and_renames(server, tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 1000
+    server.files["w.pt"] = payload
+    target = download(_url(server, "w.pt"), tmp_path / "w.pt", hashlib.sha256(payload).hexdigest(), progress=False)
+    assert target.read_bytes() == payload
+    assert not (tmp_path / "w.pt.part").exists()
+
+
+def test_hash_mismatch_leaves_nothing(server, tmp_path: Path) -> None:
+    server.files["w.pt"] = b"tampered"
+    with pytest.raises(DownloadError, match="SHA-256 mismatch"):
+        download(_url(server, "w.pt"), tmp_path / "w.pt", "0" * 64, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_sends_a_range_request(server, tmp_path: Path) -> None:
+    payload = b"0123456789" * 5000
+    server.files["big.bin"] = payload
+    (tmp_path / "big.bin.part").write_bytes(payload[:12345])
+    download(_url(server, "big.bin"), tmp_path / "big.bin", hashlib.sha256(payload).hexdigest(), progress=False)
+    assert (tmp_path / "big.bin").read_bytes() == payload
+    assert server.requests[-1] == ("/big.bin", "bytes=12345-")
+
+
+def test_offline_and_missing_files_are_clear(server, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(_url(server, "nope.pt"), tmp_path / "nope.pt", progress=False)
+    closed = http.server.HTTPServer(("127.0.0.1", 0), RangeHandler)
+    port = closed.server_address[1]
+    closed.server_close()
+    with pytest.raises(DownloadError, match="cannot connect"):
+        download(f"http://127.0.0.1:{port}/x.pt", tmp_path / "x.pt", progress=False)
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> bytes:
+    with zipfile.ZipFile(path, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    return path.read_bytes()
+
+
+def test_archive_path_traversal_is_refused(tmp_path: Path) -> None:
+    _zip(tmp_path / "evil.zip", {"esc50/meta/esc50.csv": b"x", "../../outside.txt": b"gotcha"})
+    with pytest.raises(DownloadError, match="unsafe archive member"):
+        safe_extract(tmp_path / "evil.zip", tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "outside.txt").exists()
+
+
+def test_esc50_download_and_unpack_through_a_mirror(server, tmp_path: Path) -> None:
+    csv = b"filename,fold,target,category\n1-1-A-0.wav,1,0,dog\n"
+    server.files[ESC50_ARCHIVE.filename] = _zip(tmp_path / "fixture.zip", {"esc50/meta/esc50.csv": csv, "esc50/audio_32k/1-1-A-0.wav": b"RIFF"})
+    root = download_esc50(tmp_path / "data", mirror=_url(server), progress=False)
+    assert (root / "meta" / "esc50.csv").read_bytes() == csv and (root / "audio_32k").is_dir()
+
+
+def test_cli_download_weights(server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server.files["mn10_as_mAP_471.pt"] = b"weights"
+    assert main(["download", "weights", "mn10_as", "--dir", str(tmp_path), "--mirror", _url(server)]) == 0
+    assert (tmp_path / "mn10_as_mAP_471.pt").read_bytes() == b"weights"
+    assert main(["download", "weights", "no_such_model", "--dir", str(tmp_path)]) == 2
+    assert "unknown checkpoint" in capsys.readouterr().err
+    assert main(["download", "weights", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "passt_esc50_fold1" in listing and "archisound_at_v1" in listing and "dymn10_as" in listing
