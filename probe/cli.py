@@ -69,15 +69,20 @@ def run_models(args: argparse.Namespace) -> int:
 # --- probe predict ----------------------------------------------------------------------
 
 
-def _predict_args(parser: argparse.ArgumentParser) -> None:
+def _file_command_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by the commands that run a model over audio files."""
     parser.add_argument("audio", nargs="+", help="audio files or folders of audio files")
-    parser.add_argument("--classifier", required=True, help="a name from `probe models`, or package.module:factory")
     parser.add_argument("--weights", help="checkpoint path or published checkpoint name (see `probe download weights --list`)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--strict", action="store_true", help="fail on the first unreadable file inside a folder")
+
+
+def _predict_args(parser: argparse.ArgumentParser) -> None:
+    _file_command_args(parser)
+    parser.add_argument("--classifier", required=True, help="a name from `probe models`, or package.module:factory")
     parser.add_argument("--num-classes", type=int, help="class count (default: the checkpoint's head, else 50)")
     parser.add_argument("--format", choices=["csv", "json"], default="csv")
     parser.add_argument("--out", help="write here (atomically) instead of stdout")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--strict", action="store_true", help="fail on the first unreadable file inside a folder")
 
 
 @command("predict", "classify audio files: predicted class and logits per file")
@@ -132,12 +137,9 @@ def _emit(text: str, out: str | None) -> None:
 
 
 def _reconstruct_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("audio", nargs="+", help="audio files or folders of audio files")
+    _file_command_args(parser)
     parser.add_argument("--autoencoder", required=True, help="archisound, random, tiny, or a probe AE checkpoint")
-    parser.add_argument("--weights", help="checkpoint path or published checkpoint name")
     parser.add_argument("--out-dir", required=True, help="folder for the reconstructions (WAV at the AE's rate)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--strict", action="store_true", help="fail on the first unreadable file inside a folder")
 
 
 @command("reconstruct", "run an autoencoder over audio files and write the reconstructions")

@@ -8,15 +8,13 @@ folder that is renamed into place.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from probe.errors import DownloadError
-from probe.fileio import sha256_file
+from probe.fileio import sha256_file, staged_directory
 from probe.models.registry import WeightSource, all_weight_sources
 
 ESC50_ARCHIVE = WeightSource(
@@ -123,16 +121,8 @@ def safe_extract(archive: str | Path, destination: str | Path) -> Path:
                 parts = PurePosixPath(member.filename.replace("\\", "/"))
                 if parts.is_absolute() or ".." in parts.parts or (member.external_attr >> 16) & 0o170000 == 0o120000:
                     raise DownloadError(archive, f"unsafe archive member {member.filename!r}; nothing was unpacked")
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-            try:
+            with staged_directory(destination) as staging:
                 bundle.extractall(staging)
-                if destination.exists():
-                    shutil.rmtree(destination)
-                staging.rename(destination)
-            finally:
-                if staging.exists():
-                    shutil.rmtree(staging)
     except zipfile.BadZipFile as exc:
         raise DownloadError(archive, f"not a valid zip archive ({exc})") from exc
     return destination

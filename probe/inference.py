@@ -8,7 +8,7 @@ from typing import Iterator
 
 import torch
 
-from probe.audio import is_audio_file, load_audio, write_wav
+from probe.audio import Audio, is_audio_file, load_audio, write_wav
 from probe.errors import AudioError, ProbeError
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,20 @@ def expand_inputs(inputs: tuple[str, ...], strict: bool) -> Iterator[tuple[Path,
             yield path, True
 
 
+def load_inputs(
+    inputs: tuple[str, ...], strict: bool, results: list[FileResult], **load_options: object
+) -> Iterator[tuple[Path, Audio]]:
+    """Yield (path, audio) for every readable input; unreadable folder members go into `results` as errors."""
+    for path, must_succeed in expand_inputs(inputs, strict):
+        try:
+            yield path, load_audio(path, **load_options)  # type: ignore[arg-type]
+        except ProbeError as exc:
+            if must_succeed:
+                raise
+            log.warning("skipping %s", exc)
+            results.append(FileResult(str(path), error=exc.reason))
+
+
 def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
     """(results, class names): each file's logits; unreadable folder members are reported, not fatal."""
     from probe.download import resolve_weights
@@ -73,16 +87,8 @@ def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
 
     weights = resolve_weights(config.weights) if config.weights else None
     classifier = load_classifier(config.classifier, weights, config.num_classes, device=config.device)
-    results = []
-    for path, must_succeed in expand_inputs(config.audio, config.strict):
-        try:
-            audio = load_audio(path, sample_rate=classifier.sample_rate, mono=True)
-        except ProbeError as exc:
-            if must_succeed:
-                raise
-            log.warning("skipping %s", exc)
-            results.append(FileResult(str(path), error=exc.reason))
-            continue
+    results: list[FileResult] = []
+    for path, audio in load_inputs(config.audio, config.strict, results, sample_rate=classifier.sample_rate, mono=True):
         with torch.inference_mode():
             logits = classifier(audio.waveform.to(config.device))[0]
         results.append(FileResult(str(path), logits=logits.cpu().tolist()))
@@ -98,16 +104,9 @@ def reconstruct_files(config: ReconstructConfig) -> list[FileResult]:
     weights = resolve_weights(config.weights) if config.weights else None
     autoencoder = load_autoencoder(config.autoencoder, weights, device=config.device)
     out_dir = Path(config.out_dir)
-    results = []
-    for path, must_succeed in expand_inputs(config.audio, config.strict):
-        try:
-            audio = load_audio(path, sample_rate=autoencoder.sample_rate, mono=autoencoder.channels == 1)
-        except ProbeError as exc:
-            if must_succeed:
-                raise
-            log.warning("skipping %s", exc)
-            results.append(FileResult(str(path), error=exc.reason))
-            continue
+    results: list[FileResult] = []
+    mono = autoencoder.channels == 1
+    for path, audio in load_inputs(config.audio, config.strict, results, sample_rate=autoencoder.sample_rate, mono=mono):
         x = audio.waveform
         if autoencoder.channels == 2:
             x = to_stereo(x)

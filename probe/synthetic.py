@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from probe.audio import write_wav
 from probe.data import DATASET_JSON
+from probe.fileio import staged_directory
 
 SOUND_TYPES = ("tone", "noise", "clicks", "chirp", "modulated")
 CATEGORY_NAMES = ("harmonic tones", "noise bursts", "clicks", "chirps", "modulated tones")
@@ -115,9 +114,7 @@ def write_synthetic_dataset(root: str | Path, config: SyntheticConfig = Syntheti
     stamp = root / DATASET_JSON
     if stamp.is_file() and json.loads(stamp.read_text()).get("digest") == config.digest():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    with staged_directory(root) as staging:
         (staging / "audio").mkdir()
         (staging / "meta").mkdir()
         rng = np.random.default_rng(config.seed)
@@ -141,10 +138,4 @@ def write_synthetic_dataset(root: str | Path, config: SyntheticConfig = Syntheti
         descriptor = {"digest": config.digest(), "sample_rate": config.sample_rate, "clip_seconds": config.clip_seconds,
                       "synthetic": asdict(config)}
         (staging / DATASET_JSON).write_text(json.dumps(descriptor, indent=2))
-        if root.exists():
-            shutil.rmtree(root)
-        staging.rename(root)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return root
