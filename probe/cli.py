@@ -189,6 +189,46 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- probe finetune ---------------------------------------------------------------------
+
+
+def _finetune_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classifier", default="mn10", help="a name from `probe models`, or package.module:factory")
+    parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name)")
+    parser.add_argument("--autoencoder", default="archisound", help="archisound, random, tiny, or a probe AE checkpoint")
+    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
+    parser.add_argument("--data", default="synthetic", help="esc50:DIR, folder:DIR or synthetic[:DIR]")
+    parser.add_argument("--fold", type=int, default=1, help="validation fold (the others train)")
+    parser.add_argument("--out", required=True, help="the run directory")
+    parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=3e-5, dest="learning_rate")
+    parser.add_argument("--weight-decay", type=float, default=1e-5)
+    parser.add_argument("--batch-size", type=int, default=4, help="effective batch size")
+    parser.add_argument("--micro-batch-size", type=int, help="accumulate micro-batches of this size up to --batch-size")
+    parser.add_argument("--scheduler", default="cosine", help="cosine, onecycle, step, plateau or none")
+    parser.add_argument("--finetune-encoder", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--finetune-decoder", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--clip-seconds", type=float, help="pad or crop every clip to this length")
+    parser.add_argument("--stop-after-epochs", type=int, help="stop (resumably) after this many epochs")
+
+
+@command("finetune", "finetune an autoencoder in front of a frozen classifier (the study's method)")
+@arguments(_finetune_args)
+def run_finetune(args: argparse.Namespace) -> int:
+    from probe.train.finetune import FinetuneConfig, finetune
+
+    fields = {name: getattr(args, name) for name in (
+        "classifier", "classifier_weights", "autoencoder", "ae_weights", "data", "fold", "out", "epochs", "learning_rate",
+        "weight_decay", "batch_size", "micro_batch_size", "scheduler", "finetune_encoder", "finetune_decoder", "seed",
+        "device", "clip_seconds", "stop_after_epochs")}
+    run = finetune(FinetuneConfig(**fields), resume=args.resume)
+    print(f"probe finetune: {'complete' if run.is_complete() else 'stopped, resumable'}: {run.path}")
+    return 0
+
+
 # --- probe demo -------------------------------------------------------------------------
 
 

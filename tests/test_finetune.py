@@ -1,0 +1,115 @@
+"""Finetuning: the frozen classifier stays untouched, the loss falls, and resume is exact."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from probe.cli import main
+from probe.errors import ConfigError
+from probe.models import load_classifier, save_classifier
+from probe.rundir import RunDir
+from probe.train.finetune import FinetuneConfig, finetune
+
+
+@pytest.fixture(scope="module")
+def trained_classifier(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+    """A small CNN fitted on the synthetic training folds, saved in probe's format."""
+    from probe.cache import decode_split
+    from probe.data import load_esc50
+
+    dataset = load_esc50(synthetic_root)
+    train, _ = dataset.split()
+    split = decode_split(train, 16000, progress=False)
+    classifier = load_classifier("small_cnn", num_classes=dataset.num_classes, class_names=list(dataset.class_names),
+                                 sample_rate=16000, frozen=False, channels=8)
+    classifier.frontend.eval()
+    optimizer = torch.optim.Adam(classifier.net.parameters(), lr=3e-3)
+    x, y = split.as_tensor(), torch.from_numpy(split.targets)
+    torch.manual_seed(0)
+    for _ in range(25):
+        classifier.net.train()
+        loss = torch.nn.functional.cross_entropy(classifier(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return save_classifier(classifier.eval(), tmp_path_factory.mktemp("clf") / "small_cnn.pt")
+
+
+def _config(tmp_path: Path, synthetic_root: Path, classifier: Path, **overrides) -> FinetuneConfig:
+    base = FinetuneConfig(
+        classifier="small_cnn", classifier_weights=str(classifier), autoencoder="tiny",
+        ae_options={"sample_rate": 16000, "channels": 1, "seed": 0}, data=f"esc50:{synthetic_root}",
+        out=str(tmp_path / "run"), epochs=4, learning_rate=3e-3, batch_size=4, progress=False,
+    )
+    return replace(base, **overrides)
+
+
+def test_finetune_trains_the_ae_and_not_the_classifier(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
+    before = {k: v.clone() for k, v in load_classifier("small_cnn", weights=trained_classifier).state_dict().items()}
+    run = finetune(_config(tmp_path, synthetic_root, trained_classifier))
+    assert run.is_complete()
+    epochs = [r for r in run.read_metrics() if r["kind"] == "epoch"]
+    assert len(epochs) == 4 and epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert epochs[-1]["val_loss"] < epochs[0]["val_loss"]
+    assert all(r["val_accuracy_bare_classifier"] == epochs[0]["val_accuracy_bare_classifier"] for r in epochs)
+    after = load_classifier("small_cnn", weights=trained_classifier).state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    outputs = run.outputs
+    originals = np.load(outputs / "originals.npy")
+    assert np.load(outputs / "reconstructions_before.npy").shape == originals.shape
+    assert np.load(outputs / "reconstructions_after.npy").shape == originals.shape
+    assert len(json.loads((outputs / "clip_ids.json").read_text())) == originals.shape[0]
+    config = json.loads(run.config.read_text())
+    assert config["config"]["learning_rate"] == 3e-3 and config["provenance"]["versions"]["torch"]
+    assert config["provenance"]["inputs"]["classifier_weights"]["sha256"]
+    from probe.models import load_autoencoder
+
+    assert load_autoencoder(str(run.best)).name == "tiny"
+
+
+def test_resume_reproduces_the_uninterrupted_curve(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
+    full = finetune(_config(tmp_path / "a", synthetic_root, trained_classifier, epochs=3))
+    partial_config = _config(tmp_path / "b", synthetic_root, trained_classifier, epochs=3, stop_after_epochs=1)
+    finetune(partial_config)
+    with pytest.raises(ConfigError, match="--resume"):
+        finetune(partial_config)
+    resumed = finetune(replace(partial_config, stop_after_epochs=None), resume=True)
+    losses = lambda run: [r["loss"] for r in run.read_metrics() if r["kind"] == "step"]  # noqa: E731
+    assert len(losses(full)) == len(losses(resumed)) > 0
+    np.testing.assert_allclose(losses(resumed), losses(full), rtol=1e-5)
+
+
+def test_frozen_encoder_is_not_updated(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
+    from probe.models import load_autoencoder
+
+    config = _config(tmp_path, synthetic_root, trained_classifier, epochs=1, finetune_encoder=False)
+    run = finetune(config)
+    start = load_autoencoder("tiny", sample_rate=16000, channels=1, seed=0).state_dict()
+    tuned = load_autoencoder(str(run.best)).state_dict()
+    encoder = [k for k in start if k.startswith("autoencoder.encoder.")]
+    decoder = [k for k in start if k.startswith("autoencoder.decoder.")]
+    assert all(torch.equal(start[k], tuned[k]) for k in encoder)
+    assert any(not torch.equal(start[k], tuned[k]) for k in decoder)
+
+
+def test_bad_configs_are_refused(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown scheduler"):
+        finetune(_config(tmp_path, synthetic_root, trained_classifier, scheduler="warp"))
+    with pytest.raises(ConfigError, match="nothing to train"):
+        finetune(_config(tmp_path, synthetic_root, trained_classifier, finetune_encoder=False, finetune_decoder=False))
+    with pytest.raises(ConfigError, match="multiple"):
+        finetune(_config(tmp_path, synthetic_root, trained_classifier, batch_size=4, micro_batch_size=3))
+
+
+def test_cli_finetune_with_accumulation(tmp_path: Path, synthetic_root: Path, trained_classifier: Path, capsys) -> None:
+    code = main(["finetune", "--classifier", "small_cnn", "--classifier-weights", str(trained_classifier),
+                 "--autoencoder", "tiny", "--data", f"esc50:{synthetic_root}", "--out", str(tmp_path / "cli-run"),
+                 "--epochs", "1", "--batch-size", "4", "--micro-batch-size", "2", "--scheduler", "onecycle",
+                 "--device", "cpu"])
+    assert code == 0 and "complete" in capsys.readouterr().out
+    assert RunDir(tmp_path / "cli-run").is_complete()

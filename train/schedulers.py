@@ -1,0 +1,45 @@
+"""Learning-rate schedules by name: a registry, stepped once per optimizer step."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+SchedulerFactory = Callable[[torch.optim.Optimizer, int, float], torch.optim.lr_scheduler.LRScheduler | None]
+SCHEDULERS: dict[str, SchedulerFactory] = {}
+
+
+def register_scheduler(name: str) -> Callable[[SchedulerFactory], SchedulerFactory]:
+    def decorate(factory: SchedulerFactory) -> SchedulerFactory:
+        SCHEDULERS[name] = factory
+        return factory
+
+    return decorate
+
+
+@register_scheduler("cosine")
+def cosine(optimizer, total_steps, lr):
+    """The study's schedule: cosine decay to zero over the whole run."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+
+
+@register_scheduler("onecycle")
+def onecycle(optimizer, total_steps, lr):
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(2, total_steps))
+
+
+@register_scheduler("step")
+def step(optimizer, total_steps, lr):
+    """Divide the rate by 10 at a third and at two thirds of the run."""
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[total_steps // 3, 2 * total_steps // 3], gamma=0.1)
+
+
+@register_scheduler("plateau")
+def plateau(optimizer, total_steps, lr):
+    """Halve the rate when the validation loss stops falling (stepped per epoch with that loss)."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+
+
+@register_scheduler("none")
+def constant(optimizer, total_steps, lr):
+    return None
