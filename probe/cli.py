@@ -199,6 +199,7 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
     parser.add_argument("--data", default="synthetic", help="esc50:DIR, folder:DIR or synthetic[:DIR]")
     parser.add_argument("--fold", type=int, default=1, help="validation fold (the others train)")
+    parser.add_argument("--folds", help="cross-validation: comma-separated validation folds, one run each in OUT/fold-K")
     parser.add_argument("--out", required=True, help="the run directory")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--epochs", type=int, default=100)
@@ -218,14 +219,24 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
 @command("finetune", "finetune an autoencoder in front of a frozen classifier (the study's method)")
 @arguments(_finetune_args)
 def run_finetune(args: argparse.Namespace) -> int:
-    from probe.train.finetune import FinetuneConfig, finetune
+    from probe.errors import ConfigError
+    from probe.train.finetune import FinetuneConfig, finetune, finetune_folds
 
     fields = {name: getattr(args, name) for name in (
         "classifier", "classifier_weights", "autoencoder", "ae_weights", "data", "fold", "out", "epochs", "learning_rate",
         "weight_decay", "batch_size", "micro_batch_size", "scheduler", "finetune_encoder", "finetune_decoder", "seed",
         "device", "clip_seconds", "stop_after_epochs")}
-    run = finetune(FinetuneConfig(**fields), resume=args.resume)
-    print(f"probe finetune: {'complete' if run.is_complete() else 'stopped, resumable'}: {run.path}")
+    config = FinetuneConfig(**fields)
+    if args.folds:
+        try:
+            folds = [int(f) for f in args.folds.split(",")]
+        except ValueError:
+            raise ConfigError(None, f"--folds takes comma-separated integers, got {args.folds!r}") from None
+        runs = finetune_folds(config, folds, resume=args.resume)
+    else:
+        runs = [finetune(config, resume=args.resume)]
+    for run in runs:
+        print(f"probe finetune: {'complete' if run.is_complete() else 'stopped, resumable'}: {run.path}")
     return 0
 
 

@@ -113,3 +113,14 @@ def test_cli_finetune_with_accumulation(tmp_path: Path, synthetic_root: Path, tr
                  "--device", "cpu"])
     assert code == 0 and "complete" in capsys.readouterr().out
     assert RunDir(tmp_path / "cli-run").is_complete()
+
+
+def test_cross_validation_writes_one_run_per_fold(tmp_path: Path, synthetic_root: Path, trained_classifier: Path, capsys) -> None:
+    args = ["finetune", "--classifier", "small_cnn", "--classifier-weights", str(trained_classifier), "--autoencoder", "tiny",
+            "--data", f"esc50:{synthetic_root}", "--out", str(tmp_path / "cv"), "--epochs", "1", "--folds", "2,3"]
+    assert main(args) == 0
+    assert RunDir(tmp_path / "cv" / "fold-2").is_complete() and RunDir(tmp_path / "cv" / "fold-3").is_complete()
+    metrics = (tmp_path / "cv" / "fold-2" / "metrics.jsonl").read_text()
+    assert main(args) == 0  # complete folds are skipped, not rerun
+    assert (tmp_path / "cv" / "fold-2" / "metrics.jsonl").read_text() == metrics
+    assert main(args[:-1] + ["2,x"]) == 2

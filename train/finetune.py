@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,11 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     run.mark_done({"epochs": config.epochs, "steps": step, "best_val_accuracy": best_accuracy,
                    "bare_classifier_accuracy": bare_accuracy, "skipped_files": train.skipped + val.skipped})
     return run
+
+
+def finetune_folds(config: FinetuneConfig, folds: list[int], resume: bool = False) -> list[RunDir]:
+    """Cross-validation: one run per validation fold, in `<out>/fold-K`; complete folds are skipped."""
+    return [finetune(replace(config, fold=fold, out=str(Path(config.out) / f"fold-{fold}")), resume=resume) for fold in folds]
 
 
 def _jsonable(config: FinetuneConfig) -> dict[str, Any]:
