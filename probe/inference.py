@@ -50,9 +50,10 @@ class FileResult:
 
 
 def expand_inputs(inputs: tuple[str, ...], strict: bool) -> Iterator[tuple[Path, bool]]:
-    """Yield (path, named) for each input; folders expand to their audio files (named=False).
+    """Yield (path, must_succeed) for each input; folders expand to their audio files.
 
-    A named file that does not exist is an error; in a folder, non-audio names are ignored.
+    A file named on the command line must be readable (must_succeed=True); a folder's members
+    must be readable only with `strict`. In a folder, non-audio names are ignored.
     """
     for item in inputs:
         path = Path(item)

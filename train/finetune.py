@@ -93,7 +93,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
         config.classifier, classifier_weights, dataset.num_classes, class_names=list(dataset.class_names),
         device=device, **config.classifier_options,
     )
-    cache = Path(config.out) / "cache"
+    cache = run.path / "cache"
     seconds = config.clip_seconds
     train = decode_split(train_set, classifier.sample_rate, clip_seconds=seconds, cache_dir=cache, progress=config.progress)
     val = decode_split(val_set, classifier.sample_rate, clip_seconds=seconds, cache_dir=cache, progress=config.progress)
@@ -134,7 +134,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
         _save_outputs(run, "before", pipeline, val_x, val.clip_ids, micro, autocast)
         _save_array(run.outputs / "originals.npy", val_x.cpu().numpy())
         _save_array(run.outputs / "targets.npy", val.targets)
-    bare_accuracy = _accuracy(classifier, val_x, val_y, micro, autocast)
+    bare_accuracy = _accuracy(_logits(classifier, val_x, micro, autocast), val_y)
 
     # --- the epoch loop ---------------------------------------------------------------------
     from tqdm import tqdm
@@ -203,21 +203,20 @@ def _jsonable(config: FinetuneConfig) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def _evaluate(pipeline: ProbePipeline, x: torch.Tensor, y: torch.Tensor, micro: int, autocast: dict) -> tuple[float, float]:
-    pipeline.eval()
-    logits = torch.cat([_forward(pipeline, chunk, autocast) for chunk in x.split(micro)])
-    return float(torch.nn.functional.cross_entropy(logits, y)), float((logits.argmax(-1) == y).float().mean())
-
-
-@torch.no_grad()
-def _accuracy(classifier: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, micro: int, autocast: dict) -> float:
-    logits = torch.cat([_forward(classifier, chunk, autocast) for chunk in x.split(micro)])
-    return float((logits.argmax(-1) == y).float().mean())
-
-
-def _forward(model: torch.nn.Module, x: torch.Tensor, autocast: dict) -> torch.Tensor:
+def _logits(model: torch.nn.Module, x: torch.Tensor, micro: int, autocast: dict) -> torch.Tensor:
+    """Eval-mode logits of `model` over `x`, in micro-batches, as fp32."""
+    model.eval()
     with torch.autocast(**autocast):
-        return model(x).float()
+        return torch.cat([model(chunk).float() for chunk in x.split(micro)])
+
+
+def _evaluate(pipeline: ProbePipeline, x: torch.Tensor, y: torch.Tensor, micro: int, autocast: dict) -> tuple[float, float]:
+    logits = _logits(pipeline, x, micro, autocast)
+    return float(torch.nn.functional.cross_entropy(logits, y)), _accuracy(logits, y)
+
+
+def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return float((logits.argmax(-1) == y).float().mean())
 
 
 @torch.no_grad()
@@ -230,9 +229,9 @@ def _save_outputs(run: RunDir, label: str, pipeline: ProbePipeline, x: torch.Ten
     reconstructions, logits = [], []
     for chunk in x.split(micro):
         with torch.autocast(**autocast):
-            reconstruction = pipeline.reconstruct(chunk).float()
-            logits.append(pipeline.classifier(reconstruction).float().cpu())
-        reconstructions.append(reconstruction.cpu())
+            chunk_logits, reconstruction = pipeline.forward_with_reconstruction(chunk)
+        logits.append(chunk_logits.float().cpu())
+        reconstructions.append(reconstruction.float().cpu())
     run.outputs.mkdir(parents=True, exist_ok=True)
     _save_array(run.outputs / f"reconstructions_{label}.npy", torch.cat(reconstructions).numpy())
     _save_array(run.outputs / f"logits_{label}.npy", torch.cat(logits).numpy())

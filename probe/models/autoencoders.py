@@ -184,7 +184,7 @@ def load_autoencoder(
     if weights is not None:
         checkpoint = read_checkpoint(weights)
         if isinstance(checkpoint, dict) and checkpoint.get("format") == CHECKPOINT_FORMAT:
-            if Path(name).exists() or name == checkpoint["autoencoder"]:
+            if Path(name).exists():
                 name = checkpoint["autoencoder"]
             options = {**checkpoint.get("options", {}), **options}
     spec = get_spec("autoencoder", name)
