@@ -189,55 +189,103 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- probe finetune ---------------------------------------------------------------------
+# --- probe finetune / probe pretrain-ae ---------------------------------------------------
 
 
-def _finetune_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--classifier", default="mn10", help="a name from `probe models`, or package.module:factory")
-    parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name)")
-    parser.add_argument("--autoencoder", default="archisound", help="archisound, random, tiny, or a probe AE checkpoint")
+def _training_args(parser: argparse.ArgumentParser, epochs: int, batch_size: int, micro_batch_size: int | None) -> None:
+    """The arguments every autoencoder training command shares (TrainingConfig's fields)."""
     parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
     parser.add_argument("--data", default="synthetic", help="esc50:DIR, folder:DIR or synthetic[:DIR]")
     parser.add_argument("--fold", type=int, default=1, help="validation fold (the others train)")
     parser.add_argument("--folds", help="cross-validation: comma-separated validation folds, one run each in OUT/fold-K")
     parser.add_argument("--out", required=True, help="the run directory")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--lr", type=float, default=3e-5, dest="learning_rate")
     parser.add_argument("--weight-decay", type=float, default=1e-5)
-    parser.add_argument("--batch-size", type=int, default=4, help="effective batch size")
-    parser.add_argument("--micro-batch-size", type=int, help="accumulate micro-batches of this size up to --batch-size")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="effective batch size")
+    parser.add_argument("--micro-batch-size", type=int, default=micro_batch_size,
+                        help="accumulate micro-batches of this size up to --batch-size")
     parser.add_argument("--scheduler", default="cosine", help="cosine, onecycle, step, plateau or none")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (under torchrun: each rank's GPU)")
+    parser.add_argument("--clip-seconds", type=float, help="pad or crop every clip to this length")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training forward (CUDA only)")
+    parser.add_argument("--stop-after-epochs", type=int, help="stop (resumably) after this many epochs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+
+
+TRAINING_FIELDS = ("autoencoder", "ae_weights", "data", "fold", "out", "epochs", "learning_rate", "weight_decay", "batch_size",
+                   "micro_batch_size", "scheduler", "seed", "device", "clip_seconds", "compile", "stop_after_epochs")
+
+
+def _parse_folds(text: str | None) -> list[int] | None:
+    from probe.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        return [int(f) for f in text.split(",")]
+    except ValueError:
+        raise ConfigError(None, f"--folds takes comma-separated integers, got {text!r}") from None
+
+
+def _report_runs(command_name: str, runs: list) -> int:
+    for run in runs:
+        print(f"probe {command_name}: {'complete' if run.is_complete() else 'stopped, resumable'}: {run.path}")
+    return 0
+
+
+def _finetune_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classifier", default="mn10", help="a name from `probe models`, or package.module:factory")
+    parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name)")
+    parser.add_argument("--autoencoder", default="archisound", help="archisound, random, tiny, or a probe AE checkpoint")
     parser.add_argument("--finetune-encoder", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--finetune-decoder", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--clip-seconds", type=float, help="pad or crop every clip to this length")
-    parser.add_argument("--stop-after-epochs", type=int, help="stop (resumably) after this many epochs")
+    parser.add_argument("--grid", nargs="+", metavar="AXIS=NAME[@WEIGHTS],...",
+                        help="run a grid into OUT/CLASSIFIER--AE, e.g. classifiers=mn10@mn10.pt,passt@passt_esc50_fold1 "
+                             "autoencoder=archisound@pretrained.pt,random; complete runs are skipped")
+    _training_args(parser, epochs=100, batch_size=4, micro_batch_size=None)
 
 
 @command("finetune", "finetune an autoencoder in front of a frozen classifier (the study's method)")
 @arguments(_finetune_args)
 def run_finetune(args: argparse.Namespace) -> int:
-    from probe.errors import ConfigError
-    from probe.train.finetune import FinetuneConfig, finetune, finetune_folds
+    from probe.train.finetune import FinetuneConfig, finetune, finetune_folds, finetune_grid, parse_grid
 
-    fields = {name: getattr(args, name) for name in (
-        "classifier", "classifier_weights", "autoencoder", "ae_weights", "data", "fold", "out", "epochs", "learning_rate",
-        "weight_decay", "batch_size", "micro_batch_size", "scheduler", "finetune_encoder", "finetune_decoder", "seed",
-        "device", "clip_seconds", "stop_after_epochs")}
-    config = FinetuneConfig(**fields)
-    if args.folds:
-        try:
-            folds = [int(f) for f in args.folds.split(",")]
-        except ValueError:
-            raise ConfigError(None, f"--folds takes comma-separated integers, got {args.folds!r}") from None
+    fields = {name: getattr(args, name) for name in TRAINING_FIELDS + (
+        "classifier", "classifier_weights", "finetune_encoder", "finetune_decoder")}
+    config = FinetuneConfig(**fields, progress=not args.quiet)
+    folds = _parse_folds(args.folds)
+    if args.grid:
+        runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume)
+    elif folds:
         runs = finetune_folds(config, folds, resume=args.resume)
     else:
         runs = [finetune(config, resume=args.resume)]
+    return _report_runs("finetune", runs)
+
+
+def _pretrain_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--autoencoder", default="random", help="where to start: random (Xavier), archisound, tiny, or a checkpoint")
+    parser.add_argument("--stft-weight", type=float, default=0.0, help="add this times a multi-resolution STFT loss to the MSE")
+    _training_args(parser, epochs=70, batch_size=64, micro_batch_size=4)
+
+
+@command("pretrain-ae", "reconstruction-pretrain an autoencoder on a dataset (MSE, optional multi-resolution STFT)")
+@arguments(_pretrain_args)
+def run_pretrain(args: argparse.Namespace) -> int:
+    from probe.train.loop import run_folds
+    from probe.train.pretrain import PretrainConfig, pretrain_autoencoder
+
+    config = PretrainConfig(**{name: getattr(args, name) for name in TRAINING_FIELDS}, stft_weight=args.stft_weight,
+                            progress=not args.quiet)
+    folds = _parse_folds(args.folds)
+    runs = run_folds(pretrain_autoencoder, config, folds, args.resume) if folds else [pretrain_autoencoder(config, args.resume)]
     for run in runs:
-        print(f"probe finetune: {'complete' if run.is_complete() else 'stopped, resumable'}: {run.path}")
-    return 0
+        if run.is_complete():
+            print(f"probe pretrain-ae: the pretrained AE is {run.best}; start finetuning from it with --autoencoder {run.best}")
+    return _report_runs("pretrain-ae", runs)
 
 
 # --- probe demo -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from probe.models import load_classifier, save_classifier
 from probe.synthetic import SyntheticConfig, write_synthetic_dataset
 
 SMALL_SYNTHETIC = SyntheticConfig(classes_per_category=1, clips_per_class=5, clip_seconds=0.5)
@@ -31,3 +32,27 @@ def sine_wav(tmp_path: Path) -> Path:
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 5-class synthetic dataset in ESC-50 layout (25 half-second clips at 16 kHz)."""
     return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "data", SMALL_SYNTHETIC)
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+    """A small CNN fitted on the synthetic training folds, saved in probe's format."""
+    from probe.cache import decode_split
+    from probe.data import load_esc50
+
+    dataset = load_esc50(synthetic_root)
+    train, _ = dataset.split()
+    split = decode_split(train, 16000, progress=False)
+    classifier = load_classifier("small_cnn", num_classes=dataset.num_classes, class_names=list(dataset.class_names),
+                                 sample_rate=16000, frozen=False, channels=8)
+    classifier.frontend.eval()
+    optimizer = torch.optim.Adam(classifier.net.parameters(), lr=3e-3)
+    x, y = split.as_tensor(), torch.from_numpy(split.targets)
+    torch.manual_seed(0)
+    for _ in range(25):
+        classifier.net.train()
+        loss = torch.nn.functional.cross_entropy(classifier(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return save_classifier(classifier.eval(), tmp_path_factory.mktemp("clf") / "small_cnn.pt")

@@ -11,33 +11,9 @@ import torch
 
 from probe.cli import main
 from probe.errors import ConfigError
-from probe.models import load_classifier, save_classifier
+from probe.models import load_classifier
 from probe.rundir import RunDir
 from probe.train.finetune import FinetuneConfig, finetune
-
-
-@pytest.fixture(scope="module")
-def trained_classifier(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
-    """A small CNN fitted on the synthetic training folds, saved in probe's format."""
-    from probe.cache import decode_split
-    from probe.data import load_esc50
-
-    dataset = load_esc50(synthetic_root)
-    train, _ = dataset.split()
-    split = decode_split(train, 16000, progress=False)
-    classifier = load_classifier("small_cnn", num_classes=dataset.num_classes, class_names=list(dataset.class_names),
-                                 sample_rate=16000, frozen=False, channels=8)
-    classifier.frontend.eval()
-    optimizer = torch.optim.Adam(classifier.net.parameters(), lr=3e-3)
-    x, y = split.as_tensor(), torch.from_numpy(split.targets)
-    torch.manual_seed(0)
-    for _ in range(25):
-        classifier.net.train()
-        loss = torch.nn.functional.cross_entropy(classifier(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return save_classifier(classifier.eval(), tmp_path_factory.mktemp("clf") / "small_cnn.pt")
 
 
 def _config(tmp_path: Path, synthetic_root: Path, classifier: Path, **overrides) -> FinetuneConfig:
@@ -124,3 +100,40 @@ def test_cross_validation_writes_one_run_per_fold(tmp_path: Path, synthetic_root
     assert main(args) == 0  # complete folds are skipped, not rerun
     assert (tmp_path / "cv" / "fold-2" / "metrics.jsonl").read_text() == metrics
     assert main(args[:-1] + ["2,x"]) == 2
+
+
+def test_grid_runs_each_cell_once(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
+    from probe.train.finetune import finetune_grid, parse_grid
+
+    grid = parse_grid([f"classifiers=small_cnn@{trained_classifier}", "autoencoder=tiny,random"])
+    assert [e.name for e in grid["autoencoder"]] == ["tiny", "random"]
+    config = _config(tmp_path, synthetic_root, trained_classifier, epochs=1, out=str(tmp_path / "grid"))
+    runs = finetune_grid(config, {"classifiers": grid["classifiers"], "autoencoder": grid["autoencoder"][:1]})
+    assert [r.path.name for r in runs] == ["small_cnn@small_cnn--tiny"] and runs[0].is_complete()
+    written = runs[0].metrics.read_text()
+    finetune_grid(config, {"classifiers": grid["classifiers"], "autoencoder": grid["autoencoder"][:1]})
+    assert runs[0].metrics.read_text() == written
+    with pytest.raises(ConfigError, match="grid items"):
+        parse_grid(["classifier mn10"])
+    with pytest.raises(ConfigError, match="grid items"):
+        parse_grid(["lr=1,2"])
+
+
+def test_distributed_run_matches_a_single_process(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
+    """Two CPU ranks under torchrun (gloo) take half a batch each; DDP's averaged gradient is the whole batch's."""
+    import subprocess
+    import sys
+
+    common = ["finetune", "--classifier", "small_cnn", "--classifier-weights", str(trained_classifier), "--autoencoder", "tiny",
+              "--data", f"esc50:{synthetic_root}", "--epochs", "1", "--lr", "3e-3", "--device", "cpu", "--quiet"]
+    assert main(common + ["--out", str(tmp_path / "single")]) == 0
+    single = RunDir(tmp_path / "single")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "probe.cli", *common, "--out", str(tmp_path / "ddp")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ddp = RunDir(tmp_path / "ddp")
+    assert ddp.is_complete()
+    losses = lambda run: [r["loss"] for r in run.read_metrics() if r["kind"] == "step"]  # noqa: E731
+    # Float summation order differs between one process and two, and Adam amplifies it over steps.
+    np.testing.assert_allclose(losses(ddp), losses(single), rtol=2e-3)

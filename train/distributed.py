@@ -1,0 +1,74 @@
+"""Multi-GPU training under `torchrun`: one process per GPU, DistributedDataParallel on the AE.
+
+Single-process runs (the default) see `Distributed(rank=0, world_size=1)` and pay nothing.
+Under `torchrun --nproc_per_node N probe finetune ...` every rank holds the whole (cached)
+dataset, takes its own slice of each batch, and rank 0 alone writes the run directory.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import ContextManager
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, batch: torch.Tensor) -> torch.Tensor:
+        """This rank's share of a batch of indices (every world_size-th one)."""
+        return batch[self.rank :: self.world_size]
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """`auto` is the local GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
+    """Join the process group that `torchrun` describes in the environment, if any."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed(), pick_device(device_name)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(rank, world_size, local_rank), device
+
+
+def wrap(module: nn.Module, dist: Distributed, device: torch.device) -> nn.Module:
+    """DDP over the trainable parameters only; frozen buffers (the classifier's BN) are never synced."""
+    if not dist.enabled:
+        return module
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+
+
+def no_sync(module: nn.Module, sync: bool) -> ContextManager:
+    """Skip the gradient all-reduce on the micro-batches before the last one of a batch."""
+    if sync or not isinstance(module, nn.parallel.DistributedDataParallel):
+        return nullcontext()
+    return module.no_sync()

@@ -1,0 +1,211 @@
+"""The epoch loop shared by `probe finetune` and `probe pretrain-ae`.
+
+An `Objective` says what the loss is and how to validate; this module owns everything else:
+AdamW, the schedule, micro-batch accumulation, bf16 autocast on CUDA, DDP, per-step and
+per-epoch metrics, atomic `latest`/`best` checkpoints and exact resume.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Protocol, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from probe.errors import ConfigError
+from probe.models.autoencoders import WaveformAutoencoder
+from probe.rundir import RunDir
+from probe.train.distributed import Distributed, no_sync, wrap
+from probe.train.schedulers import SCHEDULERS
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """What every autoencoder training run shares; written to RUNDIR/config.json."""
+
+    autoencoder: str = "archisound"
+    ae_weights: str | None = None
+    ae_options: dict[str, Any] = field(default_factory=dict)
+    data: str = "synthetic"
+    fold: int = 1
+    out: str = "runs/train"
+    epochs: int = 100
+    learning_rate: float = 3e-5
+    weight_decay: float = 1e-5
+    batch_size: int = 4
+    """The effective batch: micro-batches are accumulated up to it."""
+    micro_batch_size: int | None = None
+    scheduler: str = "cosine"
+    seed: int = 0
+    device: str = "auto"
+    clip_seconds: float | None = None
+    compile: bool = False
+    """torch.compile the training forward (CUDA only; pays off on long runs)."""
+    stop_after_epochs: int | None = None
+    """Stop (resumably) after this many epochs in this invocation; for time-sliced jobs and tests."""
+    progress: bool = True
+
+    @property
+    def micro(self) -> int:
+        return self.micro_batch_size or self.batch_size
+
+    def validate(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(None, f"unknown scheduler {self.scheduler!r}; known: {', '.join(SCHEDULERS)}")
+        if self.batch_size < 1 or self.micro < 1 or self.batch_size % self.micro:
+            raise ConfigError(None, f"batch size {self.batch_size} must be a positive multiple of the micro-batch {self.micro}")
+        if self.epochs < 1:
+            raise ConfigError(None, "epochs must be at least 1")
+        if self.learning_rate <= 0:
+            raise ConfigError(None, f"the learning rate must be positive, got {self.learning_rate}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if key != "progress"}
+
+
+class Objective(Protocol):
+    """What a training run optimises; `module` is the part whose forward the loss calls."""
+
+    module: nn.Module
+
+    def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean loss of a micro-batch, computed through `module` (possibly DDP-wrapped)."""
+
+    def evaluate(self) -> tuple[dict[str, float], float]:
+        """Validation metrics for metrics.jsonl, and the score (higher is better) that picks best.pt."""
+
+
+@dataclass
+class LoopResult:
+    epoch: int
+    step: int
+    best_score: float
+
+    def finished(self, config: TrainingConfig) -> bool:
+        return self.epoch >= config.epochs
+
+
+def autocast_for(device: torch.device) -> dict[str, Any]:
+    """bf16 autocast on CUDA; plain fp32 elsewhere."""
+    return dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def is_resuming(run: RunDir, resume: bool) -> bool:
+    return resume and run.latest.exists()
+
+
+def train_loop(config: TrainingConfig, run: RunDir, autoencoder: WaveformAutoencoder, objective: Objective,
+               train_x: torch.Tensor, train_y: torch.Tensor, device: torch.device, resume: bool,
+               dist: Distributed = Distributed()) -> LoopResult:
+    """Train the autoencoder's trainable parameters on `objective`; resumable at every epoch end."""
+    from tqdm import tqdm
+
+    parameters = [p for p in autoencoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")
+    steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
+    scheduler = SCHEDULERS[config.scheduler](optimizer, steps_per_epoch * config.epochs, config.learning_rate)
+    per_epoch_schedule = config.scheduler == "plateau"
+    shuffle = torch.Generator().manual_seed(config.seed)
+    autocast = autocast_for(device)
+    module = wrap(objective.module, dist, device)
+    if config.compile and device.type == "cuda":
+        module = torch.compile(module)
+
+    result = LoopResult(0, 0, -math.inf)
+    if is_resuming(run, resume):
+        state = torch.load(run.latest, map_location=device, weights_only=True)
+        autoencoder.load_state_dict(state["autoencoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        shuffle.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        result = LoopResult(state["epoch"], state["step"], state["best_score"])
+        if dist.is_main:
+            run.truncate_metrics(lambda r: r.get("step", 0) <= result.step)
+
+    last_epoch = config.epochs if config.stop_after_epochs is None else min(config.epochs, result.epoch + config.stop_after_epochs)
+    for epoch in range(result.epoch, last_epoch):
+        objective.module.train()
+        started, losses = time.perf_counter(), []
+        order = torch.randperm(len(train_x), generator=shuffle).to(device)
+        batches = [b for b in order.split(config.batch_size) if len(b) >= dist.world_size]
+        bar = tqdm(total=sum(map(len, batches)), desc=f"epoch {epoch + 1}/{config.epochs}", unit="clip",
+                   disable=not (config.progress and dist.is_main), leave=False, dynamic_ncols=True)
+        for batch in batches:
+            optimizer.zero_grad(set_to_none=True)
+            chunks = dist.shard(batch).split(config.micro)
+            batch_loss = torch.zeros((), device=device)
+            for index, chunk in enumerate(chunks):
+                with no_sync(module, sync=index == len(chunks) - 1), torch.autocast(**autocast):
+                    loss = objective.loss(module, train_x[chunk], train_y[chunk])
+                # Weighted so that DDP's mean over ranks gives the mean over the whole batch.
+                weighted = loss * len(chunk) * dist.world_size / len(batch)
+                weighted.backward()
+                batch_loss += weighted.detach() / dist.world_size
+            if dist.enabled:
+                torch.distributed.all_reduce(batch_loss)
+            optimizer.step()
+            if scheduler is not None and not per_epoch_schedule:
+                scheduler.step()
+            result.step += 1
+            losses.append(float(batch_loss))
+            if dist.is_main:
+                run.append_metrics({"kind": "step", "step": result.step, "epoch": epoch + 1, "loss": losses[-1]})
+            bar.update(len(batch))
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        bar.close()
+        seconds = time.perf_counter() - started
+        metrics, score = objective.evaluate()
+        if scheduler is not None and per_epoch_schedule:
+            scheduler.step(metrics["val_loss"])
+        record = {"kind": "epoch", "step": result.step, "epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+                  **metrics, "lr": optimizer.param_groups[0]["lr"], "clips_per_s": sum(map(len, batches)) / seconds}
+        result.epoch = epoch + 1
+        improved = score > result.best_score
+        result.best_score = max(result.best_score, score)
+        if dist.is_main:
+            run.append_metrics(record)
+            if config.progress:
+                shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
+                print(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "
+                      f"{record['clips_per_s']:.1f} clips/s", flush=True)
+            if improved:
+                run.save(run.best, autoencoder.checkpoint())
+            run.save(run.latest, {
+                "autoencoder": autoencoder.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+                "epoch": result.epoch, "step": result.step, "best_score": result.best_score,
+            })
+        dist.barrier()
+    return result
+
+
+Config = TypeVar("Config", bound=TrainingConfig)
+
+
+def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: list[int], resume: bool = False) -> list[RunDir]:
+    """Cross-validation: one run per validation fold, in `<out>/fold-K`; complete folds are skipped."""
+    return [train(replace(config, fold=fold, out=str(Path(config.out) / f"fold-{fold}")), resume) for fold in folds]
+
+
+@torch.no_grad()
+def batched_logits(model: nn.Module, x: torch.Tensor, micro: int, autocast: dict[str, Any]) -> torch.Tensor:
+    """Eval-mode outputs of `model` over `x`, in micro-batches, as fp32."""
+    model.eval()
+    with torch.autocast(**autocast):
+        return torch.cat([model(chunk).float() for chunk in x.split(micro)])
+
+
+def save_array(path, array: np.ndarray) -> None:
+    """np.save, atomically."""
+    from probe.fileio import atomic_write
+
+    with atomic_write(path) as handle:
+        np.save(handle, array)
