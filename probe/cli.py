@@ -288,6 +288,55 @@ def run_pretrain(args: argparse.Namespace) -> int:
     return _report_runs("pretrain-ae", runs)
 
 
+# --- probe analyse ----------------------------------------------------------------------
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item for item in text.split(",") if item and item != "none")
+
+
+def _analyse_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", help="complete finetune run directories (one per classifier/AE setting)")
+    parser.add_argument("--out", default="analysis", help="the analysis folder (replaced atomically)")
+    parser.add_argument("--band-sets", default="octave,third_octave,mel", help="comma-separated: octave, third_octave, mel")
+    parser.add_argument("--correction", default="holm", help="multiple-test correction across bands: holm or fdr")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the confidence intervals")
+    parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
+    parser.add_argument("--threshold-db", type=float, default=3.0, help="shift beyond which a band counts as suppressed/boosted")
+    parser.add_argument("--methods", default="integrated_gradients,saliency,gradient_shap,occlusion",
+                        help="attribution methods, comma-separated, or none")
+    parser.add_argument("--attribution-clips", type=int, help="attribute at most this many clips per run (default 64 on a GPU, 16 on a CPU)")
+    parser.add_argument("--examples", help="validation positions kept as audio, comma-separated (default: the study's on ESC-50)")
+    parser.add_argument("--no-transfer", action="store_true", help="skip the cross-classifier transfer matrix")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quiet", action="store_true")
+
+
+@command("analyse", "band-energy shifts, spectra, accuracy, attributions and transfer from finetune runs")
+@arguments(_analyse_args)
+def run_analyse(args: argparse.Namespace) -> int:
+    from probe.analyses.analyse import AnalyseConfig, analyse
+    from probe.analyses.attribution import AttributionSettings
+    from probe.analyses.bandshift import ShiftSettings
+    from probe.errors import ConfigError
+
+    try:
+        examples = tuple(int(i) for i in _comma_list(args.examples)) if args.examples else None
+    except ValueError:
+        raise ConfigError(None, f"--examples takes comma-separated integers, got {args.examples!r}") from None
+    config = AnalyseConfig(
+        runs=tuple(args.runs), out=args.out, band_sets=_comma_list(args.band_sets),
+        shifts=ShiftSettings(n_boot=args.bootstrap, level=args.level, correction=args.correction,
+                             threshold_db=args.threshold_db),
+        attributions=AttributionSettings(methods=_comma_list(args.methods), max_clips=args.attribution_clips, seed=args.seed),
+        examples=examples, transfer=not args.no_transfer, seed=args.seed, device=args.device, progress=not args.quiet,
+    )
+    out = analyse(config)
+    print(f"probe analyse: wrote {out}")
+    return 0
+
+
 # --- probe demo -------------------------------------------------------------------------
 
 

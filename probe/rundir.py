@@ -4,7 +4,8 @@
     RUNDIR/metrics.jsonl     one JSON record per line (per step and per epoch)
     RUNDIR/latest.pt         everything needed to resume exactly (atomic writes)
     RUNDIR/best.pt           the best epoch by validation accuracy
-    RUNDIR/outputs/          what the analyses read: originals, reconstructions, logits, clip ids
+    RUNDIR/outputs/          what the analyses read: originals.npy, targets.npy, clip_ids.json, classes.json,
+                             reconstructions_{before,after}.npy, logits_{original,before,after}.npy
     RUNDIR/done.json         written last; a run without it is incomplete
 """
 from __future__ import annotations

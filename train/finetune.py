@@ -49,7 +49,8 @@ class ClassifierObjective:
     def __init__(self, pipeline: ProbePipeline, val_x: torch.Tensor, val_y: torch.Tensor, micro: int,
                  autocast: dict[str, Any]) -> None:
         self.module, self.val_x, self.val_y, self.micro, self.autocast = pipeline, val_x, val_y, micro, autocast
-        self.bare_accuracy = accuracy(batched_logits(pipeline.classifier, val_x, micro, autocast), val_y)
+        self.bare_logits = batched_logits(pipeline.classifier, val_x, micro, autocast)
+        self.bare_accuracy = accuracy(self.bare_logits, val_y)
 
     def loss(self, module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(module(x), y)
@@ -103,6 +104,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
         save_outputs(run, "before", pipeline, val_x, val.clip_ids, config.micro, autocast)
         save_array(run.outputs / "originals.npy", val_x.cpu().numpy())
         save_array(run.outputs / "targets.npy", val.targets)
+        save_array(run.outputs / "logits_original.npy", objective.bare_logits.cpu().numpy())
         from probe.fileio import write_json
 
         write_json(run.outputs / "classes.json", {"class_names": list(dataset.class_names),

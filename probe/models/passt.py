@@ -14,6 +14,7 @@ from torch import nn
 
 from probe.esc50 import SAMPLE_RATE_32K
 from probe.models.classifiers import WaveformClassifier, default_class_names
+from probe.models.frontend import MelConfig
 from probe.models.registry import WeightSource, register
 
 ARCH = "passt_s_swa_p16_128_ap476"
@@ -63,6 +64,7 @@ class PasstMel(nn.Module):
                 htk=False, fmin=0.0, fmax=None, norm=1, fmin_aug_range=10, fmax_aug_range=2000,
             )
         self.sample_rate = SAMPLE_RATE_32K
+        self.config = MelConfig()  # the same eval-mode Kaldi banks as EfficientAT's: the analyses read its bands
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=waveform.device.type, enabled=False):

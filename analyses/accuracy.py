@@ -1,0 +1,41 @@
+"""Accuracy of the frozen classifier on originals and reconstructions: overall, per class and category."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def top_k_hits(logits: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    """Whether each clip's target is among its k highest logits."""
+    k = min(k, logits.shape[1])
+    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    return (top == targets[:, None]).any(1)
+
+
+def accuracy_tables(logits: dict[str, np.ndarray], targets: np.ndarray, class_names: list[str],
+                    class_categories: list[int], category_names: list[str]) -> dict[str, pd.DataFrame]:
+    """`accuracy_overall`, `accuracy_per_class`, `accuracy_per_category`, `confusion` (long form)."""
+    categories = np.asarray(class_categories)[targets]
+    overall, per_class, per_category, confusion = [], [], [], []
+    for condition, values in logits.items():
+        predicted = values.argmax(1)
+        top1, top5 = predicted == targets, top_k_hits(values, targets, 5)
+        overall.append({"condition": condition, "clips": len(targets), "top1": top1.mean(), "top5": top5.mean()})
+        for index, name in enumerate(class_names):
+            members = targets == index
+            if members.any():
+                per_class.append({"condition": condition, "class_index": index, "class": name,
+                                  "category": category_names[class_categories[index]], "clips": int(members.sum()),
+                                  "top1": top1[members].mean(), "top5": top5[members].mean()})
+        for index, name in enumerate(category_names):
+            members = categories == index
+            if members.any():
+                per_category.append({"condition": condition, "category_index": index, "category": name,
+                                     "clips": int(members.sum()), "top1": top1[members].mean(), "top5": top5[members].mean()})
+        counts = np.zeros((len(class_names), values.shape[1]), dtype=np.int64)
+        np.add.at(counts, (targets, predicted), 1)
+        true_idx, pred_idx = np.nonzero(counts)
+        confusion += [{"condition": condition, "true": class_names[t], "predicted": class_names[p] if p < len(class_names) else str(p),
+                       "count": int(counts[t, p])} for t, p in zip(true_idx, pred_idx)]
+    return {"accuracy_overall": pd.DataFrame(overall), "accuracy_per_class": pd.DataFrame(per_class),
+            "accuracy_per_category": pd.DataFrame(per_category), "confusion": pd.DataFrame(confusion)}

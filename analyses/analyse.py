@@ -1,0 +1,288 @@
+"""`probe analyse`: everything the report needs, computed from finetune run directories alone.
+
+ANALYSISDIR/summary.json                 the runs, the comparison, and where everything lies
+ANALYSISDIR/comparison/                  transfer matrix, band profiles side by side, divergent classes
+ANALYSISDIR/<run>/summary.json           accuracy, plain-sentence band verdicts, attribution agreement
+ANALYSISDIR/<run>/*.parquet|csv          tidy tables (per clip and band, per class and band, ...)
+ANALYSISDIR/<run>/arrays.npz             mean spectra, mel maps and attribution maps per class and category
+ANALYSISDIR/<run>/audio/                 example clips: original, reconstructions, residual (WAV)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from probe.analyses import accuracy, attribution, bands, bandshift, spectral, transfer
+from probe.analyses.runs import CONDITIONS, RunOutputs, load_run, unique_labels
+from probe.errors import ConfigError
+from probe.fileio import atomic_write, staged_directory, write_json, write_text
+
+STUDY_EXAMPLES = (8, 12, 31, 66, 86, 102)
+"""The study's sample page: crow, clapping, water drops, crackling fire, insects, pig (ESC-50 fold 1)."""
+
+
+@dataclass(frozen=True)
+class AnalyseConfig:
+    runs: tuple[str, ...]
+    out: str = "analysis"
+    band_sets: tuple[str, ...] = ("octave", "third_octave", "mel")
+    shifts: bandshift.ShiftSettings = field(default_factory=bandshift.ShiftSettings)
+    attributions: attribution.AttributionSettings = field(default_factory=attribution.AttributionSettings)
+    examples: tuple[int, ...] | None = None
+    """Validation positions to keep as audio; default: the study's on ESC-50 fold 1, else one clip per class."""
+    transfer: bool = True
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def validate(self) -> None:
+        if not self.runs:
+            raise ConfigError(None, "give at least one finetune run directory")
+        if self.shifts.correction not in bandshift.CORRECTIONS:
+            raise ConfigError(None, f"unknown correction {self.shifts.correction!r}; known: {', '.join(bandshift.CORRECTIONS)}")
+        unknown = [m for m in self.attributions.methods if m not in attribution.ATTRIBUTION_METHODS]
+        if unknown:
+            raise ConfigError(None, f"unknown attribution method {unknown[0]!r}; known: {', '.join(attribution.ATTRIBUTION_METHODS)}")
+        bands.band_sets_for(self.band_sets, 32000)  # raises on unknown names
+        if not 0 < self.shifts.level < 1:
+            raise ConfigError(None, f"the confidence level must lie in (0, 1), got {self.shifts.level}")
+
+
+class Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.started = enabled, time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(f"[{time.perf_counter() - self.started:6.1f} s] {message}", flush=True)
+
+
+def write_table(folder: Path, name: str, frame: pd.DataFrame) -> None:
+    """A table as parquet (typed) and CSV (for anything else), each written atomically."""
+    with atomic_write(folder / f"{name}.parquet") as handle:
+        frame.to_parquet(handle, index=False)
+    write_text(folder / f"{name}.csv", frame.to_csv(index=False))
+
+
+def default_examples(run: RunOutputs) -> list[int]:
+    from probe import esc50
+
+    if tuple(run.class_names) == esc50.CLASS_NAMES and len(run.targets) == 400:
+        return list(STUDY_EXAMPLES)
+    first_of_class = [int(np.flatnonzero(run.targets == c)[0]) for c in np.unique(run.targets)]
+    return first_of_class[:12]
+
+
+def analyse(config: AnalyseConfig) -> Path:
+    """Analyse every run, compare them, and write ANALYSISDIR atomically; returns its path."""
+    config.validate()
+    from probe.models.classifiers import load_classifier
+    from probe.train.distributed import pick_device
+
+    say = Progress(config.progress)
+    device = pick_device(config.device)
+    runs = [load_run(path) for path in config.runs]
+    unique_labels(runs)
+    classifiers = {}
+    for run in runs:
+        say(f"{run.label}: loading classifier {run.config.get('classifier')}")
+        classifiers[run.label] = load_classifier(
+            run.config["classifier"], run.classifier_weights(), len(run.class_names), class_names=run.class_names,
+            device=device, **run.config.get("classifier_options", {}))
+    summaries, per_class_frames, overall_frames = [], [], []
+    with staged_directory(config.out) as staging:
+        for run in runs:
+            summary, tables = analyse_run(run, classifiers[run.label], staging / run.label, config, device, say)
+            summaries.append(summary)
+            per_class_frames.append(tables["band_shift_per_class"].assign(run=run.label))
+            overall_frames.append(tables["band_shift_overall"].assign(run=run.label))
+        comparison = staging / "comparison"
+        comparison.mkdir()
+        overall = pd.concat(overall_frames, ignore_index=True)
+        write_table(comparison, "band_profiles", overall)
+        compared: dict[str, Any] = {}
+        if len(runs) > 1:
+            per_class = pd.concat(per_class_frames, ignore_index=True)
+            divergence = transfer.profile_divergence(per_class, "class")
+            write_table(comparison, "class_divergence", divergence)
+            compared["most_divergent_classes"] = divergence.head(5).to_dict("records")
+        if config.transfer:
+            say("transfer: every classifier on every run's reconstructions")
+            table = transfer.transfer_table(runs, classifiers, device)
+            write_table(comparison, "transfer", table)
+            compared["transfer"] = table.to_dict("records")
+        write_json(staging / "summary.json", {
+            "runs": [{"label": s["label"], "path": s["path"], "folder": s["label"]} for s in summaries],
+            "comparison": compared, "config": _jsonable(config),
+        })
+    say(f"done: {config.out}")
+    return Path(config.out)
+
+
+def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig, device: torch.device,
+                say: Progress) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """All single-run analyses of one run into `folder`; returns its summary and its main tables."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(config.seed)
+    n_classes, n_categories = len(run.class_names), len(run.category_names)
+    categories = run.categories
+    timings: dict[str, float] = {}
+    tables: dict[str, pd.DataFrame] = {}
+
+    started = time.perf_counter()
+    say(f"{run.label}: accuracy on {len(run.targets)} clips")
+    tables.update(accuracy.accuracy_tables(run.logits, run.targets, run.class_names, run.class_categories, run.category_names))
+
+    say(f"{run.label}: spectra and band-energy shifts ({', '.join(config.band_sets)})")
+    spectra = {c: bands.power_spectra(run.waveforms(c)) for c in CONDITIONS}
+    band_sets = bands.band_sets_for(config.band_sets, run.sample_rate, classifier)
+    tables.update(bandshift.band_shift_tables(spectra, band_sets, run.clip_ids, run.targets, run.class_names,
+                                              run.class_categories, run.category_names, config.shifts, rng))
+    arrays: dict[str, np.ndarray] = {"stft_frequencies_hz": bands.fft_frequencies(run.sample_rate)}
+    for condition in CONDITIONS:
+        log_spectra = 10 * np.log10(spectra[condition] + bands.EPSILON)
+        arrays[f"stft_db_class_{condition}"] = spectral.group_means(log_spectra, run.targets, n_classes)
+        arrays[f"stft_db_category_{condition}"] = spectral.group_means(log_spectra, categories, n_categories)
+
+    say(f"{run.label}: spectral descriptors and mel maps")
+    descriptor_rows, maps = [], {}
+    for condition in CONDITIONS:
+        values = spectral.spectral_descriptors(run.waveforms(condition), run.sample_rate)
+        descriptor_rows.append(pd.DataFrame({"clip_id": run.clip_ids, "class": np.asarray(run.class_names)[run.targets],
+                                             "condition": condition, **values}))
+        maps[condition] = spectral.mel_maps(run.waveforms(condition), run.sample_rate)
+        arrays[f"mel_db_class_{condition}"] = spectral.group_means(maps[condition], run.targets, n_classes).astype(np.float32)
+        arrays[f"mel_db_category_{condition}"] = spectral.group_means(maps[condition], categories, n_categories).astype(np.float32)
+    tables["descriptors_per_clip"] = pd.concat(descriptor_rows, ignore_index=True)
+    tables["descriptor_shifts"] = _descriptor_shifts(tables["descriptors_per_clip"], config, rng)
+    timings["spectral_and_bands_s"] = time.perf_counter() - started
+
+    attribution_summary: dict[str, Any] = {}
+    if config.attributions.methods:
+        started = time.perf_counter()
+        attribution_summary = _attributions(run, classifier, tables, arrays, config, device, say)
+        timings["attributions_s"] = time.perf_counter() - started
+
+    examples = list(config.examples) if config.examples is not None else default_examples(run)
+    bad = [i for i in examples if not 0 <= i < len(run.targets)]
+    if bad:
+        raise ConfigError(None, f"example position {bad[0]} is outside the {len(run.targets)} validation clips of {run.path}")
+    example_rows = _write_examples(run, examples, folder / "audio")
+
+    for name, frame in tables.items():
+        write_table(folder, name, frame)
+    with atomic_write(folder / "arrays.npz") as handle:
+        np.savez_compressed(handle, **arrays)
+
+    overall = tables["band_shift_overall"]
+    summary = {
+        "label": run.label, "path": str(run.path), "classifier": run.config.get("classifier"),
+        "autoencoder": run.config.get("autoencoder"), "clips": len(run.targets), "sample_rate": run.sample_rate,
+        "class_names": run.class_names, "category_names": run.category_names, "class_categories": run.class_categories,
+        "accuracy": tables["accuracy_overall"].set_index("condition")[["top1", "top5"]].to_dict("index"),
+        "bands": {condition: {band_set.name: bandshift.describe_bands(overall, condition, band_set.name)
+                              for band_set in band_sets} for condition in ("before", "after")},
+        "attributions": attribution_summary, "examples": example_rows, "timings": timings,
+        "settings": {"shifts": asdict(config.shifts), "seed": config.seed},
+    }
+    write_json(folder / "summary.json", summary)
+    return summary, tables
+
+
+def _descriptor_shifts(per_clip: pd.DataFrame, config: AnalyseConfig, rng: np.random.Generator) -> pd.DataFrame:
+    """Per descriptor and reconstruction condition: the mean shift from the original, with a bootstrap CI."""
+    from probe.analyses.stats import bootstrap_mean_ci, wilcoxon_per_column
+
+    original = per_clip[per_clip.condition == "original"].set_index("clip_id")
+    rows = []
+    for condition in ("before", "after"):
+        rec = per_clip[per_clip.condition == condition].set_index("clip_id").loc[original.index]
+        diffs = (rec[list(spectral.DESCRIPTORS)] - original[list(spectral.DESCRIPTORS)]).to_numpy()
+        mean, low, high = bootstrap_mean_ci(diffs, config.shifts.level, config.shifts.n_boot, rng)
+        p_values = wilcoxon_per_column(diffs)
+        for i, name in enumerate(spectral.DESCRIPTORS):
+            rows.append({"condition": condition, "descriptor": name, "mean_original": float(original[name].mean()),
+                         "mean_shift": mean[i], "ci_low": low[i], "ci_high": high[i], "p_value": p_values[i]})
+    return pd.DataFrame(rows)
+
+
+def _attributions(run: RunOutputs, classifier, tables: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray],
+                  config: AnalyseConfig, device: torch.device, say: Progress) -> dict[str, Any]:
+    """Maps per method on originals and finetuned reconstructions; band mass; agreement with the band shifts."""
+    from scipy.stats import spearmanr
+
+    settings = config.attributions
+    chosen = attribution.select_clips(run.targets, attribution.clip_budget(settings, device))
+    targets = run.targets[chosen]
+    mass_rows, agreement, maps_by_method = [], {}, {}
+    mel_shift = tables["band_shift_overall"]
+    mel_shift = mel_shift[(mel_shift.band_set == "mel") & (mel_shift.condition == "after")].sort_values("band_index")
+    for method in settings.methods:
+        for condition in ("original", "after"):
+            say(f"{run.label}: {method} on {len(chosen)} {condition} clips")
+            maps = attribution.attribution_maps(classifier, run.waveforms(condition)[chosen], targets, method, settings, device)
+            if condition == "original":
+                maps_by_method[method] = maps
+            band_mass = maps.sum(-1)  # (clips, mel bins)
+            n, n_bins = band_mass.shape
+            mass_rows.append(pd.DataFrame({
+                "clip_id": np.repeat(np.asarray(run.clip_ids)[chosen], n_bins),
+                "class": np.repeat(np.asarray(run.class_names)[targets], n_bins), "condition": condition, "method": method,
+                "mel_bin": np.tile(np.arange(n_bins), n), "mass": band_mass.ravel(),
+            }))
+            pooled = attribution.pool_frames(maps, settings.max_frames)
+            arrays[f"attribution_class_{method}_{condition}"] = spectral.group_means(
+                pooled, targets, len(run.class_names)).astype(np.float32)
+            if condition == "original" and len(mel_shift) == n_bins:
+                rho, p_value = spearmanr(band_mass.mean(0), mel_shift.mean_shift_db.to_numpy())
+                agreement[method] = {"spearman_rho": float(rho), "p_value": float(p_value), "bands": int(n_bins)}
+    tables["attribution_band_mass"] = pd.concat(mass_rows, ignore_index=True)
+
+    say(f"{run.label}: randomisation sanity check on {min(settings.sanity_clips, len(chosen))} clips")
+    sanity_idx = chosen[: settings.sanity_clips]
+    randomised = attribution.randomised_copy(classifier, settings.seed)
+    sanity = {}
+    for method in settings.methods:
+        random_maps = attribution.attribution_maps(randomised, run.waveforms("original")[sanity_idx],
+                                                   run.targets[sanity_idx], method, settings, device)
+        similarity = attribution.rank_similarity(maps_by_method[method][: len(sanity_idx)], random_maps)
+        sanity[method] = {"mean_rank_similarity": float(np.nanmean(similarity)),
+                          "passed": bool(np.nanmean(similarity) < 0.5)}
+    tables["attribution_sanity"] = pd.DataFrame([{"method": m, **v} for m, v in sanity.items()])
+    note = ("positive rho: the bands the classifier attributes most are the bands its finetuned AE keeps loudest "
+            "relative to the original")
+    return {"clips": len(chosen), "methods": list(settings.methods), "agreement_with_band_shift": agreement,
+            "agreement_note": note, "randomisation_check": sanity}
+
+
+def _write_examples(run: RunOutputs, examples: list[int], folder: Path) -> list[dict[str, Any]]:
+    """WAV files for the chosen clips: original, both reconstructions, and the residual (original - finetuned)."""
+    from probe.audio import write_wav
+
+    rows = []
+    for position in examples:
+        clip_id = run.clip_ids[position]
+        stem = f"{position:04d}"
+        files = {}
+        for condition in CONDITIONS:
+            files[condition] = write_wav(folder / f"{stem}_{condition}.wav", run.waveforms(condition)[position],
+                                         run.sample_rate).name
+        residual = np.asarray(run.originals[position]) - np.asarray(run.reconstructions["after"][position])
+        files["residual"] = write_wav(folder / f"{stem}_residual.wav", residual, run.sample_rate).name
+        target = int(run.targets[position])
+        rows.append({"position": position, "clip_id": clip_id, "class": run.class_names[target],
+                     "category": run.category_names[run.class_categories[target]], "files": files,
+                     "predicted": {c: run.class_names[int(np.argmax(run.logits[c][position]))]
+                                   if int(np.argmax(run.logits[c][position])) < len(run.class_names)
+                                   else str(int(np.argmax(run.logits[c][position]))) for c in CONDITIONS}})
+    return rows
+
+
+def _jsonable(config: AnalyseConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(config).items() if k != "progress"}

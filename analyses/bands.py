@@ -1,0 +1,134 @@
+"""Frequency bands and the energy a clip holds in each.
+
+A band set is a weight matrix over FFT bins: rectangular for octave and third-octave bands
+(base-2 centres around 1 kHz, cut at Nyquist), the classifier's own triangular filters for its
+mel bands. Energies come from one power spectrum per clip (mean |STFT|^2 over frames).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+ANALYSIS_N_FFT = 4096
+ANALYSIS_HOP = 1024
+LOWEST_BAND_HZ = 20.0
+EPSILON = 1e-12
+
+
+@dataclass(frozen=True)
+class BandSet:
+    """Bands as rows of a (bands, bins) weight matrix on the analysis FFT grid."""
+
+    name: str
+    labels: tuple[str, ...]
+    low_hz: np.ndarray
+    centre_hz: np.ndarray
+    high_hz: np.ndarray
+    weights: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+BandSetFactory = Callable[[int, object], "BandSet | None"]
+BAND_SETS: dict[str, BandSetFactory] = {}
+
+
+def register_band_set(name: str) -> Callable[[BandSetFactory], BandSetFactory]:
+    def decorate(factory: BandSetFactory) -> BandSetFactory:
+        BAND_SETS[name] = factory
+        return factory
+
+    return decorate
+
+
+def fft_frequencies(sample_rate: int, n_fft: int = ANALYSIS_N_FFT) -> np.ndarray:
+    return np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+
+
+R10_MANTISSAS = (1.0, 1.25, 1.6, 2.0, 2.5, 3.15, 4.0, 5.0, 6.3, 8.0)
+NOMINAL_HZ = np.array([m * 10.0**e for e in range(0, 5) for m in R10_MANTISSAS])
+
+
+def nominal_hz(centre_hz: float) -> float:
+    """The nominal (IEC 61260 R10) name of a base-2 band centre: 31.25 -> 31.5, 1259 -> 1250."""
+    return float(NOMINAL_HZ[np.argmin(np.abs(np.log(NOMINAL_HZ / centre_hz)))])
+
+
+def format_hz(hz: float) -> str:
+    """125 Hz, 1 kHz, 2.5 kHz, 16 kHz."""
+    if hz < 1000:
+        return f"{hz:.3g} Hz"
+    return f"{hz / 1000:.3g} kHz"
+
+
+def fractional_octave_bands(name: str, sample_rate: int, fraction: int) -> BandSet:
+    """1/fraction-octave bands with centres 1 kHz * 2^(k/fraction), from 20 Hz to Nyquist."""
+    nyquist = sample_rate / 2
+    half = 2 ** (1 / (2 * fraction))
+    k_low = int(np.ceil(fraction * np.log2(LOWEST_BAND_HZ * half / 1000)))
+    k_high = int(np.floor(fraction * np.log2(nyquist / 1000)))
+    centres = 1000.0 * 2.0 ** (np.arange(k_low, k_high + 1) / fraction)
+    low, high = centres / half, np.minimum(centres * half, nyquist)
+    freqs = fft_frequencies(sample_rate)
+    weights = ((freqs[None, :] >= low[:, None]) & (freqs[None, :] < high[:, None])).astype(np.float64)
+    if high[-1] >= nyquist:
+        weights[-1, -1] = 1.0  # the Nyquist bin belongs to the top band
+    return BandSet(name, tuple(format_hz(nominal_hz(c)) for c in centres), low, centres, high, weights)
+
+
+@register_band_set("octave")
+def octave_bands(sample_rate: int, classifier: object = None) -> BandSet:
+    return fractional_octave_bands("octave", sample_rate, 1)
+
+
+@register_band_set("third_octave")
+def third_octave_bands(sample_rate: int, classifier: object = None) -> BandSet:
+    return fractional_octave_bands("third_octave", sample_rate, 3)
+
+
+@register_band_set("mel")
+def classifier_mel_bands(sample_rate: int, classifier: object = None) -> BandSet | None:
+    """The classifier's own eval-mode mel filters, resampled onto the analysis grid; None without a MelConfig."""
+    from dataclasses import replace
+
+    from probe.models.frontend import MelConfig, kaldi_mel_banks, mel_band_edges_hz
+
+    config = getattr(getattr(classifier, "frontend", None), "config", None)
+    if not isinstance(config, MelConfig) or config.sample_rate != sample_rate:
+        return None
+    edges = mel_band_edges_hz(config).numpy().astype(np.float64)
+    fine = replace(config, n_fft=ANALYSIS_N_FFT)
+    weights = kaldi_mel_banks(fine, config.fmin_hz, config.effective_fmax_hz).numpy().astype(np.float64)
+    labels = tuple(f"mel {i} ({format_hz(c)})" for i, c in enumerate(edges[:, 1]))
+    return BandSet("mel", labels, edges[:, 0], edges[:, 1], edges[:, 2], weights[:, : ANALYSIS_N_FFT // 2 + 1])
+
+
+def band_sets_for(names: tuple[str, ...], sample_rate: int, classifier: object = None) -> list[BandSet]:
+    """The requested band sets that apply (mel needs a classifier with a mel front-end)."""
+    from probe.errors import ConfigError
+
+    unknown = [n for n in names if n not in BAND_SETS]
+    if unknown:
+        raise ConfigError(None, f"unknown band set {unknown[0]!r}; known: {', '.join(BAND_SETS)}")
+    built = [BAND_SETS[name](sample_rate, classifier) for name in names]
+    return [band_set for band_set in built if band_set is not None]
+
+
+def power_spectra(waveforms: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Mean power spectrum per clip, (N, n_fft/2 + 1), from a Hann-windowed STFT."""
+    window = torch.hann_window(ANALYSIS_N_FFT, dtype=torch.float64)
+    spectra = []
+    for start in range(0, len(waveforms), batch):
+        x = torch.tensor(np.asarray(waveforms[start : start + batch]), dtype=torch.float64)
+        spec = torch.stft(x, ANALYSIS_N_FFT, ANALYSIS_HOP, window=window, center=True, return_complex=True)
+        spectra.append((spec.abs() ** 2).mean(-1).numpy())
+    return np.concatenate(spectra)
+
+
+def band_energies_db(spectra: np.ndarray, band_set: BandSet) -> np.ndarray:
+    """Energy per clip and band in dB, (N, bands)."""
+    return 10 * np.log10(spectra @ band_set.weights.T + EPSILON)

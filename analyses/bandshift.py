@@ -1,0 +1,109 @@
+"""Band-energy shifts (reconstruction minus original, dB) per clip, with intervals, tests and verdicts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from probe.analyses.bands import BandSet, band_energies_db
+from probe.analyses.stats import CORRECTIONS, bootstrap_mean_ci, wilcoxon_per_column
+
+VERDICTS = ("suppressed", "boosted", "preserved", "uncertain")
+
+
+@dataclass(frozen=True)
+class ShiftSettings:
+    n_boot: int = 2000
+    level: float = 0.95
+    alpha: float = 0.05
+    correction: str = "holm"
+    threshold_db: float = 3.0
+    """A band counts as suppressed/boosted beyond this mean shift, preserved when its CI stays inside it."""
+
+
+def clip_shifts(spectra: dict[str, np.ndarray], band_set: BandSet) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Original band energies (N, bands) and, per reconstruction condition, the shift in dB."""
+    original = band_energies_db(spectra["original"], band_set)
+    return original, {c: band_energies_db(s, band_set) - original for c, s in spectra.items() if c != "original"}
+
+
+def verdict(mean: float, low: float, high: float, p_adjusted: float, settings: ShiftSettings) -> str:
+    if p_adjusted < settings.alpha and mean <= -settings.threshold_db:
+        return "suppressed"
+    if p_adjusted < settings.alpha and mean >= settings.threshold_db:
+        return "boosted"
+    if -settings.threshold_db < low and high < settings.threshold_db:
+        return "preserved"
+    return "uncertain"
+
+
+def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], clip_ids: list[str], targets: np.ndarray,
+                      class_names: list[str], class_categories: list[int], category_names: list[str],
+                      settings: ShiftSettings, rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """`band_shift_per_clip`, `band_shift_overall` (with tests and verdicts), `band_shift_per_class`, `..._per_category`."""
+    categories = np.asarray(class_categories)[targets]
+    per_clip, overall, per_class, per_category = [], [], [], []
+    for band_set in band_sets:
+        original, shifts = clip_shifts(spectra, band_set)
+        band_columns = {"band_set": band_set.name, "band_index": np.arange(len(band_set)), "band": list(band_set.labels),
+                        "low_hz": band_set.low_hz, "centre_hz": band_set.centre_hz, "high_hz": band_set.high_hz}
+        for condition, shift in shifts.items():
+            n, bands = shift.shape
+            per_clip.append(pd.DataFrame({
+                "clip_id": np.repeat(clip_ids, bands), "class": np.repeat(np.asarray(class_names)[targets], bands),
+                "category": np.repeat(np.asarray(category_names)[categories], bands), "condition": condition,
+                "band_set": band_set.name, "band_index": np.tile(np.arange(bands), n),
+                "band": np.tile(band_set.labels, n), "centre_hz": np.tile(band_set.centre_hz, n),
+                "original_db": original.ravel(), "shift_db": shift.ravel(),
+            }))
+            mean, low, high = bootstrap_mean_ci(shift, settings.level, settings.n_boot, rng)
+            p_values = wilcoxon_per_column(shift)
+            adjusted = CORRECTIONS[settings.correction](p_values)
+            frame = pd.DataFrame({"condition": condition, **band_columns, "clips": n, "mean_shift_db": mean,
+                                  "ci_low_db": low, "ci_high_db": high, "p_value": p_values, "p_adjusted": adjusted})
+            frame["verdict"] = [verdict(*row, settings) for row in zip(mean, low, high, adjusted)]
+            overall.append(frame)
+            for groups, names, key, out in ((targets, class_names, "class", per_class),
+                                            (categories, category_names, "category", per_category)):
+                for index, name in enumerate(names):
+                    members = groups == index
+                    if not members.any():
+                        continue
+                    g_mean, g_low, g_high = bootstrap_mean_ci(shift[members], settings.level, settings.n_boot, rng)
+                    out.append(pd.DataFrame({"condition": condition, key: name, **band_columns, "clips": int(members.sum()),
+                                             "mean_shift_db": g_mean, "ci_low_db": g_low, "ci_high_db": g_high}))
+    concat = lambda frames: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # noqa: E731
+    return {"band_shift_per_clip": concat(per_clip), "band_shift_overall": concat(overall),
+            "band_shift_per_class": concat(per_class), "band_shift_per_category": concat(per_category)}
+
+
+def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octave") -> dict[str, object]:
+    """Contiguous runs of bands per verdict, as Hz ranges, with a plain sentence."""
+    rows = overall[(overall.condition == condition) & (overall.band_set == band_set)].sort_values("band_index")
+    ranges: dict[str, list[dict[str, object]]] = {v: [] for v in VERDICTS}
+    current: list[pd.Series] = []
+
+    def close() -> None:
+        if current:
+            ranges[current[0].verdict].append({
+                "from_hz": float(current[0].low_hz), "to_hz": float(current[-1].high_hz),
+                "bands": [r.band for r in current], "mean_shift_db": float(np.mean([r.mean_shift_db for r in current])),
+            })
+
+    for _, row in rows.iterrows():
+        if current and row.verdict != current[-1].verdict:
+            close()
+            current = []
+        current.append(row)
+    close()
+    from probe.analyses.bands import format_hz
+
+    parts = []
+    for name, verb in (("suppressed", "suppresses"), ("boosted", "boosts"), ("preserved", "preserves")):
+        if ranges[name]:
+            spans = ", ".join(f"{format_hz(r['from_hz'])}–{format_hz(r['to_hz'])} ({r['mean_shift_db']:+.1f} dB)"
+                              for r in ranges[name])
+            parts.append(f"{verb} {spans}")
+    sentence = "; ".join(parts) if parts else "no band changes clearly"
+    return {"ranges": ranges, "sentence": sentence}

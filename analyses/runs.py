@@ -1,0 +1,100 @@
+"""Reading a finetune run directory's outputs: the analyses never re-run the autoencoder.
+
+Conditions are named as in the tables: `original` (the clip itself), `before` (the AE before
+finetuning) and `after` (the finetuned AE).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probe.errors import ConfigError
+from probe.rundir import RunDir
+
+RECONSTRUCTIONS = ("before", "after")
+CONDITIONS = ("original",) + RECONSTRUCTIONS
+
+
+@dataclass
+class RunOutputs:
+    """One finetune run's validation outputs, as arrays (the waveforms are memory-mapped)."""
+
+    path: Path
+    label: str
+    config: dict[str, Any]
+    provenance: dict[str, Any]
+    sample_rate: int
+    class_names: list[str]
+    category_names: list[str]
+    class_categories: list[int]
+    clip_ids: list[str]
+    targets: np.ndarray
+    originals: np.ndarray
+    reconstructions: dict[str, np.ndarray] = field(default_factory=dict)
+    logits: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def categories(self) -> np.ndarray:
+        """The category index of every clip."""
+        return np.asarray(self.class_categories)[self.targets]
+
+    def waveforms(self, condition: str) -> np.ndarray:
+        return self.originals if condition == "original" else self.reconstructions[condition]
+
+    def classifier_weights(self) -> str | None:
+        """The resolved path the run was trained with, else the name it was given."""
+        resolved = self.provenance.get("inputs", {}).get("classifier_weights", {}).get("path")
+        return resolved or self.config.get("classifier_weights")
+
+
+def run_label(config: dict[str, Any]) -> str:
+    """`classifier--autoencoder`, with the fold when it is not the default."""
+    label = f"{config.get('classifier', 'classifier')}--{Path(str(config.get('autoencoder', 'ae'))).stem}"
+    return label if config.get("fold", 1) == 1 else f"{label}--fold{config['fold']}"
+
+
+def load_run(path: str | Path, label: str | None = None) -> RunOutputs:
+    """Load a complete finetune run; a clear error names what is missing."""
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise ConfigError(run.path, "no such run directory")
+    if not run.is_complete():
+        raise ConfigError(run.path, "the run is not complete (no done.json): finish it with `probe finetune --resume`")
+    required = ["originals.npy", "targets.npy", "clip_ids.json", "classes.json", "logits_original.npy",
+                *(f"reconstructions_{c}.npy" for c in RECONSTRUCTIONS), *(f"logits_{c}.npy" for c in RECONSTRUCTIONS)]
+    missing = [name for name in required if not (run.outputs / name).is_file()]
+    if missing:
+        raise ConfigError(run.outputs, f"missing {', '.join(missing)} (written by probe finetune)")
+    stored = json.loads(run.config.read_text())
+    classes = json.loads((run.outputs / "classes.json").read_text())
+    load = lambda name: np.load(run.outputs / name, mmap_mode="r")  # noqa: E731
+    outputs = RunOutputs(
+        path=run.path, label=label or run_label(stored["config"]), config=stored["config"],
+        provenance=stored.get("provenance", {}), sample_rate=int(classes["sample_rate"]),
+        class_names=list(classes["class_names"]), category_names=list(classes["category_names"]),
+        class_categories=[int(c) for c in classes["class_categories"]],
+        clip_ids=json.loads((run.outputs / "clip_ids.json").read_text()), targets=np.asarray(load("targets.npy")),
+        originals=load("originals.npy"),
+        reconstructions={c: load(f"reconstructions_{c}.npy") for c in RECONSTRUCTIONS},
+        logits={c: np.asarray(load(f"logits_{c}.npy")) for c in CONDITIONS},
+    )
+    n = len(outputs.targets)
+    shapes = {name: array.shape[0] for name, array in
+              [("originals", outputs.originals), *outputs.reconstructions.items(), *outputs.logits.items()]}
+    if len(outputs.clip_ids) != n or any(size != n for size in shapes.values()):
+        raise ConfigError(run.outputs, f"inconsistent clip counts: {n} targets, {len(outputs.clip_ids)} clip ids, {shapes}")
+    return outputs
+
+
+def unique_labels(runs: list[RunOutputs]) -> None:
+    """Make run labels unique in place (`label`, `label-2`, ...)."""
+    seen: dict[str, int] = {}
+    for run in runs:
+        count = seen.get(run.label, 0) + 1
+        seen[run.label] = count
+        if count > 1:
+            run.label = f"{run.label}-{count}"

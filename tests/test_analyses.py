@@ -1,0 +1,178 @@
+"""Analyses: planted answers (a low-pass shows in the high bands, a one-band classifier's attributions sit
+in that band), calibrated intervals, corrections, and `probe analyse` end to end on real tiny runs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from probe.analyses import attribution, bands, bandshift, stats
+from probe.cli import main
+from probe.models.classifiers import WaveformClassifier
+from probe.models.frontend import MelConfig, MelFrontEnd
+
+RATE = 16000
+
+
+def _lowpass(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    spectrum = np.fft.rfft(x, axis=-1)
+    spectrum[..., np.fft.rfftfreq(x.shape[-1], 1 / RATE) > cutoff_hz] = 0
+    return np.fft.irfft(spectrum, n=x.shape[-1], axis=-1)
+
+
+@pytest.mark.parametrize("band_set_name", ["octave", "third_octave"])
+def test_a_planted_lowpass_shows_in_exactly_the_bands_above_it(band_set_name: str) -> None:
+    rng = np.random.default_rng(0)
+    originals = rng.standard_normal((24, RATE))
+    spectra = {"original": bands.power_spectra(originals), "after": bands.power_spectra(_lowpass(originals, 2000))}
+    band_set = bands.band_sets_for((band_set_name,), RATE)[0]
+    tables = bandshift.band_shift_tables(spectra, [band_set], [f"c{i}" for i in range(24)], np.zeros(24, dtype=int),
+                                         ["noise"], [0], ["all"], bandshift.ShiftSettings(n_boot=500), rng)
+    overall = tables["band_shift_overall"]
+    above, below = overall[overall.low_hz >= 2200], overall[overall.high_hz <= 1800]
+    assert len(above) and len(below)
+    assert (above.mean_shift_db < -20).all() and (above.verdict == "suppressed").all()
+    assert (below.mean_shift_db.abs() < 0.5).all() and (below.verdict == "preserved").all()
+    sentence = bandshift.describe_bands(overall, "after", band_set_name)["sentence"]
+    assert sentence.startswith("suppresses") and "preserves" in sentence
+
+
+def test_band_sets_cover_the_spectrum_once() -> None:
+    for name in ("octave", "third_octave"):
+        band_set = bands.band_sets_for((name,), 32000)[0]
+        covered = band_set.weights.sum(0)
+        freqs = bands.fft_frequencies(32000)
+        assert set(np.unique(covered[freqs >= band_set.low_hz[0]])) == {1.0}  # no gaps, no overlaps
+        assert band_set.high_hz[-1] == 16000
+    assert bands.band_sets_for(("mel",), 32000) == []  # no classifier, no mel bands
+
+
+class OneBandNet(nn.Module):
+    """Logits from the time-mean of a single mel band: it hears nothing else."""
+
+    def __init__(self, band: int, classes: int = 3) -> None:
+        super().__init__()
+        self.band = band
+        self.head = nn.Linear(1, classes)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.head(mel[:, 0, self.band, :].mean(-1, keepdim=True))
+
+
+@pytest.mark.parametrize("method", sorted(attribution.ATTRIBUTION_METHODS))
+def test_a_one_band_classifier_gets_its_attribution_in_that_band(method: str) -> None:
+    torch.manual_seed(0)
+    config = MelConfig(sample_rate=RATE, n_mels=32, n_fft=512, win_length=400, hop_length=160, fmax_hz=7000)
+    classifier = WaveformClassifier("one_band", MelFrontEnd(config), OneBandNet(band=11), sample_rate=RATE,
+                                    class_names=["a", "b", "c"]).freeze()
+    waveforms = np.random.default_rng(1).standard_normal((4, RATE // 2)).astype(np.float32) * 0.1
+    settings = attribution.AttributionSettings(occlusion_patch=(1, 20), ig_steps=8, shap_samples=4)
+    maps = attribution.attribution_maps(classifier, waveforms, np.array([0, 1, 2, 0]), method, settings, torch.device("cpu"))
+    mass = maps.sum(-1)
+    assert maps.shape[:2] == (4, 32) and np.allclose(maps.sum((1, 2)), 1, atol=1e-5)
+    assert (mass.argmax(1) == 11).all() and (mass[:, 11] > 0.99).all()
+
+
+def test_bootstrap_intervals_cover_the_true_mean_at_the_nominal_rate() -> None:
+    rng = np.random.default_rng(0)
+    replications = rng.normal(loc=1.0, scale=2.0, size=(50, 1000))  # 1000 independent samples of 50 in the columns
+    _, low, high = stats.bootstrap_mean_ci(replications, level=0.95, n_boot=2000, rng=rng)
+    coverage = np.mean((low <= 1.0) & (1.0 <= high))
+    assert 0.92 <= coverage <= 0.975
+    _, low90, high90 = stats.bootstrap_mean_ci(replications, level=0.90, n_boot=2000, rng=rng)
+    assert 0.87 <= np.mean((low90 <= 1.0) & (1.0 <= high90)) <= 0.93
+
+
+def test_corrections_known_answers_and_scipy_parity() -> None:
+    from scipy.stats import false_discovery_control
+
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(stats.holm(p), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(stats.benjamini_hochberg(p), false_discovery_control(p))
+    differences = np.column_stack([np.zeros(10), np.linspace(1, 2, 10)])
+    p_values = stats.wilcoxon_per_column(differences)
+    assert p_values[0] == 1.0 and p_values[1] < 0.01
+
+
+# --- end to end on real tiny runs --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path, trained_classifier: Path) -> list[Path]:
+    """Two complete tiny finetune runs (one per AE start) behind the same small CNN."""
+    from probe.train.finetune import FinetuneConfig, finetune
+
+    root = tmp_path_factory.mktemp("runs")
+    runs = []
+    for seed in (0, 1):
+        config = FinetuneConfig(classifier="small_cnn", classifier_weights=str(trained_classifier), autoencoder="tiny",
+                                ae_options={"sample_rate": 16000, "channels": 1, "seed": seed},
+                                data=f"esc50:{synthetic_root}", out=str(root / f"run{seed}"), epochs=1,
+                                learning_rate=3e-3, progress=False)
+        runs.append(finetune(config).path)
+    return runs
+
+
+ANALYSE_FLAGS = ["--attribution-clips", "5", "--bootstrap", "300", "--device", "cpu", "--quiet"]
+
+
+def test_probe_analyse_end_to_end(tmp_path: Path, two_runs: list[Path], capsys) -> None:
+    out = tmp_path / "analysis"
+    assert main(["analyse", *map(str, two_runs), "--out", str(out), *ANALYSE_FLAGS]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    labels = [r["folder"] for r in summary["runs"]]
+    assert len(set(labels)) == 2
+    run_dir = out / labels[0]
+    run_summary = json.loads((run_dir / "summary.json").read_text())
+    for name in ("accuracy_overall", "accuracy_per_class", "confusion", "band_shift_per_clip", "band_shift_overall",
+                 "band_shift_per_class", "band_shift_per_category", "descriptors_per_clip", "descriptor_shifts",
+                 "attribution_band_mass", "attribution_sanity"):
+        frame = pd.read_parquet(run_dir / f"{name}.parquet")
+        assert len(frame) > 0 and (run_dir / f"{name}.csv").is_file(), name
+    per_clip = pd.read_parquet(run_dir / "band_shift_per_clip.parquet")
+    assert set(per_clip.band_set) == {"octave", "third_octave", "mel"} and set(per_clip.condition) == {"before", "after"}
+    assert run_summary["bands"]["after"]["octave"]["sentence"]
+    assert set(run_summary["attributions"]["agreement_with_band_shift"]) == set(attribution.ATTRIBUTION_METHODS)
+    arrays = np.load(run_dir / "arrays.npz")
+    assert arrays["mel_db_class_original"].shape[0] == len(run_summary["class_names"])
+    example = run_summary["examples"][0]
+    assert all((run_dir / "audio" / name).is_file() for name in example["files"].values())
+    # The transfer matrix's diagonal re-scores each run's own stored reconstructions.
+    transfer = pd.read_parquet(out / "comparison" / "transfer.parquet")
+    assert len(transfer) == 4
+    for label in labels:
+        stored = json.loads((out / label / "summary.json").read_text())["accuracy"]["after"]["top1"]
+        diagonal = transfer[(transfer.autoencoder_of == label) & (transfer.classifier_of == label)].accuracy_after.item()
+        assert diagonal == pytest.approx(stored, abs=1e-9)
+    assert (out / "comparison" / "class_divergence.csv").is_file()
+    assert not list(tmp_path.glob(".analysis.*")), "no staging folder may be left behind"
+
+
+def test_analyse_is_deterministic(tmp_path: Path, two_runs: list[Path]) -> None:
+    flags = [str(two_runs[0]), "--methods", "saliency", "--no-transfer", *ANALYSE_FLAGS]
+    assert main(["analyse", *flags, "--out", str(tmp_path / "a")]) == 0
+    assert main(["analyse", *flags, "--out", str(tmp_path / "b")]) == 0
+    label = json.loads((tmp_path / "a" / "summary.json").read_text())["runs"][0]["folder"]
+    for name in ("band_shift_overall", "band_shift_per_class", "attribution_band_mass"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / label / f"{name}.parquet"),
+                                      pd.read_parquet(tmp_path / "b" / label / f"{name}.parquet"))
+
+
+def test_bad_inputs_get_one_line_errors(tmp_path: Path, two_runs: list[Path], capsys) -> None:
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    assert main(["analyse", str(unfinished), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert str(unfinished) in err and "not complete" in err and err.count("\n") == 1
+    assert main(["analyse", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+    assert main(["analyse", str(two_runs[0]), "--methods", "magic", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown attribution method" in capsys.readouterr().err
+    assert main(["analyse", str(two_runs[0]), "--examples", "9999", "--out", str(tmp_path / "x"), *ANALYSE_FLAGS]) == 2
+    assert "outside" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
