@@ -83,7 +83,7 @@ def analyse(config: AnalyseConfig) -> Path:
     """Analyse every run, compare them, and write ANALYSISDIR atomically; returns its path."""
     config.validate()
     from probe.models.classifiers import load_classifier
-    from probe.train.distributed import pick_device
+    from probe.devices import pick_device
 
     say = Progress(config.progress)
     device = pick_device(config.device)

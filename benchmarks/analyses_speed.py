@@ -62,7 +62,7 @@ def main() -> None:
     from probe.analyses.attribution import ATTRIBUTION_METHODS, AttributionSettings, attribution_maps
     from probe.analyses.runs import load_run
     from probe.models import load_classifier
-    from probe.train.distributed import pick_device
+    from probe.devices import pick_device
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=400)

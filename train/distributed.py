@@ -14,6 +14,8 @@ from typing import ContextManager
 import torch
 from torch import nn
 
+from probe.devices import pick_device
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -36,13 +38,6 @@ class Distributed:
     def barrier(self) -> None:
         if self.enabled:
             torch.distributed.barrier()
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto` is the local GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
