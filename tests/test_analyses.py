@@ -176,3 +176,14 @@ def test_bad_inputs_get_one_line_errors(tmp_path: Path, two_runs: list[Path], ca
     assert main(["analyse", str(two_runs[0]), "--examples", "9999", "--out", str(tmp_path / "x"), *ANALYSE_FLAGS]) == 2
     assert "outside" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
+
+
+def test_passt_maps_come_through_its_own_front_end() -> None:
+    from probe.models import load_classifier
+
+    classifier = load_classifier("passt", num_classes=3, class_names=["a", "b", "c"])
+    waveform = np.random.default_rng(0).standard_normal((1, 32000)).astype(np.float32) * 0.1
+    maps = attribution.attribution_maps(classifier, waveform, np.array([1]), "saliency",
+                                        attribution.AttributionSettings(), torch.device("cpu"))
+    assert maps.shape[1] == 128 and np.isclose(maps.sum(), 1, atol=1e-5)
+    assert len(bands.band_sets_for(("mel",), 32000, classifier)[0]) == 128

@@ -139,3 +139,12 @@ def test_distributed_run_matches_a_single_process(tmp_path: Path, synthetic_root
     # is amplified by Adam's normalisation, so later steps only agree to within a percent or two.
     np.testing.assert_allclose(losses(ddp)[:2], losses(single)[:2], rtol=1e-5)
     np.testing.assert_allclose(losses(ddp), losses(single), rtol=3e-2)
+
+
+def test_zero_epochs_stores_an_untrained_evaluation(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
+    """`--epochs 0` turns any AE checkpoint into a run directory the analyses read (before == after)."""
+    run = finetune(_config(tmp_path, synthetic_root, trained_classifier, epochs=0))
+    assert run.is_complete() and not run.latest.exists()
+    np.testing.assert_array_equal(np.load(run.outputs / "reconstructions_before.npy"),
+                                  np.load(run.outputs / "reconstructions_after.npy"))
+    assert json.loads(run.done.read_text())["best_val_accuracy"] is None

@@ -22,8 +22,8 @@ from probe.models.autoencoders import load_autoencoder
 from probe.models.classifiers import load_classifier
 from probe.pipeline import ProbePipeline
 from probe.rundir import RunDir
-from probe.train.distributed import init_distributed
-from probe.train.loop import TrainingConfig, autocast_for, batched_logits, is_resuming, run_folds, save_array, train_loop
+from probe.train.loop import (TrainingConfig, autocast_for, batched_logits, is_resuming, open_run, run_folds, save_array,
+                              start_fresh, train_loop)
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class FinetuneConfig(TrainingConfig):
     out: str = "runs/finetune"
     finetune_encoder: bool = True
     finetune_decoder: bool = True
+
+    min_epochs = 0  # 0 epochs: evaluate an AE behind the classifier and store the outputs, untrained
 
     def validate(self) -> None:
         super().validate()
@@ -65,14 +67,9 @@ class ClassifierObjective:
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     """Run (or resume) one finetuning run; returns its run directory."""
-    config.validate()
-    run = RunDir(config.out)
+    run, dist, device = open_run(config, resume)
     if run.is_complete():
         return run
-    if run.latest.exists() and not resume:
-        raise ConfigError(run.path, "holds an unfinished run: pass --resume to continue it, or choose another --out")
-    dist, device = init_distributed(config.device)
-    torch.manual_seed(config.seed)
     progress = config.progress and dist.is_main
 
     dataset = load_dataset(config.data, synthetic_root=run.path / "data")
@@ -97,10 +94,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     objective = ClassifierObjective(pipeline, val_x, val_y, config.micro, autocast)
 
     if not is_resuming(run, resume) and dist.is_main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.metrics.unlink(missing_ok=True)
-        run.write_config(config.to_json(), {"classifier_weights": str(classifier_weights) if classifier_weights else None,
-                                            "ae_weights": str(ae_weights) if ae_weights else None})
+        start_fresh(run, config, {"classifier_weights": classifier_weights, "ae_weights": ae_weights})
         save_outputs(run, "before", pipeline, val_x, val.clip_ids, config.micro, autocast)
         save_array(run.outputs / "originals.npy", val_x.cpu().numpy())
         save_array(run.outputs / "targets.npy", val.targets)
@@ -117,7 +111,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     if not result.finished(config) or not dist.is_main:
         return run
     save_outputs(run, "after", pipeline, val_x, val.clip_ids, config.micro, autocast)
-    run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score,
+    run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score if result.step else None,
                    "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped})
     return run
 

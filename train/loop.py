@@ -49,6 +49,8 @@ class TrainingConfig:
     """Stop (resumably) after this many epochs in this invocation; for time-sliced jobs and tests."""
     progress: bool = True
 
+    min_epochs = 1  # a class attribute, not a field
+
     @property
     def micro(self) -> int:
         return self.micro_batch_size or self.batch_size
@@ -58,8 +60,8 @@ class TrainingConfig:
             raise ConfigError(None, f"unknown scheduler {self.scheduler!r}; known: {', '.join(SCHEDULERS)}")
         if self.batch_size < 1 or self.micro < 1 or self.batch_size % self.micro:
             raise ConfigError(None, f"batch size {self.batch_size} must be a positive multiple of the micro-batch {self.micro}")
-        if self.epochs < 1:
-            raise ConfigError(None, "epochs must be at least 1")
+        if self.epochs < self.min_epochs:
+            raise ConfigError(None, f"epochs must be at least {self.min_epochs}")
         if self.learning_rate <= 0:
             raise ConfigError(None, f"the learning rate must be positive, got {self.learning_rate}")
 
@@ -96,6 +98,26 @@ def autocast_for(device: torch.device) -> dict[str, Any]:
 
 def is_resuming(run: RunDir, resume: bool) -> bool:
     return resume and run.latest.exists()
+
+
+def open_run(config: TrainingConfig, resume: bool) -> tuple[RunDir, Distributed, torch.device]:
+    """Validate the config, refuse to overwrite an unfinished run, join torchrun's group, seed."""
+    from probe.train.distributed import init_distributed
+
+    config.validate()
+    run = RunDir(config.out)
+    if run.latest.exists() and not resume and not run.is_complete():
+        raise ConfigError(run.path, "holds an unfinished run: pass --resume to continue it, or choose another --out")
+    dist, device = init_distributed(config.device)
+    torch.manual_seed(config.seed)
+    return run, dist, device
+
+
+def start_fresh(run: RunDir, config: TrainingConfig, inputs: dict[str, Path | None]) -> None:
+    """A new run directory: no stale metrics, and the config with the inputs' provenance."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.metrics.unlink(missing_ok=True)
+    run.write_config(config.to_json(), {key: str(path) if path else None for key, path in inputs.items()})
 
 
 def train_loop(config: TrainingConfig, run: RunDir, autoencoder: WaveformAutoencoder, objective: Objective,

@@ -20,8 +20,7 @@ from probe.download import resolve_weights
 from probe.errors import ConfigError
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.rundir import RunDir
-from probe.train.distributed import init_distributed
-from probe.train.loop import TrainingConfig, autocast_for, is_resuming, train_loop
+from probe.train.loop import TrainingConfig, autocast_for, is_resuming, open_run, start_fresh, train_loop
 from probe.train.losses import multi_resolution_stft_loss
 
 
@@ -81,14 +80,9 @@ class ReconstructionObjective:
 
 def pretrain_autoencoder(config: PretrainConfig, resume: bool = False) -> RunDir:
     """Run (or resume) reconstruction pretraining; `RUNDIR/best.pt` is the pretrained AE."""
-    config.validate()
-    run = RunDir(config.out)
+    run, dist, device = open_run(config, resume)
     if run.is_complete():
         return run
-    if run.latest.exists() and not resume:
-        raise ConfigError(run.path, "holds an unfinished run: pass --resume to continue it, or choose another --out")
-    dist, device = init_distributed(config.device)
-    torch.manual_seed(config.seed)
     progress = config.progress and dist.is_main
 
     dataset = load_dataset(config.data, synthetic_root=run.path / "data")
@@ -103,9 +97,7 @@ def pretrain_autoencoder(config: PretrainConfig, resume: bool = False) -> RunDir
     objective = ReconstructionObjective(autoencoder, val_x, config.stft_weight, config.micro, autocast_for(device))
 
     if not is_resuming(run, resume) and dist.is_main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.metrics.unlink(missing_ok=True)
-        run.write_config(config.to_json(), {"ae_weights": str(ae_weights) if ae_weights else None})
+        start_fresh(run, config, {"ae_weights": ae_weights})
     dist.barrier()
     result = train_loop(config, run, autoencoder, objective, train_x, train_x, device, resume, dist)
     if result.finished(config) and dist.is_main:
