@@ -36,6 +36,8 @@ class AnalyseConfig:
     attributions: attribution.AttributionSettings = field(default_factory=attribution.AttributionSettings)
     examples: tuple[int, ...] | None = None
     """Validation positions to keep as audio; default: the study's on ESC-50 fold 1, else one clip per class."""
+    residuals: str = "examples"
+    """Residual audio (original - finetuned reconstruction) for the `examples` only, or for `all` clips."""
     transfer: bool = True
     seed: int = 0
     device: str = "auto"
@@ -50,6 +52,8 @@ class AnalyseConfig:
         if unknown:
             raise ConfigError(None, f"unknown attribution method {unknown[0]!r}; known: {', '.join(attribution.ATTRIBUTION_METHODS)}")
         bands.band_sets_for(self.band_sets, 32000)  # raises on unknown names
+        if self.residuals not in ("examples", "all"):
+            raise ConfigError(None, f"--residuals is examples or all, got {self.residuals!r}")
         if not 0 < self.shifts.level < 1:
             raise ConfigError(None, f"the confidence level must lie in (0, 1), got {self.shifts.level}")
 
@@ -95,12 +99,13 @@ def analyse(config: AnalyseConfig) -> Path:
         classifiers[run.label] = load_classifier(
             run.config["classifier"], run.classifier_weights(), len(run.class_names), class_names=run.class_names,
             device=device, **run.config.get("classifier_options", {}))
-    summaries, per_class_frames, overall_frames = [], [], []
+    summaries, per_class_frames, per_category_frames, overall_frames = [], [], [], []
     with staged_directory(config.out) as staging:
         for run in runs:
             summary, tables = analyse_run(run, classifiers[run.label], staging / run.label, config, device, say)
             summaries.append(summary)
             per_class_frames.append(tables["band_shift_per_class"].assign(run=run.label))
+            per_category_frames.append(tables["band_shift_per_category"].assign(run=run.label))
             overall_frames.append(tables["band_shift_overall"].assign(run=run.label))
         comparison = staging / "comparison"
         comparison.mkdir()
@@ -108,10 +113,10 @@ def analyse(config: AnalyseConfig) -> Path:
         write_table(comparison, "band_profiles", overall)
         compared: dict[str, Any] = {}
         if len(runs) > 1:
-            per_class = pd.concat(per_class_frames, ignore_index=True)
-            divergence = transfer.profile_divergence(per_class, "class")
-            write_table(comparison, "class_divergence", divergence)
-            compared["most_divergent_classes"] = divergence.head(5).to_dict("records")
+            for key, frames in (("class", per_class_frames), ("category", per_category_frames)):
+                divergence = transfer.profile_divergence(pd.concat(frames, ignore_index=True), key)
+                write_table(comparison, f"{key}_divergence", divergence)
+                compared[f"most_divergent_{key}"] = divergence.head(5).to_dict("records")
         if config.transfer:
             say("transfer: every classifier on every run's reconstructions")
             table = transfer.transfer_table(runs, classifiers, device)
@@ -174,6 +179,9 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     if bad:
         raise ConfigError(None, f"example position {bad[0]} is outside the {len(run.targets)} validation clips of {run.path}")
     example_rows = _write_examples(run, examples, folder / "audio")
+    if config.residuals == "all":
+        say(f"{run.label}: residual audio for all {len(run.targets)} clips")
+        _write_residuals(run, folder / "audio" / "residuals")
 
     for name, frame in tables.items():
         write_table(folder, name, frame)
@@ -282,6 +290,14 @@ def _write_examples(run: RunOutputs, examples: list[int], folder: Path) -> list[
                                    if int(np.argmax(run.logits[c][position])) < len(run.class_names)
                                    else str(int(np.argmax(run.logits[c][position]))) for c in CONDITIONS}})
     return rows
+
+
+def _write_residuals(run: RunOutputs, folder: Path) -> None:
+    from probe.audio import write_wav
+
+    for position, clip_id in enumerate(run.clip_ids):
+        residual = np.asarray(run.originals[position]) - np.asarray(run.reconstructions["after"][position])
+        write_wav(folder / f"{Path(clip_id).stem}.wav", residual, run.sample_rate)
 
 
 def _jsonable(config: AnalyseConfig) -> dict[str, Any]:

@@ -307,6 +307,8 @@ def _analyse_args(parser: argparse.ArgumentParser) -> None:
                         help="attribution methods, comma-separated, or none")
     parser.add_argument("--attribution-clips", type=int, help="attribute at most this many clips per run (default 64 on a GPU, 16 on a CPU)")
     parser.add_argument("--examples", help="validation positions kept as audio, comma-separated (default: the study's on ESC-50)")
+    parser.add_argument("--residuals", choices=["examples", "all"], default="examples",
+                        help="write the residual audio (original - finetuned reconstruction) for the examples or all clips")
     parser.add_argument("--no-transfer", action="store_true", help="skip the cross-classifier transfer matrix")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -330,7 +332,7 @@ def run_analyse(args: argparse.Namespace) -> int:
         shifts=ShiftSettings(n_boot=args.bootstrap, level=args.level, correction=args.correction,
                              threshold_db=args.threshold_db),
         attributions=AttributionSettings(methods=_comma_list(args.methods), max_clips=args.attribution_clips, seed=args.seed),
-        examples=examples, transfer=not args.no_transfer, seed=args.seed, device=args.device, progress=not args.quiet,
+        examples=examples, residuals=args.residuals, transfer=not args.no_transfer, seed=args.seed, device=args.device, progress=not args.quiet,
     )
     out = analyse(config)
     print(f"probe analyse: wrote {out}")

@@ -149,15 +149,17 @@ def test_probe_analyse_end_to_end(tmp_path: Path, two_runs: list[Path], capsys) 
         stored = json.loads((out / label / "summary.json").read_text())["accuracy"]["after"]["top1"]
         diagonal = transfer[(transfer.autoencoder_of == label) & (transfer.classifier_of == label)].accuracy_after.item()
         assert diagonal == pytest.approx(stored, abs=1e-9)
-    assert (out / "comparison" / "class_divergence.csv").is_file()
+    assert (out / "comparison" / "class_divergence.csv").is_file() and (out / "comparison" / "category_divergence.csv").is_file()
     assert not list(tmp_path.glob(".analysis.*")), "no staging folder may be left behind"
 
 
 def test_analyse_is_deterministic(tmp_path: Path, two_runs: list[Path]) -> None:
-    flags = [str(two_runs[0]), "--methods", "saliency", "--no-transfer", *ANALYSE_FLAGS]
+    flags = [str(two_runs[0]), "--methods", "saliency", "--no-transfer", "--residuals", "all", *ANALYSE_FLAGS]
     assert main(["analyse", *flags, "--out", str(tmp_path / "a")]) == 0
     assert main(["analyse", *flags, "--out", str(tmp_path / "b")]) == 0
     label = json.loads((tmp_path / "a" / "summary.json").read_text())["runs"][0]["folder"]
+    clips = json.loads((tmp_path / "a" / label / "summary.json").read_text())["clips"]
+    assert len(list((tmp_path / "a" / label / "audio" / "residuals").glob("*.wav"))) == clips
     for name in ("band_shift_overall", "band_shift_per_class", "attribution_band_mass"):
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / label / f"{name}.parquet"),
                                       pd.read_parquet(tmp_path / "b" / label / f"{name}.parquet"))
