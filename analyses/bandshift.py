@@ -105,5 +105,5 @@ def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octav
             spans = ", ".join(f"{format_hz(r['from_hz'])}–{format_hz(r['to_hz'])} ({r['mean_shift_db']:+.1f} dB)"
                               for r in ranges[name])
             parts.append(f"{verb} {spans}")
-    sentence = "; ".join(parts) if parts else "no band changes clearly"
+    sentence = "; ".join(parts) if parts else "changes no band clearly"
     return {"ranges": ranges, "sentence": sentence}

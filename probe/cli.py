@@ -339,6 +339,50 @@ def run_analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- probe report / probe figures --------------------------------------------------------
+
+
+def _report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("analyses", nargs="+", help="analysis folders written by `probe analyse`")
+    parser.add_argument("--out", default="report", help="the report folder (replaced atomically)")
+    parser.add_argument("--band-set", default="octave", choices=["octave", "third_octave"],
+                        help="band set of the overview profiles")
+    parser.add_argument("--attribution-method", help="the attribution method the pages show (default: the first analysed)")
+    parser.add_argument("--quiet", action="store_true")
+
+
+@command("report", "write the HTML report (one page per classifier, by category, with audio) from analyses")
+@arguments(_report_args)
+def run_report(args: argparse.Namespace) -> int:
+    from probe.reports.build import ReportConfig, build_report
+
+    index = build_report(ReportConfig(tuple(args.analyses), args.out, args.band_set, args.attribution_method,
+                                      progress=not args.quiet))
+    print(f"probe report: open {index.resolve().as_uri()}")
+    return 0
+
+
+def _figures_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("analyses", nargs="+", help="analysis folders written by `probe analyse`")
+    parser.add_argument("--out", default="figures", help="folder for the figure files")
+    parser.add_argument("--format", default="png,svg,pdf", help="comma-separated: png, svg, pdf")
+
+
+@command("figures", "write the comparison figures alone, sized for papers")
+@arguments(_figures_args)
+def run_figures(args: argparse.Namespace) -> int:
+    from probe.errors import ConfigError
+    from probe.reports.paper import write_paper_figures
+
+    formats = _comma_list(args.format)
+    unknown = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if unknown or not formats:
+        raise ConfigError(None, f"--format takes png, svg and pdf, got {args.format!r}")
+    written = write_paper_figures(list(args.analyses), args.out, formats)
+    print(f"probe figures: wrote {len(written)} files to {args.out}")
+    return 0
+
+
 # --- probe demo -------------------------------------------------------------------------
 
 

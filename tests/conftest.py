@@ -56,3 +56,19 @@ def trained_classifier(tmp_path_factory: pytest.TempPathFactory, synthetic_root:
         loss.backward()
         optimizer.step()
     return save_classifier(classifier.eval(), tmp_path_factory.mktemp("clf") / "small_cnn.pt")
+
+
+@pytest.fixture(scope="session")
+def two_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path, trained_classifier: Path) -> list[Path]:
+    """Two complete tiny finetune runs (one per AE start) behind the same small CNN."""
+    from probe.train.finetune import FinetuneConfig, finetune
+
+    root = tmp_path_factory.mktemp("runs")
+    runs = []
+    for seed in (0, 1):
+        config = FinetuneConfig(classifier="small_cnn", classifier_weights=str(trained_classifier), autoencoder="tiny",
+                                ae_options={"sample_rate": 16000, "channels": 1, "seed": seed},
+                                data=f"esc50:{synthetic_root}", out=str(root / f"run{seed}"), epochs=1,
+                                learning_rate=3e-3, progress=False)
+        runs.append(finetune(config).path)
+    return runs

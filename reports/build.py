@@ -1,0 +1,239 @@
+"""`probe report`: a static site from analysis folders, readable from file:// with no server.
+
+OUT/index.html                 the classifiers compared: accuracy, band profiles, transfer, findings
+OUT/<classifier>/index.html    one page per classifier: overview, examples with audio, a section per category
+OUT/figures/, OUT/<classifier>/figures/   PNG (shown) and SVG (for papers) of every figure
+OUT/<classifier>/audio/        the example clips, copied beside the page (never inlined)
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probe.errors import ConfigError
+from probe.fileio import staged_directory, write_text
+from probe.reports import figures
+from probe.reports.data import AnalysedRun, Analysis, load_analysis
+from probe.reports.findings import findings
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    analyses: tuple[str, ...]
+    out: str = "report"
+    band_set: str = "octave"
+    """The band set of the overview profiles (octave or third_octave)."""
+    attribution_method: str | None = None
+    """The method whose maps the pages show; default: the first one analysed."""
+    progress: bool = True
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a label."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "run"
+
+
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def build_report(config: ReportConfig) -> Path:
+    """Write the report atomically; returns the path of its index.html."""
+    if not config.analyses:
+        raise ConfigError(None, "give at least one analysis folder (written by `probe analyse`)")
+    analysis = load_analysis(list(config.analyses))
+    env = _environment()
+    say = print if config.progress else (lambda *_: None)
+    with staged_directory(config.out) as site:
+        shutil.copy(TEMPLATES / "style.css", site / "style.css")
+        pages = []
+        for classifier, runs in analysis.by_classifier().items():
+            say(f"probe report: page for {classifier} ({len(runs)} autoencoder setting(s))")
+            pages.append(_classifier_page(env, site, classifier, runs, config))
+        say("probe report: index")
+        _index_page(env, site, analysis, pages, config)
+    return Path(config.out) / "index.html"
+
+
+def _figure(fig, folder: Path, name: str, site: Path) -> str:
+    """Save a figure as PNG and SVG; returns the PNG's path relative to the page folder."""
+    figures.save(fig, folder / "figures" / name)
+    return f"figures/{name}.png"
+
+
+def _overall(run: AnalysedRun, band_set: str, condition: str) -> pd.DataFrame:
+    overall = run.table("band_shift_overall")
+    return overall[(overall.band_set == band_set) & (overall.condition == condition)]
+
+
+def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]], config: ReportConfig) -> None:
+    accuracy_rows = [{"label": run.label, "classifier": run.classifier, "autoencoder": run.autoencoder,
+                      **{c: run.summary["accuracy"].get(c, {}).get("top1") for c in ("original", "before", "after")}}
+                     for run in analysis.runs]
+    profiles = {run.label: _overall(run, config.band_set, "after") for run in analysis.runs}
+    figure_paths = {"bands": _figure(figures.band_profiles(
+        {k: v for k, v in profiles.items() if len(v)}, f"{config.band_set.replace('_', '-')} band shift of the finetuned AEs"),
+        site, "overview_bands", site)}
+    accuracy = pd.DataFrame([{"group": r["label"], "condition": c, "top1": r[c]} for r in accuracy_rows
+                             for c in ("original", "before", "after") if r[c] is not None])
+    if len(accuracy):
+        figure_paths["accuracy"] = _figure(figures.accuracy_bars(accuracy, "group", "top-1 accuracy per run"),
+                                           site, "overview_accuracy", site)
+    transfer = analysis.comparison_tables.get("transfer")
+    if transfer is not None and transfer.autoencoder_of.nunique() > 1:
+        figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
+    html = env.get_template("index.html.j2").render(
+        title="probe report", findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
+        figures=figure_paths, pages=pages, stylesheet="style.css")
+    write_text(site / "index.html", html)
+
+
+def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], config: ReportConfig) -> dict[str, Any]:
+    folder = site / slug(classifier)
+    (folder / "figures").mkdir(parents=True)
+    first = runs[0].summary
+    class_names, category_names = first["class_names"], first["category_names"]
+    class_categories = first["class_categories"]
+    seconds = _clip_seconds(runs[0])
+
+    overview = {}
+    for band_set in ("octave", "third_octave"):
+        curves = {}
+        for run in runs:
+            for condition in ("after", "before"):
+                frame = _overall(run, band_set, condition)
+                if len(frame):
+                    curves[f"{run.setting}: {figures.CONDITION_LABELS[condition]}"] = frame
+        if curves:
+            overview[band_set] = _figure(figures.band_profiles(curves, f"{classifier}: {band_set.replace('_', '-')} band shift"),
+                                         folder, f"bands_{band_set}", site)
+    spectra = {}
+    for run in runs:
+        arrays = run.arrays()
+        original = np.nanmean(arrays["stft_db_class_original"], 0)
+        for condition in ("after", "before"):
+            spectra[f"{run.setting}: {figures.CONDITION_LABELS[condition]}"] = np.nanmean(
+                arrays[f"stft_db_class_{condition}"], 0) - original
+        frequencies = arrays["stft_frequencies_hz"]
+    overview["spectrum"] = _figure(figures.spectrum_difference(frequencies, spectra, f"{classifier}: mean spectrum difference"),
+                                   folder, "spectrum", site)
+
+    sections = []
+    for category_index, category in enumerate(category_names):
+        members = [i for i, c in enumerate(class_categories) if c == category_index]
+        if not members:
+            continue
+        section = {"name": category, "anchor": f"category-{category_index}", "runs": [], "classes": []}
+        for run in runs:
+            section["runs"].append(_category_figures(run, folder, site, category_index, category, members, class_names,
+                                                     seconds, config))
+        for class_index in members:
+            section["classes"].append(_class_row(runs, class_names[class_index], config.band_set))
+        sections.append(section)
+
+    html = env.get_template("classifier.html.j2").render(
+        title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r) for r in runs],
+        overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css")
+    write_text(folder / "index.html", html)
+    return {"classifier": classifier, "href": f"{slug(classifier)}/index.html", "runs": [r.label for r in runs],
+            "sentences": [r.summary["bands"].get("after", {}).get(config.band_set, {}).get("sentence", "") for r in runs]}
+
+
+def _clip_seconds(run: AnalysedRun) -> float:
+    rows = run.summary.get("examples") or []
+    if rows:
+        import soundfile as sf
+
+        info = sf.info(str(run.folder / "audio" / rows[0]["files"]["original"]))
+        return info.frames / info.samplerate
+    return 1.0
+
+
+def _run_card(run: AnalysedRun) -> dict[str, Any]:
+    accuracy = run.summary["accuracy"]
+    attributions = run.summary.get("attributions", {})
+    return {"label": run.label, "autoencoder": run.setting, "clips": run.summary["clips"],
+            "accuracy": {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")},
+            "sentence": run.summary["bands"].get("after", {}).get("octave", {}).get("sentence", ""),
+            "agreement": attributions.get("agreement_with_band_shift", {}),
+            "sanity": attributions.get("randomisation_check", {})}
+
+
+def _category_figures(run: AnalysedRun, folder: Path, site: Path, category_index: int, category: str, members: list[int],
+                      class_names: list[str], seconds: float, config: ReportConfig) -> dict[str, Any]:
+    stem = f"{slug(run.label)}_category{category_index}"
+    out: dict[str, Any] = {"label": run.label, "autoencoder": run.setting}
+    per_class = run.table("accuracy_per_class")
+    rows = per_class[per_class.class_index.isin(members)]
+    if len(rows):
+        out["accuracy"] = _figure(figures.accuracy_bars(rows, "class", f"{category}: accuracy per class"),
+                                  folder, f"{stem}_accuracy", site)
+    arrays = run.arrays()
+    out["mel"] = _figure(figures.spectrogram_triptych(arrays["mel_db_category_original"][category_index],
+                                                      arrays["mel_db_category_after"][category_index],
+                                                      f"{category}: mean log-mel spectrogram", seconds),
+                         folder, f"{stem}_mel", site)
+    shifts = run.table("band_shift_per_class")
+    shifts = shifts[(shifts.band_set == config.band_set) & (shifts.condition == "after")]
+    curves = {name: shifts[shifts["class"] == name] for name in (class_names[i] for i in members)}
+    curves = {k: v for k, v in curves.items() if len(v)}
+    if curves:
+        out["bands"] = _figure(figures.band_profiles(curves, f"{category}: band shift per class (finetuned AE)"),
+                               folder, f"{stem}_bands", site)
+    methods = run.summary.get("attributions", {}).get("methods", [])
+    method = config.attribution_method if config.attribution_method in methods else (methods[0] if methods else None)
+    key = f"attribution_class_{method}_original"
+    if method and key in arrays.files:
+        maps = {class_names[i]: arrays[key][i] for i in members if not np.isnan(arrays[key][i]).all()}
+        if maps:
+            out["attribution"] = _figure(figures.attribution_grid(maps, f"{category}: mean {method.replace('_', ' ')} map"),
+                                         folder, f"{stem}_attribution", site)
+            out["attribution_method"] = method
+    return out
+
+
+def _class_row(runs: list[AnalysedRun], name: str, band_set: str) -> dict[str, Any]:
+    """Per class: accuracy per run and condition, and the band it shifts most."""
+    cells = []
+    for run in runs:
+        per_class = run.table("accuracy_per_class")
+        rows = per_class[per_class["class"] == name].set_index("condition")
+        shifts = run.table("band_shift_per_class")
+        shifts = shifts[(shifts["class"] == name) & (shifts.band_set == band_set) & (shifts.condition == "after")]
+        largest = shifts.loc[shifts.mean_shift_db.abs().idxmax()] if len(shifts) else None
+        cells.append({
+            "autoencoder": run.setting,
+            "accuracy": {c: (float(rows.loc[c, "top1"]) if c in rows.index else None) for c in ("original", "before", "after")},
+            "largest_shift": None if largest is None else {"band": largest.band, "db": float(largest.mean_shift_db),
+                                                           "low": float(largest.ci_low_db), "high": float(largest.ci_high_db)},
+        })
+    return {"name": name, "cells": cells}
+
+
+def _examples(runs: list[AnalysedRun], folder: Path) -> list[dict[str, Any]]:
+    """Example clips: the original once, then each AE setting's reconstructions and residual; audio copied beside the page."""
+    by_clip: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        target = folder / "audio" / slug(run.label)
+        target.mkdir(parents=True, exist_ok=True)
+        for row in run.summary.get("examples", []):
+            entry = by_clip.setdefault(row["clip_id"], {"clip_id": row["clip_id"], "class": row["class"],
+                                                        "category": row["category"], "original": None, "settings": []})
+            files = {}
+            for kind, name in row["files"].items():
+                shutil.copy(run.folder / "audio" / name, target / name)
+                files[kind] = f"audio/{slug(run.label)}/{name}"
+            entry["original"] = entry["original"] or files["original"]
+            entry["settings"].append({"autoencoder": run.setting, "files": files, "predicted": row["predicted"]})
+    return list(by_clip.values())

@@ -1,0 +1,95 @@
+"""Reading analysis folders (written by `probe analyse`) for the report and the figures."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probe.errors import ConfigError
+
+
+@dataclass
+class AnalysedRun:
+    """One run's analysis: its summary, tables (loaded on demand) and arrays."""
+
+    folder: Path
+    summary: dict[str, Any]
+    setting: str = ""
+    """How the classifier page names this run: the AE, or the run label where two runs share an AE."""
+    _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.summary["label"]
+
+    @property
+    def classifier(self) -> str:
+        return str(self.summary.get("classifier") or self.label)
+
+    @property
+    def autoencoder(self) -> str:
+        return Path(str(self.summary.get("autoencoder") or "ae")).stem
+
+    def table(self, name: str) -> pd.DataFrame:
+        if name not in self._tables:
+            path = self.folder / f"{name}.parquet"
+            self._tables[name] = pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+        return self._tables[name]
+
+    def arrays(self) -> np.lib.npyio.NpzFile:
+        return np.load(self.folder / "arrays.npz")
+
+
+@dataclass
+class Analysis:
+    """Every run of one or more analysis folders, plus their comparison tables."""
+
+    runs: list[AnalysedRun]
+    comparisons: list[dict[str, Any]]
+    comparison_tables: dict[str, pd.DataFrame]
+
+    def by_classifier(self) -> dict[str, list[AnalysedRun]]:
+        """Runs grouped by classifier name, in first-seen order: one report page each."""
+        groups: dict[str, list[AnalysedRun]] = {}
+        for run in self.runs:
+            groups.setdefault(run.classifier, []).append(run)
+        for runs in groups.values():
+            names = [run.autoencoder for run in runs]
+            for run in runs:
+                run.setting = run.autoencoder if names.count(run.autoencoder) == 1 else run.label
+        return groups
+
+
+def load_analysis(folders: list[str | Path]) -> Analysis:
+    """Read analysis folders; a missing or foreign folder is a one-line error naming it."""
+    runs, comparisons, tables = [], [], {}
+    for folder in map(Path, folders):
+        summary_path = folder / "summary.json"
+        if not summary_path.is_file():
+            raise ConfigError(folder, "not an analysis folder (no summary.json): run `probe analyse` first")
+        try:
+            summary = json.loads(summary_path.read_text())
+            entries = summary["runs"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError(summary_path, f"unreadable analysis summary ({exc})") from None
+        for entry in entries:
+            run_folder = folder / entry["folder"]
+            run_summary = run_folder / "summary.json"
+            if not run_summary.is_file():
+                raise ConfigError(run_folder, "missing its summary.json: the analysis folder is incomplete")
+            runs.append(AnalysedRun(run_folder, json.loads(run_summary.read_text())))
+        comparisons.append(summary.get("comparison", {}))
+        for name in ("transfer", "band_profiles", "class_divergence", "category_divergence"):
+            path = folder / "comparison" / f"{name}.parquet"
+            if path.is_file():
+                frame = pd.read_parquet(path)
+                tables[name] = pd.concat([tables[name], frame], ignore_index=True) if name in tables else frame
+    labels = [r.label for r in runs]
+    duplicates = {label for label in labels if labels.count(label) > 1}
+    if duplicates:
+        raise ConfigError(None, f"run {sorted(duplicates)[0]!r} appears in more than one analysis folder")
+    return Analysis(runs, comparisons, tables)

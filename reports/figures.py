@@ -1,0 +1,158 @@
+"""Comparison figures (matplotlib + seaborn), each written as PNG and SVG.
+
+Frequencies are on a log axis in Hz/kHz, levels in dB, and colours come from seaborn's
+colour-blind-safe palette. `FigureSize` picks web or paper proportions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+CONDITION_LABELS = {"original": "original", "before": "AE before finetuning", "after": "finetuned AE"}
+
+
+@dataclass(frozen=True)
+class FigureSize:
+    width: float = 7.0
+    height: float = 3.2
+    dpi: int = 110
+    font_size: float = 9.0
+
+
+WEB = FigureSize()
+PAPER = FigureSize(width=3.5, height=2.4, dpi=300, font_size=7.0)
+
+
+def palette(n: int) -> list:
+    return sns.color_palette("colorblind", max(n, 1))
+
+
+def hz_formatter() -> FuncFormatter:
+    return FuncFormatter(lambda hz, _: f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}")
+
+
+def save(fig: plt.Figure, path_stem: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Write the figure in each format (atomically) and close it; returns the written paths."""
+    from probe.fileio import atomic_write
+
+    written = []
+    for fmt in formats:
+        path = path_stem.with_suffix(f".{fmt}")
+        with atomic_write(path) as handle:
+            fig.savefig(handle, format=fmt, bbox_inches="tight")
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def _figure(size: FigureSize, nrows: int = 1, ncols: int = 1, height_scale: float = 1.0, **kwargs):
+    plt.rcParams.update({"font.size": size.font_size, "svg.fonttype": "none"})
+    return plt.subplots(nrows, ncols, figsize=(size.width, size.height * height_scale), dpi=size.dpi, **kwargs)
+
+
+def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSize = WEB) -> plt.Figure:
+    """Mean band shift (dB) with its CI band, one line per entry of `profiles` (rows sorted by band)."""
+    fig, ax = _figure(size)
+    for colour, (name, frame) in zip(palette(len(profiles)), profiles.items()):
+        frame = frame.sort_values("centre_hz")
+        ax.plot(frame.centre_hz, frame.mean_shift_db, marker="o", markersize=3, color=colour, label=name)
+        ax.fill_between(frame.centre_hz, frame.ci_low_db, frame.ci_high_db, color=colour, alpha=0.2, linewidth=0)
+    ax.axhline(0, color="0.4", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(hz_formatter())
+    ax.set_xlabel("band centre frequency (Hz)")
+    ax.set_ylabel("energy shift (dB)\nreconstruction − original")
+    ax.set_title(title)
+    ax.legend(fontsize=size.font_size * 0.85, frameon=False)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def accuracy_bars(frame: pd.DataFrame, group: str, title: str, size: FigureSize = WEB) -> plt.Figure:
+    """Top-1 accuracy per `group` value and condition, as grouped bars."""
+    data = frame.assign(condition=frame.condition.map(CONDITION_LABELS).fillna(frame.condition))
+    height = max(1.0, 0.25 * data[group].nunique() / 3)
+    fig, ax = _figure(size, height_scale=height)
+    sns.barplot(data=data, y=group, x="top1", hue="condition", palette="colorblind", ax=ax, orient="h")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("top-1 accuracy")
+    ax.set_ylabel("")
+    ax.set_title(title)
+    ax.legend(fontsize=size.font_size * 0.85, frameon=False, loc="lower right")
+    return fig
+
+
+def spectrogram_triptych(original: np.ndarray, reconstruction: np.ndarray, title: str, seconds: float,
+                         size: FigureSize = WEB) -> plt.Figure:
+    """Mean log-mel spectrograms: original, reconstruction, and their difference (dB)."""
+    fig, axes = _figure(size, 1, 3, sharey=True)
+    extent = (0, seconds, 0, original.shape[0])
+    level = np.nanpercentile(np.concatenate([original.ravel(), reconstruction.ravel()]), [2, 99.5])
+    for ax, data, name in ((axes[0], original, "original"), (axes[1], reconstruction, "finetuned AE")):
+        image = ax.imshow(data, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=level[0], vmax=level[1])
+        ax.set_title(name)
+    fig.colorbar(image, ax=axes[:2], label="dB", fraction=0.04)
+    difference = reconstruction - original
+    limit = max(1.0, float(np.nanpercentile(np.abs(difference), 99)))
+    image = axes[2].imshow(difference, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    axes[2].set_title("difference")
+    fig.colorbar(image, ax=axes[2], label="dB", fraction=0.08)
+    axes[0].set_ylabel("mel band")
+    for ax in axes:
+        ax.set_xlabel("time (s)")
+    fig.suptitle(title, fontsize=size.font_size * 1.1)
+    return fig
+
+
+def attribution_grid(maps: dict[str, np.ndarray], title: str, size: FigureSize = WEB) -> plt.Figure:
+    """Mean attribution maps side by side (e.g. one per class), a shared colour scale per map."""
+    names = list(maps)
+    fig, axes = _figure(size, 1, len(names), squeeze=False, height_scale=0.8)
+    for ax, name in zip(axes[0], names):
+        ax.imshow(maps[name], origin="lower", aspect="auto", cmap="viridis")
+        ax.set_title(name, fontsize=size.font_size * 0.85)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][0].set_ylabel("mel band")
+    fig.suptitle(title, fontsize=size.font_size * 1.1)
+    return fig
+
+
+def transfer_heatmap(frame: pd.DataFrame, size: FigureSize = WEB) -> plt.Figure:
+    """Accuracy of each run's classifier (columns) on each run's finetuned reconstructions (rows)."""
+    matrix = frame.pivot(index="autoencoder_of", columns="classifier_of", values="accuracy_after")
+    fig, ax = _figure(size, height_scale=max(1.0, 0.35 * len(matrix)))
+    sns.heatmap(matrix, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="mako", ax=ax, cbar_kws={"label": "top-1 accuracy"})
+    ax.set_xlabel("classifier that judges")
+    ax.set_ylabel("reconstructions of the AE finetuned for")
+    ax.set_title("transfer: finetuned AE of one classifier, judged by another")
+    return fig
+
+
+def spectrum_difference(frequencies: np.ndarray, curves: dict[str, np.ndarray], title: str,
+                        size: FigureSize = WEB) -> plt.Figure:
+    """Mean log-power difference (reconstruction − original) along frequency, one line per entry."""
+    fig, ax = _figure(size)
+    keep = frequencies > 20
+    for colour, (name, curve) in zip(palette(len(curves)), curves.items()):
+        ax.plot(frequencies[keep], curve[keep], color=colour, label=name, linewidth=1)
+    ax.axhline(0, color="0.4", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(hz_formatter())
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("level difference (dB)")
+    ax.set_title(title)
+    ax.legend(fontsize=size.font_size * 0.85, frameon=False)
+    ax.grid(alpha=0.3)
+    return fig

@@ -1,0 +1,76 @@
+"""The report's main findings, as plain sentences generated from the analysis numbers."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from probe.reports.data import Analysis
+
+
+def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
+    """Sentences for the index page, most important first."""
+    sentences = []
+    for run in analysis.runs:
+        accuracy = run.summary["accuracy"]
+        top1 = {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")}
+        if None not in top1.values():
+            sentences.append(f"{run.label}: accuracy {top1['original']:.3f} on the originals, {top1['before']:.3f} through "
+                             f"the autoencoder before finetuning and {top1['after']:.3f} after it.")
+        described = run.summary["bands"].get("after", {}).get(band_set)
+        if described:
+            sentences.append(f"{run.label}: the finetuned autoencoder {described['sentence']}.")
+    sentences += _largest_band_difference(analysis, band_set)
+    sentences += _transfer(analysis)
+    divergent = analysis.comparison_tables.get("class_divergence")
+    if divergent is not None and len(divergent):
+        top = divergent.iloc[0]
+        sentences.append(f"The class treated most differently is {top['class']}: its band profiles differ by "
+                         f"{top.rms_difference_db:.1f} dB (RMS) between {top.most_different}.")
+    for run in analysis.runs:
+        for method, check in run.summary.get("attributions", {}).get("randomisation_check", {}).items():
+            if not check["passed"]:
+                sentences.append(f"Caution: {run.label}'s {method.replace('_', ' ')} maps barely change when the classifier's "
+                                 f"weights are randomised (rank similarity {check['mean_rank_similarity']:.2f}).")
+    return sentences
+
+
+def _largest_band_difference(analysis: Analysis, band_set: str) -> list[str]:
+    profiles = {}
+    for run in analysis.runs:
+        overall = run.table("band_shift_overall")
+        rows = overall[(overall.band_set == band_set) & (overall.condition == "after")].sort_values("band_index")
+        if len(rows):
+            profiles[run.label] = rows.set_index("band").mean_shift_db
+    if len(profiles) < 2:
+        return []
+    best = None
+    for first, second in itertools.combinations(profiles, 2):
+        shared = profiles[first].index.intersection(profiles[second].index)
+        if not len(shared):
+            continue
+        gaps = (profiles[first][shared] - profiles[second][shared]).abs()
+        band = gaps.idxmax()
+        if best is None or gaps[band] > best[0]:
+            best = (gaps[band], band, first, second)
+    if best is None:
+        return []
+    _, band, first, second = best
+    a, b = profiles[first][band], profiles[second][band]
+    return [f"The classifiers differ most in the {band} band: {first}'s autoencoder changes its level by {a:+.1f} dB, "
+            f"{second}'s by {b:+.1f} dB."]
+
+
+def _transfer(analysis: Analysis) -> list[str]:
+    table = analysis.comparison_tables.get("transfer")
+    if table is None or table.autoencoder_of.nunique() < 2:
+        return []
+    own = {row.autoencoder_of: row.accuracy_after for row in table.itertuples() if row.autoencoder_of == row.classifier_of}
+    off = table[table.autoencoder_of != table.classifier_of]
+    if not len(off):
+        return []
+    drops = off.assign(drop=[own.get(r.classifier_of, np.nan) - r.accuracy_after for r in off.itertuples()])
+    worst = drops.sort_values("drop", ascending=False).iloc[0]
+    return [f"Transfer: {worst.classifier_of}'s classifier scores {worst.accuracy_after:.3f} on the reconstructions of the "
+            f"autoencoder finetuned for {worst.autoencoder_of}, against {own.get(worst.classifier_of, float('nan')):.3f} "
+            f"on those of its own."]

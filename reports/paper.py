@@ -1,0 +1,42 @@
+"""`probe figures`: the comparison figures on their own, sized for papers (3.5 in wide, 300 dpi)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from probe.reports import figures
+from probe.reports.build import slug
+from probe.reports.data import load_analysis
+
+
+def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str, ...] = ("png", "svg", "pdf"),
+                        size: figures.FigureSize = figures.PAPER) -> list[Path]:
+    """Per run: octave and third-octave band shifts and the spectrum difference; across runs: profiles and transfer."""
+    analysis = load_analysis(analyses)
+    out = Path(out)
+    written: list[Path] = []
+    for run in analysis.runs:
+        overall = run.table("band_shift_overall")
+        for band_set in ("octave", "third_octave"):
+            curves = {figures.CONDITION_LABELS[c]: overall[(overall.band_set == band_set) & (overall.condition == c)]
+                      for c in ("after", "before")}
+            curves = {k: v for k, v in curves.items() if len(v)}
+            if curves:
+                written += figures.save(figures.band_profiles(curves, run.label, size), out / f"{slug(run.label)}_bands_{band_set}",
+                                        formats)
+        arrays = run.arrays()
+        original = np.nanmean(arrays["stft_db_class_original"], 0)
+        curves = {figures.CONDITION_LABELS[c]: np.nanmean(arrays[f"stft_db_class_{c}"], 0) - original for c in ("after", "before")}
+        written += figures.save(figures.spectrum_difference(arrays["stft_frequencies_hz"], curves, run.label, size),
+                                out / f"{slug(run.label)}_spectrum", formats)
+    profiles = {}
+    for run in analysis.runs:
+        overall = run.table("band_shift_overall")
+        profiles[run.label] = overall[(overall.band_set == "octave") & (overall.condition == "after")]
+    written += figures.save(figures.band_profiles(profiles, "finetuned AEs, octave bands", size), out / "comparison_bands",
+                            formats)
+    transfer = analysis.comparison_tables.get("transfer")
+    if transfer is not None and transfer.autoencoder_of.nunique() > 1:
+        written += figures.save(figures.transfer_heatmap(transfer, size), out / "comparison_transfer", formats)
+    return written

@@ -1,0 +1,141 @@
+"""Reports: a static site from a real (small) analysis, escaped, self-contained, and rendered in headless Chromium."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from probe.cli import main
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+ANALYSE_FLAGS = ["--attribution-clips", "5", "--bootstrap", "200", "--methods", "saliency,integrated_gradients",
+                 "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def analysis_dir(tmp_path_factory: pytest.TempPathFactory, two_runs: list[Path]) -> Path:
+    out = tmp_path_factory.mktemp("analysis") / "analysis"
+    assert main(["analyse", *map(str, two_runs), "--out", str(out), *ANALYSE_FLAGS]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory, analysis_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report"
+    assert main(["report", str(analysis_dir), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def _local_references(html: str) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"#]+)"', html)
+
+
+def test_report_pages_are_self_contained(report_dir: Path) -> None:
+    pages = [report_dir / "index.html", *report_dir.glob("*/index.html")]
+    assert len(pages) == 2  # the index and one page for the one classifier (two AE settings)
+    for page in pages:
+        html = page.read_text()
+        assert "http://" not in html and "https://" not in html and "base64" not in html, page
+        for reference in _local_references(html):
+            assert (page.parent / reference).is_file(), f"{page}: broken reference {reference}"
+        assert len(html) < 200_000
+    classifier_page = next(report_dir.glob("*/index.html")).read_text()
+    assert classifier_page.count("<audio") >= 4 and "<section id=\"category-" in classifier_page
+    assert list(report_dir.rglob("*.svg")) and len(list(report_dir.rglob("*.png"))) == len(list(report_dir.rglob("*.svg")))
+    index = (report_dir / "index.html").read_text()
+    assert "Main findings" in index and "the finetuned autoencoder" in index
+
+
+def test_names_are_html_escaped(tmp_path: Path, trained_classifier: Path) -> None:
+    """Class and file names from a user's folder dataset cannot inject markup."""
+    import numpy as np
+    import soundfile as sf
+
+    from probe.models import load_classifier, save_classifier
+    from probe.train.finetune import FinetuneConfig, finetune
+
+    hostile = ['<script>alert("x")</script>', "a&b"]
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for name in hostile:
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            sf.write(root / name / f'clip"{i}<i>.wav', rng.standard_normal(8000).astype(np.float32) * 0.1, 16000)
+    classifier = load_classifier("small_cnn", num_classes=2, class_names=sorted(hostile), sample_rate=16000, channels=4)
+    weights = save_classifier(classifier, tmp_path / "clf.pt")
+    run = finetune(FinetuneConfig(classifier="small_cnn", classifier_weights=str(weights), autoencoder="tiny",
+                                  ae_options={"sample_rate": 16000, "channels": 1}, data=f"folder:{root}", fold=1,
+                                  out=str(tmp_path / "run"), epochs=1, progress=False))
+    assert main(["analyse", str(run.path), "--out", str(tmp_path / "analysis"), *ANALYSE_FLAGS]) == 0
+    assert main(["report", str(tmp_path / "analysis"), "--out", str(tmp_path / "report"), "--quiet"]) == 0
+    for page in (tmp_path / "report").rglob("*.html"):
+        html = page.read_text()
+        assert "<script" not in html and "<i>" not in html
+    assert "&lt;script&gt;" in next((tmp_path / "report").glob("*/index.html")).read_text()
+
+
+def test_bad_analysis_folder_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "not an analysis folder" in err and str(tmp_path) in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_paper_figures(tmp_path: Path, analysis_dir: Path, capsys) -> None:
+    assert main(["figures", str(analysis_dir), "--out", str(tmp_path / "fig"), "--format", "pdf,svg"]) == 0
+    names = {p.name for p in (tmp_path / "fig").iterdir()}
+    assert "comparison_bands.pdf" in names and "comparison_transfer.svg" in names
+    assert any(n.endswith("_bands_third_octave.pdf") for n in names)
+    assert main(["figures", str(analysis_dir), "--out", str(tmp_path / "x"), "--format", "gif"]) == 2
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it): "
+                    "the browser check of the report did not run")
+    pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")
+    return path
+
+
+def test_report_renders_in_headless_chromium(report_dir: Path) -> None:
+    """Every page loads without console errors; every img and audio source resolves; audio has a duration."""
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    pages = [report_dir / "index.html", *sorted(report_dir.glob("*/index.html"))]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            for number, path in enumerate(pages):
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                errors: list[str] = []
+                page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
+                page.goto(path.as_uri(), wait_until="load")
+                images = page.evaluate("""async () => {
+                    const images = Array.from(document.images);
+                    for (const img of images) { img.loading = 'eager'; if (!img.complete) await img.decode().catch(() => {}); }
+                    return images.map(img => [img.getAttribute('src'), img.naturalWidth]);
+                }""")
+                durations = page.evaluate("""async () => Promise.all(Array.from(document.querySelectorAll('audio')).map(
+                    audio => audio.readyState >= 1 ? [audio.getAttribute('src'), audio.duration] : new Promise(resolve => {
+                        audio.addEventListener('loadedmetadata', () => resolve([audio.getAttribute('src'), audio.duration]));
+                        audio.addEventListener('error', () => resolve([audio.getAttribute('src'), -1]));
+                        audio.load();
+                    })))""")
+                assert not errors, f"{path}: {errors}"
+                assert images and all(width > 0 for _, width in images), f"{path}: images not loaded: {images}"
+                assert all(duration > 0 for _, duration in durations), f"{path}: audio without duration: {durations}"
+                if number < 2:
+                    page.screenshot(path=str(ARTIFACTS / f"report-{'index' if number == 0 else 'classifier'}.png"), full_page=True)
+                page.close()
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "report-index.png").is_file()
