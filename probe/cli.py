@@ -60,7 +60,8 @@ def run_models(args: argparse.Namespace) -> int:
     from probe.models import list_models
 
     for spec in list_models(args.kind):
-        print(f"{spec.kind:<12} {spec.name:<20} {spec.sample_rate:>6} Hz  {spec.description}")
+        rate = f"{spec.sample_rate:>6} Hz" if spec.sample_rate else "   any   "
+        print(f"{spec.kind:<12} {spec.name:<20} {rate}  {spec.description}")
         for source in spec.weights:
             print(f"{'':<12} {'':<20} weights: {source.name:<20} {source.note}")
     return 0
@@ -192,7 +193,8 @@ def run_download(args: argparse.Namespace) -> int:
 # --- probe finetune / probe pretrain-ae ---------------------------------------------------
 
 
-def _training_args(parser: argparse.ArgumentParser, epochs: int, batch_size: int, micro_batch_size: int | None) -> None:
+def _training_args(parser: argparse.ArgumentParser, epochs: int | None, batch_size: int, micro_batch_size: int | None,
+                   learning_rate: float | None = 3e-5) -> None:
     """The arguments every autoencoder training command shares (TrainingConfig's fields)."""
     parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
     parser.add_argument("--data", default="synthetic", help="esc50:DIR, folder:DIR or synthetic[:DIR]")
@@ -200,8 +202,9 @@ def _training_args(parser: argparse.ArgumentParser, epochs: int, batch_size: int
     parser.add_argument("--folds", help="cross-validation: comma-separated validation folds, one run each in OUT/fold-K")
     parser.add_argument("--out", required=True, help="the run directory")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--lr", type=float, default=3e-5, dest="learning_rate")
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs or 'per --probe'}")
+    parser.add_argument("--lr", type=float, default=learning_rate, dest="learning_rate",
+                        help=f"default {learning_rate or 'per --probe'}")
     parser.add_argument("--weight-decay", type=float, default=1e-5)
     parser.add_argument("--batch-size", type=int, default=batch_size, help="effective batch size")
     parser.add_argument("--micro-batch-size", type=int, default=micro_batch_size,
@@ -236,16 +239,29 @@ def _report_runs(command_name: str, runs: list) -> int:
     return 0
 
 
+PROBES = {
+    # The study's method: an autoencoder, cross-entropy only unless --energy-penalty is given.
+    "autoencoder": {"autoencoder": None, "learning_rate": 3e-5, "epochs": 100, "gain_penalty": 0.0},
+    # Seconds on a CPU: a gain per STFT bin, with the parsimony term on by default.
+    "spectral-gain": {"autoencoder": "spectral_gain", "learning_rate": 0.05, "epochs": 20, "gain_penalty": 0.1},
+}
+
+
 def _finetune_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", default="mn10", help="a name from `probe models`, or package.module:factory")
     parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name)")
+    parser.add_argument("--probe", choices=sorted(PROBES), default="autoencoder",
+                        help="autoencoder (the study's) or spectral-gain (a learnable gain per frequency; seconds on a CPU)")
     parser.add_argument("--autoencoder", default="archisound", help="archisound, random, tiny, or a probe AE checkpoint")
+    parser.add_argument("--energy-penalty", type=float, default=0.0,
+                        help="add this times the reconstruction's energy relative to the input's to the loss (0: the study's)")
+    parser.add_argument("--gain-penalty", type=float, help="weight of the mean-gain term of --probe spectral-gain (default 0.1)")
     parser.add_argument("--finetune-encoder", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--finetune-decoder", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--grid", nargs="+", metavar="AXIS=NAME[@WEIGHTS],...",
                         help="run a grid into OUT/CLASSIFIER--AE, e.g. classifiers=mn10@mn10.pt,passt@passt_esc50_fold1 "
                              "autoencoder=archisound@pretrained.pt,random; complete runs are skipped")
-    _training_args(parser, epochs=100, batch_size=4, micro_batch_size=None)
+    _training_args(parser, epochs=None, batch_size=4, micro_batch_size=None, learning_rate=None)
 
 
 @command("finetune", "finetune an autoencoder in front of a frozen classifier (the study's method)")
@@ -254,7 +270,13 @@ def run_finetune(args: argparse.Namespace) -> int:
     from probe.train.finetune import FinetuneConfig, finetune, finetune_folds, finetune_grid, parse_grid
 
     fields = {name: getattr(args, name) for name in TRAINING_FIELDS + (
-        "classifier", "classifier_weights", "finetune_encoder", "finetune_decoder")}
+        "classifier", "classifier_weights", "finetune_encoder", "finetune_decoder", "energy_penalty", "gain_penalty")}
+    defaults = PROBES[args.probe]
+    for name in ("learning_rate", "epochs", "gain_penalty"):
+        if fields[name] is None:
+            fields[name] = defaults[name]
+    if defaults["autoencoder"]:
+        fields["autoencoder"] = defaults["autoencoder"]
     config = FinetuneConfig(**fields, progress=not args.quiet)
     folds = _parse_folds(args.folds)
     if args.grid:

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from probe.audio import make_resampler, to_mono, to_stereo
-from probe.models.autoencoders import WaveformAutoencoder
 from probe.models.classifiers import WaveformClassifier
 
 
@@ -21,10 +20,13 @@ class FrozenContractError(AssertionError):
 class ProbePipeline(nn.Module):
     """Autoencoder in front of a frozen classifier: waveform (B, L) -> logits (B, classes)."""
 
-    def __init__(self, autoencoder: WaveformAutoencoder | None, classifier: WaveformClassifier) -> None:
+    def __init__(self, autoencoder: nn.Module | None, classifier: WaveformClassifier) -> None:
+        """`autoencoder`: a WaveformAutoencoder, or any module with sample_rate, channels and (B, C, L) -> (B, C, L)."""
         super().__init__()
         self.autoencoder = autoencoder
         self.classifier = classifier.freeze()
+        if autoencoder is not None and not autoencoder.sample_rate:
+            autoencoder.sample_rate = classifier.sample_rate  # probes such as spectral_gain run at the classifier's rate
         ae_rate = autoencoder.sample_rate if autoencoder is not None else classifier.sample_rate
         self.to_ae_rate = make_resampler(classifier.sample_rate, ae_rate)
         self.to_classifier_rate = make_resampler(ae_rate, classifier.sample_rate)
@@ -44,7 +46,10 @@ class ProbePipeline(nn.Module):
         y = to_mono(self.autoencoder(x)).squeeze(1)
         return self.to_classifier_rate(y)[..., :length]
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def forward(self, waveform: torch.Tensor, with_reconstruction: bool = False):
+        """Logits, or (logits, reconstruction) for losses that need both (a keyword DDP passes through)."""
+        if with_reconstruction:
+            return self.forward_with_reconstruction(waveform)
         self.check_frozen()
         return self.classifier(self.reconstruct(waveform))
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from probe.cache import decode_split
@@ -36,6 +37,10 @@ class FinetuneConfig(TrainingConfig):
     out: str = "runs/finetune"
     finetune_encoder: bool = True
     finetune_decoder: bool = True
+    energy_penalty: float = 0.0
+    """Add this times mean(y^2) / mean(x^2) (reconstruction over input energy) to the loss; 0 is the study's method."""
+    gain_penalty: float = 0.0
+    """Add this times the mean linear gain of a spectral-gain probe to the loss (its "preservation game")."""
 
     min_epochs = 0  # 0 epochs: evaluate an AE behind the classifier and store the outputs, untrained
 
@@ -43,19 +48,41 @@ class FinetuneConfig(TrainingConfig):
         super().validate()
         if not (self.finetune_encoder or self.finetune_decoder):
             raise ConfigError(None, "nothing to train: both the encoder and the decoder are frozen")
+        if self.energy_penalty < 0 or self.gain_penalty < 0:
+            raise ConfigError(None, "penalty weights must be >= 0")
+
+    def objective_name(self) -> str:
+        """How the report names what this run optimised."""
+        terms = ["cross-entropy"]
+        if self.energy_penalty:
+            terms.append(f"{self.energy_penalty:g} x relative energy")
+        if self.gain_penalty:
+            terms.append(f"{self.gain_penalty:g} x mean gain")
+        return " + ".join(terms)
 
 
 class ClassifierObjective:
-    """Cross-entropy of the frozen classifier on the reconstruction; best.pt by val accuracy."""
+    """Cross-entropy of the frozen classifier on the reconstruction, plus optional parsimony terms; best.pt by val accuracy."""
 
     def __init__(self, pipeline: ProbePipeline, val_x: torch.Tensor, val_y: torch.Tensor, micro: int,
-                 autocast: dict[str, Any]) -> None:
+                 autocast: dict[str, Any], energy_penalty: float = 0.0, gain_penalty: float = 0.0) -> None:
         self.module, self.val_x, self.val_y, self.micro, self.autocast = pipeline, val_x, val_y, micro, autocast
+        self.energy_penalty, self.gain_penalty = energy_penalty, gain_penalty
+        if gain_penalty and not hasattr(pipeline.autoencoder, "mean_linear_gain"):
+            raise ConfigError(None, "--gain-penalty needs a gain probe (--probe spectral-gain)")
         self.bare_logits = batched_logits(pipeline.classifier, val_x, micro, autocast)
         self.bare_accuracy = accuracy(self.bare_logits, val_y)
 
     def loss(self, module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.cross_entropy(module(x), y)
+        if not self.energy_penalty:
+            loss = torch.nn.functional.cross_entropy(module(x), y)
+        else:
+            logits, reconstruction = module(x, with_reconstruction=True)
+            relative_energy = reconstruction.float().pow(2).mean() / x.float().pow(2).mean().clamp_min(1e-12)
+            loss = torch.nn.functional.cross_entropy(logits, y) + self.energy_penalty * relative_energy
+        if self.gain_penalty:
+            loss = loss + self.gain_penalty * self.module.autoencoder.mean_linear_gain()
+        return loss
 
     def evaluate(self) -> tuple[dict[str, float], float]:
         logits = batched_logits(self.module, self.val_x, self.micro, self.autocast)
@@ -87,11 +114,15 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     val_x, val_y = val.as_tensor().to(device), torch.from_numpy(val.targets).to(device)
 
     autoencoder = load_autoencoder(config.autoencoder, ae_weights, device=device, **config.ae_options)
-    autoencoder.encoder.requires_grad_(config.finetune_encoder)
-    autoencoder.decoder.requires_grad_(config.finetune_decoder)
+    if not (config.finetune_encoder and config.finetune_decoder):
+        if not hasattr(autoencoder, "encoder"):
+            raise ConfigError(None, f"{config.autoencoder} has no encoder and decoder to freeze")
+        autoencoder.encoder.requires_grad_(config.finetune_encoder)
+        autoencoder.decoder.requires_grad_(config.finetune_decoder)
     pipeline = ProbePipeline(autoencoder, classifier).to(device)
     autocast = autocast_for(device)
-    objective = ClassifierObjective(pipeline, val_x, val_y, config.micro, autocast)
+    objective = ClassifierObjective(pipeline, val_x, val_y, config.micro, autocast, config.energy_penalty,
+                                    config.gain_penalty)
 
     if not is_resuming(run, resume) and dist.is_main:
         start_fresh(run, config, {"classifier_weights": classifier_weights, "ae_weights": ae_weights})
@@ -101,6 +132,8 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
         save_array(run.outputs / "logits_original.npy", objective.bare_logits.cpu().numpy())
         from probe.fileio import write_json
 
+        write_json(run.outputs / "objective.json", {"objective": config.objective_name(), "autoencoder": config.autoencoder,
+                                                    "energy_penalty": config.energy_penalty, "gain_penalty": config.gain_penalty})
         write_json(run.outputs / "classes.json", {"class_names": list(dataset.class_names),
                                                   "category_names": list(dataset.category_names),
                                                   "class_categories": list(dataset.class_categories),
@@ -111,6 +144,10 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     if not result.finished(config) or not dist.is_main:
         return run
     save_outputs(run, "after", pipeline, val_x, val.clip_ids, config.micro, autocast)
+    if hasattr(autoencoder, "gain_db"):
+        with torch.no_grad():
+            save_array(run.outputs / "gain_db.npy", np.stack([autoencoder.frequencies_hz().numpy(),
+                                                              autoencoder.gain_db().cpu().numpy()]))
     run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score if result.step else None,
                    "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped})
     return run

@@ -172,7 +172,7 @@ def build_tiny(seed: int = 0, sample_rate: int = 48000, channels: int = 2) -> Wa
 
 def load_autoencoder(
     name: str, weights: str | Path | None = None, *, device: str | torch.device = "cpu", **options: Any
-) -> WaveformAutoencoder:
+) -> nn.Module:
     """Build a registered autoencoder, or load one of probe's AE checkpoints by path, and load `weights`.
 
     `weights` may be the hub's `pytorch_model.bin` (keys prefixed `autoencoder.`), a bare
@@ -191,7 +191,7 @@ def load_autoencoder(
     model = spec.builder(**options)
     if checkpoint is not None:
         state = extract_state_dict(checkpoint, weights)
-        if not any(key.startswith("autoencoder.") for key in state):
+        if isinstance(model, WaveformAutoencoder) and not any(key.startswith("autoencoder.") for key in state):
             state = {f"autoencoder.{key}": value for key, value in state.items()}
         load_state_dict_strict(model, state, weights)
     elif spec.weights and name == "archisound":

@@ -1,0 +1,115 @@
+"""The spectral-gain probe: a learnable gain per STFT bin in front of the frozen classifier.
+
+Trained on cross-entropy plus lambda times the mean linear gain (a "preservation game": keep as
+little as possible while the classifier still works), its gain curve says which frequencies the
+classifier needs. It costs seconds on a CPU, so it is the quick first look before any AE run.
+The gain is bounded smoothly, floor + (ceiling - floor) * sigmoid(raw), and starts at 0 dB; a bin
+that sinks to the floor is "not needed", not a measured level.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from probe.models.autoencoders import CHECKPOINT_FORMAT
+from probe.models.registry import register
+
+
+class SpectralGain(nn.Module):
+    """(batch, 1, samples) -> the same signal with a per-bin gain applied through STFT and inverse STFT."""
+
+    name = "spectral_gain"
+    channels = 1
+
+    def __init__(self, sample_rate: int | None = None, n_fft: int = 1024, hop_length: int = 256, floor_db: float = -60.0,
+                 ceiling_db: float = 6.0, smoothing_bins: int = 0, bands: int = 64) -> None:
+        super().__init__()
+        if not floor_db < 0 < ceiling_db:
+            raise ValueError(f"the gain range must contain 0 dB, got [{floor_db}, {ceiling_db}]")
+        self._sample_rate = sample_rate
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.floor_db, self.ceiling_db, self.smoothing_bins, self.bands = floor_db, ceiling_db, smoothing_bins, bands
+        start = -floor_db / (ceiling_db - floor_db)  # the sigmoid value that gives 0 dB
+        self.raw_gain = nn.Parameter(torch.full((bands or n_fft // 2 + 1,), math.log(start / (1 - start))))
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.register_buffer("band_to_bin", self._band_to_bin() if bands else torch.empty(0), persistent=False)
+
+    def _band_to_bin(self) -> torch.Tensor:
+        """(bins, bands): each bin's gain interpolates its mel-spaced bands' (triangles, rows summing to 1).
+
+        Fewer parameters than bins keep the small parsimony gradient above the mini-batch noise of
+        the cross-entropy; the bands are placed on the mel scale up to the Nyquist frequency of the rate.
+        """
+        import torchaudio
+
+        rate = self.sample_rate or 2 * (self.n_fft // 2)
+        weights = torchaudio.functional.melscale_fbanks(self.n_fft // 2 + 1, 0.0, rate / 2, self.bands, rate)
+        weights[0] = torch.nn.functional.one_hot(torch.tensor(0), self.bands).float()  # DC follows the lowest band
+        weights[-1] = torch.nn.functional.one_hot(torch.tensor(self.bands - 1), self.bands).float()
+        return weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
+
+    @property
+    def sample_rate(self) -> int | None:
+        return self._sample_rate
+
+    @sample_rate.setter
+    def sample_rate(self, rate: int) -> None:
+        """Set when the pipeline adopts the classifier's rate; the mel-spaced bands move with it."""
+        self._sample_rate = rate
+        if self.bands:
+            self.band_to_bin = self._band_to_bin().to(self.raw_gain.device)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length, "floor_db": self.floor_db,
+                "ceiling_db": self.ceiling_db, "smoothing_bins": self.smoothing_bins, "bands": self.bands}
+
+    def parameter_gain_db(self) -> torch.Tensor:
+        """The trained gains in dB: one per band (or per bin when bands=0)."""
+        return self.floor_db + (self.ceiling_db - self.floor_db) * torch.sigmoid(self.raw_gain)
+
+    def gain_db(self) -> torch.Tensor:
+        """The gain per bin in dB, (n_fft/2 + 1,), optionally smoothed across neighbouring bins."""
+        gain = self.parameter_gain_db()
+        if self.bands:
+            gain = self.band_to_bin @ gain
+        if self.smoothing_bins > 1:
+            kernel = torch.ones(1, 1, self.smoothing_bins, device=gain.device) / self.smoothing_bins
+            gain = nn.functional.conv1d(gain[None, None], kernel, padding="same")[0, 0]
+        return gain
+
+    def frequencies_hz(self) -> torch.Tensor:
+        rate = self.sample_rate or 2 * (self.n_fft // 2)
+        return torch.linspace(0, rate / 2, self.n_fft // 2 + 1)
+
+    def mean_linear_gain(self) -> torch.Tensor:
+        """The parsimony term: the mean amplitude gain over bins (1 at the start)."""
+        return (10 ** (self.parameter_gain_db() / 20)).mean()
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if waveform.dim() != 3 or waveform.shape[1] != 1:
+            raise ValueError(f"spectral_gain takes (batch, 1, samples), got {tuple(waveform.shape)}")
+        length = waveform.shape[-1]
+        x = waveform[:, 0].float()
+        spec = torch.stft(x, self.n_fft, self.hop_length, window=self.window, center=True, return_complex=True)
+        gained = spec * (10 ** (self.gain_db() / 20))[None, :, None]
+        y = torch.istft(gained, self.n_fft, self.hop_length, window=self.window, center=True, length=length)
+        return y.unsqueeze(1).to(waveform.dtype)
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "autoencoder": self.name, "config": self.options, "options": self.options,
+                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+
+
+@register(
+    "autoencoder", "spectral_gain", sample_rate=0,
+    description="the spectral-gain probe: a learnable gain per STFT bin (runs at the classifier's rate); "
+                "use with probe finetune --probe spectral-gain",
+)
+def build_spectral_gain(seed: int = 0, sample_rate: int | None = None, n_fft: int = 1024, hop_length: int = 256,
+                        floor_db: float = -60.0, ceiling_db: float = 6.0, smoothing_bins: int = 0,
+                        bands: int = 64) -> SpectralGain:
+    return SpectralGain(sample_rate, n_fft, hop_length, floor_db, ceiling_db, smoothing_bins, bands)
