@@ -9,6 +9,7 @@ ANALYSISDIR/<run>/audio/                 example clips: original, reconstruction
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 import torch
 
 from probe.analyses import accuracy, attribution, bands, bandshift, spectral, transfer
-from probe.analyses.runs import CONDITIONS, RunOutputs, load_run, unique_labels
+from probe.analyses.runs import CONDITIONS, RunOutputs, classifier_label, load_run, setting_label, unique_labels
 from probe.errors import ConfigError
 from probe.fileio import atomic_write, staged_directory, write_json, write_text
 
@@ -52,6 +53,8 @@ class AnalyseConfig:
         if unknown:
             raise ConfigError(None, f"unknown attribution method {unknown[0]!r}; known: {', '.join(attribution.ATTRIBUTION_METHODS)}")
         bands.band_sets_for(self.band_sets, 32000)  # raises on unknown names
+        if "original" not in self.attributions.conditions:
+            raise ConfigError(None, "attributions always include the originals")
         if self.residuals not in ("examples", "all"):
             raise ConfigError(None, f"--residuals is examples or all, got {self.residuals!r}")
         if not 0 < self.shifts.level < 1:
@@ -93,16 +96,23 @@ def analyse(config: AnalyseConfig) -> Path:
     device = pick_device(config.device)
     runs = [load_run(path) for path in config.runs]
     unique_labels(runs)
+    loaded: dict[tuple, Any] = {}  # one instance per distinct classifier, shared by the runs behind it
     classifiers = {}
     for run in runs:
-        say(f"{run.label}: loading classifier {run.config.get('classifier')}")
-        classifiers[run.label] = load_classifier(
-            run.config["classifier"], run.classifier_weights(), len(run.class_names), class_names=run.class_names,
-            device=device, **run.config.get("classifier_options", {}))
+        key = run.classifier_key()
+        if key not in loaded:
+            say(f"{run.label}: loading classifier {run.config.get('classifier')}")
+            loaded[key] = load_classifier(
+                run.config["classifier"], run.classifier_weights(), len(run.class_names), class_names=run.class_names,
+                device=device, **run.config.get("classifier_options", {}))
+        classifiers[run.label] = loaded[key]
+    judges = {run.judge: (classifiers[run.label], run.class_names) for run in runs}
+    attribution_cache: dict[tuple, Any] = {}
     summaries, per_class_frames, per_category_frames, overall_frames = [], [], [], []
     with staged_directory(config.out) as staging:
         for run in runs:
-            summary, tables = analyse_run(run, classifiers[run.label], staging / run.label, config, device, say)
+            summary, tables = analyse_run(run, classifiers[run.label], staging / run.label, config, device, say,
+                                          attribution_cache)
             summaries.append(summary)
             per_class_frames.append(tables["band_shift_per_class"].assign(run=run.label))
             per_category_frames.append(tables["band_shift_per_category"].assign(run=run.label))
@@ -119,7 +129,7 @@ def analyse(config: AnalyseConfig) -> Path:
                 compared[f"most_divergent_{key}"] = divergence.head(5).to_dict("records")
         if config.transfer:
             say("transfer: every classifier on every run's reconstructions")
-            table = transfer.transfer_table(runs, classifiers, device)
+            table = transfer.transfer_table(runs, judges, device)
             write_table(comparison, "transfer", table)
             compared["transfer"] = table.to_dict("records")
         write_json(staging / "summary.json", {
@@ -131,7 +141,7 @@ def analyse(config: AnalyseConfig) -> Path:
 
 
 def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig, device: torch.device,
-                say: Progress) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+                say: Progress, attribution_cache: dict[tuple, Any] | None = None) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """All single-run analyses of one run into `folder`; returns its summary and its main tables."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(config.seed)
@@ -171,7 +181,8 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     attribution_summary: dict[str, Any] = {}
     if config.attributions.methods:
         started = time.perf_counter()
-        attribution_summary = _attributions(run, classifier, tables, arrays, config, device, say)
+        attribution_summary = _attributions(run, classifier, tables, arrays, config, device, say,
+                                            {} if attribution_cache is None else attribution_cache)
         timings["attributions_s"] = time.perf_counter() - started
 
     examples = list(config.examples) if config.examples is not None else default_examples(run)
@@ -190,8 +201,8 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
 
     overall = tables["band_shift_overall"]
     summary = {
-        "label": run.label, "path": str(run.path), "classifier": run.config.get("classifier"),
-        "autoencoder": run.config.get("autoencoder"), "clips": len(run.targets), "sample_rate": run.sample_rate,
+        "label": run.label, "path": str(run.path), "classifier": classifier_label(run.config),
+        "autoencoder": setting_label(run.config), "objective": _objective(run), "clips": len(run.targets), "sample_rate": run.sample_rate,
         "class_names": run.class_names, "category_names": run.category_names, "class_categories": run.class_categories,
         "accuracy": tables["accuracy_overall"].set_index("condition")[["top1", "top5"]].to_dict("index"),
         "bands": {condition: {band_set.name: bandshift.describe_bands(overall, condition, band_set.name)
@@ -221,8 +232,11 @@ def _descriptor_shifts(per_clip: pd.DataFrame, config: AnalyseConfig, rng: np.ra
 
 
 def _attributions(run: RunOutputs, classifier, tables: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray],
-                  config: AnalyseConfig, device: torch.device, say: Progress) -> dict[str, Any]:
-    """Maps per method on originals and finetuned reconstructions; band mass; agreement with the band shifts."""
+                  config: AnalyseConfig, device: torch.device, say: Progress, cache: dict[tuple, Any]) -> dict[str, Any]:
+    """Maps per method on originals and finetuned reconstructions; band mass; agreement with the band shifts.
+
+    Maps of the originals depend only on the classifier and the clips, so runs that share both share them (`cache`).
+    """
     from scipy.stats import spearmanr
 
     settings = config.attributions
@@ -232,9 +246,16 @@ def _attributions(run: RunOutputs, classifier, tables: dict[str, pd.DataFrame], 
     mel_shift = tables["band_shift_overall"]
     mel_shift = mel_shift[(mel_shift.band_set == "mel") & (mel_shift.condition == "after")].sort_values("band_index")
     for method in settings.methods:
-        for condition in ("original", "after"):
-            say(f"{run.label}: {method} on {len(chosen)} {condition} clips")
-            maps = attribution.attribution_maps(classifier, run.waveforms(condition)[chosen], targets, method, settings, device)
+        for condition in settings.conditions:
+            key = (run.classifier_key(), tuple(run.clip_ids), tuple(chosen), method)
+            if condition == "original" and key in cache:
+                maps = cache[key]
+            else:
+                say(f"{run.label}: {method} on {len(chosen)} {condition} clips")
+                maps = attribution.attribution_maps(classifier, run.waveforms(condition)[chosen], targets, method, settings,
+                                                    device)
+                if condition == "original":
+                    cache[key] = maps
             if condition == "original":
                 maps_by_method[method] = maps
             band_mass = maps.sum(-1)  # (clips, mel bins)
@@ -254,14 +275,18 @@ def _attributions(run: RunOutputs, classifier, tables: dict[str, pd.DataFrame], 
 
     say(f"{run.label}: randomisation sanity check on {min(settings.sanity_clips, len(chosen))} clips")
     sanity_idx = chosen[: settings.sanity_clips]
-    randomised = attribution.randomised_copy(classifier, settings.seed)
-    sanity = {}
-    for method in settings.methods:
-        random_maps = attribution.attribution_maps(randomised, run.waveforms("original")[sanity_idx],
-                                                   run.targets[sanity_idx], method, settings, device)
-        similarity = attribution.rank_similarity(maps_by_method[method][: len(sanity_idx)], random_maps)
-        sanity[method] = {"mean_rank_similarity": float(np.nanmean(similarity)),
-                          "passed": bool(np.nanmean(similarity) < 0.5)}
+    sanity_key = (run.classifier_key(), tuple(run.clip_ids), tuple(sanity_idx), "sanity")
+    if sanity_key not in cache:
+        randomised = attribution.randomised_copy(classifier, settings.seed)
+        sanity = {}
+        for method in settings.methods:
+            random_maps = attribution.attribution_maps(randomised, run.waveforms("original")[sanity_idx],
+                                                       run.targets[sanity_idx], method, settings, device)
+            similarity = attribution.rank_similarity(maps_by_method[method][: len(sanity_idx)], random_maps)
+            sanity[method] = {"mean_rank_similarity": float(np.nanmean(similarity)),
+                              "passed": bool(np.nanmean(similarity) < 0.5)}
+        cache[sanity_key] = sanity
+    sanity = cache[sanity_key]
     tables["attribution_sanity"] = pd.DataFrame([{"method": m, **v} for m, v in sanity.items()])
     note = ("positive rho: the bands the classifier attributes most are the bands its finetuned AE keeps loudest "
             "relative to the original")
@@ -298,6 +323,11 @@ def _write_residuals(run: RunOutputs, folder: Path) -> None:
     for position, clip_id in enumerate(run.clip_ids):
         residual = np.asarray(run.originals[position]) - np.asarray(run.reconstructions["after"][position])
         write_wav(folder / f"{Path(clip_id).stem}.wav", residual, run.sample_rate)
+
+
+def _objective(run: RunOutputs) -> str:
+    path = run.path / "outputs" / "objective.json"
+    return json.loads(path.read_text())["objective"] if path.is_file() else "cross-entropy"
 
 
 def _jsonable(config: AnalyseConfig) -> dict[str, Any]:

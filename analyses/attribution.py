@@ -29,6 +29,8 @@ class AttributionSettings:
     shap_samples: int = 8
     occlusion_patch: tuple[int, int] = (16, 50)
     """Occluded (mel bins, frames) per patch; the stride equals the patch."""
+    conditions: tuple[str, ...] = ("original", "after")
+    """Attribute the originals (always) and, by default, the finetuned reconstructions too."""
     sanity_clips: int = 8
     max_frames: int = 100
     seed: int = 0

@@ -38,6 +38,16 @@ class RunOutputs:
     logits: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
+    def judge(self) -> str:
+        """The classifier's label in comparisons (runs with one label share one classifier)."""
+        return classifier_label(self.config)
+
+    def classifier_key(self) -> tuple[str, str | None, str]:
+        """What identifies the classifier: name, weights and options (runs that share it share its attributions)."""
+        return (str(self.config.get("classifier")), self.classifier_weights(),
+                json.dumps(self.config.get("classifier_options", {}), sort_keys=True))
+
+    @property
     def categories(self) -> np.ndarray:
         """The category index of every clip."""
         return np.asarray(self.class_categories)[self.targets]
@@ -51,9 +61,23 @@ class RunOutputs:
         return resolved or self.config.get("classifier_weights")
 
 
+def classifier_label(config: dict[str, Any]) -> str:
+    return str(config.get("classifier_label") or config.get("classifier", "classifier"))
+
+
+def setting_label(config: dict[str, Any]) -> str:
+    """The run's probe setting: the given label, else the AE's name (a checkpoint's parent folder) and its penalty."""
+    if config.get("setting_label"):
+        return str(config["setting_label"])
+    autoencoder = Path(str(config.get("autoencoder", "ae")))
+    name = autoencoder.parent.name if autoencoder.suffix in (".pt", ".pth", ".bin", ".ckpt") and autoencoder.parent.name \
+        else autoencoder.stem
+    return f"{name}+energy{config['energy_penalty']:g}" if config.get("energy_penalty") else name
+
+
 def run_label(config: dict[str, Any]) -> str:
-    """`classifier--autoencoder`, with the fold when it is not the default."""
-    label = f"{config.get('classifier', 'classifier')}--{Path(str(config.get('autoencoder', 'ae'))).stem}"
+    """`classifier--setting`, with the fold when it is not the default."""
+    label = f"{classifier_label(config)}--{setting_label(config)}"
     return label if config.get("fold", 1) == 1 else f"{label}--fold{config['fold']}"
 
 

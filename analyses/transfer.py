@@ -29,17 +29,29 @@ def classifier_logits(classifier: WaveformClassifier, waveforms: np.ndarray, sam
     return np.concatenate(out)
 
 
-def transfer_table(runs: list[RunOutputs], classifiers: dict[str, WaveformClassifier], device: torch.device) -> pd.DataFrame:
-    """Accuracy of every run's classifier on every run's reconstructions (rows: AE's run, columns: classifier's run)."""
-    rows = []
-    for ae_run, judge_run in itertools.product(runs, runs):
-        if ae_run.class_names != judge_run.class_names:
-            log.warning("transfer: %s and %s have different classes; skipped", ae_run.label, judge_run.label)
+def transfer_table(runs: list[RunOutputs], judges: dict[str, tuple[WaveformClassifier, list[str]]],
+                   device: torch.device) -> pd.DataFrame:
+    """Accuracy of every distinct classifier (`judges`: label -> (classifier, class names)) on every run's clips.
+
+    Rows: the run whose AE made the reconstructions; `classifier_of`: the judging classifier; `own`:
+    whether the judge is the classifier that run was finetuned for. Logits on the originals are
+    computed once per judge and clip set.
+    """
+    rows, on_originals = [], {}
+    for ae_run, (judge_label, (classifier, class_names)) in itertools.product(runs, judges.items()):
+        if ae_run.class_names != class_names:
+            log.warning("transfer: %s and %s have different classes; skipped", ae_run.label, judge_label)
             continue
-        classifier = classifiers[judge_run.label]
-        row = {"autoencoder_of": ae_run.label, "classifier_of": judge_run.label, "clips": len(ae_run.targets)}
+        row = {"autoencoder_of": ae_run.label, "classifier_of": judge_label, "own": ae_run.judge == judge_label,
+               "clips": len(ae_run.targets)}
         for condition in ("original", "before", "after"):
-            logits = classifier_logits(classifier, ae_run.waveforms(condition), ae_run.sample_rate, device)
+            key = (judge_label, tuple(ae_run.clip_ids))
+            if condition == "original" and key in on_originals:
+                logits = on_originals[key]
+            else:
+                logits = classifier_logits(classifier, ae_run.waveforms(condition), ae_run.sample_rate, device)
+                if condition == "original":
+                    on_originals[key] = logits
             row[f"accuracy_{condition}"] = float((logits.argmax(1) == ae_run.targets).mean())
         rows.append(row)
     return pd.DataFrame(rows)

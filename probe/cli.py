@@ -411,15 +411,20 @@ def run_figures(args: argparse.Namespace) -> int:
 def _demo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-out", help="everything the demo writes goes under this folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", help="esc50:DIR runs the study's grid on ESC-50 instead of the synthetic demo")
+    parser.add_argument("--weights-dir", help="with --data: the folder holding the classifier and AE checkpoints")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quiet", action="store_true")
 
 
-@command("demo", "offline smoke run of the chain on synthetic data (the full study demo is in progress)")
+@command("demo", "the whole study offline in minutes: planted classifiers, probes, analyses and the HTML report")
 @arguments(_demo_args)
 def run_demo(args: argparse.Namespace) -> int:
     from probe.demo import DemoConfig, run_demo as demo
 
-    report = demo(DemoConfig(out=args.out, seed=args.seed))
-    print(f"probe demo: wrote {report}")
+    index = demo(DemoConfig(out=args.out, seed=args.seed, data=args.data, weights_dir=args.weights_dir, device=args.device,
+                            progress=not args.quiet))
+    print(f"probe demo: the report is {index.resolve().as_uri()}")
     return 0
 
 

@@ -21,6 +21,8 @@ from probe.audio import write_wav
 from probe.data import DATASET_JSON
 from probe.fileio import staged_directory
 
+PEAK = 0.8
+"""Every clip is normalised to this peak amplitude."""
 SOUND_TYPES = ("tone", "noise", "clicks", "chirp", "modulated")
 CATEGORY_NAMES = ("harmonic tones", "noise bursts", "clicks", "chirps", "modulated tones")
 
@@ -97,15 +99,22 @@ def _band_component(rng: np.random.Generator, kind: str, centre_hz: float, confi
     raise ValueError(f"unknown sound type {kind!r}")
 
 
-def render_clip(low_class: int, high_class: int, rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray:
-    """One mono clip: `low_class`'s signature in the low band plus `high_class`'s in the high band."""
+def render_bands(low_class: int, high_class: int, rng: np.random.Generator, config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The two band components of a clip, each at unit RMS: `low_class`'s low-band and `high_class`'s high-band signature."""
     parts = []
     for target, band in ((low_class, config.low_band_hz), (high_class, config.high_band_hz)):
         kind = SOUND_TYPES[target // config.classes_per_category]
         part = _band_component(rng, kind, centre_frequency(config, target, band), config)
-        parts.append(part / (np.sqrt(np.mean(part**2)) + 1e-9) * 10 ** (rng.uniform(-12, 0) / 20))
-    clip = parts[0] + parts[1] + 0.003 * rng.standard_normal(parts[0].size)
-    return (0.25 * clip / (np.abs(clip).max() + 1e-9)).astype(np.float32)
+        parts.append(part / (np.sqrt(np.mean(part**2)) + 1e-9))
+    return parts[0], parts[1]
+
+
+def render_clip(low_class: int, high_class: int, rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray:
+    """One mono clip: `low_class`'s signature in the low band plus `high_class`'s in the high band."""
+    low, high = render_bands(low_class, high_class, rng, config)
+    clip = low * 10 ** (rng.uniform(-12, 0) / 20) + high * 10 ** (rng.uniform(-12, 0) / 20)
+    clip = clip + 0.003 * rng.standard_normal(clip.size)
+    return (PEAK * clip / (np.abs(clip).max() + 1e-9)).astype(np.float32)
 
 
 def write_synthetic_dataset(root: str | Path, config: SyntheticConfig = SyntheticConfig()) -> Path:

@@ -33,6 +33,8 @@ class ReportConfig:
     """The band set of the overview profiles (octave or third_octave)."""
     attribution_method: str | None = None
     """The method whose maps the pages show; default: the first one analysed."""
+    notes: tuple[str, ...] = ()
+    """Extra lines for the top of the index (the demo puts its planted-answer check here)."""
     progress: bool = True
 
 
@@ -78,7 +80,7 @@ def _overall(run: AnalysedRun, band_set: str, condition: str) -> pd.DataFrame:
 
 
 def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]], config: ReportConfig) -> None:
-    accuracy_rows = [{"label": run.label, "classifier": run.classifier, "autoencoder": run.autoencoder,
+    accuracy_rows = [{"label": run.label, "classifier": run.classifier, "autoencoder": run.autoencoder, "objective": run.objective,
                       **{c: run.summary["accuracy"].get(c, {}).get("top1") for c in ("original", "before", "after")}}
                      for run in analysis.runs]
     profiles = {run.label: _overall(run, config.band_set, "after") for run in analysis.runs}
@@ -91,10 +93,10 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
         figure_paths["accuracy"] = _figure(figures.accuracy_bars(accuracy, "group", "top-1 accuracy per run"),
                                            site, "overview_accuracy", site)
     transfer = analysis.comparison_tables.get("transfer")
-    if transfer is not None and transfer.autoencoder_of.nunique() > 1:
+    if transfer is not None and transfer.classifier_of.nunique() > 1:
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
     html = env.get_template("index.html.j2").render(
-        title="probe report", findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
+        title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         figures=figure_paths, pages=pages, stylesheet="style.css")
     write_text(site / "index.html", html)
 
@@ -134,13 +136,10 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         members = [i for i, c in enumerate(class_categories) if c == category_index]
         if not members:
             continue
-        section = {"name": category, "anchor": f"category-{category_index}", "runs": [], "classes": []}
-        for run in runs:
-            section["runs"].append(_category_figures(run, folder, site, category_index, category, members, class_names,
-                                                     seconds, config))
-        for class_index in members:
-            section["classes"].append(_class_row(runs, class_names[class_index], config.band_set))
-        sections.append(section)
+        sections.append({"name": category, "anchor": f"category-{category_index}",
+                         "figures": _category_figures(runs, folder, site, category_index, category, members, class_names,
+                                                      seconds, config),
+                         "classes": [_class_row(runs, class_names[i], config.band_set) for i in members]})
 
     html = env.get_template("classifier.html.j2").render(
         title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r) for r in runs],
@@ -163,39 +162,50 @@ def _clip_seconds(run: AnalysedRun) -> float:
 def _run_card(run: AnalysedRun) -> dict[str, Any]:
     accuracy = run.summary["accuracy"]
     attributions = run.summary.get("attributions", {})
-    return {"label": run.label, "autoencoder": run.setting, "clips": run.summary["clips"],
+    return {"label": run.label, "autoencoder": run.setting, "objective": run.objective, "clips": run.summary["clips"],
             "accuracy": {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")},
             "sentence": run.summary["bands"].get("after", {}).get("octave", {}).get("sentence", ""),
             "agreement": attributions.get("agreement_with_band_shift", {}),
             "sanity": attributions.get("randomisation_check", {})}
 
 
-def _category_figures(run: AnalysedRun, folder: Path, site: Path, category_index: int, category: str, members: list[int],
-                      class_names: list[str], seconds: float, config: ReportConfig) -> dict[str, Any]:
-    stem = f"{slug(run.label)}_category{category_index}"
-    out: dict[str, Any] = {"label": run.label, "autoencoder": run.setting}
-    per_class = run.table("accuracy_per_class")
-    rows = per_class[per_class.class_index.isin(members)]
-    if len(rows):
-        out["accuracy"] = _figure(figures.accuracy_bars(rows, "class", f"{category}: accuracy per class"),
+def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, category_index: int, category: str,
+                      members: list[int], class_names: list[str], seconds: float, config: ReportConfig) -> dict[str, Any]:
+    """One figure per kind and category, with every AE setting of the page in it."""
+    stem = f"category{category_index}"
+    out: dict[str, Any] = {}
+    accuracy = []
+    for number, run in enumerate(runs):
+        rows = run.table("accuracy_per_class")
+        rows = rows[rows.class_index.isin(members)]
+        accuracy.append(rows[rows.condition == "after"].assign(condition=f"{run.setting}: finetuned"))
+        if number == 0:
+            accuracy.insert(0, rows[rows.condition == "original"])
+    accuracy_frame = pd.concat(accuracy, ignore_index=True)
+    if len(accuracy_frame):
+        out["accuracy"] = _figure(figures.accuracy_bars(accuracy_frame, "class", f"{category}: accuracy per class"),
                                   folder, f"{stem}_accuracy", site)
-    arrays = run.arrays()
-    out["mel"] = _figure(figures.spectrogram_triptych(arrays["mel_db_category_original"][category_index],
-                                                      arrays["mel_db_category_after"][category_index],
-                                                      f"{category}: mean log-mel spectrogram", seconds),
-                         folder, f"{stem}_mel", site)
-    shifts = run.table("band_shift_per_class")
-    shifts = shifts[(shifts.band_set == config.band_set) & (shifts.condition == "after")]
-    curves = {name: shifts[shifts["class"] == name] for name in (class_names[i] for i in members)}
-    curves = {k: v for k, v in curves.items() if len(v)}
+    curves = {}
+    for run in runs:
+        shifts = run.table("band_shift_per_category")
+        shifts = shifts[(shifts.band_set == config.band_set) & (shifts.condition == "after") & (shifts.category == category)]
+        if len(shifts):
+            curves[run.setting] = shifts
     if curves:
-        out["bands"] = _figure(figures.band_profiles(curves, f"{category}: band shift per class (finetuned AE)"),
+        out["bands"] = _figure(figures.band_profiles(curves, f"{category}: band shift of the finetuned probes"),
                                folder, f"{stem}_bands", site)
-    methods = run.summary.get("attributions", {}).get("methods", [])
+    arrays = {run.setting: run.arrays() for run in runs}
+    first = arrays[runs[0].setting]
+    out["mel"] = _figure(figures.spectrogram_grid(
+        first["mel_db_category_original"][category_index],
+        {setting: a["mel_db_category_after"][category_index] for setting, a in arrays.items()},
+        f"{category}: mean log-mel spectrograms", seconds), folder, f"{stem}_mel", site)
+    # Attributions on the originals belong to the classifier, not to the probe: one figure per page.
+    methods = runs[0].summary.get("attributions", {}).get("methods", [])
     method = config.attribution_method if config.attribution_method in methods else (methods[0] if methods else None)
     key = f"attribution_class_{method}_original"
-    if method and key in arrays.files:
-        maps = {class_names[i]: arrays[key][i] for i in members if not np.isnan(arrays[key][i]).all()}
+    if method and key in first.files:
+        maps = {class_names[i]: first[key][i] for i in members if not np.isnan(first[key][i]).all()}
         if maps:
             out["attribution"] = _figure(figures.attribution_grid(maps, f"{category}: mean {method.replace('_', ' ')} map"),
                                          folder, f"{stem}_attribution", site)

@@ -32,7 +32,11 @@ class AnalysedRun:
 
     @property
     def autoencoder(self) -> str:
-        return Path(str(self.summary.get("autoencoder") or "ae")).stem
+        return str(self.summary.get("autoencoder") or "ae")
+
+    @property
+    def objective(self) -> str:
+        return str(self.summary.get("objective") or "cross-entropy")
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in self._tables:

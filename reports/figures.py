@@ -50,7 +50,7 @@ def save(fig: plt.Figure, path_stem: Path, formats: Sequence[str] = ("png", "svg
     for fmt in formats:
         path = path_stem.with_suffix(f".{fmt}")
         with atomic_write(path) as handle:
-            fig.savefig(handle, format=fmt, bbox_inches="tight")
+            fig.savefig(handle, format=fmt)  # constrained layout already fits; a tight bbox would draw twice
         written.append(path)
     plt.close(fig)
     return written
@@ -58,7 +58,8 @@ def save(fig: plt.Figure, path_stem: Path, formats: Sequence[str] = ("png", "svg
 
 def _figure(size: FigureSize, nrows: int = 1, ncols: int = 1, height_scale: float = 1.0, **kwargs):
     plt.rcParams.update({"font.size": size.font_size, "svg.fonttype": "none"})
-    return plt.subplots(nrows, ncols, figsize=(size.width, size.height * height_scale), dpi=size.dpi, **kwargs)
+    return plt.subplots(nrows, ncols, figsize=(size.width, size.height * height_scale), dpi=size.dpi,
+                        layout="constrained", **kwargs)
 
 
 def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSize = WEB) -> plt.Figure:
@@ -93,23 +94,29 @@ def accuracy_bars(frame: pd.DataFrame, group: str, title: str, size: FigureSize 
     return fig
 
 
-def spectrogram_triptych(original: np.ndarray, reconstruction: np.ndarray, title: str, seconds: float,
-                         size: FigureSize = WEB) -> plt.Figure:
-    """Mean log-mel spectrograms: original, reconstruction, and their difference (dB)."""
-    fig, axes = _figure(size, 1, 3, sharey=True)
+def spectrogram_grid(original: np.ndarray, reconstructions: dict[str, np.ndarray], title: str, seconds: float,
+                     size: FigureSize = WEB) -> plt.Figure:
+    """Mean log-mel spectrograms: the original, then per setting its reconstruction (top) and difference (bottom), dB."""
+    names = list(reconstructions)
+    fig, axes = _figure(size, 2, 1 + len(names), squeeze=False, height_scale=1.4, sharex=True, sharey=True)
     extent = (0, seconds, 0, original.shape[0])
-    level = np.nanpercentile(np.concatenate([original.ravel(), reconstruction.ravel()]), [2, 99.5])
-    for ax, data, name in ((axes[0], original, "original"), (axes[1], reconstruction, "finetuned AE")):
-        image = ax.imshow(data, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=level[0], vmax=level[1])
-        ax.set_title(name)
-    fig.colorbar(image, ax=axes[:2], label="dB", fraction=0.04)
-    difference = reconstruction - original
-    limit = max(1.0, float(np.nanpercentile(np.abs(difference), 99)))
-    image = axes[2].imshow(difference, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r", vmin=-limit, vmax=limit)
-    axes[2].set_title("difference")
-    fig.colorbar(image, ax=axes[2], label="dB", fraction=0.08)
-    axes[0].set_ylabel("mel band")
-    for ax in axes:
+    level = np.nanpercentile(np.concatenate([original.ravel(), *(r.ravel() for r in reconstructions.values())]), [2, 99.5])
+    limit = max(1.0, max(float(np.nanpercentile(np.abs(r - original), 99)) for r in reconstructions.values()))
+    image = axes[0][0].imshow(original, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=level[0], vmax=level[1])
+    axes[0][0].set_title("original", fontsize=size.font_size)
+    axes[1][0].axis("off")
+    for column, name in enumerate(names, start=1):
+        axes[0][column].imshow(reconstructions[name], origin="lower", aspect="auto", extent=extent, cmap="magma",
+                               vmin=level[0], vmax=level[1])
+        axes[0][column].set_title(name, fontsize=size.font_size * 0.85)
+        difference = axes[1][column].imshow(reconstructions[name] - original, origin="lower", aspect="auto", extent=extent,
+                                            cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axes[1][column].set_title("difference", fontsize=size.font_size * 0.85)
+    fig.colorbar(image, ax=axes[0].tolist(), label="dB", fraction=0.03)
+    if names:
+        fig.colorbar(difference, ax=axes[1].tolist(), label="dB", fraction=0.03)
+    axes[0][0].set_ylabel("mel band")
+    for ax in axes[1][1:]:
         ax.set_xlabel("time (s)")
     fig.suptitle(title, fontsize=size.font_size * 1.1)
     return fig
@@ -130,7 +137,7 @@ def attribution_grid(maps: dict[str, np.ndarray], title: str, size: FigureSize =
 
 
 def transfer_heatmap(frame: pd.DataFrame, size: FigureSize = WEB) -> plt.Figure:
-    """Accuracy of each run's classifier (columns) on each run's finetuned reconstructions (rows)."""
+    """Accuracy of each classifier (columns) on each run's finetuned reconstructions (rows)."""
     matrix = frame.pivot(index="autoencoder_of", columns="classifier_of", values="accuracy_after")
     fig, ax = _figure(size, height_scale=max(1.0, 0.35 * len(matrix)))
     sns.heatmap(matrix, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="mako", ax=ax, cbar_kws={"label": "top-1 accuracy"})

@@ -62,15 +62,15 @@ def _largest_band_difference(analysis: Analysis, band_set: str) -> list[str]:
 
 
 def _transfer(analysis: Analysis) -> list[str]:
+    """The largest drop from a classifier's own finetuned AE to another classifier's."""
     table = analysis.comparison_tables.get("transfer")
-    if table is None or table.autoencoder_of.nunique() < 2:
+    if table is None or table.classifier_of.nunique() < 2:
         return []
-    own = {row.autoencoder_of: row.accuracy_after for row in table.itertuples() if row.autoencoder_of == row.classifier_of}
-    off = table[table.autoencoder_of != table.classifier_of]
-    if not len(off):
+    own = table[table.own].groupby("classifier_of").accuracy_after.mean()
+    foreign = table[~table.own]
+    if not len(foreign):
         return []
-    drops = off.assign(drop=[own.get(r.classifier_of, np.nan) - r.accuracy_after for r in off.itertuples()])
+    drops = foreign.assign(drop=[own.get(r.classifier_of, np.nan) - r.accuracy_after for r in foreign.itertuples()])
     worst = drops.sort_values("drop", ascending=False).iloc[0]
-    return [f"Transfer: {worst.classifier_of}'s classifier scores {worst.accuracy_after:.3f} on the reconstructions of the "
-            f"autoencoder finetuned for {worst.autoencoder_of}, against {own.get(worst.classifier_of, float('nan')):.3f} "
-            f"on those of its own."]
+    return [f"Transfer: {worst.classifier_of} scores {worst.accuracy_after:.3f} on the reconstructions of {worst.autoencoder_of}, "
+            f"against {own.get(worst.classifier_of, float('nan')):.3f} on those of the AEs finetuned for it."]

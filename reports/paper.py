@@ -37,6 +37,6 @@ def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str
     written += figures.save(figures.band_profiles(profiles, "finetuned AEs, octave bands", size), out / "comparison_bands",
                             formats)
     transfer = analysis.comparison_tables.get("transfer")
-    if transfer is not None and transfer.autoencoder_of.nunique() > 1:
+    if transfer is not None and transfer.classifier_of.nunique() > 1:
         written += figures.save(figures.transfer_heatmap(transfer, size), out / "comparison_transfer", formats)
     return written

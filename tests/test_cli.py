@@ -99,11 +99,3 @@ def test_console_script_error_path(tmp_path: Path) -> None:
     result = subprocess.run([str(probe), "reconstruct", "--autoencoder", "tiny", str(tmp_path / "x.wav"), "--out-dir", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip().startswith("probe: error:") and "x.wav" in result.stderr
-
-
-@pytest.mark.slow
-def test_demo_smoke(tmp_path: Path, capsys) -> None:
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert summary["accuracy_originals"] > 2 * summary["chance"]
-    assert {p.name for p in (tmp_path / "demo").iterdir()} >= {"data", "cache", "classifier.pt", "summary.json"}

@@ -37,6 +37,10 @@ class FinetuneConfig(TrainingConfig):
     out: str = "runs/finetune"
     finetune_encoder: bool = True
     finetune_decoder: bool = True
+    classifier_label: str | None = None
+    """How analyses and reports name the classifier (default: its registry name); e.g. two mn10 checkpoints."""
+    setting_label: str | None = None
+    """How analyses and reports name the probe setting (default: the AE's name, plus the penalty if any)."""
     energy_penalty: float = 0.0
     """Add this times mean(y^2) / mean(x^2) (reconstruction over input energy) to the loss; 0 is the study's method."""
     gain_penalty: float = 0.0

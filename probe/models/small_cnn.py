@@ -16,9 +16,14 @@ HEAD_KEYS = ("head.weight", "head.bias")
 
 
 class SmallCNN(nn.Module):
-    """Four conv-BN-ReLU blocks with pooling, global average pool, linear head."""
+    """Four conv-BN-ReLU blocks with pooling, then an average pool and a linear head.
 
-    def __init__(self, num_classes: int, channels: int = 16) -> None:
+    `pooling="global"` averages over frequency and time, so a pattern counts wherever it sits in
+    frequency; `pooling="time"` keeps the frequency axis, so the head knows *where* a pattern is:
+    the demo uses it to plant reliance on one band.
+    """
+
+    def __init__(self, num_classes: int, channels: int = 16, pooling: str = "global", n_mels: int = 64) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         in_channels = 1
@@ -32,10 +37,15 @@ class SmallCNN(nn.Module):
             ]
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(in_channels, num_classes)
+        if pooling not in ("global", "time"):
+            raise ValueError(f"pooling is 'global' or 'time', got {pooling!r}")
+        self.pooling = pooling
+        width = in_channels * (n_mels // 8 if pooling == "time" else 1)  # three 2x max-pools
+        self.head = nn.Linear(width, num_classes)
 
     def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = self.features(mel).mean(dim=(2, 3))
+        features = self.features(mel)
+        embedding = features.mean(dim=(2, 3)) if self.pooling == "global" else features.mean(dim=3).flatten(1)
         return self.head(embedding), embedding
 
 
@@ -44,7 +54,8 @@ class SmallCNN(nn.Module):
     description="small 4-block CNN on log-mel (tests and the CPU demo); any sample rate via sample_rate=",
 )
 def build_small_cnn(
-    num_classes: int = 50, trained: bool = False, sample_rate: int = 32000, n_mels: int = 64, channels: int = 16
+    num_classes: int = 50, trained: bool = False, sample_rate: int = 32000, n_mels: int = 64, channels: int = 16,
+    pooling: str = "global",
 ) -> WaveformClassifier:
     # Window and hop scale with the rate so that a frame is always 25 ms with a 10 ms hop.
     config = MelConfig(
@@ -57,7 +68,8 @@ def build_small_cnn(
         fmax_aug_range=1,
     )
     return WaveformClassifier(
-        "small_cnn", MelFrontEnd(config), SmallCNN(num_classes, channels), sample_rate=sample_rate,
+        "small_cnn", MelFrontEnd(config), SmallCNN(num_classes, channels, pooling, n_mels), sample_rate=sample_rate,
         class_names=default_class_names(num_classes),
-        options={"sample_rate": sample_rate, "n_mels": n_mels, "channels": channels}, head_keys=HEAD_KEYS,
+        options={"sample_rate": sample_rate, "n_mels": n_mels, "channels": channels, "pooling": pooling},
+        head_keys=HEAD_KEYS,
     )

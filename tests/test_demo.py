@@ -1,0 +1,69 @@
+"""`probe demo` end to end on the CPU: the planted answer must be found in the demo's own output."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from probe.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    home = root / "probe-home"
+    old = os.environ.get("PROBE_HOME")
+    os.environ["PROBE_HOME"] = str(home)
+    try:
+        assert main(["demo", "--out", str(root / "out"), "--quiet"]) == 0
+    finally:
+        os.environ.pop("PROBE_HOME") if old is None else os.environ.__setitem__("PROBE_HOME", old)
+    assert not home.exists(), "the demo must write nothing outside its output folder"
+    return root / "out"
+
+
+def test_the_planted_band_is_recovered(demo: Path) -> None:
+    planted = json.loads((demo / "planted.json").read_text())
+    classifiers = planted["classifiers"]
+    assert {c["relies_on"] for c in classifiers.values()} == {"low", "high", None}
+    for name, entry in classifiers.items():
+        probes = entry["probes"]
+        assert set(probes) >= {"pretrained AE", "random AE", "spectral gain", "attribution (integrated gradients)"}
+        assert any(p.startswith("pretrained AE + energy") for p in probes)
+        if entry["relies_on"] is None:
+            continue
+        sign = 1 if entry["relies_on"] == "high" else -1
+        for reader in ("spectral gain", "attribution (integrated gradients)"):
+            contrast = probes[reader]["high_minus_low_db"]
+            assert sign * contrast >= planted["recovery_threshold_db"], f"{name}: {reader} gave {contrast:+.1f} dB"
+            assert probes[reader]["recovered"] is True
+
+
+def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: Path) -> None:
+    assert {p.name for p in demo.iterdir()} >= {"data", "classifiers", "runs", "analysis", "report", "planted.json"}
+    index = (demo / "report" / "index.html").read_text()
+    assert "The planted answer" in index and "recovered" in index
+    pages = list((demo / "report").glob("*/index.html"))
+    assert {p.parent.name for p in pages} == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
+    transfer = json.loads((demo / "analysis" / "summary.json").read_text())["comparison"]["transfer"]
+    assert {row["classifier_of"] for row in transfer} == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
+
+
+def test_a_second_run_reuses_what_is_complete(demo: Path, capsys) -> None:
+    done = {p: p.stat().st_mtime for p in (demo / "runs").glob("*/done.json")}
+    analysis = (demo / "analysis" / "summary.json").stat().st_mtime
+    assert main(["demo", "--out", str(demo), "--quiet"]) == 0
+    assert {p: p.stat().st_mtime for p in (demo / "runs").glob("*/done.json")} == done
+    assert (demo / "analysis" / "summary.json").stat().st_mtime == analysis
+
+
+def test_study_mode_needs_its_checkpoints(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--data", f"esc50:{tmp_path}", "--out", str(tmp_path / "o")]) == 2
+    assert "--weights-dir" in capsys.readouterr().err
+    assert main(["demo", "--data", f"esc50:{tmp_path}", "--weights-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "mn10_esc50.pt" in err and str(tmp_path) in err
