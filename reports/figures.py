@@ -69,15 +69,20 @@ def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSiz
         frame = frame.sort_values("centre_hz")
         ax.plot(frame.centre_hz, frame.mean_shift_db, marker="o", markersize=3, color=colour, label=name)
         ax.fill_between(frame.centre_hz, frame.ci_low_db, frame.ci_high_db, color=colour, alpha=0.2, linewidth=0)
+    _frequency_axes(ax, "band centre frequency (Hz)", "energy shift (dB)\nreconstruction − original", title, size)
+    return fig
+
+
+def _frequency_axes(ax, xlabel: str, ylabel: str, title: str, size: FigureSize) -> None:
+    """A log-frequency axis in Hz/kHz with a 0 dB reference line, labels, legend and grid."""
     ax.axhline(0, color="0.4", linewidth=0.8)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(hz_formatter())
-    ax.set_xlabel("band centre frequency (Hz)")
-    ax.set_ylabel("energy shift (dB)\nreconstruction − original")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=size.font_size * 0.85, frameon=False)
     ax.grid(alpha=0.3)
-    return fig
 
 
 def accuracy_bars(frame: pd.DataFrame, group: str, title: str, size: FigureSize = WEB) -> plt.Figure:
@@ -154,12 +159,5 @@ def spectrum_difference(frequencies: np.ndarray, curves: dict[str, np.ndarray], 
     keep = frequencies > 20
     for colour, (name, curve) in zip(palette(len(curves)), curves.items()):
         ax.plot(frequencies[keep], curve[keep], color=colour, label=name, linewidth=1)
-    ax.axhline(0, color="0.4", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(hz_formatter())
-    ax.set_xlabel("frequency (Hz)")
-    ax.set_ylabel("level difference (dB)")
-    ax.set_title(title)
-    ax.legend(fontsize=size.font_size * 0.85, frameon=False)
-    ax.grid(alpha=0.3)
+    _frequency_axes(ax, "frequency (Hz)", "level difference (dB)", title, size)
     return fig

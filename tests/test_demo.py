@@ -53,6 +53,13 @@ def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: 
     assert {row["classifier_of"] for row in transfer} == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
 
 
+def test_the_demo_report_renders_with_working_audio(demo: Path) -> None:
+    from browser import check_in_chromium
+
+    report = demo / "report"
+    check_in_chromium([report / "index.html", *sorted(report.glob("*/index.html"))], "demo-report")
+
+
 def test_a_second_run_reuses_what_is_complete(demo: Path, capsys) -> None:
     done = {p: p.stat().st_mtime for p in (demo / "runs").glob("*/done.json")}
     analysis = (demo / "analysis" / "summary.json").stat().st_mtime

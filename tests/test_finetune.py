@@ -135,9 +135,10 @@ def test_distributed_run_matches_a_single_process(tmp_path: Path, synthetic_root
     ddp = RunDir(tmp_path / "ddp")
     assert ddp.is_complete()
     losses = lambda run: [r["loss"] for r in run.read_metrics() if r["kind"] == "step"]  # noqa: E731
-    # The first update must agree closely; after it, float summation order (one process vs two)
-    # is amplified by Adam's normalisation, so later steps only agree to within a percent or two.
-    np.testing.assert_allclose(losses(ddp)[:2], losses(single)[:2], rtol=1e-5)
+    # The first loss (before any update) is the whole batch's mean on both. After it, float summation
+    # order (one process vs two) decides the sign of Adam's first step for near-zero gradients, so
+    # later losses agree to within a few percent only.
+    np.testing.assert_allclose(losses(ddp)[0], losses(single)[0], rtol=1e-5)
     np.testing.assert_allclose(losses(ddp), losses(single), rtol=3e-2)
 
 

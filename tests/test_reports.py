@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
+from browser import check_in_chromium
 from probe.cli import main
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
 ANALYSE_FLAGS = ["--attribution-clips", "5", "--bootstrap", "200", "--methods", "saliency,integrated_gradients",
                  "--device", "cpu", "--quiet"]
 
@@ -91,51 +90,6 @@ def test_paper_figures(tmp_path: Path, analysis_dir: Path, capsys) -> None:
     assert main(["figures", str(analysis_dir), "--out", str(tmp_path / "x"), "--format", "gif"]) == 2
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it): "
-                    "the browser check of the report did not run")
-    pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[test]')")
-    return path
-
-
 def test_report_renders_in_headless_chromium(report_dir: Path) -> None:
     """Every page loads without console errors; every img and audio source resolves; audio has a duration."""
-    from playwright.sync_api import sync_playwright
-
-    executable = _chromium()
-    ARTIFACTS.mkdir(exist_ok=True)
-    pages = [report_dir / "index.html", *sorted(report_dir.glob("*/index.html"))]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            for number, path in enumerate(pages):
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                errors: list[str] = []
-                page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-                page.on("pageerror", lambda error: errors.append(str(error)))
-                page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
-                page.goto(path.as_uri(), wait_until="load")
-                images = page.evaluate("""async () => {
-                    const images = Array.from(document.images);
-                    for (const img of images) { img.loading = 'eager'; if (!img.complete) await img.decode().catch(() => {}); }
-                    return images.map(img => [img.getAttribute('src'), img.naturalWidth]);
-                }""")
-                durations = page.evaluate("""async () => Promise.all(Array.from(document.querySelectorAll('audio')).map(
-                    audio => audio.readyState >= 1 ? [audio.getAttribute('src'), audio.duration] : new Promise(resolve => {
-                        audio.addEventListener('loadedmetadata', () => resolve([audio.getAttribute('src'), audio.duration]));
-                        audio.addEventListener('error', () => resolve([audio.getAttribute('src'), -1]));
-                        audio.load();
-                    })))""")
-                assert not errors, f"{path}: {errors}"
-                assert images and all(width > 0 for _, width in images), f"{path}: images not loaded: {images}"
-                assert all(duration > 0 for _, duration in durations), f"{path}: audio without duration: {durations}"
-                if number < 2:
-                    page.screenshot(path=str(ARTIFACTS / f"report-{'index' if number == 0 else 'classifier'}.png"), full_page=True)
-                page.close()
-        finally:
-            browser.close()
-    assert (ARTIFACTS / "report-index.png").is_file()
+    check_in_chromium([report_dir / "index.html", *sorted(report_dir.glob("*/index.html"))], "report")

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from probe.cache import decode_split
-from probe.data import load_dataset
 from probe.download import resolve_weights
 from probe.errors import ConfigError
 from probe.models.autoencoders import load_autoencoder
@@ -98,15 +97,13 @@ class ClassifierObjective:
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     """Run (or resume) one finetuning run; returns its run directory."""
-    run, dist, device = open_run(config, resume)
+    opened = open_run(config, resume)
+    run, dist, device, progress = opened.run, opened.dist, opened.device, opened.progress
     if run.is_complete():
         return run
-    progress = config.progress and dist.is_main
-
-    dataset = load_dataset(config.data, synthetic_root=run.path / "data")
-    train_set, val_set = dataset.split(config.fold)
+    dataset, train_set, val_set = opened.splits(config)
     classifier_weights = resolve_weights(config.classifier_weights) if config.classifier_weights else None
-    ae_weights = resolve_weights(config.ae_weights) if config.ae_weights else None
+    ae_weights = config.resolved_ae_weights()
     classifier = load_classifier(
         config.classifier, classifier_weights, dataset.num_classes, class_names=list(dataset.class_names),
         device=device, **config.classifier_options,

@@ -65,6 +65,12 @@ class TrainingConfig:
         if self.learning_rate <= 0:
             raise ConfigError(None, f"the learning rate must be positive, got {self.learning_rate}")
 
+    def resolved_ae_weights(self) -> Path | None:
+        """The AE's starting weights as a local path (a published name is looked up in the weights folder)."""
+        from probe.download import resolve_weights
+
+        return resolve_weights(self.ae_weights) if self.ae_weights else None
+
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if key != "progress"}
 
@@ -100,7 +106,24 @@ def is_resuming(run: RunDir, resume: bool) -> bool:
     return resume and run.latest.exists()
 
 
-def open_run(config: TrainingConfig, resume: bool) -> tuple[RunDir, Distributed, torch.device]:
+@dataclass
+class OpenedRun:
+    """A run directory with its process group and device, ready to load data."""
+
+    run: RunDir
+    dist: Distributed
+    device: torch.device
+    progress: bool
+
+    def splits(self, config: TrainingConfig):
+        """(dataset, training split, validation split) of the config's data and fold."""
+        from probe.data import load_dataset
+
+        dataset = load_dataset(config.data, synthetic_root=self.run.path / "data")
+        return (dataset, *dataset.split(config.fold))
+
+
+def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
     """Validate the config, refuse to overwrite an unfinished run, join torchrun's group, seed."""
     from probe.train.distributed import init_distributed
 
@@ -110,7 +133,7 @@ def open_run(config: TrainingConfig, resume: bool) -> tuple[RunDir, Distributed,
         raise ConfigError(run.path, "holds an unfinished run: pass --resume to continue it, or choose another --out")
     dist, device = init_distributed(config.device)
     torch.manual_seed(config.seed)
-    return run, dist, device
+    return OpenedRun(run, dist, device, config.progress and dist.is_main)
 
 
 def start_fresh(run: RunDir, config: TrainingConfig, inputs: dict[str, Path | None]) -> None:

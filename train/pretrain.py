@@ -15,8 +15,6 @@ from torch import nn
 
 from probe.audio import to_stereo
 from probe.cache import decode_split
-from probe.data import load_dataset
-from probe.download import resolve_weights
 from probe.errors import ConfigError
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.rundir import RunDir
@@ -80,14 +78,12 @@ class ReconstructionObjective:
 
 def pretrain_autoencoder(config: PretrainConfig, resume: bool = False) -> RunDir:
     """Run (or resume) reconstruction pretraining; `RUNDIR/best.pt` is the pretrained AE."""
-    run, dist, device = open_run(config, resume)
+    opened = open_run(config, resume)
+    run, dist, device, progress = opened.run, opened.dist, opened.device, opened.progress
     if run.is_complete():
         return run
-    progress = config.progress and dist.is_main
-
-    dataset = load_dataset(config.data, synthetic_root=run.path / "data")
-    train_set, val_set = dataset.split(config.fold)
-    ae_weights = resolve_weights(config.ae_weights) if config.ae_weights else None
+    _, train_set, val_set = opened.splits(config)
+    ae_weights = config.resolved_ae_weights()
     autoencoder = load_autoencoder(config.autoencoder, ae_weights, device=device, **config.ae_options)
     cache = run.path / "cache"
     # Decoded straight at the AE's rate; the cache resamples once, not every epoch.
