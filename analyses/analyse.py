@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from probe.analyses import accuracy, attribution, bands, bandshift, spectral, transfer
-from probe.analyses.runs import CONDITIONS, RunOutputs, classifier_label, load_run, setting_label, unique_labels
+from probe.analyses.runs import RunOutputs, classifier_label, load_run, setting_label, unique_labels
 from probe.errors import ConfigError
 from probe.fileio import atomic_write, staged_directory, write_json, write_text
 
@@ -106,7 +106,13 @@ def analyse(config: AnalyseConfig) -> Path:
                 run.config["classifier"], run.classifier_weights(), len(run.class_names), class_names=run.class_names,
                 device=device, **run.config.get("classifier_options", {}))
         classifiers[run.label] = loaded[key]
-    judges = {run.judge: (classifiers[run.label], run.class_names) for run in runs}
+    return write_analysis(runs, classifiers, config, device, say)
+
+
+def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: AnalyseConfig, device: torch.device,
+                   say: Progress) -> Path:
+    """Analyse prepared runs (`classifiers`: run label -> classifier or None) into config.out, atomically."""
+    judges = {run.judge: (classifiers[run.label], run.class_names) for run in runs if classifiers.get(run.label) is not None}
     attribution_cache: dict[tuple, Any] = {}
     summaries, per_class_frames, per_category_frames, overall_frames = [], [], [], []
     with staged_directory(config.out) as staging:
@@ -127,7 +133,7 @@ def analyse(config: AnalyseConfig) -> Path:
                 divergence = transfer.profile_divergence(pd.concat(frames, ignore_index=True), key)
                 write_table(comparison, f"{key}_divergence", divergence)
                 compared[f"most_divergent_{key}"] = divergence.head(5).to_dict("records")
-        if config.transfer:
+        if config.transfer and judges:
             say("transfer: every classifier on every run's reconstructions")
             table = transfer.transfer_table(runs, judges, device)
             write_table(comparison, "transfer", table)
@@ -151,23 +157,25 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     tables: dict[str, pd.DataFrame] = {}
 
     started = time.perf_counter()
-    say(f"{run.label}: accuracy on {len(run.targets)} clips")
-    tables.update(accuracy.accuracy_tables(run.logits, run.targets, run.class_names, run.class_categories, run.category_names))
+    if run.logits:
+        say(f"{run.label}: accuracy on {len(run.targets)} clips")
+        tables.update(accuracy.accuracy_tables(run.logits, run.targets, run.class_names, run.class_categories,
+                                               run.category_names))
 
     say(f"{run.label}: spectra and band-energy shifts ({', '.join(config.band_sets)})")
-    spectra = {c: bands.power_spectra(run.waveforms(c)) for c in CONDITIONS}
+    spectra = {c: bands.power_spectra(run.waveforms(c)) for c in run.conditions}
     band_sets = bands.band_sets_for(config.band_sets, run.sample_rate, classifier)
     tables.update(bandshift.band_shift_tables(spectra, band_sets, run.clip_ids, run.targets, run.class_names,
                                               run.class_categories, run.category_names, config.shifts, rng))
     arrays: dict[str, np.ndarray] = {"stft_frequencies_hz": bands.fft_frequencies(run.sample_rate)}
-    for condition in CONDITIONS:
+    for condition in run.conditions:
         log_spectra = 10 * np.log10(spectra[condition] + bands.EPSILON)
         arrays[f"stft_db_class_{condition}"] = spectral.group_means(log_spectra, run.targets, n_classes)
         arrays[f"stft_db_category_{condition}"] = spectral.group_means(log_spectra, categories, n_categories)
 
     say(f"{run.label}: spectral descriptors and mel maps")
     descriptor_rows, maps = [], {}
-    for condition in CONDITIONS:
+    for condition in run.conditions:
         values = spectral.spectral_descriptors(run.waveforms(condition), run.sample_rate)
         descriptor_rows.append(pd.DataFrame({"clip_id": run.clip_ids, "class": np.asarray(run.class_names)[run.targets],
                                              "condition": condition, **values}))
@@ -175,11 +183,11 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         arrays[f"mel_db_class_{condition}"] = spectral.group_means(maps[condition], run.targets, n_classes).astype(np.float32)
         arrays[f"mel_db_category_{condition}"] = spectral.group_means(maps[condition], categories, n_categories).astype(np.float32)
     tables["descriptors_per_clip"] = pd.concat(descriptor_rows, ignore_index=True)
-    tables["descriptor_shifts"] = _descriptor_shifts(tables["descriptors_per_clip"], config, rng)
+    tables["descriptor_shifts"] = _descriptor_shifts(tables["descriptors_per_clip"], tuple(run.reconstructions), config, rng)
     timings["spectral_and_bands_s"] = time.perf_counter() - started
 
     attribution_summary: dict[str, Any] = {}
-    if config.attributions.methods:
+    if config.attributions.methods and classifier is not None:
         started = time.perf_counter()
         attribution_summary = _attributions(run, classifier, tables, arrays, config, device, say,
                                             {} if attribution_cache is None else attribution_cache)
@@ -204,9 +212,11 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         "label": run.label, "path": str(run.path), "classifier": classifier_label(run.config),
         "autoencoder": setting_label(run.config), "objective": _objective(run), "clips": len(run.targets), "sample_rate": run.sample_rate,
         "class_names": run.class_names, "category_names": run.category_names, "class_categories": run.class_categories,
-        "accuracy": tables["accuracy_overall"].set_index("condition")[["top1", "top5"]].to_dict("index"),
+        "accuracy": tables["accuracy_overall"].set_index("condition")[["top1", "top5"]].to_dict("index")
+        if "accuracy_overall" in tables else {},
         "bands": {condition: {band_set.name: bandshift.describe_bands(overall, condition, band_set.name)
-                              for band_set in band_sets} for condition in ("before", "after")},
+                              for band_set in band_sets} for condition in run.reconstructions},
+        "condition_labels": run.condition_labels,
         "attributions": attribution_summary, "examples": example_rows, "timings": timings,
         "settings": {"shifts": asdict(config.shifts), "seed": config.seed},
     }
@@ -214,13 +224,14 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     return summary, tables
 
 
-def _descriptor_shifts(per_clip: pd.DataFrame, config: AnalyseConfig, rng: np.random.Generator) -> pd.DataFrame:
+def _descriptor_shifts(per_clip: pd.DataFrame, conditions: tuple[str, ...], config: AnalyseConfig,
+                       rng: np.random.Generator) -> pd.DataFrame:
     """Per descriptor and reconstruction condition: the mean shift from the original, with a bootstrap CI."""
     from probe.analyses.stats import bootstrap_mean_ci, wilcoxon_per_column
 
     original = per_clip[per_clip.condition == "original"].set_index("clip_id")
     rows = []
-    for condition in ("before", "after"):
+    for condition in conditions:
         rec = per_clip[per_clip.condition == condition].set_index("clip_id").loc[original.index]
         diffs = (rec[list(spectral.DESCRIPTORS)] - original[list(spectral.DESCRIPTORS)]).to_numpy()
         mean, low, high = bootstrap_mean_ci(diffs, config.shifts.level, config.shifts.n_boot, rng)
@@ -303,7 +314,7 @@ def _write_examples(run: RunOutputs, examples: list[int], folder: Path) -> list[
         clip_id = run.clip_ids[position]
         stem = f"{position:04d}"
         files = {}
-        for condition in CONDITIONS:
+        for condition in run.conditions:
             files[condition] = write_wav(folder / f"{stem}_{condition}.wav", run.waveforms(condition)[position],
                                          run.sample_rate).name
         residual = np.asarray(run.originals[position]) - np.asarray(run.reconstructions["after"][position])
@@ -311,10 +322,12 @@ def _write_examples(run: RunOutputs, examples: list[int], folder: Path) -> list[
         target = int(run.targets[position])
         rows.append({"position": position, "clip_id": clip_id, "class": run.class_names[target],
                      "category": run.category_names[run.class_categories[target]], "files": files,
-                     "predicted": {c: run.class_names[int(np.argmax(run.logits[c][position]))]
-                                   if int(np.argmax(run.logits[c][position])) < len(run.class_names)
-                                   else str(int(np.argmax(run.logits[c][position]))) for c in CONDITIONS}})
+                     "predicted": {c: _class_name(run, int(np.argmax(logits[position]))) for c, logits in run.logits.items()}})
     return rows
+
+
+def _class_name(run: RunOutputs, index: int) -> str:
+    return run.class_names[index] if index < len(run.class_names) else str(index)
 
 
 def _write_residuals(run: RunOutputs, folder: Path) -> None:

@@ -17,6 +17,7 @@ from probe.rundir import RunDir
 
 RECONSTRUCTIONS = ("before", "after")
 CONDITIONS = ("original",) + RECONSTRUCTIONS
+DEFAULT_LABELS = {"original": "original", "before": "AE before finetuning", "after": "finetuned AE"}
 
 
 @dataclass
@@ -36,6 +37,12 @@ class RunOutputs:
     originals: np.ndarray
     reconstructions: dict[str, np.ndarray] = field(default_factory=dict)
     logits: dict[str, np.ndarray] = field(default_factory=dict)
+    condition_labels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LABELS))
+    """How tables' condition names read in reports ("after" is a finetuned AE, or the processed audio of a compare)."""
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return ("original", *self.reconstructions)
 
     @property
     def judge(self) -> str:

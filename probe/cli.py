@@ -317,9 +317,8 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(item for item in text.split(",") if item and item != "none")
 
 
-def _analyse_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", help="complete finetune run directories (one per classifier/AE setting)")
-    parser.add_argument("--out", default="analysis", help="the analysis folder (replaced atomically)")
+def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
+    """The settings `probe analyse` and `probe compare` share (AnalyseConfig's)."""
     parser.add_argument("--band-sets", default="octave,third_octave,mel", help="comma-separated: octave, third_octave, mel")
     parser.add_argument("--correction", default="holm", help="multiple-test correction across bands: holm or fdr")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the confidence intervals")
@@ -331,16 +330,13 @@ def _analyse_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", help="validation positions kept as audio, comma-separated (default: the study's on ESC-50)")
     parser.add_argument("--residuals", choices=["examples", "all"], default="examples",
                         help="write the residual audio (original - finetuned reconstruction) for the examples or all clips")
-    parser.add_argument("--no-transfer", action="store_true", help="skip the cross-classifier transfer matrix")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true")
 
 
-@command("analyse", "band-energy shifts, spectra, accuracy, attributions and transfer from finetune runs")
-@arguments(_analyse_args)
-def run_analyse(args: argparse.Namespace) -> int:
-    from probe.analyses.analyse import AnalyseConfig, analyse
+def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: bool):
+    from probe.analyses.analyse import AnalyseConfig
     from probe.analyses.attribution import AttributionSettings
     from probe.analyses.bandshift import ShiftSettings
     from probe.errors import ConfigError
@@ -350,14 +346,55 @@ def run_analyse(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(None, f"--examples takes comma-separated integers, got {args.examples!r}") from None
     config = AnalyseConfig(
-        runs=tuple(args.runs), out=args.out, band_sets=_comma_list(args.band_sets),
+        runs=runs, out=args.out, band_sets=_comma_list(args.band_sets),
         shifts=ShiftSettings(n_boot=args.bootstrap, level=args.level, correction=args.correction,
                              threshold_db=args.threshold_db),
         attributions=AttributionSettings(methods=_comma_list(args.methods), max_clips=args.attribution_clips, seed=args.seed),
-        examples=examples, residuals=args.residuals, transfer=not args.no_transfer, seed=args.seed, device=args.device, progress=not args.quiet,
+        examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
+        progress=not args.quiet,
     )
-    out = analyse(config)
+    config.validate()
+    return config
+
+
+def _analyse_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", help="complete finetune run directories (one per classifier/AE setting)")
+    parser.add_argument("--out", default="analysis", help="the analysis folder (replaced atomically)")
+    parser.add_argument("--no-transfer", action="store_true", help="skip the cross-classifier transfer matrix")
+    _analysis_settings_args(parser)
+
+
+@command("analyse", "band-energy shifts, spectra, accuracy, attributions and transfer from finetune runs")
+@arguments(_analyse_args)
+def run_analyse(args: argparse.Namespace) -> int:
+    from probe.analyses.analyse import analyse
+
+    out = analyse(_analyse_config(args, tuple(args.runs), transfer=not args.no_transfer))
     print(f"probe analyse: wrote {out}")
+    return 0
+
+
+def _compare_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("originals", help="folder of original audio (a folder per class gives per-class tables)")
+    parser.add_argument("processed", help="folder of processed audio, same relative paths (the extension may differ)")
+    parser.add_argument("--out", default="compare", help="the analysis folder (replaced atomically); `probe report` reads it")
+    parser.add_argument("--classifier", help="also score a classifier on both sides (a name from `probe models`)")
+    parser.add_argument("--weights", help="the classifier's checkpoint")
+    parser.add_argument("--categories", help="a class,category CSV for the class folders")
+    parser.add_argument("--sample-rate", type=int, help="analysis rate (default: the classifier's, else the first original's)")
+    parser.add_argument("--max-lag-ms", type=float, default=500.0, help="search a delay of the processed side up to this")
+    _analysis_settings_args(parser)
+
+
+@command("compare", "the same analyses for any pair of original and processed audio folders (codecs, denoisers, ...)")
+@arguments(_compare_args)
+def run_compare(args: argparse.Namespace) -> int:
+    from probe.analyses.compare import CompareConfig, compare
+
+    config = CompareConfig(args.originals, args.processed, args.out, args.classifier, args.weights, args.categories,
+                           args.sample_rate, args.max_lag_ms / 1000, device=args.device)
+    out = compare(config, _analyse_config(args, (args.originals, args.processed), transfer=False))
+    print(f"probe compare: wrote {out}; render it with `probe report {out}`")
     return 0
 
 

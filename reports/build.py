@@ -116,7 +116,7 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
             for condition in ("after", "before"):
                 frame = _overall(run, band_set, condition)
                 if len(frame):
-                    curves[f"{run.setting}: {figures.CONDITION_LABELS[condition]}"] = frame
+                    curves[f"{run.setting}: {run.condition_label(condition)}"] = frame
         if curves:
             overview[band_set] = _figure(figures.band_profiles(curves, f"{classifier}: {band_set.replace('_', '-')} band shift"),
                                          folder, f"bands_{band_set}", site)
@@ -125,8 +125,9 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         arrays = run.arrays()
         original = np.nanmean(arrays["stft_db_class_original"], 0)
         for condition in ("after", "before"):
-            spectra[f"{run.setting}: {figures.CONDITION_LABELS[condition]}"] = np.nanmean(
-                arrays[f"stft_db_class_{condition}"], 0) - original
+            if f"stft_db_class_{condition}" in arrays.files:
+                spectra[f"{run.setting}: {run.condition_label(condition)}"] = np.nanmean(
+                    arrays[f"stft_db_class_{condition}"], 0) - original
         frequencies = arrays["stft_frequencies_hz"]
     overview["spectrum"] = _figure(figures.spectrum_difference(frequencies, spectra, f"{classifier}: mean spectrum difference"),
                                    folder, "spectrum", site)
@@ -177,11 +178,13 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
     accuracy = []
     for number, run in enumerate(runs):
         rows = run.table("accuracy_per_class")
-        rows = rows[rows.class_index.isin(members)]
-        accuracy.append(rows[rows.condition == "after"].assign(condition=f"{run.setting}: finetuned"))
+        rows = rows[rows.class_index.isin(members)] if len(rows) else rows
+        if not len(rows):
+            continue
+        accuracy.append(rows[rows.condition == "after"].assign(condition=f"{run.setting}: {run.condition_label('after')}"))
         if number == 0:
             accuracy.insert(0, rows[rows.condition == "original"])
-    accuracy_frame = pd.concat(accuracy, ignore_index=True)
+    accuracy_frame = pd.concat(accuracy, ignore_index=True) if accuracy else pd.DataFrame()
     if len(accuracy_frame):
         out["accuracy"] = _figure(figures.accuracy_bars(accuracy_frame, "class", f"{category}: accuracy per class"),
                                   folder, f"{stem}_accuracy", site)
@@ -218,13 +221,14 @@ def _class_row(runs: list[AnalysedRun], name: str, band_set: str) -> dict[str, A
     cells = []
     for run in runs:
         per_class = run.table("accuracy_per_class")
-        rows = per_class[per_class["class"] == name].set_index("condition")
+        rows = per_class[per_class["class"] == name].set_index("condition") if len(per_class) else pd.DataFrame()
         shifts = run.table("band_shift_per_class")
         shifts = shifts[(shifts["class"] == name) & (shifts.band_set == band_set) & (shifts.condition == "after")]
         largest = shifts.loc[shifts.mean_shift_db.abs().idxmax()] if len(shifts) else None
         cells.append({
             "autoencoder": run.setting,
-            "accuracy": {c: (float(rows.loc[c, "top1"]) if c in rows.index else None) for c in ("original", "before", "after")},
+            "accuracy": {c: (float(rows.loc[c, "top1"]) if len(rows) and c in rows.index else None)
+                         for c in ("original", "before", "after")},
             "largest_shift": None if largest is None else {"band": largest.band, "db": float(largest.mean_shift_db),
                                                            "low": float(largest.ci_low_db), "high": float(largest.ci_high_db)},
         })
@@ -245,5 +249,6 @@ def _examples(runs: list[AnalysedRun], folder: Path) -> list[dict[str, Any]]:
                 shutil.copy(run.folder / "audio" / name, target / name)
                 files[kind] = f"audio/{slug(run.label)}/{name}"
             entry["original"] = entry["original"] or files["original"]
-            entry["settings"].append({"autoencoder": run.setting, "files": files, "predicted": row["predicted"]})
+            entry["settings"].append({"autoencoder": run.setting, "files": files, "predicted": row["predicted"],
+                                      "labels": {c: run.condition_label(c) for c in ("before", "after")}})
     return list(by_clip.values())

@@ -34,6 +34,11 @@ class AnalysedRun:
     def autoencoder(self) -> str:
         return str(self.summary.get("autoencoder") or "ae")
 
+    def condition_label(self, condition: str) -> str:
+        from probe.reports.figures import CONDITION_LABELS
+
+        return self.summary.get("condition_labels", {}).get(condition) or CONDITION_LABELS.get(condition, condition)
+
     @property
     def objective(self) -> str:
         return str(self.summary.get("objective") or "cross-entropy")

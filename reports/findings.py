@@ -14,12 +14,12 @@ def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
     for run in analysis.runs:
         accuracy = run.summary["accuracy"]
         top1 = {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")}
-        if None not in top1.values():
+        if top1["original"] is not None and top1["after"] is not None and top1["before"] is not None:
             sentences.append(f"{run.label}: accuracy {top1['original']:.3f} on the originals, {top1['before']:.3f} through "
                              f"the autoencoder before finetuning and {top1['after']:.3f} after it.")
         described = run.summary["bands"].get("after", {}).get(band_set)
         if described:
-            sentences.append(f"{run.label}: the finetuned autoencoder {described['sentence']}.")
+            sentences.append(f"{run.label}: the {run.condition_label('after')} {described['sentence']}.")
     sentences += _largest_band_difference(analysis, band_set)
     sentences += _transfer(analysis)
     divergent = analysis.comparison_tables.get("class_divergence")

@@ -19,7 +19,7 @@ def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str
     for run in analysis.runs:
         overall = run.table("band_shift_overall")
         for band_set in ("octave", "third_octave"):
-            curves = {figures.CONDITION_LABELS[c]: overall[(overall.band_set == band_set) & (overall.condition == c)]
+            curves = {run.condition_label(c): overall[(overall.band_set == band_set) & (overall.condition == c)]
                       for c in ("after", "before")}
             curves = {k: v for k, v in curves.items() if len(v)}
             if curves:
@@ -27,7 +27,8 @@ def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str
                                         formats)
         arrays = run.arrays()
         original = np.nanmean(arrays["stft_db_class_original"], 0)
-        curves = {figures.CONDITION_LABELS[c]: np.nanmean(arrays[f"stft_db_class_{c}"], 0) - original for c in ("after", "before")}
+        curves = {run.condition_label(c): np.nanmean(arrays[f"stft_db_class_{c}"], 0) - original for c in ("after", "before")
+                  if f"stft_db_class_{c}" in arrays.files}
         written += figures.save(figures.spectrum_difference(arrays["stft_frequencies_hz"], curves, run.label, size),
                                 out / f"{slug(run.label)}_spectrum", formats)
     profiles = {}

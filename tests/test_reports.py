@@ -44,7 +44,7 @@ def test_report_pages_are_self_contained(report_dir: Path) -> None:
     assert classifier_page.count("<audio") >= 4 and "<section id=\"category-" in classifier_page
     assert list(report_dir.rglob("*.svg")) and len(list(report_dir.rglob("*.png"))) == len(list(report_dir.rglob("*.svg")))
     index = (report_dir / "index.html").read_text()
-    assert "Main findings" in index and "the finetuned autoencoder" in index
+    assert "Main findings" in index and "the finetuned AE" in index
 
 
 def test_names_are_html_escaped(tmp_path: Path, trained_classifier: Path) -> None:
