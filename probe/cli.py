@@ -196,7 +196,6 @@ def run_download(args: argparse.Namespace) -> int:
 def _training_args(parser: argparse.ArgumentParser, epochs: int | None, batch_size: int, micro_batch_size: int | None,
                    learning_rate: float | None = 3e-5) -> None:
     """The arguments every autoencoder training command shares (TrainingConfig's fields)."""
-    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
     parser.add_argument("--data", default="synthetic", help="esc50:DIR, folder:DIR or synthetic[:DIR]")
     parser.add_argument("--fold", type=int, default=1, help="validation fold (the others train)")
     parser.add_argument("--folds", help="cross-validation: comma-separated validation folds, one run each in OUT/fold-K")
@@ -253,6 +252,7 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe", choices=sorted(PROBES), default="autoencoder",
                         help="autoencoder (the study's) or spectral-gain (a learnable gain per frequency; seconds on a CPU)")
     parser.add_argument("--autoencoder", default="archisound", help="archisound, random, tiny, or a probe AE checkpoint")
+    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
     parser.add_argument("--energy-penalty", type=float, default=0.0,
                         help="add this times the reconstruction's energy relative to the input's to the loss (0: the study's)")
     parser.add_argument("--gain-penalty", type=float, help="weight of the mean-gain term of --probe spectral-gain (default 0.1)")
@@ -290,6 +290,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 def _pretrain_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--autoencoder", default="random", help="where to start: random (Xavier), archisound, tiny, or a checkpoint")
+    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
     parser.add_argument("--stft-weight", type=float, default=0.0, help="add this times a multi-resolution STFT loss to the MSE")
     _training_args(parser, epochs=70, batch_size=64, micro_batch_size=4)
 
@@ -308,6 +309,59 @@ def run_pretrain(args: argparse.Namespace) -> int:
         if run.is_complete():
             print(f"probe pretrain-ae: the pretrained AE is {run.best}; start finetuning from it with --autoencoder {run.best}")
     return _report_runs("pretrain-ae", runs)
+
+
+# --- probe train-classifier ---------------------------------------------------------------
+
+
+def _train_classifier_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classifier", default="mn10", help="mn10, dymn10, passt, small_cnn, ...")
+    parser.add_argument("--init", default="audioset",
+                        help="audioset (the published AudioSet weights, re-headed), none, or a checkpoint path")
+    parser.add_argument("--mixup", type=float, default=0.3, dest="mixup_alpha", help="mixup alpha (0: off)")
+    parser.add_argument("--gain-db", type=float, default=12.0, help="random gain within +-this many dB (0: off)")
+    parser.add_argument("--no-roll", action="store_true", help="no random time roll")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a classifier build option, e.g. sample_rate=16000 for small_cnn (repeatable)")
+    _training_args(parser, epochs=80, batch_size=32, micro_batch_size=None, learning_rate=None)
+    parser.set_defaults(scheduler="warmup_rampdown")
+
+
+def _options(items: list[str]) -> dict[str, object]:
+    import json
+
+    from probe.errors import ConfigError
+
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(None, f"--option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@command("train-classifier", "train a classifier on a dataset (EfficientAT's ESC-50 recipe by default)")
+@arguments(_train_classifier_args)
+def run_train_classifier(args: argparse.Namespace) -> int:
+    from probe.train.classifier import RECIPE_LEARNING_RATE, ClassifierTrainConfig, train_classifier
+    from probe.train.loop import run_folds
+
+    fields = {name: getattr(args, name) for name in TRAINING_FIELDS if name not in ("autoencoder", "ae_weights")}
+    if fields["learning_rate"] is None:
+        fields["learning_rate"] = RECIPE_LEARNING_RATE.get(args.classifier, 6e-5)
+    config = ClassifierTrainConfig(**fields, classifier=args.classifier, classifier_options=_options(args.option),
+                                   init=args.init, mixup_alpha=args.mixup_alpha, gain_db=args.gain_db, roll=not args.no_roll,
+                                   progress=not args.quiet)
+    folds = _parse_folds(args.folds)
+    runs = run_folds(train_classifier, config, folds, args.resume) if folds else [train_classifier(config, args.resume)]
+    for run in runs:
+        if run.is_complete():
+            print(f"probe train-classifier: load it with --classifier {args.classifier} --weights {run.best}")
+    return _report_runs("train-classifier", runs)
 
 
 # --- probe analyse ----------------------------------------------------------------------

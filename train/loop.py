@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from probe.errors import ConfigError
-from probe.models.autoencoders import WaveformAutoencoder
 from probe.rundir import RunDir
 from probe.train.distributed import Distributed, no_sync, wrap
 from probe.train.schedulers import SCHEDULERS
@@ -84,7 +83,11 @@ class Objective(Protocol):
         """Mean loss of a micro-batch, computed through `module` (possibly DDP-wrapped)."""
 
     def evaluate(self) -> tuple[dict[str, float], float]:
-        """Validation metrics for metrics.jsonl, and the score (higher is better) that picks best.pt."""
+        """Validation metrics for metrics.jsonl, and the score (higher is better) that picks best.pt.
+
+        An objective with random state of its own (augmentations) also defines `state_dict()` and
+        `load_state_dict()`, which latest.pt carries so that a resumed run continues exactly.
+        """
 
 
 @dataclass
@@ -143,13 +146,17 @@ def start_fresh(run: RunDir, config: TrainingConfig, inputs: dict[str, Path | No
     run.write_config(config.to_json(), {key: str(path) if path else None for key, path in inputs.items()})
 
 
-def train_loop(config: TrainingConfig, run: RunDir, autoencoder: WaveformAutoencoder, objective: Objective,
+def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective: Objective,
                train_x: torch.Tensor, train_y: torch.Tensor, device: torch.device, resume: bool,
                dist: Distributed = Distributed()) -> LoopResult:
-    """Train the autoencoder's trainable parameters on `objective`; resumable at every epoch end."""
+    """Train `model`'s trainable parameters on `objective`; resumable at every epoch end.
+
+    `model` is what learns (an autoencoder, a probe, or a classifier being trained) and what
+    best.pt holds, through its `checkpoint()`.
+    """
     from tqdm import tqdm
 
-    parameters = [p for p in autoencoder.parameters() if p.requires_grad]
+    parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
                                   fused=device.type == "cuda")
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
@@ -164,12 +171,14 @@ def train_loop(config: TrainingConfig, run: RunDir, autoencoder: WaveformAutoenc
     result = LoopResult(0, 0, -math.inf)
     if is_resuming(run, resume):
         state = torch.load(run.latest, map_location=device, weights_only=True)
-        autoencoder.load_state_dict(state["autoencoder"])
+        model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if hasattr(objective, "load_state_dict") and "objective" in state:
+            objective.load_state_dict(state["objective"])
         result = LoopResult(state["epoch"], state["step"], state["best_score"])
         if dist.is_main:
             run.truncate_metrics(lambda r: r.get("step", 0) <= result.step)
@@ -221,11 +230,12 @@ def train_loop(config: TrainingConfig, run: RunDir, autoencoder: WaveformAutoenc
                 print(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "
                       f"{record['clips_per_s']:.1f} clips/s", flush=True)
             if improved:
-                run.save(run.best, autoencoder.checkpoint())
+                run.save(run.best, model.checkpoint())
             run.save(run.latest, {
-                "autoencoder": autoencoder.state_dict(), "optimizer": optimizer.state_dict(),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else {},
                 "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+                **({"objective": objective.state_dict()} if hasattr(objective, "state_dict") else {}),
                 "epoch": result.epoch, "step": result.step, "best_score": result.best_score,
             })
         dist.barrier()

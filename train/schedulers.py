@@ -43,3 +43,18 @@ def plateau(optimizer, total_steps, lr):
 @register_scheduler("none")
 def constant(optimizer, total_steps, lr):
     return None
+
+
+@register_scheduler("warmup_rampdown")
+def warmup_rampdown(optimizer, total_steps, lr):
+    """EfficientAT's shape (its ESC-50 recipe: 10 warm-up epochs of 80, then a linear ramp over 65 to 1 %),
+    as fractions of the run, so it stretches to any length."""
+    warm_up, ramp_start, ramp_length, floor = 10 / 80, 10 / 80, 65 / 80, 0.01
+
+    def factor(step: int) -> float:
+        progress = step / max(1, total_steps)
+        if progress < warm_up:
+            return max(floor, progress / warm_up)
+        return max(floor, 1 - (1 - floor) * min(1.0, (progress - ramp_start) / ramp_length))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,134 @@
+"""`probe train-classifier`: the classifiers the study probes, from AudioSet weights to ESC-50.
+
+EfficientAT publishes AudioSet weights only; the study's ESC-50 mn10/dymn10 were trained with its
+ESC-50 recipe, which the defaults follow: 80 epochs, lr 6e-5 (dymn10: 4e-5), warm-up then a linear
+ramp down, mixup 0.3, random gain of +-12 dB, random time roll, and the mel front-end in train mode
+(its fmin/fmax jitter). Run directory, checkpoints and exact resume are the finetuning loop's.
+`RUNDIR/best.pt` loads with `load_classifier(NAME, weights=RUNDIR/best.pt)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from probe.cache import decode_split
+from probe.download import resolve_weights
+from probe.errors import ConfigError
+from probe.models.classifiers import WaveformClassifier, load_classifier
+from probe.rundir import RunDir
+from probe.train.loop import (TrainingConfig, autocast_for, batched_logits, is_resuming, open_run, save_array,
+                              start_fresh, train_loop)
+
+AUDIOSET_INIT = {"mn10": "mn10_as", "dymn10": "dymn10_as", "passt": "passt_as"}
+"""`--init audioset`: the published AudioSet checkpoint of each classifier (see `probe download weights --list`)."""
+RECIPE_LEARNING_RATE = {"dymn10": 4e-5}
+
+
+@dataclass(frozen=True)
+class ClassifierTrainConfig(TrainingConfig):
+    """Training a classifier on a dataset; the defaults are EfficientAT's ESC-50 recipe."""
+
+    classifier: str = "mn10"
+    classifier_options: dict[str, Any] = field(default_factory=dict)
+    init: str = "audioset"
+    """audioset (the published AudioSet weights, re-headed), none (random), or a checkpoint path."""
+    out: str = "runs/classifier"
+    epochs: int = 80
+    learning_rate: float = 6e-5
+    batch_size: int = 32
+    scheduler: str = "warmup_rampdown"
+    mixup_alpha: float = 0.3
+    gain_db: float = 12.0
+    roll: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.mixup_alpha < 0 or self.gain_db < 0:
+            raise ConfigError(None, "--mixup and --gain-db must be >= 0")
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in super().to_json().items() if k not in ("autoencoder", "ae_weights", "ae_options")}
+
+
+class AugmentedClassification:
+    """Cross-entropy under random gain, time roll and mixup; best.pt by validation accuracy."""
+
+    def __init__(self, classifier: WaveformClassifier, val_x: torch.Tensor, val_y: torch.Tensor,
+                 config: ClassifierTrainConfig, autocast: dict[str, Any]) -> None:
+        self.module, self.val_x, self.val_y, self.config, self.autocast = classifier, val_x, val_y, config, autocast
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+    def _uniform(self, *shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=self.generator)
+
+    def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n = len(x)
+        if self.config.gain_db:
+            gain_db = (self._uniform(n, 1) * 2 - 1) * self.config.gain_db
+            x = x * (10 ** (gain_db / 20)).to(x.device)
+        if self.config.roll:
+            shifts = (self._uniform(n) * x.shape[-1]).long().tolist()
+            x = torch.stack([torch.roll(clip, shift) for clip, shift in zip(x, shifts)])
+        if not self.config.mixup_alpha or n < 2:
+            return nn.functional.cross_entropy(module(x), y)
+        lam = float(np.random.default_rng(int(self._uniform(1).item() * 2**31)).beta(self.config.mixup_alpha,
+                                                                                       self.config.mixup_alpha))
+        partner = torch.randperm(n, generator=self.generator).to(x.device)
+        logits = module(lam * x + (1 - lam) * x[partner])
+        return lam * nn.functional.cross_entropy(logits, y) + (1 - lam) * nn.functional.cross_entropy(logits, y[partner])
+
+    def evaluate(self) -> tuple[dict[str, float], float]:
+        logits = batched_logits(self.module, self.val_x, self.config.micro, self.autocast)
+        accuracy = float((logits.argmax(-1) == self.val_y).float().mean())
+        return {"val_loss": float(nn.functional.cross_entropy(logits, self.val_y)), "val_accuracy": accuracy}, accuracy
+
+
+def initial_weights(config: ClassifierTrainConfig) -> Path | None:
+    """Where the classifier starts: the published AudioSet checkpoint, nothing, or a given file."""
+    if config.init == "none":
+        return None
+    if config.init == "audioset":
+        if config.classifier not in AUDIOSET_INIT:
+            raise ConfigError(None, f"no AudioSet weights for {config.classifier!r}; use --init none or a checkpoint path")
+        return resolve_weights(AUDIOSET_INIT[config.classifier])
+    return resolve_weights(config.init)
+
+
+def train_classifier(config: ClassifierTrainConfig, resume: bool = False) -> RunDir:
+    """Run (or resume) classifier training; `RUNDIR/best.pt` is the best epoch's classifier."""
+    opened = open_run(config, resume)
+    run, dist, device, progress = opened.run, opened.dist, opened.device, opened.progress
+    if run.is_complete():
+        return run
+    dataset, train_set, val_set = opened.splits(config)
+    weights = initial_weights(config)
+    classifier = load_classifier(config.classifier, weights, dataset.num_classes, class_names=list(dataset.class_names),
+                                 frozen=False, device=device, **config.classifier_options)
+    cache = run.path / "cache"
+    train = decode_split(train_set, classifier.sample_rate, clip_seconds=config.clip_seconds, cache_dir=cache, progress=progress)
+    val = decode_split(val_set, classifier.sample_rate, clip_seconds=config.clip_seconds, cache_dir=cache, progress=progress)
+    train_x, train_y = train.as_tensor().to(device), torch.from_numpy(train.targets).to(device)
+    val_x, val_y = val.as_tensor().to(device), torch.from_numpy(val.targets).to(device)
+    autocast = autocast_for(device)
+    objective = AugmentedClassification(classifier, val_x, val_y, config, autocast)
+    if not is_resuming(run, resume) and dist.is_main:
+        start_fresh(run, config, {"init_weights": weights})
+    dist.barrier()
+    result = train_loop(config, run, classifier, objective, train_x, train_y, device, resume, dist)
+    if result.finished(config) and dist.is_main:
+        run.outputs.mkdir(parents=True, exist_ok=True)
+        save_array(run.outputs / "val_logits.npy", batched_logits(classifier, val_x, config.micro, autocast).cpu().numpy())
+        run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score,
+                       "classifier_checkpoint": str(run.best), "skipped_files": train.skipped + val.skipped})
+    return run
