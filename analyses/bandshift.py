@@ -9,7 +9,7 @@ import pandas as pd
 from probe.analyses.bands import BandSet, band_energies_db
 from probe.analyses.stats import CORRECTIONS, bootstrap_mean_ci, wilcoxon_per_column
 
-VERDICTS = ("suppressed", "boosted", "preserved", "uncertain")
+VERDICTS = ("suppressed", "boosted", "preserved", "uncertain", "noise floor")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,9 @@ class ShiftSettings:
     correction: str = "holm"
     threshold_db: float = 3.0
     """A band counts as suppressed/boosted beyond this mean shift, preserved when its CI stays inside it."""
+    noise_floor_db: float = 60.0
+    """Bands whose mean original energy lies this far below the loudest band's are marked "noise floor":
+    their dB shifts are large and meaningless, so they get no verdict of their own."""
 
 
 def clip_shifts(spectra: dict[str, np.ndarray], band_set: BandSet) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -62,7 +65,12 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
             adjusted = CORRECTIONS[settings.correction](p_values)
             frame = pd.DataFrame({"condition": condition, **band_columns, "clips": n, "mean_shift_db": mean,
                                   "ci_low_db": low, "ci_high_db": high, "p_value": p_values, "p_adjusted": adjusted})
-            frame["verdict"] = [verdict(*row, settings) for row in zip(mean, low, high, adjusted)]
+            level = original.mean(0)
+            floor = level < level.max() - settings.noise_floor_db
+            frame["original_level_db"] = level
+            frame["near_noise_floor"] = floor
+            frame["verdict"] = ["noise floor" if quiet else verdict(*row, settings)
+                                for quiet, row in zip(floor, zip(mean, low, high, adjusted))]
             overall.append(frame)
             for groups, names, key, out in ((targets, class_names, "class", per_class),
                                             (categories, category_names, "category", per_category)):

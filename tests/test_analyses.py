@@ -42,6 +42,22 @@ def test_a_planted_lowpass_shows_in_exactly_the_bands_above_it(band_set_name: st
     assert sentence.startswith("suppresses") and "preserves" in sentence
 
 
+def test_bands_near_the_noise_floor_get_no_verdict() -> None:
+    """Originals with nothing above 2 kHz but window leakage (-38 dB and below, flagged at a 30 dB floor here):
+    those bands' dB ratios are flagged, not read as findings."""
+    rng = np.random.default_rng(0)
+    originals = _lowpass(rng.standard_normal((16, RATE)), 2000)
+    processed = originals * 0.5 + 1e-7 * rng.standard_normal(originals.shape)  # -6 dB, plus a whisper of noise
+    spectra = {"original": bands.power_spectra(originals), "after": bands.power_spectra(processed)}
+    band_set = bands.band_sets_for(("third_octave",), RATE)[0]
+    overall = bandshift.band_shift_tables(spectra, [band_set], [f"c{i}" for i in range(16)], np.zeros(16, dtype=int),
+                                          ["x"], [0], ["all"], bandshift.ShiftSettings(n_boot=300, noise_floor_db=30), rng)["band_shift_overall"]
+    quiet = overall[overall.low_hz >= 2500]
+    assert len(quiet) and quiet.near_noise_floor.all() and (quiet.verdict == "noise floor").all()
+    loud = overall[overall.high_hz <= 1800]
+    assert not loud.near_noise_floor.any() and np.allclose(loud.mean_shift_db, -6.02, atol=0.05)
+
+
 def test_band_sets_cover_the_spectrum_once() -> None:
     for name in ("octave", "third_octave"):
         band_set = bands.band_sets_for((name,), 32000)[0]
