@@ -120,6 +120,9 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         if curves:
             overview[band_set] = _figure(figures.band_profiles(curves, f"{classifier}: {band_set.replace('_', '-')} band shift"),
                                          folder, f"bands_{band_set}", site)
+    routes = _three_routes(runs, classifier)
+    if routes is not None:
+        overview["routes"] = _figure(routes, folder, "three_routes", site)
     spectra = {}
     for run in runs:
         arrays = run.arrays()
@@ -148,6 +151,26 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
     write_text(folder / "index.html", html)
     return {"classifier": classifier, "href": f"{slug(classifier)}/index.html", "runs": [r.label for r in runs],
             "sentences": [r.summary["bands"].get("after", {}).get(config.band_set, {}).get("sentence", "") for r in runs]}
+
+
+def _three_routes(runs: list[AnalysedRun], classifier: str):
+    """Every probe's third-octave band shift, with the classifier's attribution mass per mel band behind them."""
+    profiles = {}
+    for run in runs:
+        frame = _overall(run, "third_octave", "after")
+        if len(frame):
+            profiles[run.setting] = frame
+    attribution = None
+    mass = runs[0].table("attribution_band_mass")
+    mel = _overall(runs[0], "mel", "after")
+    if len(mass) and len(mel):
+        method = mass.method.iloc[0]
+        mass = mass[(mass.method == method) & (mass.condition == "original")]
+        attribution = (mass.groupby("mel_bin")["mass"].mean().rename_axis("band_index").reset_index()
+                       .merge(mel[["band_index", "centre_hz"]]).assign(method=method))
+    if not profiles:
+        return None
+    return figures.three_routes(profiles, attribution, f"{classifier}: three routes to what it listens to")
 
 
 def _clip_seconds(run: AnalysedRun) -> float:

@@ -73,6 +73,24 @@ def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSiz
     return fig
 
 
+def three_routes(profiles: dict[str, pd.DataFrame], attribution: pd.DataFrame | None, title: str,
+                 size: FigureSize = WEB) -> plt.Figure:
+    """The probes' band shifts (left axis, dB) and the attribution mass per mel band (right axis) on one frequency axis."""
+    fig, ax = _figure(size, height_scale=1.2)
+    for colour, (name, frame) in zip(palette(len(profiles) + 1), profiles.items()):
+        frame = frame.sort_values("centre_hz")
+        ax.plot(frame.centre_hz, frame.mean_shift_db, marker="o", markersize=3, color=colour, label=name)
+    if attribution is not None and len(attribution):
+        twin = ax.twinx()
+        attribution = attribution.sort_values("centre_hz")
+        twin.fill_between(attribution.centre_hz, 0, 100 * attribution["mass"], color="0.5", alpha=0.25, linewidth=0,
+                          label="attribution mass")
+        twin.set_ylabel(f"attribution mass per mel band (%), {attribution.method.iloc[0].replace('_', ' ')}")
+        twin.set_ylim(bottom=0)
+    _frequency_axes(ax, "frequency (Hz)", "energy shift (dB), probe output − original", title, size)
+    return fig
+
+
 def _frequency_axes(ax, xlabel: str, ylabel: str, title: str, size: FigureSize) -> None:
     """A log-frequency axis in Hz/kHz with a 0 dB reference line, labels, legend and grid."""
     ax.axhline(0, color="0.4", linewidth=0.8)
