@@ -27,10 +27,12 @@ def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
         top = divergent.iloc[0]
         sentences.append(f"The class treated most differently is {top['class']}: its band profiles differ by "
                          f"{top.rms_difference_db:.1f} dB (RMS) between {top.most_different}.")
+    cautioned = set()  # attributions belong to the classifier: one caution per classifier and method
     for run in analysis.runs:
         for method, check in run.summary.get("attributions", {}).get("randomisation_check", {}).items():
-            if not check["passed"]:
-                sentences.append(f"Caution: {run.label}'s {method.replace('_', ' ')} maps barely change when the classifier's "
+            if not check["passed"] and (run.classifier, method) not in cautioned:
+                cautioned.add((run.classifier, method))
+                sentences.append(f"Caution: {run.classifier}'s {method.replace('_', ' ')} maps barely change when its "
                                  f"weights are randomised (rank similarity {check['mean_rank_similarity']:.2f}).")
     return sentences
 
