@@ -89,8 +89,6 @@ def align(original: np.ndarray, processed: np.ndarray, max_lag: int) -> tuple[np
 
 def build_outputs(config: CompareConfig, classifier=None) -> tuple[RunOutputs, list[dict[str, Any]]]:
     """The pairs as a run's outputs, plus the table of skipped files and lags."""
-    import torch
-
     from probe.audio import load_audio
 
     pairing = pair_files(Path(config.originals), Path(config.processed))

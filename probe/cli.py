@@ -238,6 +238,18 @@ def _report_runs(command_name: str, runs: list) -> int:
     return 0
 
 
+def _train_each_fold(command_name: str, train, config, args: argparse.Namespace, hint) -> int:
+    """Run `train(config, resume)` once, or once per --folds entry; print `hint(run)` for complete runs."""
+    from probe.train.loop import run_folds
+
+    folds = _parse_folds(args.folds)
+    runs = run_folds(train, config, folds, args.resume) if folds else [train(config, args.resume)]
+    for run in runs:
+        if run.is_complete():
+            print(f"probe {command_name}: {hint(run)}")
+    return _report_runs(command_name, runs)
+
+
 PROBES = {
     # The study's method: an autoencoder, cross-entropy only unless --energy-penalty is given.
     "autoencoder": {"autoencoder": None, "learning_rate": 3e-5, "epochs": 100, "gain_penalty": 0.0},
@@ -298,17 +310,12 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
 @command("pretrain-ae", "reconstruction-pretrain an autoencoder on a dataset (MSE, optional multi-resolution STFT)")
 @arguments(_pretrain_args)
 def run_pretrain(args: argparse.Namespace) -> int:
-    from probe.train.loop import run_folds
     from probe.train.pretrain import PretrainConfig, pretrain_autoencoder
 
     config = PretrainConfig(**{name: getattr(args, name) for name in TRAINING_FIELDS}, stft_weight=args.stft_weight,
                             progress=not args.quiet)
-    folds = _parse_folds(args.folds)
-    runs = run_folds(pretrain_autoencoder, config, folds, args.resume) if folds else [pretrain_autoencoder(config, args.resume)]
-    for run in runs:
-        if run.is_complete():
-            print(f"probe pretrain-ae: the pretrained AE is {run.best}; start finetuning from it with --autoencoder {run.best}")
-    return _report_runs("pretrain-ae", runs)
+    return _train_each_fold("pretrain-ae", pretrain_autoencoder, config, args,
+                            lambda run: f"the pretrained AE is {run.best}; start finetuning from it with --autoencoder {run.best}")
 
 
 # --- probe train-classifier ---------------------------------------------------------------
@@ -348,7 +355,6 @@ def _options(items: list[str]) -> dict[str, object]:
 @arguments(_train_classifier_args)
 def run_train_classifier(args: argparse.Namespace) -> int:
     from probe.train.classifier import RECIPE_LEARNING_RATE, ClassifierTrainConfig, train_classifier
-    from probe.train.loop import run_folds
 
     fields = {name: getattr(args, name) for name in TRAINING_FIELDS if name not in ("autoencoder", "ae_weights")}
     if fields["learning_rate"] is None:
@@ -356,12 +362,8 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     config = ClassifierTrainConfig(**fields, classifier=args.classifier, classifier_options=_options(args.option),
                                    init=args.init, mixup_alpha=args.mixup_alpha, gain_db=args.gain_db, roll=not args.no_roll,
                                    progress=not args.quiet)
-    folds = _parse_folds(args.folds)
-    runs = run_folds(train_classifier, config, folds, args.resume) if folds else [train_classifier(config, args.resume)]
-    for run in runs:
-        if run.is_complete():
-            print(f"probe train-classifier: load it with --classifier {args.classifier} --weights {run.best}")
-    return _report_runs("train-classifier", runs)
+    return _train_each_fold("train-classifier", train_classifier, config, args,
+                            lambda run: f"load it with --classifier {args.classifier} --weights {run.best}")
 
 
 # --- probe analyse ----------------------------------------------------------------------
