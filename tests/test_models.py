@@ -107,7 +107,11 @@ def test_new_head_keeps_the_body(tmp_path: Path) -> None:
     audioset = load_classifier("mn10", num_classes=527)
     _randomise(audioset.net)
     torch.save(audioset.net.state_dict(), tmp_path / "as.pt")
-    assert load_classifier("mn10", weights=tmp_path / "as.pt").num_classes == 527
+    reloaded = load_classifier("mn10", weights=tmp_path / "as.pt")
+    assert reloaded.num_classes == 527
+    # An AudioSet-format checkpoint names its outputs with AudioSet's labels (class_labels_indices.csv order).
+    assert reloaded.class_names[0] == "Speech" and reloaded.class_names[137] == "Music"
+    assert reloaded.class_names[526] == "Field recording" and len(set(reloaded.class_names)) == 527
     esc = load_classifier("mn10", weights=tmp_path / "as.pt", num_classes=50)
     assert esc.num_classes == 50
     torch.testing.assert_close(esc.net.features[3].block[0][0].weight, audioset.net.features[3].block[0][0].weight)

@@ -151,9 +151,13 @@ def load_classifier(
 
 
 def default_class_names(num_classes: int) -> list[str]:
-    """ESC-50's names for 50 classes, else `class_0`, `class_1`, ..."""
+    """ESC-50's names for 50 classes, AudioSet's for 527, else `class_0`, `class_1`, ..."""
+    from probe import audioset
+
     if num_classes == len(esc50.CLASS_NAMES):
         return list(esc50.CLASS_NAMES)
+    if num_classes == audioset.NUM_CLASSES:
+        return audioset.audioset_class_names()
     return [f"class_{i}" for i in range(num_classes)]
 
 
