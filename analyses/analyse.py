@@ -49,9 +49,8 @@ class AnalyseConfig:
             raise ConfigError(None, "give at least one finetune run directory")
         if self.shifts.correction not in bandshift.CORRECTIONS:
             raise ConfigError(None, f"unknown correction {self.shifts.correction!r}; known: {', '.join(bandshift.CORRECTIONS)}")
-        unknown = [m for m in self.attributions.methods if m not in attribution.ATTRIBUTION_METHODS]
-        if unknown:
-            raise ConfigError(None, f"unknown attribution method {unknown[0]!r}; known: {', '.join(attribution.ATTRIBUTION_METHODS)}")
+        for method in self.attributions.methods:
+            attribution.ATTRIBUTION_METHODS.lookup(method)
         bands.band_sets_for(self.band_sets, 32000)  # raises on unknown names
         if "original" not in self.attributions.conditions:
             raise ConfigError(None, "attributions always include the originals")

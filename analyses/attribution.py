@@ -14,9 +14,11 @@ import numpy as np
 import torch
 
 from probe.models.classifiers import WaveformClassifier
+from probe.registries import Registry
 
 AttributionMethod = Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor, "AttributionSettings"], torch.Tensor]
-ATTRIBUTION_METHODS: dict[str, AttributionMethod] = {}
+ATTRIBUTION_METHODS: Registry[AttributionMethod] = Registry("attribution method")
+register_method = ATTRIBUTION_METHODS.register
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,6 @@ class AttributionSettings:
     sanity_clips: int = 8
     max_frames: int = 100
     seed: int = 0
-
-
-def register_method(name: str) -> Callable[[AttributionMethod], AttributionMethod]:
-    def decorate(method: AttributionMethod) -> AttributionMethod:
-        ATTRIBUTION_METHODS[name] = method
-        return method
-
-    return decorate
 
 
 @register_method("integrated_gradients")

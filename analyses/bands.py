@@ -12,6 +12,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from probe.registries import Registry
+
 ANALYSIS_N_FFT = 4096
 ANALYSIS_HOP = 1024
 LOWEST_BAND_HZ = 20.0
@@ -34,15 +36,8 @@ class BandSet:
 
 
 BandSetFactory = Callable[[int, object], "BandSet | None"]
-BAND_SETS: dict[str, BandSetFactory] = {}
-
-
-def register_band_set(name: str) -> Callable[[BandSetFactory], BandSetFactory]:
-    def decorate(factory: BandSetFactory) -> BandSetFactory:
-        BAND_SETS[name] = factory
-        return factory
-
-    return decorate
+BAND_SETS: Registry[BandSetFactory] = Registry("band set")
+register_band_set = BAND_SETS.register
 
 
 def fft_frequencies(sample_rate: int, n_fft: int = ANALYSIS_N_FFT) -> np.ndarray:
@@ -109,12 +104,7 @@ def classifier_mel_bands(sample_rate: int, classifier: object = None) -> BandSet
 
 def band_sets_for(names: tuple[str, ...], sample_rate: int, classifier: object = None) -> list[BandSet]:
     """The requested band sets that apply (mel needs a classifier with a mel front-end)."""
-    from probe.errors import ConfigError
-
-    unknown = [n for n in names if n not in BAND_SETS]
-    if unknown:
-        raise ConfigError(None, f"unknown band set {unknown[0]!r}; known: {', '.join(BAND_SETS)}")
-    built = [BAND_SETS[name](sample_rate, classifier) for name in names]
+    built = [BAND_SETS.lookup(name)(sample_rate, classifier) for name in names]
     return [band_set for band_set in built if band_set is not None]
 
 

@@ -55,8 +55,7 @@ class TrainingConfig:
         return self.micro_batch_size or self.batch_size
 
     def validate(self) -> None:
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError(None, f"unknown scheduler {self.scheduler!r}; known: {', '.join(SCHEDULERS)}")
+        SCHEDULERS.lookup(self.scheduler)
         if self.batch_size < 1 or self.micro < 1 or self.batch_size % self.micro:
             raise ConfigError(None, f"batch size {self.batch_size} must be a positive multiple of the micro-batch {self.micro}")
         if self.epochs < self.min_epochs:

@@ -5,16 +5,11 @@ from typing import Callable
 
 import torch
 
+from probe.registries import Registry
+
 SchedulerFactory = Callable[[torch.optim.Optimizer, int, float], torch.optim.lr_scheduler.LRScheduler | None]
-SCHEDULERS: dict[str, SchedulerFactory] = {}
-
-
-def register_scheduler(name: str) -> Callable[[SchedulerFactory], SchedulerFactory]:
-    def decorate(factory: SchedulerFactory) -> SchedulerFactory:
-        SCHEDULERS[name] = factory
-        return factory
-
-    return decorate
+SCHEDULERS: Registry[SchedulerFactory] = Registry("scheduler")
+register_scheduler = SCHEDULERS.register
 
 
 @register_scheduler("cosine")
