@@ -52,6 +52,12 @@ class DecodedSplit:
 
         return torch.from_numpy(np.array(self.waveforms, dtype=np.float32))
 
+    def tensors(self, device: "torch.device | str") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """(waveforms, targets) as tensors on `device`, for training held in device memory."""
+        import torch
+
+        return self.as_tensor().to(device), torch.from_numpy(self.targets).to(device)
+
 
 def content_key(dataset: ClipDataset, sample_rate: int, num_samples: int) -> str:
     """A digest of every file's bytes, the clip ids, the rate and the length."""

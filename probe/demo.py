@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from probe.errors import ConfigError
-from probe.fileio import write_json
+from probe.fileio import safe_name, write_json
 
 LOW, HIGH = "low", "high"
 
@@ -123,7 +123,7 @@ def _synthetic(config: DemoConfig) -> Path:
     runs = []
     for name, weights in classifiers.items():
         for setting, overrides in settings.items():
-            folder = out / "runs" / f"{name}--{_slug(setting)}"
+            folder = out / "runs" / f"{name}--{safe_name(setting)}"
             run = finetune(replace(base, classifier_weights=str(weights), classifier_label=name, setting_label=setting,
                                    out=str(folder), **overrides), resume=True)
             runs.append(run.path)
@@ -185,12 +185,6 @@ def _planted_classifier(planted: PlantedClassifier, dataset, synthetic, folder: 
             loss.backward()
             optimizer.step()
     return save_classifier(classifier.eval(), path)
-
-
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
 def _analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Callable[[str], None],
@@ -343,7 +337,7 @@ def _study(config: DemoConfig) -> Path:
         for setting, autoencoder in (("pretrained AE", str(pretrained.best)), ("random AE", "random")):
             run = finetune(FinetuneConfig(classifier=classifier, classifier_weights=str(weights / filename),
                                           autoencoder=autoencoder, data=config.data, setting_label=setting,
-                                          out=str(out / "runs" / f"{classifier}--{_slug(setting)}"), seed=config.seed,
+                                          out=str(out / "runs" / f"{classifier}--{safe_name(setting)}"), seed=config.seed,
                                           device=config.device, progress=config.progress), resume=True)
             runs.append(run.path)
     return _analyse_and_report(config, out, runs, step, planted=False)

@@ -89,3 +89,10 @@ def staged_directory(destination: str | Path) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def safe_name(text: str) -> str:
+    """A file- and URL-safe version of a label: anything outside [A-Za-z0-9_.@-] becomes `_`."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", text).strip("._") or "run"

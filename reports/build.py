@@ -7,7 +7,6 @@ OUT/<classifier>/audio/        the example clips, copied beside the page (never 
 """
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from probe.errors import ConfigError
-from probe.fileio import staged_directory, write_text
+from probe.fileio import safe_name as slug, staged_directory, write_text
 from probe.reports import figures
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
 from probe.reports.findings import findings
@@ -36,11 +35,6 @@ class ReportConfig:
     notes: tuple[str, ...] = ()
     """Extra lines for the top of the index (the demo puts its planted-answer check here)."""
     progress: bool = True
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of a label."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "run"
 
 
 def _environment():

@@ -21,6 +21,7 @@ class AnalysedRun:
     setting: str = ""
     """How the classifier page names this run: the AE, or the run label where two runs share an AE."""
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    _arrays: np.lib.npyio.NpzFile | None = None
 
     @property
     def label(self) -> str:
@@ -50,7 +51,10 @@ class AnalysedRun:
         return self._tables[name]
 
     def arrays(self) -> np.lib.npyio.NpzFile:
-        return np.load(self.folder / "arrays.npz")
+        """arrays.npz, opened once (its members load lazily)."""
+        if self._arrays is None:
+            self._arrays = np.load(self.folder / "arrays.npz")
+        return self._arrays
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.reports import figures
-from probe.reports.build import slug
+from probe.fileio import safe_name as slug
 from probe.reports.data import load_analysis
 
 

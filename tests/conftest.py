@@ -43,12 +43,12 @@ def trained_classifier(tmp_path_factory: pytest.TempPathFactory, synthetic_root:
     dataset = load_esc50(synthetic_root)
     train, _ = dataset.split()
     split = decode_split(train, 16000, progress=False)
+    torch.manual_seed(0)  # the weights must not depend on which tests ran before this session fixture
     classifier = load_classifier("small_cnn", num_classes=dataset.num_classes, class_names=list(dataset.class_names),
                                  sample_rate=16000, frozen=False, channels=8)
     classifier.frontend.eval()
     optimizer = torch.optim.Adam(classifier.net.parameters(), lr=3e-3)
     x, y = split.as_tensor(), torch.from_numpy(split.targets)
-    torch.manual_seed(0)
     for _ in range(25):
         classifier.net.train()
         loss = torch.nn.functional.cross_entropy(classifier(x), y)

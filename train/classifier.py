@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from probe.cache import decode_split
 from probe.download import resolve_weights
 from probe.errors import ConfigError
 from probe.models.classifiers import WaveformClassifier, load_classifier
@@ -108,18 +107,15 @@ def initial_weights(config: ClassifierTrainConfig) -> Path | None:
 def train_classifier(config: ClassifierTrainConfig, resume: bool = False) -> RunDir:
     """Run (or resume) classifier training; `RUNDIR/best.pt` is the best epoch's classifier."""
     opened = open_run(config, resume)
-    run, dist, device, progress = opened.run, opened.dist, opened.device, opened.progress
+    run, dist, device = opened.run, opened.dist, opened.device
     if run.is_complete():
         return run
     dataset, train_set, val_set = opened.splits(config)
     weights = initial_weights(config)
     classifier = load_classifier(config.classifier, weights, dataset.num_classes, class_names=list(dataset.class_names),
                                  frozen=False, device=device, **config.classifier_options)
-    cache = run.path / "cache"
-    train = decode_split(train_set, classifier.sample_rate, clip_seconds=config.clip_seconds, cache_dir=cache, progress=progress)
-    val = decode_split(val_set, classifier.sample_rate, clip_seconds=config.clip_seconds, cache_dir=cache, progress=progress)
-    train_x, train_y = train.as_tensor().to(device), torch.from_numpy(train.targets).to(device)
-    val_x, val_y = val.as_tensor().to(device), torch.from_numpy(val.targets).to(device)
+    train, val = opened.decode(config, (train_set, val_set), classifier.sample_rate)
+    (train_x, train_y), (val_x, val_y) = train.tensors(device), val.tensors(device)
     autocast = autocast_for(device)
     objective = AugmentedClassification(classifier, val_x, val_y, config, autocast)
     if not is_resuming(run, resume) and dist.is_main:

@@ -7,7 +7,6 @@ re-run the models.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from probe.cache import decode_split
 from probe.download import resolve_weights
 from probe.errors import ConfigError
+from probe.fileio import safe_name
 from probe.models.autoencoders import load_autoencoder
 from probe.models.classifiers import load_classifier
 from probe.pipeline import ProbePipeline
@@ -98,7 +97,7 @@ class ClassifierObjective:
 def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     """Run (or resume) one finetuning run; returns its run directory."""
     opened = open_run(config, resume)
-    run, dist, device, progress = opened.run, opened.dist, opened.device, opened.progress
+    run, dist, device = opened.run, opened.dist, opened.device
     if run.is_complete():
         return run
     dataset, train_set, val_set = opened.splits(config)
@@ -108,11 +107,8 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
         config.classifier, classifier_weights, dataset.num_classes, class_names=list(dataset.class_names),
         device=device, **config.classifier_options,
     )
-    cache = run.path / "cache"
-    train = decode_split(train_set, classifier.sample_rate, clip_seconds=config.clip_seconds, cache_dir=cache, progress=progress)
-    val = decode_split(val_set, classifier.sample_rate, clip_seconds=config.clip_seconds, cache_dir=cache, progress=progress)
-    train_x, train_y = train.as_tensor().to(device), torch.from_numpy(train.targets).to(device)
-    val_x, val_y = val.as_tensor().to(device), torch.from_numpy(val.targets).to(device)
+    train, val = opened.decode(config, (train_set, val_set), classifier.sample_rate)
+    (train_x, train_y), (val_x, val_y) = train.tensors(device), val.tensors(device)
 
     autoencoder = load_autoencoder(config.autoencoder, ae_weights, device=device, **config.ae_options)
     if not (config.finetune_encoder and config.finetune_decoder):
@@ -176,8 +172,7 @@ class GridEntry:
     @property
     def label(self) -> str:
         """A folder-safe name: the model name, plus the weights' stem when given."""
-        text = self.name if not self.weights else f"{self.name}@{Path(self.weights).stem}"
-        return re.sub(r"[^A-Za-z0-9_.@-]+", "_", text)
+        return safe_name(self.name if not self.weights else f"{self.name}@{Path(self.weights).stem}")
 
 
 GRID_AXES = ("classifiers", "autoencoder")

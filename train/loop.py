@@ -124,6 +124,13 @@ class OpenedRun:
         dataset = load_dataset(config.data, synthetic_root=self.run.path / "data")
         return (dataset, *dataset.split(config.fold))
 
+    def decode(self, config: TrainingConfig, splits, sample_rate: int) -> list:
+        """Each split decoded once at `sample_rate` into the run's audio cache."""
+        from probe.cache import decode_split
+
+        return [decode_split(split, sample_rate, clip_seconds=config.clip_seconds, cache_dir=self.run.path / "cache",
+                             progress=self.progress) for split in splits]
+
 
 def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
     """Validate the config, refuse to overwrite an unfinished run, join torchrun's group, seed."""

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from probe.audio import to_stereo
-from probe.cache import decode_split
 from probe.errors import ConfigError
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.rundir import RunDir
@@ -79,16 +78,14 @@ class ReconstructionObjective:
 def pretrain_autoencoder(config: PretrainConfig, resume: bool = False) -> RunDir:
     """Run (or resume) reconstruction pretraining; `RUNDIR/best.pt` is the pretrained AE."""
     opened = open_run(config, resume)
-    run, dist, device, progress = opened.run, opened.dist, opened.device, opened.progress
+    run, dist, device = opened.run, opened.dist, opened.device
     if run.is_complete():
         return run
     _, train_set, val_set = opened.splits(config)
     ae_weights = config.resolved_ae_weights()
     autoencoder = load_autoencoder(config.autoencoder, ae_weights, device=device, **config.ae_options)
-    cache = run.path / "cache"
     # Decoded straight at the AE's rate; the cache resamples once, not every epoch.
-    train = decode_split(train_set, autoencoder.sample_rate, clip_seconds=config.clip_seconds, cache_dir=cache, progress=progress)
-    val = decode_split(val_set, autoencoder.sample_rate, clip_seconds=config.clip_seconds, cache_dir=cache, progress=progress)
+    train, val = opened.decode(config, (train_set, val_set), autoencoder.sample_rate)
     train_x, val_x = train.as_tensor().to(device), val.as_tensor().to(device)
     objective = ReconstructionObjective(autoencoder, val_x, config.stft_weight, config.micro, autocast_for(device))
 
