@@ -179,7 +179,7 @@ def run_download(args: argparse.Namespace) -> int:
     sources = dl.weight_sources()
     if args.list or not args.names:
         for name, source in sorted(sources.items()):
-            print(f"{name:<22} {source.filename:<48} {'sha256 recorded' if source.sha256 else 'no hash recorded'}  {source.note}")
+            print(f"{name:<22} {source.filename:<48} {'published sha256' if source.sha256 else 'sha256 kept at first download'}  {source.note}")
         return 0
     unknown = [n for n in args.names if n not in sources]
     if unknown:

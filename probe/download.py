@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import urllib.error
+import logging
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from probe.errors import DownloadError
-from probe.fileio import sha256_file, staged_directory
+from probe.fileio import sha256_file, staged_directory, write_text
 from probe.models.registry import WeightSource, all_weight_sources
 
 ESC50_ARCHIVE = WeightSource(
@@ -23,6 +24,7 @@ ESC50_ARCHIVE = WeightSource(
     "esc50.zip",
     note="ESC-50 resampled to 32 kHz (audio_32k/, meta/esc50.csv), from PaSST's release v.0.0.6",
 )
+log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60
 
@@ -55,11 +57,26 @@ def resolve_weights(value: str | Path, weights_dir: str | Path | None = None) ->
     raise DownloadError(path, "no such file (and not the name of a published checkpoint; see `probe download weights --list`)")
 
 
-def download(url: str, destination: str | Path, sha256: str | None = None, *, progress: bool = True) -> Path:
-    """Fetch `url` to `destination`, resuming `<destination>.part`, verifying `sha256` if given."""
+def recorded_hash_path(destination: Path) -> Path:
+    """Where the hash of a file with no published SHA-256 is kept after its first download."""
+    return destination.with_name(destination.name + ".sha256")
+
+
+def download(
+    url: str, destination: str | Path, sha256: str | None = None, *, size_bytes: int | None = None, progress: bool = True
+) -> Path:
+    """Fetch `url` to `destination`, resuming `<destination>.part`, verifying `sha256` if given.
+
+    Without a published hash the first download's SHA-256 is recorded beside the file
+    (trust on first use), and every later download of it is checked against that record.
+    """
     from tqdm import tqdm
 
     destination = Path(destination)
+    record = recorded_hash_path(destination)
+    published = sha256 is not None
+    if not published and record.exists():
+        sha256 = record.read_text().split()[0]
     if destination.exists() and (sha256 is None or sha256_file(destination) == sha256):
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +102,8 @@ def download(url: str, destination: str | Path, sha256: str | None = None, *, pr
                 offset = 0
             length = response.headers.get("Content-Length")
             total = offset + int(length) if length else None
+            if total is not None and size_bytes is not None and total != size_bytes:
+                raise DownloadError(url, f"the server offers {total} bytes, the published file has {size_bytes}; nothing was downloaded")
             with open(partial, "ab" if resumed else "wb") as handle, tqdm(
                 total=total, initial=offset, unit="B", unit_scale=True, desc=destination.name, disable=not progress
             ) as bar:
@@ -101,15 +120,22 @@ def download(url: str, destination: str | Path, sha256: str | None = None, *, pr
     actual = sha256_file(partial)
     if sha256 is not None and actual != sha256:
         partial.unlink()
-        raise DownloadError(destination, f"SHA-256 mismatch: got {actual}, expected {sha256}; the file was deleted")
+        origin = "published" if published else f"recorded at the first download in {record.name}"
+        raise DownloadError(destination, f"SHA-256 mismatch: got {actual}, expected {sha256} ({origin}); the file was deleted")
     os.replace(partial, destination)
+    if sha256 is None:
+        write_text(record, f"{actual}  {destination.name}\n")
+        log.warning(
+            "%s: no published SHA-256; recorded %s... in %s, and later downloads are checked against it",
+            destination.name, actual[:16], record.name,
+        )
     return destination
 
 
 def download_source(source: WeightSource, directory: str | Path, *, mirror: str | None = None, progress: bool = True) -> Path:
     """Download one published file into `directory`; `mirror` replaces everything before its file name."""
     url = mirror.rstrip("/") + "/" + source.filename if mirror else source.url
-    return download(url, Path(directory) / source.filename, source.sha256, progress=progress)
+    return download(url, Path(directory) / source.filename, source.sha256, size_bytes=source.size_bytes, progress=progress)
 
 
 def safe_extract(archive: str | Path, destination: str | Path) -> Path:

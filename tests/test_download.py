@@ -113,10 +113,37 @@ def test_esc50_download_and_unpack_through_a_mirror(server, tmp_path: Path) -> N
     assert (root / "meta" / "esc50.csv").read_bytes() == csv and (root / "audio_32k").is_dir()
 
 
+def test_unpublished_hash_is_recorded_at_first_download_and_checked_after(server, tmp_path: Path, caplog) -> None:
+    server.files["w.pt"] = b"first"
+    with caplog.at_level("WARNING", logger="probe.download"):
+        target = download(_url(server, "w.pt"), tmp_path / "w.pt", progress=False)
+    record = tmp_path / "w.pt.sha256"
+    assert record.read_text().split()[0] == hashlib.sha256(b"first").hexdigest()
+    assert "no published SHA-256" in caplog.text
+    target.unlink()
+    server.files["w.pt"] = b"swapped upstream"
+    with pytest.raises(DownloadError, match="recorded at the first download"):
+        download(_url(server, "w.pt"), target, progress=False)
+    assert not target.exists() and not (tmp_path / "w.pt.part").exists()
+
+
+def test_a_size_that_differs_from_the_published_one_is_refused_before_downloading(server, tmp_path: Path) -> None:
+    server.files["w.pt"] = b"x" * 100
+    with pytest.raises(DownloadError, match="offers 100 bytes, the published file has 99"):
+        download(_url(server, "w.pt"), tmp_path / "w.pt", size_bytes=99, progress=False)
+    assert not (tmp_path / "w.pt").exists()
+
+
 def test_cli_download_weights(server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    server.files["mn10_as_mAP_471.pt"] = b"weights"
-    assert main(["download", "weights", "mn10_as", "--dir", str(tmp_path), "--mirror", _url(server)]) == 0
-    assert (tmp_path / "mn10_as_mAP_471.pt").read_bytes() == b"weights"
+    server.files["dymn10_as.pt"] = b"weights"
+    assert main(["download", "weights", "dymn10_as", "--dir", str(tmp_path), "--mirror", _url(server)]) == 0
+    assert (tmp_path / "dymn10_as.pt").read_bytes() == b"weights"
+    assert (tmp_path / "dymn10_as.pt.sha256").exists()
+    # mn10_as has a published hash and size: a file that is not the release asset is refused.
+    server.files["mn10_as_mAP_471.pt"] = b"not the release asset"
+    assert main(["download", "weights", "mn10_as", "--dir", str(tmp_path), "--mirror", _url(server)]) == 2
+    assert "mn10_as_mAP_471.pt" in capsys.readouterr().err
+    assert not (tmp_path / "mn10_as_mAP_471.pt").exists()
     assert main(["download", "weights", "no_such_model", "--dir", str(tmp_path)]) == 2
     assert "unknown checkpoint" in capsys.readouterr().err
     assert main(["download", "weights", "--list"]) == 0

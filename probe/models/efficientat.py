@@ -9,17 +9,19 @@ from probe.models.mobilenet import MobileNetV3
 from probe.models.registry import WeightSource, register
 
 RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
+# mn10_as's SHA-256 and size agree across several independent third-party pins of this release asset.
 CITATION_MN = "Schmid, Koutini, Widmer. Efficient Large-Scale Audio Tagging via Transformer-to-CNN Knowledge Distillation. ICASSP 2023."
 CITATION_DYMN = "Schmid, Koutini, Widmer. Dynamic Convolutional Neural Networks as Efficient Pre-trained Audio Models. TASLP 2024."
 HEAD_KEYS = ("classifier.5.weight", "classifier.5.bias")
 
 MN10_AUDIOSET = WeightSource(
     "mn10_as", RELEASE + "mn10_as_mAP_471.pt", "mn10_as_mAP_471.pt", num_classes=527,
+    sha256="0bd7dc2443af498c289a2e739f02ebb515d6aa3fd3ab9db539c86123ae368a4e", size_bytes=19708753,
     note="AudioSet (527 classes), mAP .471; EfficientAT publishes no ESC-50 weights",
 )
 DYMN10_AUDIOSET = WeightSource(
     "dymn10_as", RELEASE + "dymn10_as.pt", "dymn10_as.pt", num_classes=527,
-    note="AudioSet (527 classes); EfficientAT publishes no ESC-50 weights",
+    note="AudioSet (527 classes); EfficientAT publishes no ESC-50 weights; no hash found: recorded at first download",
 )
 
 

@@ -36,7 +36,7 @@ ESC50_FOLDS = {
 WEIGHTS = (
     WeightSource(
         "passt_as", RELEASE + "v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt", "passt-s-f128-p16-s10-ap.476-swa.pt",
-        num_classes=527, note="AudioSet (527 classes), mAP .476, SWA",
+        sha256="302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c", size_bytes=344665734, num_classes=527, note="AudioSet (527 classes), mAP .476, SWA",
     ),
 ) + tuple(
     WeightSource(
