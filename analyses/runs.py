@@ -73,12 +73,15 @@ def classifier_label(config: dict[str, Any]) -> str:
 
 
 def setting_label(config: dict[str, Any]) -> str:
-    """The run's probe setting: the given label, else the AE's name (a checkpoint's parent folder) and its penalty."""
+    """The run's probe setting: the given label, else the AE's name (a checkpoint's parent folder), its rate, its penalty."""
     if config.get("setting_label"):
         return str(config["setting_label"])
     autoencoder = Path(str(config.get("autoencoder", "ae")))
     name = autoencoder.parent.name if autoencoder.suffix in (".pt", ".pth", ".bin", ".ckpt") and autoencoder.parent.name \
         else autoencoder.stem
+    rate = (config.get("ae_options") or {}).get("sample_rate")
+    if rate:  # e.g. the identity control at 48 kHz: the study's resampling chain alone
+        name = f"{name}@{rate / 1000:g}kHz"
     return f"{name}+energy{config['energy_penalty']:g}" if config.get("energy_penalty") else name
 
 

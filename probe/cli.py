@@ -255,6 +255,8 @@ PROBES = {
     "autoencoder": {"autoencoder": None, "learning_rate": 3e-5, "epochs": 100, "gain_penalty": 0.0},
     # Seconds on a CPU: a gain per STFT bin, with the parsimony term on by default.
     "spectral-gain": {"autoencoder": "spectral_gain", "learning_rate": 0.05, "epochs": 20, "gain_penalty": 0.1},
+    # The no-autoencoder control: nothing trains; its outputs sit beside the probes in the analyses and report.
+    "identity": {"autoencoder": "identity", "learning_rate": 3e-5, "epochs": 0, "gain_penalty": 0.0},
 }
 
 
@@ -262,8 +264,11 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", default="mn10", help="a name from `probe models`, or package.module:factory")
     parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name)")
     parser.add_argument("--probe", choices=sorted(PROBES), default="autoencoder",
-                        help="autoencoder (the study's) or spectral-gain (a learnable gain per frequency; seconds on a CPU)")
+                        help="autoencoder (the study's), spectral-gain (a learnable gain per frequency; seconds on a CPU), "
+                             "or identity (the no-autoencoder control)")
     parser.add_argument("--autoencoder", default="archisound", help="archisound, random, tiny, or a probe AE checkpoint")
+    parser.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an autoencoder build option, e.g. sample_rate=48000 channels=2 with --probe identity (repeatable)")
     parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
     parser.add_argument("--energy-penalty", type=float, default=0.0,
                         help="add this times the reconstruction's energy relative to the input's to the loss (0: the study's)")
@@ -289,7 +294,7 @@ def run_finetune(args: argparse.Namespace) -> int:
             fields[name] = defaults[name]
     if defaults["autoencoder"]:
         fields["autoencoder"] = defaults["autoencoder"]
-    config = FinetuneConfig(**fields, progress=not args.quiet)
+    config = FinetuneConfig(**fields, ae_options=_options(args.ae_option, "--ae-option"), progress=not args.quiet)
     folds = _parse_folds(args.folds)
     if args.grid:
         runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume)
@@ -334,7 +339,7 @@ def _train_classifier_args(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(scheduler="warmup_rampdown")
 
 
-def _options(items: list[str]) -> dict[str, object]:
+def _options(items: list[str], flag: str = "--option") -> dict[str, object]:
     import json
 
     from probe.errors import ConfigError
@@ -343,7 +348,7 @@ def _options(items: list[str]) -> dict[str, object]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(None, f"--option takes KEY=VALUE, got {item!r}")
+            raise ConfigError(None, f"{flag} takes KEY=VALUE, got {item!r}")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:

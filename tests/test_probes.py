@@ -61,3 +61,28 @@ def test_the_spectral_gain_probe_lowers_its_gains(tmp_path: Path, synthetic_root
     assert main(["finetune", "--classifier", "small_cnn", "--classifier-weights", str(trained_classifier), "--autoencoder",
                  "tiny", "--gain-penalty", "0.1", "--data", f"esc50:{synthetic_root}", "--out", str(tmp_path / "bad"),
                  "--epochs", "1", "--device", "cpu", "--quiet"]) == 2
+
+
+def test_the_identity_control_reproduces_the_bare_classifier(tmp_path: Path, synthetic_root: Path, trained_classifier: Path,
+                                                              capsys) -> None:
+    run = _finetune(tmp_path, synthetic_root, trained_classifier, "identity", "--probe", "identity")
+    originals = np.load(run.outputs / "originals.npy")
+    assert np.array_equal(np.load(run.outputs / "reconstructions_after.npy"), originals)
+    assert np.allclose(np.load(run.outputs / "logits_after.npy"), np.load(run.outputs / "logits_original.npy"), atol=1e-5)
+    # Through the study's chain (16 -> 48 kHz stereo -> mono -> 16 kHz) with no autoencoder: the resampler alone.
+    chain = _finetune(tmp_path, synthetic_root, trained_classifier, "chain", "--probe", "identity",
+                      "--ae-option", "sample_rate=48000", "--ae-option", "channels=2")
+    from probe.analyses.runs import load_run
+
+    assert load_run(chain.path).label == "small_cnn--identity@48kHz"
+    reconstruction = np.load(chain.outputs / "reconstructions_after.npy")
+    assert not np.array_equal(reconstruction, originals)
+    spectrum = lambda s: np.abs(np.fft.rfft(s, axis=-1)) ** 2  # noqa: E731
+    freqs = np.fft.rfftfreq(originals.shape[-1], 1 / 16000)
+    passband = (freqs > 50) & (freqs < 6000)
+    shift_db = 10 * np.log10(spectrum(reconstruction)[:, passband].sum() / spectrum(originals)[:, passband].sum())
+    assert abs(shift_db) < 0.05
+    # Nothing to train: asking for epochs is a clear error.
+    assert main(["finetune", "--probe", "identity", "--epochs", "2", "--classifier", "small_cnn", "--classifier-weights",
+                 str(trained_classifier), "--data", f"esc50:{synthetic_root}", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "nothing to train" in capsys.readouterr().err

@@ -163,6 +163,11 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
     from tqdm import tqdm
 
     parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        if config.epochs:
+            raise ConfigError(None, f"{getattr(model, 'name', type(model).__name__)} has nothing to train: "
+                                    "run it with --epochs 0 (it is a control)")
+        return LoopResult(0, 0, -math.inf)
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
                                   fused=device.type == "cuda")
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)

@@ -90,4 +90,4 @@ def all_weight_sources() -> dict[str, WeightSource]:
 def _ensure_builtin_models() -> None:
     # Importing the modules runs their @register decorators; done lazily so that
     # `probe --help` does not pay for torch.
-    from probe.models import autoencoders, classifiers, spectral_gain  # noqa: F401
+    from probe.models import autoencoders, classifiers, identity, spectral_gain  # noqa: F401

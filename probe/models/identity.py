@@ -1,0 +1,49 @@
+"""The identity control: no autoencoder, run through the same pipeline, training and analyses.
+
+At the classifier's rate (the default) its reconstruction is the original, so every shift it
+shows is zero and its accuracy is the bare classifier's. With `sample_rate=48000, channels=2`
+it measures the study's resampling and stereo round trip alone, without any autoencoder, so
+that an effect of the chain is not read as the classifier's preference.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from probe.models.autoencoders import CHECKPOINT_FORMAT
+from probe.models.registry import register
+
+
+class Identity(nn.Module):
+    """(batch, channels, samples) -> the same tensor; nothing to train."""
+
+    name = "identity"
+
+    def __init__(self, sample_rate: int | None = None, channels: int = 1) -> None:
+        super().__init__()
+        if channels not in (1, 2):
+            raise ValueError(f"identity takes 1 or 2 channels, got {channels}")
+        self.sample_rate, self.channels = sample_rate, channels
+        self._requested_rate = sample_rate
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"sample_rate": self._requested_rate, "channels": self.channels}
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return waveform
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "autoencoder": self.name, "config": self.options, "options": self.options,
+                "state_dict": {}}
+
+
+@register(
+    "autoencoder", "identity", sample_rate=0,
+    description="the no-autoencoder control (runs at the classifier's rate; sample_rate=48000 channels=2 "
+                "isolates the study's resampling chain); use with probe finetune --probe identity",
+)
+def build_identity(seed: int = 0, sample_rate: int | None = None, channels: int = 1) -> Identity:
+    return Identity(sample_rate, channels)
