@@ -1,9 +1,11 @@
 """`probe analyse`: everything the report needs, computed from finetune run directories alone.
 
 ANALYSISDIR/summary.json                 the runs, the comparison, and where everything lies
-ANALYSISDIR/comparison/                  transfer matrix, band profiles side by side, divergent classes
+ANALYSISDIR/comparison/                  transfer matrix, band profiles side by side, divergent classes,
+                                         rank correlations of the routes (band shifts, attributions) per classifier
 ANALYSISDIR/<run>/summary.json           accuracy, plain-sentence band verdicts, attribution agreement
 ANALYSISDIR/<run>/*.parquet|csv          tidy tables (per clip and band, per class and band, ...)
+ANALYSISDIR/<run>/nmi_*.parquet|csv      Palacio's normalised mutual information, per clip and summarised
 ANALYSISDIR/<run>/arrays.npz             mean spectra, mel maps and attribution maps per class and category
 ANALYSISDIR/<run>/audio/                 example clips: original, reconstructions, residual (WAV)
 """
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.analyses import accuracy, attribution, bands, bandshift, spectral, transfer
+from probe.analyses import accuracy, attribution, bands, bandshift, information, routes, spectral, transfer
 from probe.analyses.runs import RunOutputs, classifier_label, load_run, setting_label, unique_labels
 from probe.errors import ConfigError
 from probe.fileio import atomic_write, staged_directory, write_json, write_text
@@ -113,7 +115,7 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
     """Analyse prepared runs (`classifiers`: run label -> classifier or None) into config.out, atomically."""
     judges = {run.judge: (classifiers[run.label], run.class_names) for run in runs if classifiers.get(run.label) is not None}
     attribution_cache: dict[tuple, Any] = {}
-    summaries, per_class_frames, per_category_frames, overall_frames = [], [], [], []
+    summaries, per_class_frames, per_category_frames, overall_frames, route_inputs = [], [], [], [], []
     with staged_directory(config.out) as staging:
         for run in runs:
             summary, tables = analyse_run(run, classifiers[run.label], staging / run.label, config, device, say,
@@ -122,11 +124,16 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
             per_class_frames.append(tables["band_shift_per_class"].assign(run=run.label))
             per_category_frames.append(tables["band_shift_per_category"].assign(run=run.label))
             overall_frames.append(tables["band_shift_overall"].assign(run=run.label))
+            route_inputs.append((run.judge, summary["autoencoder"], tables))
         comparison = staging / "comparison"
         comparison.mkdir()
         overall = pd.concat(overall_frames, ignore_index=True)
         write_table(comparison, "band_profiles", overall)
         compared: dict[str, Any] = {}
+        correlations = routes.all_route_correlations(route_inputs)
+        if len(correlations):
+            write_table(comparison, "route_correlations", correlations)
+            compared["route_correlations"] = correlations.to_dict("records")
         if len(runs) > 1:
             for key, frames in (("class", per_class_frames), ("category", per_category_frames)):
                 divergence = transfer.profile_divergence(pd.concat(frames, ignore_index=True), key)
@@ -167,6 +174,7 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     tables.update(bandshift.band_shift_tables(spectra, band_sets, run.clip_ids, run.targets, run.class_names,
                                               run.class_categories, run.category_names, config.shifts, rng))
     arrays: dict[str, np.ndarray] = {"stft_frequencies_hz": bands.fft_frequencies(run.sample_rate)}
+    arrays.update(_gain_curves(run))
     for condition in run.conditions:
         log_spectra = 10 * np.log10(spectra[condition] + bands.EPSILON)
         arrays[f"stft_db_class_{condition}"] = spectral.group_means(log_spectra, run.targets, n_classes)
@@ -183,6 +191,10 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         arrays[f"mel_db_category_{condition}"] = spectral.group_means(maps[condition], categories, n_categories).astype(np.float32)
     tables["descriptors_per_clip"] = pd.concat(descriptor_rows, ignore_index=True)
     tables["descriptor_shifts"] = _descriptor_shifts(tables["descriptors_per_clip"], tuple(run.reconstructions), config, rng)
+    say(f"{run.label}: normalised mutual information (Palacio et al.) on the mel maps")
+    tables["nmi_per_clip"] = information.nmi_per_clip(maps, run.clip_ids, run.class_names, run.targets, rng)
+    tables["nmi_summary"] = information.nmi_summary(tables["nmi_per_clip"], run.class_categories, run.class_names,
+                                                    run.category_names, config.shifts.level, config.shifts.n_boot, rng)
     timings["spectral_and_bands_s"] = time.perf_counter() - started
 
     attribution_summary: dict[str, Any] = {}
@@ -216,11 +228,29 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         "bands": {condition: {band_set.name: bandshift.describe_bands(overall, condition, band_set.name)
                               for band_set in band_sets} for condition in run.reconstructions},
         "condition_labels": run.condition_labels,
+        "information": _information_summary(tables["nmi_summary"]),
         "attributions": attribution_summary, "examples": example_rows, "timings": timings,
         "settings": {"shifts": asdict(config.shifts), "seed": config.seed},
     }
     write_json(folder / "summary.json", summary)
     return summary, tables
+
+
+def _gain_curves(run: RunOutputs) -> dict[str, np.ndarray]:
+    """A spectral-gain run's trained curves: the classifier's, and one per class when it was trained per class."""
+    outputs, curves = run.path / "outputs", {}
+    if (outputs / "gain_db.npy").is_file():
+        curves["gain_frequencies_hz"], curves["gain_db"] = np.load(outputs / "gain_db.npy")
+    if (outputs / "gain_db_per_class.npy").is_file():
+        curves["gain_db_per_class"] = np.load(outputs / "gain_db_per_class.npy")
+    return curves
+
+
+def _information_summary(nmi: pd.DataFrame) -> dict[str, Any]:
+    """The overall intra and inter NMI (with CIs) per condition, for the summary and the report."""
+    overall = nmi[nmi.scope == "overall"].drop(columns=["scope", "group"]).set_index("condition")
+    return {"measure": "normalised mutual information of quantised log-mel maps (Palacio et al.)",
+            **{condition: {k: float(v) for k, v in row.items()} for condition, row in overall.iterrows()}}
 
 
 def _descriptor_shifts(per_clip: pd.DataFrame, conditions: tuple[str, ...], config: AnalyseConfig,
@@ -278,7 +308,7 @@ def _attributions(run: RunOutputs, classifier, tables: dict[str, pd.DataFrame], 
             pooled = attribution.pool_frames(maps, settings.max_frames)
             arrays[f"attribution_class_{method}_{condition}"] = spectral.group_means(
                 pooled, targets, len(run.class_names)).astype(np.float32)
-            if condition == "original" and len(mel_shift) == n_bins:
+            if condition == "original" and len(mel_shift) == n_bins and np.ptp(mel_shift.mean_shift_db.to_numpy()) > 0:
                 rho, p_value = spearmanr(band_mass.mean(0), mel_shift.mean_shift_db.to_numpy())
                 agreement[method] = {"spearman_rho": float(rho), "p_value": float(p_value), "bands": int(n_bins)}
     tables["attribution_band_mass"] = pd.concat(mass_rows, ignore_index=True)

@@ -82,6 +82,8 @@ def setting_label(config: dict[str, Any]) -> str:
     rate = (config.get("ae_options") or {}).get("sample_rate")
     if rate:  # e.g. the identity control at 48 kHz: the study's resampling chain alone
         name = f"{name}@{rate / 1000:g}kHz"
+    if config.get("per_class"):
+        name = f"{name} per class"
     return f"{name}+energy{config['energy_penalty']:g}" if config.get("energy_penalty") else name
 
 

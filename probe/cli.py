@@ -273,6 +273,8 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--energy-penalty", type=float, default=0.0,
                         help="add this times the reconstruction's energy relative to the input's to the loss (0: the study's)")
     parser.add_argument("--gain-penalty", type=float, help="weight of the mean-gain term of --probe spectral-gain (default 0.1)")
+    parser.add_argument("--per-class", action="store_true",
+                        help="with --probe spectral-gain: one gain curve per class, each trained on its class's clips")
     parser.add_argument("--finetune-encoder", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--finetune-decoder", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--grid", nargs="+", metavar="AXIS=NAME[@WEIGHTS],...",
@@ -287,7 +289,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     from probe.train.finetune import FinetuneConfig, finetune, finetune_folds, finetune_grid, parse_grid
 
     fields = {name: getattr(args, name) for name in TRAINING_FIELDS + (
-        "classifier", "classifier_weights", "finetune_encoder", "finetune_decoder", "energy_penalty", "gain_penalty")}
+        "classifier", "classifier_weights", "finetune_encoder", "finetune_decoder", "energy_penalty", "gain_penalty",
+        "per_class")}
     defaults = PROBES[args.probe]
     for name in ("learning_rate", "epochs", "gain_penalty"):
         if fields[name] is None:

@@ -35,28 +35,32 @@ class ProbePipeline(nn.Module):
     def sample_rate(self) -> int:
         return self.classifier.sample_rate
 
-    def reconstruct(self, waveform: torch.Tensor) -> torch.Tensor:
-        """The autoencoder's reconstruction of a mono waveform (B, L), returned at the classifier's rate."""
+    def reconstruct(self, waveform: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The autoencoder's reconstruction of a mono waveform (B, L), returned at the classifier's rate.
+
+        `labels` go to a class-conditional probe (one spectral gain per class); others take none.
+        """
         if self.autoencoder is None:
             return waveform
         length = waveform.shape[-1]
         x = self.to_ae_rate(waveform).unsqueeze(1)
         if self.autoencoder.channels == 2:
             x = to_stereo(x)
-        y = to_mono(self.autoencoder(x)).squeeze(1)
+        y = to_mono(self.autoencoder(x) if labels is None else self.autoencoder(x, labels)).squeeze(1)
         return self.to_classifier_rate(y)[..., :length]
 
-    def forward(self, waveform: torch.Tensor, with_reconstruction: bool = False):
-        """Logits, or (logits, reconstruction) for losses that need both (a keyword DDP passes through)."""
+    def forward(self, waveform: torch.Tensor, with_reconstruction: bool = False, labels: torch.Tensor | None = None):
+        """Logits, or (logits, reconstruction) for losses that need both (keywords DDP passes through)."""
         if with_reconstruction:
-            return self.forward_with_reconstruction(waveform)
+            return self.forward_with_reconstruction(waveform, labels)
         self.check_frozen()
-        return self.classifier(self.reconstruct(waveform))
+        return self.classifier(self.reconstruct(waveform, labels))
 
-    def forward_with_reconstruction(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_reconstruction(self, waveform: torch.Tensor,
+                                    labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, reconstruction), for training losses that need both."""
         self.check_frozen()
-        reconstruction = self.reconstruct(waveform)
+        reconstruction = self.reconstruct(waveform, labels)
         return self.classifier(reconstruction), reconstruction
 
     def check_frozen(self) -> None:

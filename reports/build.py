@@ -56,7 +56,10 @@ def build_report(config: ReportConfig) -> Path:
         pages = []
         for classifier, runs in analysis.by_classifier().items():
             say(f"probe report: page for {classifier} ({len(runs)} autoencoder setting(s))")
-            pages.append(_classifier_page(env, site, classifier, runs, config))
+            correlations = analysis.comparison_tables.get("route_correlations", pd.DataFrame())
+            if len(correlations):
+                correlations = correlations[correlations.classifier == classifier]
+            pages.append(_classifier_page(env, site, classifier, runs, config, correlations))
         say("probe report: index")
         _index_page(env, site, analysis, pages, config)
     return Path(config.out) / "index.html"
@@ -95,7 +98,8 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     write_text(site / "index.html", html)
 
 
-def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], config: ReportConfig) -> dict[str, Any]:
+def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], config: ReportConfig,
+                     correlations: pd.DataFrame) -> dict[str, Any]:
     folder = site / slug(classifier)
     (folder / "figures").mkdir(parents=True)
     first = runs[0].summary
@@ -137,11 +141,14 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         sections.append({"name": category, "anchor": f"category-{category_index}",
                          "figures": _category_figures(runs, folder, site, category_index, category, members, class_names,
                                                       seconds, config),
-                         "classes": [_class_row(runs, class_names[i], config.band_set) for i in members]})
+                         "classes": [_class_row(runs, class_names[i], config.band_set) for i in members],
+                         "information": _category_information(runs, category)})
 
     html = env.get_template("classifier.html.j2").render(
         title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r) for r in runs],
-        overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css")
+        overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css",
+        information=[_information_row(r) for r in runs if r.summary.get("information")],
+        correlations=correlations.to_dict("records") if len(correlations) else [])
     write_text(folder / "index.html", html)
     return {"classifier": classifier, "href": f"{slug(classifier)}/index.html", "runs": [r.label for r in runs],
             "sentences": [r.summary["bands"].get("after", {}).get(config.band_set, {}).get("sentence", "") for r in runs]}
@@ -187,6 +194,26 @@ def _run_card(run: AnalysedRun) -> dict[str, Any]:
             "sanity": attributions.get("randomisation_check", {})}
 
 
+def _category_information(runs: list[AnalysedRun], category: str) -> list[dict[str, Any]]:
+    """Per setting: the finetuned probe's NMI within this category, with its CI and the chance level."""
+    rows = []
+    for run in runs:
+        nmi = run.table("nmi_summary")
+        if not len(nmi):
+            continue
+        row = nmi[(nmi.scope == "category") & (nmi.group == category) & (nmi.condition == "after")]
+        if len(row):
+            rows.append({"autoencoder": run.setting, **row.iloc[0].to_dict()})
+    return rows
+
+
+def _information_row(run: AnalysedRun) -> dict[str, Any]:
+    """Palacio's NMI for one setting: kept per condition (intra, with CI) against the chance level (inter)."""
+    information = run.summary["information"]
+    return {"autoencoder": run.setting,
+            "conditions": [{"label": run.condition_label(c), **information[c]} for c in ("before", "after") if c in information]}
+
+
 def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, category_index: int, category: str,
                       members: list[int], class_names: list[str], seconds: float, config: ReportConfig) -> dict[str, Any]:
     """One figure per kind and category, with every AE setting of the page in it."""
@@ -220,6 +247,13 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
         first["mel_db_category_original"][category_index],
         {setting: a["mel_db_category_after"][category_index] for setting, a in arrays.items()},
         f"{category}: mean log-mel spectrograms", seconds), folder, f"{stem}_mel", site)
+    for run in runs:  # a per-class spectral gain: each class's curve, trained on that class's clips
+        if "gain_db_per_class" in arrays[run.setting].files:
+            gains = arrays[run.setting]
+            out["gains"] = _figure(figures.spectrum_difference(
+                gains["gain_frequencies_hz"], {class_names[i]: gains["gain_db_per_class"][i] for i in members},
+                f"{category}: gain per class ({run.setting})", ylabel="gain (dB)"), folder, f"{stem}_gains", site)
+            break
     # Attributions on the originals belong to the classifier, not to the probe: one figure per page.
     methods = runs[0].summary.get("attributions", {}).get("methods", [])
     method = config.attribution_method if config.attribution_method in methods else (methods[0] if methods else None)

@@ -171,11 +171,11 @@ def transfer_heatmap(frame: pd.DataFrame, size: FigureSize = WEB) -> plt.Figure:
 
 
 def spectrum_difference(frequencies: np.ndarray, curves: dict[str, np.ndarray], title: str,
-                        size: FigureSize = WEB) -> plt.Figure:
-    """Mean log-power difference (reconstruction − original) along frequency, one line per entry."""
+                        size: FigureSize = WEB, ylabel: str = "level difference (dB)") -> plt.Figure:
+    """Mean log-power difference (reconstruction − original) along frequency, one line per entry (or any dB curves)."""
     fig, ax = _figure(size)
     keep = frequencies > 20
     for colour, (name, curve) in zip(palette(len(curves)), curves.items()):
         ax.plot(frequencies[keep], curve[keep], color=colour, label=name, linewidth=1)
-    _frequency_axes(ax, "frequency (Hz)", "level difference (dB)", title, size)
+    _frequency_axes(ax, "frequency (Hz)", ylabel, title, size)
     return fig

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from probe.analyses import attribution, bands, bandshift, stats
+from probe.analyses import attribution, bands, bandshift, information, stats
 from probe.cli import main
 from probe.models.classifiers import WaveformClassifier
 from probe.models.frontend import MelConfig, MelFrontEnd
@@ -131,12 +131,15 @@ def test_probe_analyse_end_to_end(tmp_path: Path, two_runs: list[Path], capsys) 
     run_summary = json.loads((run_dir / "summary.json").read_text())
     for name in ("accuracy_overall", "accuracy_per_class", "confusion", "band_shift_per_clip", "band_shift_overall",
                  "band_shift_per_class", "band_shift_per_category", "descriptors_per_clip", "descriptor_shifts",
-                 "attribution_band_mass", "attribution_sanity"):
+                 "attribution_band_mass", "attribution_sanity", "nmi_per_clip", "nmi_summary"):
         frame = pd.read_parquet(run_dir / f"{name}.parquet")
         assert len(frame) > 0 and (run_dir / f"{name}.csv").is_file(), name
     per_clip = pd.read_parquet(run_dir / "band_shift_per_clip.parquet")
     assert set(per_clip.band_set) == {"octave", "third_octave", "mel"} and set(per_clip.condition) == {"before", "after"}
     assert run_summary["bands"]["after"]["octave"]["sentence"]
+    nmi = pd.read_parquet(run_dir / "nmi_summary.parquet")
+    assert set(nmi.scope) == {"overall", "category", "class"} and set(nmi.condition) == {"before", "after"}
+    assert 0 <= run_summary["information"]["after"]["nmi_inter"] < run_summary["information"]["after"]["nmi_intra"] <= 1
     assert set(run_summary["attributions"]["agreement_with_band_shift"]) == set(attribution.ATTRIBUTION_METHODS)
     arrays = np.load(run_dir / "arrays.npz")
     assert arrays["mel_db_class_original"].shape[0] == len(run_summary["class_names"])
@@ -190,3 +193,35 @@ def test_passt_maps_come_through_its_own_front_end() -> None:
                                         attribution.AttributionSettings(), torch.device("cpu"))
     assert maps.shape[1] == 128 and np.isclose(maps.sum(), 1, atol=1e-5)
     assert len(bands.band_sets_for(("mel",), 32000, classifier)[0]) == 128
+
+
+def test_nmi_known_answers() -> None:
+    rng = np.random.default_rng(0)
+    pattern = rng.normal(-40, 15, (64, 80))
+    assert information.normalised_mutual_information(pattern, pattern) == pytest.approx(1.0)
+    # A level change is not a loss of information: a dB offset keeps NMI at 1.
+    assert information.normalised_mutual_information(pattern, pattern - 6) == pytest.approx(1.0)
+    unrelated = information.normalised_mutual_information(pattern, rng.normal(-40, 15, (64, 80)))
+    half = pattern.copy()
+    half[32:] = rng.normal(-40, 15, (32, 80))  # the upper half of the bands replaced by noise
+    kept_half = information.normalised_mutual_information(pattern, half)
+    assert unrelated < 0.05 < kept_half < 0.9
+    with pytest.raises(ValueError, match="differ in shape"):
+        information.normalised_mutual_information(pattern, pattern[:10])
+    order = information.derangement(7, rng)
+    assert sorted(order) == list(range(7)) and not np.any(order == np.arange(7))
+
+
+def test_nmi_tables_separate_kept_from_lost_clips() -> None:
+    rng = np.random.default_rng(1)
+    maps = {"original": rng.normal(-40, 15, (12, 64, 80))}
+    maps["after"] = maps["original"] + 3.0  # a pure level change
+    maps["before"] = rng.normal(-40, 15, (12, 64, 80))  # nothing kept
+    targets = np.repeat(np.arange(4), 3)
+    per_clip = information.nmi_per_clip(maps, [f"c{i}" for i in range(12)], ["a", "b", "c", "d"], targets, rng)
+    summary = information.nmi_summary(per_clip, [0, 0, 1, 1], ["a", "b", "c", "d"], ["x", "y"], 0.95, 500, rng)
+    overall = summary[summary.scope == "overall"].set_index("condition")
+    assert overall.loc["after", "nmi_intra"] == pytest.approx(1.0) and overall.loc["after", "nmi_inter"] < 0.1
+    assert overall.loc["before", "nmi_intra"] < 0.1
+    row = summary[(summary.scope == "category") & (summary.condition == "before")].iloc[0]
+    assert row.clips == 6 and row.intra_ci_low <= row.nmi_intra <= row.intra_ci_high

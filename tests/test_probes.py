@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from probe.cli import main
@@ -86,3 +87,37 @@ def test_the_identity_control_reproduces_the_bare_classifier(tmp_path: Path, syn
     assert main(["finetune", "--probe", "identity", "--epochs", "2", "--classifier", "small_cnn", "--classifier-weights",
                  str(trained_classifier), "--data", f"esc50:{synthetic_root}", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert "nothing to train" in capsys.readouterr().err
+
+
+def test_per_class_gains_are_trained_only_by_their_own_class(tmp_path: Path) -> None:
+    probe = SpectralGain(sample_rate=16000, n_fft=512, hop_length=128, classes=3)
+    x = torch.randn(4, 1, 4000)
+    labels = torch.tensor([1, 1, 1, 1])
+    loss = probe(x, labels).pow(2).mean() + probe.mean_linear_gain(labels)
+    loss.backward()
+    moved = probe.raw_gain.grad.abs().sum(1)
+    assert moved[1] > 0 and moved[0] == 0 and moved[2] == 0
+    with torch.no_grad():
+        probe.raw_gain[0, probe.raw_gain.shape[1] // 2:] = -30.0  # class 0 drops its upper bands
+    pair = torch.randn(1, 1, 4000).repeat(2, 1, 1)
+    out = probe(pair, torch.tensor([0, 2]))
+    assert torch.allclose(out[1], pair[1], atol=1e-5) and not torch.allclose(out[0], pair[0], atol=1e-2)
+    torch.save(probe.checkpoint(), tmp_path / "gain.pt")
+    loaded = load_autoencoder(str(tmp_path / "gain.pt"))
+    assert loaded.classes == 3 and torch.allclose(loaded(pair, torch.tensor([0, 2])), out, atol=1e-6)
+    with pytest.raises(ValueError, match="one label per clip"):
+        probe(pair)
+
+
+def test_probe_finetune_per_class_writes_a_curve_per_class(tmp_path: Path, synthetic_root: Path, trained_classifier: Path,
+                                                            capsys) -> None:
+    run = _finetune(tmp_path, synthetic_root, trained_classifier, "per-class", "--probe", "spectral-gain", "--per-class",
+                    "--epochs", "3")
+    curves = np.load(run.outputs / "gain_db_per_class.npy")
+    frequencies, mean_curve = np.load(run.outputs / "gain_db.npy")
+    assert curves.shape == (5, len(frequencies)) and np.allclose(curves.mean(0), mean_curve)
+    assert not np.allclose(curves[0], curves[1])  # each class learned from its own clips
+    assert main(["finetune", "--autoencoder", "tiny", "--per-class", "--epochs", "1", "--classifier", "small_cnn",
+                 "--classifier-weights", str(trained_classifier), "--data", f"esc50:{synthetic_root}",
+                 "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "--per-class needs" in capsys.readouterr().err

@@ -43,6 +43,8 @@ class FinetuneConfig(TrainingConfig):
     """Add this times mean(y^2) / mean(x^2) (reconstruction over input energy) to the loss; 0 is the study's method."""
     gain_penalty: float = 0.0
     """Add this times the mean linear gain of a spectral-gain probe to the loss (its "preservation game")."""
+    per_class: bool = False
+    """One probe per class (the spectral gain), each trained on its own class's clips and applied by label."""
 
     min_epochs = 0  # 0 epochs: evaluate an AE behind the classifier and store the outputs, untrained
 
@@ -60,7 +62,7 @@ class FinetuneConfig(TrainingConfig):
             terms.append(f"{self.energy_penalty:g} x relative energy")
         if self.gain_penalty:
             terms.append(f"{self.gain_penalty:g} x mean gain")
-        return " + ".join(terms)
+        return " + ".join(terms) + (", one probe per class" if self.per_class else "")
 
 
 class ClassifierObjective:
@@ -72,22 +74,24 @@ class ClassifierObjective:
         self.energy_penalty, self.gain_penalty = energy_penalty, gain_penalty
         if gain_penalty and not hasattr(pipeline.autoencoder, "mean_linear_gain"):
             raise ConfigError(None, "--gain-penalty needs a gain probe (--probe spectral-gain)")
+        self.conditional = bool(getattr(pipeline.autoencoder, "conditional", False))
         self.bare_logits = batched_logits(pipeline.classifier, val_x, micro, autocast)
         self.bare_accuracy = accuracy(self.bare_logits, val_y)
 
     def loss(self, module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        labels = y if self.conditional else None
         if not self.energy_penalty:
-            loss = torch.nn.functional.cross_entropy(module(x), y)
+            loss = torch.nn.functional.cross_entropy(module(x, labels=labels), y)
         else:
-            logits, reconstruction = module(x, with_reconstruction=True)
+            logits, reconstruction = module(x, with_reconstruction=True, labels=labels)
             relative_energy = reconstruction.float().pow(2).mean() / x.float().pow(2).mean().clamp_min(1e-12)
             loss = torch.nn.functional.cross_entropy(logits, y) + self.energy_penalty * relative_energy
         if self.gain_penalty:
-            loss = loss + self.gain_penalty * self.module.autoencoder.mean_linear_gain()
+            loss = loss + self.gain_penalty * self.module.autoencoder.mean_linear_gain(labels)
         return loss
 
     def evaluate(self) -> tuple[dict[str, float], float]:
-        logits = batched_logits(self.module, self.val_x, self.micro, self.autocast)
+        logits = batched_logits(self.module, self.val_x, self.micro, self.autocast, self.val_y if self.conditional else None)
         val_accuracy = accuracy(logits, self.val_y)
         metrics = {"val_loss": float(torch.nn.functional.cross_entropy(logits, self.val_y)), "val_accuracy": val_accuracy,
                    "val_accuracy_bare_classifier": self.bare_accuracy}
@@ -110,7 +114,18 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     train, val = opened.decode(config, (train_set, val_set), classifier.sample_rate)
     (train_x, train_y), (val_x, val_y) = train.tensors(device), val.tensors(device)
 
-    autoencoder = load_autoencoder(config.autoencoder, ae_weights, device=device, **config.ae_options)
+    ae_options = dict(config.ae_options)
+    if config.per_class:
+        ae_options["classes"] = dataset.num_classes
+    per_class_error = ConfigError(None, f"--per-class needs a probe with one curve per class (--probe spectral-gain), "
+                                        f"not {config.autoencoder}")
+    try:
+        autoencoder = load_autoencoder(config.autoencoder, ae_weights, device=device, **ae_options)
+    except TypeError as exc:  # a builder without one of the options
+        raise per_class_error if config.per_class else ConfigError(None, f"{config.autoencoder}: {exc}") from None
+    if config.per_class and not getattr(autoencoder, "conditional", False):
+        raise per_class_error
+    labels = val_y if config.per_class else None
     if not (config.finetune_encoder and config.finetune_decoder):
         if not hasattr(autoencoder, "encoder"):
             raise ConfigError(None, f"{config.autoencoder} has no encoder and decoder to freeze")
@@ -123,14 +138,15 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
 
     if not is_resuming(run, resume) and dist.is_main:
         start_fresh(run, config, {"classifier_weights": classifier_weights, "ae_weights": ae_weights})
-        save_outputs(run, "before", pipeline, val_x, val.clip_ids, config.micro, autocast)
+        save_outputs(run, "before", pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
         save_array(run.outputs / "originals.npy", val_x.cpu().numpy())
         save_array(run.outputs / "targets.npy", val.targets)
         save_array(run.outputs / "logits_original.npy", objective.bare_logits.cpu().numpy())
         from probe.fileio import write_json
 
         write_json(run.outputs / "objective.json", {"objective": config.objective_name(), "autoencoder": config.autoencoder,
-                                                    "energy_penalty": config.energy_penalty, "gain_penalty": config.gain_penalty})
+                                                    "energy_penalty": config.energy_penalty, "gain_penalty": config.gain_penalty,
+                                                    "per_class": config.per_class})
         write_json(run.outputs / "classes.json", {"class_names": list(dataset.class_names),
                                                   "category_names": list(dataset.category_names),
                                                   "class_categories": list(dataset.class_categories),
@@ -140,11 +156,14 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     result = train_loop(config, run, autoencoder, objective, train_x, train_y, device, resume, dist)
     if not result.finished(config) or not dist.is_main:
         return run
-    save_outputs(run, "after", pipeline, val_x, val.clip_ids, config.micro, autocast)
+    save_outputs(run, "after", pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
     if hasattr(autoencoder, "gain_db"):
         with torch.no_grad():
-            save_array(run.outputs / "gain_db.npy", np.stack([autoencoder.frequencies_hz().numpy(),
-                                                              autoencoder.gain_db().cpu().numpy()]))
+            gain = autoencoder.gain_db().cpu().numpy()
+        if gain.ndim == 2:  # per class: the curves, and their mean as the classifier's curve
+            save_array(run.outputs / "gain_db_per_class.npy", gain)
+            gain = gain.mean(0)
+        save_array(run.outputs / "gain_db.npy", np.stack([autoencoder.frequencies_hz().numpy(), gain]))
     run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score if result.step else None,
                    "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped})
     return run
@@ -213,15 +232,16 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 @torch.no_grad()
 def save_outputs(run: RunDir, label: str, pipeline: ProbePipeline, x: torch.Tensor, clip_ids: list[str], micro: int,
-                 autocast: dict) -> None:
+                 autocast: dict, labels: torch.Tensor | None = None) -> None:
     """Store the validation reconstructions and logits, so the analyses never re-run the autoencoder."""
     from probe.fileio import write_json
 
     pipeline.eval()
     reconstructions, logits = [], []
-    for chunk in x.split(micro):
+    label_chunks = labels.split(micro) if labels is not None else [None] * len(x.split(micro))
+    for chunk, chunk_labels in zip(x.split(micro), label_chunks):
         with torch.autocast(**autocast):
-            chunk_logits, reconstruction = pipeline.forward_with_reconstruction(chunk)
+            chunk_logits, reconstruction = pipeline.forward_with_reconstruction(chunk, chunk_labels)
         logits.append(chunk_logits.float().cpu())
         reconstructions.append(reconstruction.float().cpu())
     run.outputs.mkdir(parents=True, exist_ok=True)

@@ -262,11 +262,14 @@ def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: li
 
 
 @torch.no_grad()
-def batched_logits(model: nn.Module, x: torch.Tensor, micro: int, autocast: dict[str, Any]) -> torch.Tensor:
-    """Eval-mode outputs of `model` over `x`, in micro-batches, as fp32."""
+def batched_logits(model: nn.Module, x: torch.Tensor, micro: int, autocast: dict[str, Any],
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Eval-mode outputs of `model` over `x`, in micro-batches, as fp32; `labels` go along for a class-conditional probe."""
     model.eval()
     with torch.autocast(**autocast):
-        return torch.cat([model(chunk).float() for chunk in x.split(micro)])
+        if labels is None:
+            return torch.cat([model(chunk).float() for chunk in x.split(micro)])
+        return torch.cat([model(chunk, labels=y).float() for chunk, y in zip(x.split(micro), labels.split(micro))])
 
 
 def save_array(path, array: np.ndarray) -> None:

@@ -19,21 +19,27 @@ from probe.models.registry import register
 
 
 class SpectralGain(nn.Module):
-    """(batch, 1, samples) -> the same signal with a per-bin gain applied through STFT and inverse STFT."""
+    """(batch, 1, samples) -> the same signal with a per-bin gain applied through STFT and inverse STFT.
+
+    With `classes` > 0 there is one gain curve per class, and forward takes each clip's label: a
+    class's curve is trained on that class's clips only, so it says what the classifier needs for it.
+    """
 
     name = "spectral_gain"
     channels = 1
 
     def __init__(self, sample_rate: int | None = None, n_fft: int = 1024, hop_length: int = 256, floor_db: float = -60.0,
-                 ceiling_db: float = 6.0, smoothing_bins: int = 0, bands: int = 64) -> None:
+                 ceiling_db: float = 6.0, smoothing_bins: int = 0, bands: int = 64, classes: int = 0) -> None:
         super().__init__()
         if not floor_db < 0 < ceiling_db:
             raise ValueError(f"the gain range must contain 0 dB, got [{floor_db}, {ceiling_db}]")
         self._sample_rate = sample_rate
         self.n_fft, self.hop_length = n_fft, hop_length
         self.floor_db, self.ceiling_db, self.smoothing_bins, self.bands = floor_db, ceiling_db, smoothing_bins, bands
+        self.classes = classes
         start = -floor_db / (ceiling_db - floor_db)  # the sigmoid value that gives 0 dB
-        self.raw_gain = nn.Parameter(torch.full((bands or n_fft // 2 + 1,), math.log(start / (1 - start))))
+        shape = (classes,) * bool(classes) + (bands or n_fft // 2 + 1,)
+        self.raw_gain = nn.Parameter(torch.full(shape, math.log(start / (1 - start))))
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.register_buffer("band_to_bin", self._band_to_bin() if bands else torch.empty(0), persistent=False)
 
@@ -65,37 +71,51 @@ class SpectralGain(nn.Module):
     @property
     def options(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length, "floor_db": self.floor_db,
-                "ceiling_db": self.ceiling_db, "smoothing_bins": self.smoothing_bins, "bands": self.bands}
+                "ceiling_db": self.ceiling_db, "smoothing_bins": self.smoothing_bins, "bands": self.bands,
+                "classes": self.classes}
 
-    def parameter_gain_db(self) -> torch.Tensor:
-        """The trained gains in dB: one per band (or per bin when bands=0)."""
-        return self.floor_db + (self.ceiling_db - self.floor_db) * torch.sigmoid(self.raw_gain)
+    @property
+    def conditional(self) -> bool:
+        """Whether forward needs each clip's label (one gain curve per class)."""
+        return self.classes > 0
 
-    def gain_db(self) -> torch.Tensor:
-        """The gain per bin in dB, (n_fft/2 + 1,), optionally smoothed across neighbouring bins."""
-        gain = self.parameter_gain_db()
+    def parameter_gain_db(self, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The trained gains in dB: one per band (or per bin when bands=0); per class rows, or the labels' rows."""
+        raw = self.raw_gain if labels is None or not self.conditional else self.raw_gain[labels]
+        return self.floor_db + (self.ceiling_db - self.floor_db) * torch.sigmoid(raw)
+
+    def gain_db(self, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The gain per bin in dB, (..., n_fft/2 + 1), optionally smoothed across neighbouring bins.
+
+        (bins,) for a single curve; (classes, bins) for per-class curves, or (batch, bins) for `labels`.
+        """
+        gain = self.parameter_gain_db(labels)
         if self.bands:
-            gain = self.band_to_bin @ gain
+            gain = gain @ self.band_to_bin.T
         if self.smoothing_bins > 1:
             kernel = torch.ones(1, 1, self.smoothing_bins, device=gain.device) / self.smoothing_bins
-            gain = nn.functional.conv1d(gain[None, None], kernel, padding="same")[0, 0]
+            flat = gain.reshape(-1, 1, gain.shape[-1])
+            gain = nn.functional.conv1d(flat, kernel, padding="same").reshape(gain.shape)
         return gain
 
     def frequencies_hz(self) -> torch.Tensor:
         rate = self.sample_rate or 2 * (self.n_fft // 2)
         return torch.linspace(0, rate / 2, self.n_fft // 2 + 1)
 
-    def mean_linear_gain(self) -> torch.Tensor:
-        """The parsimony term: the mean amplitude gain over bins (1 at the start)."""
-        return (10 ** (self.parameter_gain_db() / 20)).mean()
+    def mean_linear_gain(self, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The parsimony term: the mean amplitude gain over bins (1 at the start); per class, over the labels' curves."""
+        return (10 ** (self.parameter_gain_db(labels) / 20)).mean()
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def forward(self, waveform: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if waveform.dim() != 3 or waveform.shape[1] != 1:
             raise ValueError(f"spectral_gain takes (batch, 1, samples), got {tuple(waveform.shape)}")
+        if self.conditional and (labels is None or labels.shape != waveform.shape[:1]):
+            raise ValueError("a per-class spectral gain needs one label per clip")
         length = waveform.shape[-1]
         x = waveform[:, 0].float()
         spec = torch.stft(x, self.n_fft, self.hop_length, window=self.window, center=True, return_complex=True)
-        gained = spec * (10 ** (self.gain_db() / 20))[None, :, None]
+        gain = self.gain_db(labels) if self.conditional else self.gain_db()[None]
+        gained = spec * (10 ** (gain / 20))[:, :, None]
         y = torch.istft(gained, self.n_fft, self.hop_length, window=self.window, center=True, length=length)
         return y.unsqueeze(1).to(waveform.dtype)
 
@@ -111,5 +131,5 @@ class SpectralGain(nn.Module):
 )
 def build_spectral_gain(seed: int = 0, sample_rate: int | None = None, n_fft: int = 1024, hop_length: int = 256,
                         floor_db: float = -60.0, ceiling_db: float = 6.0, smoothing_bins: int = 0,
-                        bands: int = 64) -> SpectralGain:
-    return SpectralGain(sample_rate, n_fft, hop_length, floor_db, ceiling_db, smoothing_bins, bands)
+                        bands: int = 64, classes: int = 0) -> SpectralGain:
+    return SpectralGain(sample_rate, n_fft, hop_length, floor_db, ceiling_db, smoothing_bins, bands, classes)

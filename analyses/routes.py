@@ -1,0 +1,56 @@
+"""Three routes to what a classifier listens to, compared on one frequency axis.
+
+Each finetuned probe says it by the energy it keeps per band (its band shift; for the spectral-gain
+probe this is its gain curve as heard through the signal), attributions say it by where their mass
+lies. On the classifier's own mel bands every route is a profile; the Spearman rank correlation of
+two profiles says whether the routes order the bands alike (positive: they agree).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+
+def mel_profiles(setting: str, tables: dict[str, pd.DataFrame]) -> dict[str, pd.Series]:
+    """One run's routes on its classifier's mel bands: its band shift, and attribution mass per method (originals)."""
+    shift = tables["band_shift_overall"]
+    shift = shift[(shift.band_set == "mel") & (shift.condition == "after")].set_index("band_index").sort_index()
+    profiles = {f"{setting}: band shift": shift.mean_shift_db.where(~shift.near_noise_floor)}
+    mass = tables.get("attribution_band_mass")
+    if mass is not None and len(mass):
+        originals = mass[mass.condition == "original"]
+        for method, part in originals.groupby("method", sort=False):
+            profiles[f"attribution: {method}"] = part.groupby("mel_bin")["mass"].mean().rename_axis("band_index")
+    return profiles
+
+
+def route_correlations(classifier: str, profiles: dict[str, pd.Series]) -> pd.DataFrame:
+    """Spearman rho (and its p-value) for every pair of routes, over the bands where both are defined.
+
+    A constant profile (the identity control shifts nothing) has no ranks to correlate and is left out.
+    """
+    from scipy.stats import spearmanr
+
+    varied = {name: p.dropna() for name, p in profiles.items() if p.dropna().nunique() > 1}
+    rows = []
+    for (name_a, a), (name_b, b) in itertools.combinations(varied.items(), 2):
+        common = a.index.intersection(b.index)
+        if len(common) < 3:
+            continue
+        rho, p_value = spearmanr(a.loc[common].to_numpy(), b.loc[common].to_numpy())
+        rows.append({"classifier": classifier, "route_a": name_a, "route_b": name_b, "spearman_rho": float(rho),
+                     "p_value": float(p_value), "bands": int(len(common))})
+    return pd.DataFrame(rows, columns=["classifier", "route_a", "route_b", "spearman_rho", "p_value", "bands"])
+
+
+def all_route_correlations(runs: list[tuple[str, str, dict[str, pd.DataFrame]]]) -> pd.DataFrame:
+    """`runs`: (classifier label, setting, tables) per run; the correlations of every classifier's routes."""
+    by_classifier: dict[str, dict[str, pd.Series]] = {}
+    for classifier, setting, tables in runs:
+        profiles = by_classifier.setdefault(classifier, {})
+        for name, profile in mel_profiles(setting, tables).items():
+            profiles.setdefault(name, profile)  # attributions belong to the classifier: the first run's stand
+    frames = [route_correlations(classifier, profiles) for classifier, profiles in by_classifier.items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
