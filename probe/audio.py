@@ -50,15 +50,19 @@ def load_audio(
     """Read an audio file, optionally resampled and down-mixed.
 
     Raises `AudioError` naming the file and the reason for every unreadable input:
-    missing, a directory, empty, not audio, truncated, zero length, NaN/Inf samples,
-    or more than two channels. Files longer than `max_seconds` are cropped with a warning.
+    missing, a directory, empty, not audio, truncated, zero length, NaN/Inf samples, or
+    more than two channels when `mono` is False. With `mono`, any channel count (5.1, 7.1,
+    ambisonics) is averaged down with a warning. Files longer than `max_seconds` are cropped
+    with a warning.
     """
     path = Path(path)
     data, file_rate = _read(path, max_seconds)
     if data.shape[0] == 0:
         raise AudioError(path, "zero length: the file holds no samples")
     if data.shape[1] > 2:
-        raise AudioError(path, f"unsupported channel layout: {data.shape[1]} channels (probe reads mono or stereo)")
+        if not mono:
+            raise AudioError(path, f"unsupported channel layout: {data.shape[1]} channels (probe reads mono or stereo here)")
+        log.warning("%s: %d channels, averaged to mono", path, data.shape[1])
     if not allow_nonfinite and not np.isfinite(data).all():
         raise AudioError(path, "contains NaN or Inf samples")
     waveform = torch.from_numpy(np.ascontiguousarray(data.T, dtype=np.float32))

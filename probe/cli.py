@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 @dataclass(frozen=True)
@@ -559,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="probe: %(message)s")
     from probe.errors import ProbeError
 
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return COMMANDS[args.command].run(args)
     except ProbeError as exc:
@@ -566,9 +570,23 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"probe: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("probe: terminated; run the same command (with --resume for training) to continue", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that the same cleanup as for Ctrl-C runs (no half-written files)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 if __name__ == "__main__":

@@ -75,20 +75,43 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
 
 @contextlib.contextmanager
 def staged_directory(destination: str | Path) -> Iterator[Path]:
-    """Yield an empty staging folder beside `destination`; on success it replaces `destination` whole."""
+    """Yield an empty staging folder beside `destination`; on success it replaces `destination` whole.
+
+    The old folder is renamed aside before the new one is renamed in, so at every moment one whole
+    version exists on disk. Leftovers of a killed earlier attempt (staging or set-aside folders) are
+    removed first.
+    """
     import shutil
 
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        for stale in destination.parent.glob(f".{destination.name}.staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in destination.parent.glob(f".{destination.name}.replaced-*"):
+            if destination.exists():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:  # killed between the two renames: the set-aside folder is the last whole version
+                stale.rename(destination)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.staging-", dir=destination.parent))
+    except OSError as exc:
+        raise ProbeError(destination, f"cannot write here: {exc.strerror or exc}") from exc
     try:
         yield staging
-        if destination.exists():
-            shutil.rmtree(destination)
-        staging.rename(destination)
+        try:
+            aside = None
+            if destination.exists():
+                aside = destination.with_name(f".{destination.name}.replaced-{os.getpid()}")
+                destination.rename(aside)
+            staging.rename(destination)
+            _fsync_dir(destination.parent)
+            if aside is not None:
+                shutil.rmtree(aside)
+        except OSError as exc:
+            raise ProbeError(destination, f"cannot replace it: {exc.strerror or exc}") from exc
     finally:
         if staging.exists():
-            shutil.rmtree(staging)
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def safe_name(text: str) -> str:

@@ -1,7 +1,11 @@
-"""Shared fixtures: small real audio files and a small synthetic dataset."""
+"""Shared fixtures: small real audio files, a small synthetic dataset, trained small models, a local HTTP server."""
 from __future__ import annotations
 
+import http.server
+import threading
+import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -72,3 +76,51 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path, tra
                                 learning_rate=3e-3, progress=False)
         runs.append(finetune(config).path)
     return runs
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves files from `self.server.files` (name -> bytes), honouring `Range: bytes=N-`."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        files = self.server.files  # type: ignore[attr-defined]
+        self.server.requests.append((self.path, self.headers.get("Range")))  # type: ignore[attr-defined]
+        body = files.get(self.path.lstrip("/"))
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        if self.headers.get("Range"):
+            start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+            if start >= len(body):
+                self.send_error(416)
+                return
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        delay = self.server.delay_s  # type: ignore[attr-defined]
+        piece = 64 * 1024 if delay else len(body)
+        try:
+            for offset in range(start, len(body), piece):
+                self.wfile.write(body[offset : offset + piece])
+                time.sleep(delay)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client was killed mid-transfer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[http.server.ThreadingHTTPServer]:
+    """A local HTTP server on 127.0.0.1: set `.files` (name -> bytes) and, to pace transfers, `.delay_s` per 64 kB."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.files = {}  # type: ignore[attr-defined]
+    httpd.requests = []  # type: ignore[attr-defined]
+    httpd.delay_s = 0.0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()

@@ -79,6 +79,39 @@ def test_long_files_are_cropped_on_read(tmp_path: Path) -> None:
     assert audio.waveform.shape[-1] == 8000
 
 
+def test_an_hour_long_file_is_never_loaded_whole(tmp_path: Path, caplog) -> None:
+    import tracemalloc
+
+    path = tmp_path / "hour.wav"
+    rate, minute = 8000, np.full((8000 * 60, 1), 0.1, dtype=np.float32)
+    with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as handle:
+        for _ in range(60):
+            handle.write(minute)
+    tracemalloc.start()
+    try:
+        with caplog.at_level("WARNING", logger="probe.audio"):
+            audio = load_audio(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert audio.waveform.shape == (1, 600 * rate) and "reading only the first 600.0 s" in caplog.text
+    assert peak < 0.5 * 3600 * rate * 4, f"peak {peak / 1e6:.0f} MB: the hour was loaded whole"
+
+
+def test_a_96k_six_channel_file_is_down_mixed_for_the_classifiers(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "surround.wav"
+    t = np.arange(96000) / 96000
+    data = np.zeros((96000, 6), dtype=np.float32)
+    data[:, 0] = 0.6 * np.sin(2 * np.pi * 1000 * t)  # only the front-left channel carries the tone
+    sf.write(path, data, 96000, subtype="FLOAT")
+    with caplog.at_level("WARNING", logger="probe.audio"):
+        audio = load_audio(path, sample_rate=32000, mono=True)
+    assert audio.waveform.shape == (1, 32000) and audio.sample_rate == 32000 and "6 channels, averaged" in caplog.text
+    assert np.abs(audio.waveform[0, 1000:-1000].numpy()).max() == pytest.approx(0.1, abs=0.005)
+    with pytest.raises(AudioError, match="6 channels"):
+        load_audio(path)  # a stereo reader gets a clear error instead
+
+
 def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     good = tmp_path / "good.wav"
     sf.write(good, np.full((4000, 1), 0.1, dtype=np.float32), 16000)
@@ -103,7 +136,7 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     cases["zero length"] = (zero, "zero length")
     six = tmp_path / "six.wav"
     sf.write(six, np.zeros((100, 6), dtype=np.float32), 96000)
-    cases["6 channels"] = (six, "unsupported channel layout")
+    cases["6 channels, stereo wanted"] = (six, "unsupported channel layout")
     (tmp_path / "dir.wav").mkdir()
     cases["directory"] = (tmp_path / "dir.wav", "is a directory")
     cases["missing"] = (tmp_path / "missing.wav", "cannot open")

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 import zipfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -15,43 +13,9 @@ from probe.download import ESC50_ARCHIVE, download, download_esc50, safe_extract
 from probe.errors import DownloadError
 
 
-class RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves files from `self.server.files` (name -> bytes), honouring `Range: bytes=N-`."""
-
-    def do_GET(self) -> None:  # noqa: N802
-        files = self.server.files  # type: ignore[attr-defined]
-        self.server.requests.append((self.path, self.headers.get("Range")))  # type: ignore[attr-defined]
-        body = files.get(self.path.lstrip("/"))
-        if body is None:
-            self.send_error(404)
-            return
-        start = 0
-        if self.headers.get("Range"):
-            start = int(self.headers["Range"].split("=")[1].rstrip("-"))
-            if start >= len(body):
-                self.send_error(416)
-                return
-            self.send_response(206)
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        self.wfile.write(body[start:])
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def server() -> Iterator[http.server.ThreadingHTTPServer]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    httpd.files = {}  # type: ignore[attr-defined]
-    httpd.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+def server(http_server: http.server.ThreadingHTTPServer) -> http.server.ThreadingHTTPServer:
+    return http_server
 
 
 def _url(server: http.server.ThreadingHTTPServer, name: str = "") -> str:
@@ -85,7 +49,7 @@ def test_resume_sends_a_range_request(server, tmp_path: Path) -> None:
 def test_offline_and_missing_files_are_clear(server, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="HTTP 404"):
         download(_url(server, "nope.pt"), tmp_path / "nope.pt", progress=False)
-    closed = http.server.HTTPServer(("127.0.0.1", 0), RangeHandler)
+    closed = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     port = closed.server_address[1]
     closed.server_close()
     with pytest.raises(DownloadError, match="cannot connect"):

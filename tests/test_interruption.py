@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -45,14 +46,96 @@ def test_finetune_survives_repeated_kill_9(tmp_path: Path, synthetic_root: Path,
     assert json.loads(run.done.read_text())["epochs"] == 12
 
 
-def test_sigint_stops_with_exit_130_and_resumes(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
+@pytest.mark.parametrize(("stop", "code", "said"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_sigint_and_sigterm_stop_cleanly_and_resume(tmp_path: Path, synthetic_root: Path, trained_classifier: Path,
+                                                    stop: signal.Signals, code: int, said: str) -> None:
     out = tmp_path / "run"
     command = [sys.executable, "-m", "probe.cli", "finetune", "--classifier", "small_cnn", "--classifier-weights",
                str(trained_classifier), "--autoencoder", "tiny", "--data", f"esc50:{synthetic_root}", "--out", str(out),
                "--epochs", "30", "--device", "cpu", "--quiet", "--resume"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(6.0)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and "interrupted" in err
-    assert not RunDir(out).is_complete()
+    assert process.returncode == code and said in err
+    run = RunDir(out)
+    assert not run.is_complete() and not list(out.rglob("*.tmp"))
+    if run.latest.exists():
+        assert {"model", "optimizer", "epoch"} <= set(torch.load(run.latest, weights_only=True))
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    """A hash per table, summary (less its timings), page and clip (of a WAV its samples: libsndfile stamps the time into float WAVs)."""
+    import hashlib
+
+    import soundfile as sf
+
+    def content(path: Path) -> bytes:
+        if path.suffix == ".wav":
+            return sf.read(path, dtype="float32")[0].tobytes()
+        if path.name == "summary.json":  # all but the timings
+            return json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "timings"}).encode()
+        return path.read_bytes()
+
+    return {str(p.relative_to(folder)): hashlib.sha256(content(p)).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in (".json", ".csv", ".html", ".npz", ".wav")}
+
+
+def _kill_at_random_points(command: list[str], rng: random.Random, low_s: float, high_s: float,
+                           check: Callable[[], None], times: int = 3) -> None:
+    for _ in range(times):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(low_s, high_s))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        check()
+
+
+def test_analyse_and_report_survive_repeated_kill_9(tmp_path: Path, two_runs: list[Path]) -> None:
+    flags = ["--methods", "saliency", "--attribution-clips", "3", "--bootstrap", "200", "--device", "cpu", "--quiet"]
+    analysis, site = tmp_path / "analysis", tmp_path / "site"
+    analyse = [sys.executable, "-m", "probe.cli", "analyse", *map(str, two_runs), "--out", str(analysis), *flags]
+    report = [sys.executable, "-m", "probe.cli", "report", str(analysis), "--out", str(site), "--quiet"]
+    assert subprocess.run(analyse, capture_output=True).returncode == 0
+    assert subprocess.run(report, capture_output=True).returncode == 0
+    analysis_print, page = _fingerprint(analysis), (site / "index.html").read_text()
+
+    def whole() -> None:  # the analysis is deterministic: whatever a kill leaves is the earlier version, whole
+        assert _fingerprint(analysis) == analysis_print
+        assert (site / "index.html").read_text() == page
+
+    rng = random.Random(1)
+    _kill_at_random_points(analyse, rng, 1.0, 6.0, whole)
+    _kill_at_random_points(report, rng, 1.0, 5.0, whole)
+    assert subprocess.run(analyse, capture_output=True).returncode == 0
+    assert subprocess.run(report, capture_output=True).returncode == 0
+    whole()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not leftovers, f"a rerun clears what the kills left: {leftovers}"
+
+
+def test_a_killed_download_resumes_and_verifies(tmp_path: Path, http_server) -> None:
+    payload = bytes(random.Random(2).getrandbits(8) for _ in range(3 * 1024 * 1024))
+    http_server.files["dymn10_as.pt"] = payload
+    http_server.delay_s = 0.02  # about 1 s for the whole file
+    url = f"http://127.0.0.1:{http_server.server_address[1]}/"
+    command = [sys.executable, "-m", "probe.cli", "download", "weights", "dymn10_as", "--dir", str(tmp_path),
+               "--mirror", url]
+    target, partial = tmp_path / "dymn10_as.pt", tmp_path / "dymn10_as.pt.part"
+
+    rng = random.Random(3)
+    for _ in range(2):  # kill once bytes are flowing (start-up imports take a while), at a random point after
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not (partial.exists() and partial.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.05, 0.4))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not target.exists(), "only a complete, verified file may carry the final name"
+    assert partial.exists() and 0 < partial.stat().st_size < len(payload)
+    http_server.delay_s = 0.0
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert target.read_bytes() == payload and not partial.exists()
+    assert any(rng_header for _, rng_header in http_server.requests), "the rerun resumed with a Range request"

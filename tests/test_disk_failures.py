@@ -1,0 +1,81 @@
+"""A full disk or a read-only output folder: a one-line error, exit code 2, and earlier outputs intact."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from probe.cli import main
+
+pytestmark = pytest.mark.slow
+
+FLAGS = ["--methods", "saliency", "--attribution-clips", "3", "--bootstrap", "200", "--no-transfer", "--device", "cpu",
+         "--quiet"]
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """Make `folder` unwritable: permissions, or (for root, whom permissions do not stop) the immutable flag."""
+    folder.chmod(0o555)
+    immutable = False
+    try:
+        probe_file = folder / ".write-test"
+        try:
+            probe_file.touch()
+        except OSError:
+            pass
+        else:  # root: permissions do not apply
+            probe_file.unlink()
+            if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+                pytest.skip("cannot make a folder read-only here (root without the immutable flag)")
+            immutable = True
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+def test_a_read_only_output_folder_is_a_clear_error(tmp_path: Path, two_runs: list[Path], capsys) -> None:
+    parent = tmp_path / "outputs"
+    out = parent / "analysis"
+    assert main(["analyse", str(two_runs[0]), "--out", str(out), *FLAGS]) == 0
+    before = _fingerprint(out)
+    capsys.readouterr()
+    with _read_only(parent):
+        assert main(["analyse", str(two_runs[0]), "--out", str(out), *FLAGS]) == 2
+        assert main(["report", str(out), "--out", str(parent / "site"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("probe: error: ") for line in err), err
+    assert str(out) in err[0] and ("cannot write" in err[0] or "Permission denied" in err[0])
+    assert _fingerprint(out) == before, "the earlier analysis must stay as it was"
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_earlier_outputs(tmp_path: Path, two_runs: list[Path]) -> None:
+    out = tmp_path / "analysis"
+    assert main(["analyse", str(two_runs[0]), "--out", str(out), *FLAGS]) == 0
+    before = _fingerprint(out)
+
+    def small_disk() -> None:  # every write past 64 kB fails with EFBIG, as writes to a full disk fail with ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    result = subprocess.run([sys.executable, "-m", "probe.cli", "analyse", str(two_runs[0]), "--out", str(out), *FLAGS],
+                            capture_output=True, text=True, preexec_fn=small_disk, timeout=300,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("probe: error: ") and "cannot write" in lines[0], result.stderr[-2000:]
+    assert _fingerprint(out) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".analysis.")], "no staging folder may be left"
