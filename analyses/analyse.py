@@ -175,6 +175,10 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
                                               run.class_categories, run.category_names, config.shifts, rng))
     arrays: dict[str, np.ndarray] = {"stft_frequencies_hz": bands.fft_frequencies(run.sample_rate)}
     arrays.update(_gain_curves(run))
+    floor_db = _objective_field(run, "gain_floor_db")
+    if "gain_db" in arrays and floor_db is not None:
+        tables["band_shift_overall"] = bandshift.mark_not_needed(tables["band_shift_overall"], arrays["gain_frequencies_hz"],
+                                                                 arrays["gain_db"], float(floor_db))
     for condition in run.conditions:
         log_spectra = 10 * np.log10(spectra[condition] + bands.EPSILON)
         arrays[f"stft_db_class_{condition}"] = spectral.group_means(log_spectra, run.targets, n_classes)
@@ -368,8 +372,13 @@ def _write_residuals(run: RunOutputs, folder: Path) -> None:
 
 
 def _objective(run: RunOutputs) -> str:
+    return _objective_field(run, "objective") or "cross-entropy"
+
+
+def _objective_field(run: RunOutputs, key: str) -> Any:
+    """A field of the run's objective.json (what it optimised, and a gain probe's floor), None if absent."""
     path = run.path / "outputs" / "objective.json"
-    return json.loads(path.read_text())["objective"] if path.is_file() else "cross-entropy"
+    return json.loads(path.read_text()).get(key) if path.is_file() else None
 
 
 def _jsonable(config: AnalyseConfig) -> dict[str, Any]:

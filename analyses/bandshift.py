@@ -9,7 +9,9 @@ import pandas as pd
 from probe.analyses.bands import BandSet, band_energies_db
 from probe.analyses.stats import CORRECTIONS, bootstrap_mean_ci, wilcoxon_per_column
 
-VERDICTS = ("suppressed", "boosted", "preserved", "uncertain", "noise floor")
+VERDICTS = ("suppressed", "boosted", "preserved", "uncertain", "noise floor", "not needed")
+GAIN_FLOOR_MARGIN_DB = 3.0
+"""A spectral-gain band within this of the gain's floor has been pushed as low as the probe allows."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,24 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
             "band_shift_per_class": concat(per_class), "band_shift_per_category": concat(per_category)}
 
 
+def mark_not_needed(overall: pd.DataFrame, frequencies_hz: np.ndarray, gain_db: np.ndarray, floor_db: float,
+                    margin_db: float = GAIN_FLOOR_MARGIN_DB) -> pd.DataFrame:
+    """A spectral-gain run: bands whose trained gain sits at its floor get the verdict "not needed".
+
+    The floor is where the probe's bound stopped it, not a measured level, so its dB value is no
+    finding of its own: what it says is that the classifier did not need the band.
+    """
+    overall = overall.copy()
+    after = overall.condition == "after"
+    for index in overall.index[after]:
+        row = overall.loc[index]
+        inside = (frequencies_hz >= row.low_hz) & (frequencies_hz < row.high_hz)
+        gain = gain_db[inside].mean() if inside.any() else np.interp(row.centre_hz, frequencies_hz, gain_db)
+        if gain <= floor_db + margin_db:
+            overall.loc[index, "verdict"] = "not needed"
+    return overall
+
+
 def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octave") -> dict[str, object]:
     """Contiguous runs of bands per verdict, as Hz ranges, with a plain sentence."""
     rows = overall[(overall.condition == condition) & (overall.band_set == band_set)].sort_values("band_index")
@@ -108,7 +128,8 @@ def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octav
     from probe.analyses.bands import format_hz
 
     parts = []
-    for name, verb in (("suppressed", "suppresses"), ("boosted", "boosts"), ("preserved", "preserves")):
+    for name, verb in (("suppressed", "suppresses"), ("boosted", "boosts"), ("preserved", "preserves"),
+                       ("not needed", "does not need (gain at its floor)")):
         if ranges[name]:
             spans = ", ".join(f"{format_hz(r['from_hz'])}–{format_hz(r['to_hz'])} ({r['mean_shift_db']:+.1f} dB)"
                               for r in ranges[name])

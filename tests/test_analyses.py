@@ -225,3 +225,17 @@ def test_nmi_tables_separate_kept_from_lost_clips() -> None:
     assert overall.loc["before", "nmi_intra"] < 0.1
     row = summary[(summary.scope == "category") & (summary.condition == "before")].iloc[0]
     assert row.clips == 6 and row.intra_ci_low <= row.nmi_intra <= row.intra_ci_high
+
+
+def test_bands_at_the_gain_floor_read_as_not_needed() -> None:
+    band_set = bands.band_sets_for(("octave",), 16000)[0]
+    frame = pd.DataFrame({"condition": "after", "band_set": "octave", "band_index": np.arange(len(band_set)),
+                          "band": list(band_set.labels), "low_hz": band_set.low_hz, "centre_hz": band_set.centre_hz,
+                          "high_hz": band_set.high_hz, "mean_shift_db": -1.0, "verdict": "preserved"})
+    frequencies = np.linspace(0, 8000, 513)
+    edge = band_set.low_hz[7]  # the 4 kHz octave's lower edge
+    gain = np.where(frequencies >= edge, -59.0, -1.0)  # the probe pushed everything above it to its -60 dB floor
+    marked = bandshift.mark_not_needed(frame, frequencies, gain, floor_db=-60.0)
+    above = marked.low_hz >= edge
+    assert (marked.verdict[above] == "not needed").all() and (marked.verdict[~above] == "preserved").all()
+    assert "does not need" in bandshift.describe_bands(marked, "after")["sentence"]

@@ -146,7 +146,8 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
 
         write_json(run.outputs / "objective.json", {"objective": config.objective_name(), "autoencoder": config.autoencoder,
                                                     "energy_penalty": config.energy_penalty, "gain_penalty": config.gain_penalty,
-                                                    "per_class": config.per_class})
+                                                    "per_class": config.per_class,
+                                                    "gain_floor_db": getattr(autoencoder, "floor_db", None)})
         write_json(run.outputs / "classes.json", {"class_names": list(dataset.class_names),
                                                   "category_names": list(dataset.category_names),
                                                   "class_categories": list(dataset.class_categories),
