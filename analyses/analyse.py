@@ -225,7 +225,8 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     overall = tables["band_shift_overall"]
     summary = {
         "label": run.label, "path": str(run.path), "classifier": classifier_label(run.config),
-        "autoencoder": setting_label(run.config), "objective": _objective(run), "clips": len(run.targets), "sample_rate": run.sample_rate,
+        "autoencoder": setting_label(run.config), "objective": _objective(run),
+        "control": run.config.get("autoencoder") == "identity", "clips": len(run.targets), "sample_rate": run.sample_rate,
         "class_names": run.class_names, "category_names": run.category_names, "class_categories": run.class_categories,
         "accuracy": tables["accuracy_overall"].set_index("condition")[["top1", "top5"]].to_dict("index")
         if "accuracy_overall" in tables else {},

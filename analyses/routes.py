@@ -12,16 +12,20 @@ import itertools
 import pandas as pd
 
 
+ATTRIBUTION = "attribution"
+"""How attribution routes are marked in their names, e.g. `saliency (attribution)`."""
+
+
 def mel_profiles(setting: str, tables: dict[str, pd.DataFrame]) -> dict[str, pd.Series]:
     """One run's routes on its classifier's mel bands: its band shift, and attribution mass per method (originals)."""
     shift = tables["band_shift_overall"]
     shift = shift[(shift.band_set == "mel") & (shift.condition == "after")].set_index("band_index").sort_index()
-    profiles = {f"{setting}: band shift": shift.mean_shift_db.where(~shift.near_noise_floor)}
+    profiles = {f"{setting} (band shift)": shift.mean_shift_db.where(~shift.near_noise_floor)}
     mass = tables.get("attribution_band_mass")
     if mass is not None and len(mass):
         originals = mass[mass.condition == "original"]
         for method, part in originals.groupby("method", sort=False):
-            profiles[f"attribution: {method}"] = part.groupby("mel_bin")["mass"].mean().rename_axis("band_index")
+            profiles[f"{method.replace('_', ' ')} ({ATTRIBUTION})"] = part.groupby("mel_bin")["mass"].mean().rename_axis("band_index")
     return profiles
 
 

@@ -5,6 +5,7 @@ import itertools
 
 import numpy as np
 
+from probe.analyses.routes import ATTRIBUTION
 from probe.reports.data import Analysis
 
 
@@ -20,6 +21,8 @@ def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
         described = run.summary["bands"].get("after", {}).get(band_set)
         if described:
             sentences.append(f"{run.label}: the {run.condition_label('after')} {described['sentence']}.")
+    sentences += _information(analysis)
+    sentences += _route_agreement(analysis)
     sentences += _largest_band_difference(analysis, band_set)
     sentences += _transfer(analysis)
     divergent = analysis.comparison_tables.get("class_divergence")
@@ -76,3 +79,35 @@ def _transfer(analysis: Analysis) -> list[str]:
     worst = drops.sort_values("drop", ascending=False).iloc[0]
     return [f"Transfer: {worst.classifier_of} scores {worst.accuracy_after:.3f} on the reconstructions of {worst.autoencoder_of}, "
             f"against {own.get(worst.classifier_of, float('nan')):.3f} on those of the AEs finetuned for it."]
+
+
+def _information(analysis: Analysis) -> list[str]:
+    """Per classifier: the range of information its finetuned probes keep (Palacio's NMI), against chance."""
+    sentences = []
+    for classifier, runs in analysis.by_classifier().items():
+        kept = {run.setting: run.summary["information"]["after"] for run in runs
+                if "after" in run.summary.get("information", {}) and not run.summary.get("control")}
+        if not kept:
+            continue
+        least, most = min(kept, key=lambda k: kept[k]["nmi_intra"]), max(kept, key=lambda k: kept[k]["nmi_intra"])
+        chance = max(v["nmi_inter"] for v in kept.values())
+        span = (f"{kept[least]['nmi_intra']:.2f} ({least})" if least == most else
+                f"between {kept[least]['nmi_intra']:.2f} ({least}) and {kept[most]['nmi_intra']:.2f} ({most})")
+        sentences.append(f"{classifier}: the finetuned probes keep {span} of the original's time-frequency pattern "
+                         f"(normalised mutual information; chance level up to {chance:.2f}).")
+    return sentences
+
+
+def _route_agreement(analysis: Analysis) -> list[str]:
+    """Per classifier: how well the best-agreeing probe and attribution method rank the mel bands alike."""
+    table = analysis.comparison_tables.get("route_correlations")
+    if table is None or not len(table):
+        return []
+    marker = f"({ATTRIBUTION})"
+    mixed = table[table.route_a.str.endswith(marker) != table.route_b.str.endswith(marker)]
+    sentences = []
+    for classifier, rows in mixed.groupby("classifier", sort=False):
+        best = rows.loc[rows.spearman_rho.idxmax()]
+        sentences.append(f"{classifier}: of the probes and the attributions, {best.route_a} and {best.route_b} rank the "
+                         f"mel bands most alike (Spearman ρ = {best.spearman_rho:+.2f}, p = {best.p_value:.2g}).")
+    return sentences

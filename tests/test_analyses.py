@@ -154,6 +154,8 @@ def test_probe_analyse_end_to_end(tmp_path: Path, two_runs: list[Path], capsys) 
         assert cell.accuracy_after.item() == pytest.approx(stored["after"]["top1"], abs=1e-9)
         assert cell.accuracy_original.item() == pytest.approx(stored["original"]["top1"], abs=1e-9)
     assert (out / "comparison" / "class_divergence.csv").is_file() and (out / "comparison" / "category_divergence.csv").is_file()
+    routes = pd.read_parquet(out / "comparison" / "route_correlations.parquet")
+    assert routes.route_a.str.endswith("(attribution)").any() and routes.spearman_rho.between(-1, 1).all()
     assert not list(tmp_path.glob(".analysis.*")), "no staging folder may be left behind"
 
 
@@ -239,3 +241,27 @@ def test_bands_at_the_gain_floor_read_as_not_needed() -> None:
     above = marked.low_hz >= edge
     assert (marked.verdict[above] == "not needed").all() and (marked.verdict[~above] == "preserved").all()
     assert "does not need" in bandshift.describe_bands(marked, "after")["sentence"]
+
+
+def test_route_correlations_known_answers() -> None:
+    from probe.analyses import routes
+
+    bins = np.arange(8)
+    mass_profile = np.array([8, 7, 6, 5, 4, 3, 2, 1.0])  # attribution mass falls with frequency
+    mass = pd.DataFrame({"condition": "original", "method": "saliency", "mel_bin": np.tile(bins, 2),
+                         "mass": np.tile(mass_profile, 2)})
+
+    def shift_table(profile: np.ndarray, floor: np.ndarray | None = None) -> pd.DataFrame:
+        return pd.DataFrame({"band_set": "mel", "condition": "after", "band_index": bins, "mean_shift_db": profile,
+                             "near_noise_floor": np.zeros(8, bool) if floor is None else floor})
+
+    agreeing = {"band_shift_overall": shift_table(-np.arange(8.0)), "attribution_band_mass": mass}
+    opposed = {"band_shift_overall": shift_table(np.arange(8.0), floor=bins == 7)}
+    control = {"band_shift_overall": shift_table(np.zeros(8))}
+    table = routes.all_route_correlations([("clf", "keeps lows", agreeing), ("clf", "keeps highs", opposed),
+                                           ("clf", "identity", control)])
+    rho = {frozenset((r.route_a, r.route_b)): r for r in table.itertuples()}
+    assert rho[frozenset(("keeps lows (band shift)", "saliency (attribution)"))].spearman_rho == pytest.approx(1.0)
+    against = rho[frozenset(("keeps highs (band shift)", "saliency (attribution)"))]
+    assert against.spearman_rho == pytest.approx(-1.0) and against.bands == 7  # the noise-floor band is left out
+    assert not any("identity" in name for pair in rho for name in pair)  # a constant profile has no ranks

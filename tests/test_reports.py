@@ -45,6 +45,8 @@ def test_report_pages_are_self_contained(report_dir: Path) -> None:
     assert list(report_dir.rglob("*.svg")) and len(list(report_dir.rglob("*.png"))) == len(list(report_dir.rglob("*.svg")))
     index = (report_dir / "index.html").read_text()
     assert "Main findings" in index and "the finetuned AE" in index
+    assert "normalised mutual information" in index and "rank the mel bands most alike" in index
+    assert "Information kept" in classifier_page and "Spearman ρ over the mel bands" in classifier_page
 
 
 def test_names_are_html_escaped(tmp_path: Path, trained_classifier: Path) -> None:
