@@ -63,7 +63,8 @@ def nmi_per_clip(maps: dict[str, np.ndarray], clip_ids: list[str], class_names: 
         for i, clip_id in enumerate(clip_ids):
             rows.append({"clip_id": clip_id, "class": class_names[int(targets[i])], "condition": condition,
                          "nmi_intra": normalised_mutual_information(original[i], reconstructed[i]),
-                         "nmi_inter": normalised_mutual_information(original[i], reconstructed[others[i]])})
+                         "nmi_inter": normalised_mutual_information(original[i], reconstructed[others[i]])
+                         if len(clip_ids) > 1 else float("nan")})  # one clip has no other to pair with
     return pd.DataFrame(rows)
 
 

@@ -90,11 +90,12 @@ def _information(analysis: Analysis) -> list[str]:
         if not kept:
             continue
         least, most = min(kept, key=lambda k: kept[k]["nmi_intra"]), max(kept, key=lambda k: kept[k]["nmi_intra"])
-        chance = max(v["nmi_inter"] for v in kept.values())
+        chance = max((v["nmi_inter"] for v in kept.values() if v["nmi_inter"] == v["nmi_inter"]), default=None)
         span = (f"{kept[least]['nmi_intra']:.2f} ({least})" if least == most else
                 f"between {kept[least]['nmi_intra']:.2f} ({least}) and {kept[most]['nmi_intra']:.2f} ({most})")
+        against = f"; chance level up to {chance:.2f}" if chance is not None else ""
         sentences.append(f"{classifier}: the finetuned probes keep {span} of the original's time-frequency pattern "
-                         f"(normalised mutual information; chance level up to {chance:.2f}).")
+                         f"(normalised mutual information{against}).")
     return sentences
 
 
