@@ -159,6 +159,21 @@ def attribution_grid(maps: dict[str, np.ndarray], title: str, size: FigureSize =
     return fig
 
 
+def information_kept(rows: pd.DataFrame, title: str, size: FigureSize = WEB) -> plt.Figure:
+    """Palacio's NMI per run (rows: label, nmi_intra, intra_ci_low, intra_ci_high, nmi_inter), with the chance level."""
+    fig, ax = _figure(size, height_scale=max(1.0, 0.2 * len(rows)))
+    positions = np.arange(len(rows))
+    errors = np.vstack([rows.nmi_intra - rows.intra_ci_low, rows.intra_ci_high - rows.nmi_intra])
+    ax.barh(positions, rows.nmi_intra, xerr=np.nan_to_num(errors), color=palette(1)[0], capsize=2)
+    ax.scatter(rows.nmi_inter, positions, marker="|", s=120, color="black", zorder=3)
+    ax.set_yticks(positions, rows.label)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("NMI with the original (bars, with CI; |: chance)")
+    ax.set_title(title)
+    return fig
+
+
 def transfer_heatmap(frame: pd.DataFrame, size: FigureSize = WEB) -> plt.Figure:
     """Accuracy of each classifier (columns) on each run's finetuned reconstructions (rows)."""
     matrix = frame.pivot(index="autoencoder_of", columns="classifier_of", values="accuracy_after")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from probe.reports import figures
 from probe.fileio import safe_name as slug
@@ -12,7 +13,7 @@ from probe.reports.data import load_analysis
 
 def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str, ...] = ("png", "svg", "pdf"),
                         size: figures.FigureSize = figures.PAPER) -> list[Path]:
-    """Per run: octave and third-octave band shifts and the spectrum difference; across runs: profiles and transfer."""
+    """Per run: octave and third-octave band shifts and the spectrum difference; across runs: profiles, information kept, transfer."""
     analysis = load_analysis(analyses)
     out = Path(out)
     written: list[Path] = []
@@ -37,6 +38,11 @@ def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str
         profiles[run.label] = overall[(overall.band_set == "octave") & (overall.condition == "after")]
     written += figures.save(figures.band_profiles(profiles, "finetuned AEs, octave bands", size), out / "comparison_bands",
                             formats)
+    kept = [{"label": run.label, **run.summary["information"]["after"]} for run in analysis.runs
+            if "after" in run.summary.get("information", {})]
+    if kept:
+        written += figures.save(figures.information_kept(pd.DataFrame(kept), "information kept", size),
+                                out / "comparison_information", formats)
     transfer = analysis.comparison_tables.get("transfer")
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         written += figures.save(figures.transfer_heatmap(transfer, size), out / "comparison_transfer", formats)

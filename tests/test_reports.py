@@ -87,7 +87,7 @@ def test_bad_analysis_folder_is_a_one_line_error(tmp_path: Path, capsys) -> None
 def test_paper_figures(tmp_path: Path, analysis_dir: Path, capsys) -> None:
     assert main(["figures", str(analysis_dir), "--out", str(tmp_path / "fig"), "--format", "pdf,svg"]) == 0
     names = {p.name for p in (tmp_path / "fig").iterdir()}
-    assert "comparison_bands.pdf" in names
+    assert "comparison_bands.pdf" in names and "comparison_information.pdf" in names
     assert any(n.endswith("_bands_third_octave.pdf") for n in names)
     assert main(["figures", str(analysis_dir), "--out", str(tmp_path / "x"), "--format", "gif"]) == 2
 
