@@ -1,4 +1,4 @@
-"""The spectral-gain probe: a learnable gain per STFT bin in front of the frozen classifier.
+"""The spectral-gain probe: a learnable gain per frequency in front of the frozen classifier.
 
 Trained on cross-entropy plus lambda times the mean linear gain (a "preservation game": keep as
 little as possible while the classifier still works), its gain curve says which frequencies the
@@ -126,8 +126,8 @@ class SpectralGain(nn.Module):
 
 @register(
     "autoencoder", "spectral_gain", sample_rate=0,
-    description="the spectral-gain probe: a learnable gain per STFT bin (runs at the classifier's rate); "
-                "use with probe finetune --probe spectral-gain",
+    description="the spectral-gain probe: a learnable gain per frequency (64 mel-spaced bands; classes= gives one curve "
+                "per class; runs at the classifier's rate); use with probe finetune --probe spectral-gain [--per-class]",
 )
 def build_spectral_gain(seed: int = 0, sample_rate: int | None = None, n_fft: int = 1024, hop_length: int = 256,
                         floor_db: float = -60.0, ceiling_db: float = 6.0, smoothing_bins: int = 0,
