@@ -13,47 +13,53 @@ import pandas as pd
 
 
 ATTRIBUTION = "attribution"
-"""How attribution routes are marked in their names, e.g. `saliency (attribution)`."""
+PROBE = "probe"
+"""The two kinds of route, in the table's `kind_a` and `kind_b` columns."""
 
 
-def mel_profiles(setting: str, tables: dict[str, pd.DataFrame]) -> dict[str, pd.Series]:
-    """One run's routes on its classifier's mel bands: its band shift, and attribution mass per method (originals)."""
+def mel_profiles(setting: str, tables: dict[str, pd.DataFrame]) -> dict[str, tuple[str, pd.Series]]:
+    """One run's routes on its classifier's mel bands, name -> (kind, profile): its band shift, and
+    attribution mass per method on the originals."""
     shift = tables["band_shift_overall"]
     shift = shift[(shift.band_set == "mel") & (shift.condition == "after")].set_index("band_index").sort_index()
-    profiles = {f"{setting} (band shift)": shift.mean_shift_db.where(~shift.near_noise_floor)}
+    profiles = {f"{setting} (band shift)": (PROBE, shift.mean_shift_db.where(~shift.near_noise_floor))}
     mass = tables.get("attribution_band_mass")
     if mass is not None and len(mass):
         originals = mass[mass.condition == "original"]
         for method, part in originals.groupby("method", sort=False):
-            profiles[f"{method.replace('_', ' ')} ({ATTRIBUTION})"] = part.groupby("mel_bin")["mass"].mean().rename_axis("band_index")
+            profile = part.groupby("mel_bin")["mass"].mean().rename_axis("band_index")
+            profiles[f"{method.replace('_', ' ')} ({ATTRIBUTION})"] = (ATTRIBUTION, profile)
     return profiles
 
 
-def route_correlations(classifier: str, profiles: dict[str, pd.Series]) -> pd.DataFrame:
+COLUMNS = ["classifier", "route_a", "kind_a", "route_b", "kind_b", "spearman_rho", "p_value", "bands"]
+
+
+def route_correlations(classifier: str, profiles: dict[str, tuple[str, pd.Series]]) -> pd.DataFrame:
     """Spearman rho (and its p-value) for every pair of routes, over the bands where both are defined.
 
     A constant profile (the identity control shifts nothing) has no ranks to correlate and is left out.
     """
     from scipy.stats import spearmanr
 
-    varied = {name: p.dropna() for name, p in profiles.items() if p.dropna().nunique() > 1}
+    varied = {name: (kind, p.dropna()) for name, (kind, p) in profiles.items() if p.dropna().nunique() > 1}
     rows = []
-    for (name_a, a), (name_b, b) in itertools.combinations(varied.items(), 2):
+    for (name_a, (kind_a, a)), (name_b, (kind_b, b)) in itertools.combinations(varied.items(), 2):
         common = a.index.intersection(b.index)
         if len(common) < 3:
             continue
         rho, p_value = spearmanr(a.loc[common].to_numpy(), b.loc[common].to_numpy())
-        rows.append({"classifier": classifier, "route_a": name_a, "route_b": name_b, "spearman_rho": float(rho),
-                     "p_value": float(p_value), "bands": int(len(common))})
-    return pd.DataFrame(rows, columns=["classifier", "route_a", "route_b", "spearman_rho", "p_value", "bands"])
+        rows.append({"classifier": classifier, "route_a": name_a, "kind_a": kind_a, "route_b": name_b, "kind_b": kind_b,
+                     "spearman_rho": float(rho), "p_value": float(p_value), "bands": int(len(common))})
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def all_route_correlations(runs: list[tuple[str, str, dict[str, pd.DataFrame]]]) -> pd.DataFrame:
     """`runs`: (classifier label, setting, tables) per run; the correlations of every classifier's routes."""
-    by_classifier: dict[str, dict[str, pd.Series]] = {}
+    by_classifier: dict[str, dict[str, tuple[str, pd.Series]]] = {}
     for classifier, setting, tables in runs:
         profiles = by_classifier.setdefault(classifier, {})
-        for name, profile in mel_profiles(setting, tables).items():
-            profiles.setdefault(name, profile)  # attributions belong to the classifier: the first run's stand
+        for name, route in mel_profiles(setting, tables).items():
+            profiles.setdefault(name, route)  # attributions belong to the classifier: the first run's stand
     frames = [route_correlations(classifier, profiles) for classifier, profiles in by_classifier.items()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

@@ -108,6 +108,8 @@ def staged_directory(destination: str | Path) -> Iterator[Path]:
             if aside is not None:
                 shutil.rmtree(aside)
         except OSError as exc:
+            if aside is not None and aside.exists() and not destination.exists():
+                aside.rename(destination)  # put the earlier version back
             raise ProbeError(destination, f"cannot replace it: {exc.strerror or exc}") from exc
     finally:
         if staging.exists():

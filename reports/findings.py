@@ -5,7 +5,6 @@ import itertools
 
 import numpy as np
 
-from probe.analyses.routes import ATTRIBUTION
 from probe.reports.data import Analysis
 
 
@@ -104,8 +103,7 @@ def _route_agreement(analysis: Analysis) -> list[str]:
     table = analysis.comparison_tables.get("route_correlations")
     if table is None or not len(table):
         return []
-    marker = f"({ATTRIBUTION})"
-    mixed = table[table.route_a.str.endswith(marker) != table.route_b.str.endswith(marker)]
+    mixed = table[table.kind_a != table.kind_b]  # a probe against an attribution method
     sentences = []
     for classifier, rows in mixed.groupby("classifier", sort=False):
         best = rows.loc[rows.spearman_rho.idxmax()]
