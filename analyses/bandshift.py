@@ -46,9 +46,10 @@ def verdict(mean: float, low: float, high: float, p_adjusted: float, settings: S
 def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], clip_ids: list[str], targets: np.ndarray,
                       class_names: list[str], class_categories: list[int], category_names: list[str],
                       settings: ShiftSettings, rng: np.random.Generator) -> dict[str, pd.DataFrame]:
-    """`band_shift_per_clip`, `band_shift_overall` (with tests and verdicts), `band_shift_per_class`, `..._per_category`."""
+    """`band_shift_per_clip`, `band_shift_overall` (with tests and verdicts), `band_shift_per_class`, `..._per_category`,
+    and `band_contrast_vs_control` (after - before per clip: what finetuning changed beyond the untuned AE)."""
     categories = np.asarray(class_categories)[targets]
-    per_clip, overall, per_class, per_category = [], [], [], []
+    per_clip, overall, per_class, per_category, contrasts = [], [], [], [], []
     for band_set in band_sets:
         original, shifts = clip_shifts(spectra, band_set)
         band_columns = {"band_set": band_set.name, "band_index": np.arange(len(band_set)), "band": list(band_set.labels),
@@ -83,9 +84,23 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
                     g_mean, g_low, g_high = bootstrap_mean_ci(shift[members], settings.level, settings.n_boot, rng)
                     out.append(pd.DataFrame({"condition": condition, key: name, **band_columns, "clips": int(members.sum()),
                                              "mean_shift_db": g_mean, "ci_low_db": g_low, "ci_high_db": g_high}))
+        if {"before", "after"} <= set(shifts):
+            contrasts.append(_contrast(shifts["after"] - shifts["before"], band_set, settings, rng))
     concat = lambda frames: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # noqa: E731
     return {"band_shift_per_clip": concat(per_clip), "band_shift_overall": concat(overall),
-            "band_shift_per_class": concat(per_class), "band_shift_per_category": concat(per_category)}
+            "band_shift_per_class": concat(per_class), "band_shift_per_category": concat(per_category),
+            "band_contrast_vs_control": concat(contrasts)}
+
+
+def _contrast(difference: np.ndarray, band_set: BandSet, settings: ShiftSettings, rng: np.random.Generator) -> pd.DataFrame:
+    """What finetuning changed: per band, the paired per-clip difference after - before (the untuned control), in dB."""
+    mean, low, high = bootstrap_mean_ci(difference, settings.level, settings.n_boot, rng)
+    p_values = wilcoxon_per_column(difference)
+    return pd.DataFrame({"contrast": "after - before", "band_set": band_set.name, "band_index": np.arange(len(band_set)),
+                         "band": list(band_set.labels), "low_hz": band_set.low_hz, "centre_hz": band_set.centre_hz,
+                         "high_hz": band_set.high_hz, "clips": difference.shape[0], "mean_shift_db": mean, "ci_low_db": low,
+                         "ci_high_db": high, "p_value": p_values,
+                         "p_adjusted": CORRECTIONS[settings.correction](p_values)})
 
 
 def mark_not_needed(overall: pd.DataFrame, frequencies_hz: np.ndarray, gain_db: np.ndarray, floor_db: float,

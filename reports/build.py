@@ -118,6 +118,15 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         if curves:
             overview[band_set] = _figure(figures.band_profiles(curves, f"{classifier}: {band_set.replace('_', '-')} band shift"),
                                          folder, f"bands_{band_set}", site)
+    contrasts = {}
+    for run in runs:
+        table = run.table("band_contrast_vs_control")
+        if len(table) and not run.summary.get("control"):
+            contrasts[run.setting] = table[table.band_set == "third_octave"]
+    if contrasts:
+        overview["contrast"] = _figure(figures.band_profiles(
+            contrasts, f"{classifier}: what finetuning changed (finetuned − untuned, third-octave)",
+            ylabel="energy change (dB)\nfinetuned − untuned probe"), folder, "contrast_vs_control", site)
     routes = _three_routes(runs, classifier)
     if routes is not None:
         overview["routes"] = _figure(routes, folder, "three_routes", site)

@@ -62,14 +62,15 @@ def _figure(size: FigureSize, nrows: int = 1, ncols: int = 1, height_scale: floa
                         layout="constrained", **kwargs)
 
 
-def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSize = WEB) -> plt.Figure:
+def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSize = WEB,
+                  ylabel: str = "energy shift (dB)\nreconstruction − original") -> plt.Figure:
     """Mean band shift (dB) with its CI band, one line per entry of `profiles` (rows sorted by band)."""
     fig, ax = _figure(size)
     for colour, (name, frame) in zip(palette(len(profiles)), profiles.items()):
         frame = frame.sort_values("centre_hz")
         ax.plot(frame.centre_hz, frame.mean_shift_db, marker="o", markersize=3, color=colour, label=name)
         ax.fill_between(frame.centre_hz, frame.ci_low_db, frame.ci_high_db, color=colour, alpha=0.2, linewidth=0)
-    _frequency_axes(ax, "band centre frequency (Hz)", "energy shift (dB)\nreconstruction − original", title, size)
+    _frequency_axes(ax, "band centre frequency (Hz)", ylabel, title, size)
     return fig
 
 

@@ -42,6 +42,26 @@ def test_a_planted_lowpass_shows_in_exactly_the_bands_above_it(band_set_name: st
     assert sentence.startswith("suppresses") and "preserves" in sentence
 
 
+def test_the_contrast_against_the_control_cancels_what_the_probe_does_anyway() -> None:
+    rng = np.random.default_rng(1)
+    originals = rng.standard_normal((24, RATE))
+    untuned = _lowpass(originals, 6000)  # the AE's own bias, before finetuning
+    finetuned = _lowpass(originals, 6000)
+    spectrum = np.fft.rfft(finetuned, axis=-1)
+    spectrum[..., np.fft.rfftfreq(RATE, 1 / RATE) > 2000] *= 0.5  # finetuning lowers 2-6 kHz by 6 dB
+    finetuned = np.fft.irfft(spectrum, n=RATE, axis=-1)
+    spectra = {"original": bands.power_spectra(originals), "before": bands.power_spectra(untuned),
+               "after": bands.power_spectra(finetuned)}
+    band_set = bands.band_sets_for(("octave",), RATE)[0]
+    tables = bandshift.band_shift_tables(spectra, [band_set], [f"c{i}" for i in range(24)], np.zeros(24, dtype=int),
+                                         ["noise"], [0], ["all"], bandshift.ShiftSettings(n_boot=500), rng)
+    contrast = tables["band_contrast_vs_control"]
+    changed = contrast[(contrast.low_hz >= 2100) & (contrast.high_hz <= 5900)]
+    kept = contrast[contrast.high_hz <= 1900]
+    assert len(changed) and (changed.mean_shift_db.sub(-6.02).abs() < 0.1).all()
+    assert (kept.mean_shift_db.abs() < 0.01).all() and (kept.ci_low_db <= kept.mean_shift_db).all()
+
+
 def test_bands_near_the_noise_floor_get_no_verdict() -> None:
     """Originals with nothing above 2 kHz but window leakage (-38 dB and below, flagged at a 30 dB floor here):
     those bands' dB ratios are flagged, not read as findings."""

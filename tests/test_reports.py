@@ -47,6 +47,7 @@ def test_report_pages_are_self_contained(report_dir: Path) -> None:
     assert "Main findings" in index and "the finetuned AE" in index
     assert "normalised mutual information" in index and "rank the mel bands most alike" in index
     assert "Information kept" in classifier_page and "Spearman ρ over the mel bands" in classifier_page
+    assert list(report_dir.glob("*/figures/contrast_vs_control.svg")), "the contrast against the untuned control is drawn"
 
 
 def test_names_are_html_escaped(tmp_path: Path, trained_classifier: Path) -> None:
