@@ -114,17 +114,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     train, val = opened.decode(config, (train_set, val_set), classifier.sample_rate)
     (train_x, train_y), (val_x, val_y) = train.tensors(device), val.tensors(device)
 
-    ae_options = dict(config.ae_options)
-    if config.per_class:
-        ae_options["classes"] = dataset.num_classes
-    per_class_error = ConfigError(None, f"--per-class needs a probe with one curve per class (--probe spectral-gain), "
-                                        f"not {config.autoencoder}")
-    try:
-        autoencoder = load_autoencoder(config.autoencoder, ae_weights, device=device, **ae_options)
-    except TypeError as exc:  # a builder without one of the options
-        raise per_class_error if config.per_class else ConfigError(None, f"{config.autoencoder}: {exc}") from None
-    if config.per_class and not getattr(autoencoder, "conditional", False):
-        raise per_class_error
+    autoencoder = _load_probe(config, ae_weights, dataset.num_classes, device)
     labels = val_y if config.per_class else None
     if not (config.finetune_encoder and config.finetune_decoder):
         if not hasattr(autoencoder, "encoder"):
@@ -168,6 +158,20 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score if result.step else None,
                    "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped})
     return run
+
+
+def _load_probe(config: FinetuneConfig, weights: Path | None, num_classes: int, device: torch.device) -> torch.nn.Module:
+    """The autoencoder (or probe) to finetune; with `per_class`, one built with a curve per class."""
+    options = {**config.ae_options, **({"classes": num_classes} if config.per_class else {})}
+    per_class_error = ConfigError(None, f"--per-class needs a probe with one curve per class (--probe spectral-gain), "
+                                        f"not {config.autoencoder}")
+    try:
+        autoencoder = load_autoencoder(config.autoencoder, weights, device=device, **options)
+    except TypeError as exc:  # a builder without one of the options
+        raise per_class_error if config.per_class else ConfigError(None, f"{config.autoencoder}: {exc}") from None
+    if config.per_class and not getattr(autoencoder, "conditional", False):
+        raise per_class_error
+    return autoencoder
 
 
 def finetune_folds(config: FinetuneConfig, folds: list[int], resume: bool = False) -> list[RunDir]:
