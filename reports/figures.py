@@ -5,6 +5,8 @@ colour-blind-safe palette. `FigureSize` picks web or paper proportions.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -100,8 +102,21 @@ def _frequency_axes(ax, xlabel: str, ylabel: str, title: str, size: FigureSize) 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=size.font_size * 0.85, frameon=False)
+    _legend(ax, size)
     ax.grid(alpha=0.3)
+
+
+def _legend(ax, size: FigureSize, inside_up_to: int = 4) -> None:
+    """A few entries go inside the axes; more go below them, in two columns, and the figure grows to hold them."""
+    handles, labels = ax.get_legend_handles_labels()
+    if len(handles) <= inside_up_to:
+        ax.legend(fontsize=size.font_size * 0.85, frameon=False)
+        return
+    fig = ax.figure
+    rows = math.ceil(len(handles) / 2)
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + rows * size.font_size * 1.5 / 72)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=size.font_size * 0.85, frameon=False)
 
 
 def accuracy_bars(frame: pd.DataFrame, group: str, title: str, size: FigureSize = WEB) -> plt.Figure:

@@ -101,7 +101,7 @@ def _information(analysis: Analysis) -> list[str]:
 def _route_agreement(analysis: Analysis) -> list[str]:
     """Per classifier: how well the best-agreeing probe and attribution method rank the mel bands alike."""
     table = analysis.comparison_tables.get("route_correlations")
-    if table is None or not len(table):
+    if table is None or not len(table) or "kind_a" not in table:  # absent, or from an analysis before route kinds
         return []
     mixed = table[table.kind_a != table.kind_b]  # a probe against an attribution method
     sentences = []

@@ -57,6 +57,8 @@ class FinetuneConfig(TrainingConfig):
 
     def objective_name(self) -> str:
         """How the report names what this run optimised."""
+        if not self.epochs:
+            return "none: not trained (a control, or an AE evaluated as it is)"
         terms = ["cross-entropy"]
         if self.energy_penalty:
             terms.append(f"{self.energy_penalty:g} x relative energy")
