@@ -69,6 +69,7 @@ def test_the_identity_control_reproduces_the_bare_classifier(tmp_path: Path, syn
     run = _finetune(tmp_path, synthetic_root, trained_classifier, "identity", "--probe", "identity")
     originals = np.load(run.outputs / "originals.npy")
     assert np.array_equal(np.load(run.outputs / "reconstructions_after.npy"), originals)
+    assert "not trained" in (run.outputs / "objective.json").read_text()
     assert np.allclose(np.load(run.outputs / "logits_after.npy"), np.load(run.outputs / "logits_original.npy"), atol=1e-5)
     # Through the study's chain (16 -> 48 kHz stereo -> mono -> 16 kHz) with no autoencoder: the resampler alone.
     chain = _finetune(tmp_path, synthetic_root, trained_classifier, "chain", "--probe", "identity",
