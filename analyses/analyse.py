@@ -2,7 +2,8 @@
 
 ANALYSISDIR/summary.json                 the runs, the comparison, and where everything lies
 ANALYSISDIR/comparison/                  transfer matrix, band profiles side by side, divergent classes,
-                                         rank correlations of the routes (band shifts, attributions) per classifier
+                                         rank correlations of the routes (band shifts, attributions) per classifier,
+                                         classifier A minus B for the same probe setting on the same clips
 ANALYSISDIR/<run>/summary.json           accuracy, plain-sentence band verdicts, attribution agreement
 ANALYSISDIR/<run>/*.parquet|csv          tidy tables (per clip and band, per class and band, ...)
 ANALYSISDIR/<run>/nmi_*.parquet|csv      Palacio's normalised mutual information, per clip and summarised
@@ -116,6 +117,7 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
     judges = {run.judge: (classifiers[run.label], run.class_names) for run in runs if classifiers.get(run.label) is not None}
     attribution_cache: dict[tuple, Any] = {}
     summaries, per_class_frames, per_category_frames, overall_frames, route_inputs = [], [], [], [], []
+    per_clip_shifts: dict[tuple[str, str], pd.DataFrame] = {}
     with staged_directory(config.out) as staging:
         for run in runs:
             summary, tables = analyse_run(run, classifiers[run.label], staging / run.label, config, device, say,
@@ -125,6 +127,7 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
             per_category_frames.append(tables["band_shift_per_category"].assign(run=run.label))
             overall_frames.append(tables["band_shift_overall"].assign(run=run.label))
             route_inputs.append((run.judge, summary["autoencoder"], tables))
+            per_clip_shifts[(run.judge, summary["autoencoder"])] = tables["band_shift_per_clip"]
         comparison = staging / "comparison"
         comparison.mkdir()
         overall = pd.concat(overall_frames, ignore_index=True)
@@ -134,6 +137,10 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
         if len(correlations):
             write_table(comparison, "route_correlations", correlations)
             compared["route_correlations"] = correlations.to_dict("records")
+        contrasts = transfer.classifier_contrasts(per_clip_shifts, config.shifts.level, config.shifts.n_boot,
+                                                  config.shifts.correction, np.random.default_rng(config.seed))
+        if len(contrasts):
+            write_table(comparison, "classifier_contrasts", contrasts)
         if len(runs) > 1:
             for key, frames in (("class", per_class_frames), ("category", per_category_frames)):
                 divergence = transfer.profile_divergence(pd.concat(frames, ignore_index=True), key)

@@ -89,6 +89,15 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     if len(accuracy):
         figure_paths["accuracy"] = _figure(figures.accuracy_bars(accuracy, "group", "top-1 accuracy per run"),
                                            site, "overview_accuracy", site)
+    contrasts = analysis.comparison_tables.get("classifier_contrasts")
+    if contrasts is not None and len(contrasts):
+        chosen = contrasts[contrasts.band_set == config.band_set]
+        curves = {f"{a} − {b} ({setting})": part for (a, b, setting), part in
+                  chosen.groupby(["classifier_a", "classifier_b", "setting"], sort=False)}
+        if curves:
+            figure_paths["contrasts"] = _figure(figures.band_profiles(
+                curves, f"classifier against classifier, same probe ({config.band_set.replace('_', '-')})",
+                ylabel="difference of band shifts (dB)\nclassifier A − classifier B"), site, "classifier_contrasts", site)
     transfer = analysis.comparison_tables.get("transfer")
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)

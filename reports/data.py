@@ -96,7 +96,8 @@ def load_analysis(folders: list[str | Path]) -> Analysis:
                 raise ConfigError(run_folder, "missing its summary.json: the analysis folder is incomplete")
             runs.append(AnalysedRun(run_folder, json.loads(run_summary.read_text())))
         comparisons.append(summary.get("comparison", {}))
-        for name in ("transfer", "band_profiles", "class_divergence", "category_divergence", "route_correlations"):
+        for name in ("transfer", "band_profiles", "class_divergence", "category_divergence", "route_correlations",
+                     "classifier_contrasts"):
             path = folder / "comparison" / f"{name}.parquet"
             if path.is_file():
                 frame = pd.read_parquet(path)

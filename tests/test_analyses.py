@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from probe.analyses import attribution, bands, bandshift, information, stats
+from probe.analyses import attribution, bands, bandshift, information, stats, transfer
 from probe.cli import main
 from probe.models.classifiers import WaveformClassifier
 from probe.models.frontend import MelConfig, MelFrontEnd
@@ -285,3 +285,25 @@ def test_route_correlations_known_answers() -> None:
     against = rho[frozenset(("keeps highs (band shift)", "saliency (attribution)"))]
     assert against.spearman_rho == pytest.approx(-1.0) and against.bands == 7  # the noise-floor band is left out
     assert not any("identity" in name for pair in rho for name in pair)  # a constant profile has no ranks
+
+
+def test_classifier_contrasts_pair_the_same_clips() -> None:
+    band_set = bands.band_sets_for(("octave",), RATE)[0]
+    rng = np.random.default_rng(2)
+    clips = [f"c{i}" for i in range(20)]
+
+    def per_clip(shift: np.ndarray) -> pd.DataFrame:
+        n, width = shift.shape
+        return pd.DataFrame({"clip_id": np.repeat(clips, width), "condition": "after", "band_set": "octave",
+                             "band_index": np.tile(np.arange(width), n), "band": np.tile(band_set.labels, n),
+                             "centre_hz": np.tile(band_set.centre_hz, n), "shift_db": shift.ravel()})
+
+    base = rng.normal(-5, 4, (20, len(band_set)))  # clip-to-clip spread that pairing must cancel
+    kept_more = base.copy()
+    kept_more[:, 3] += 3.0  # classifier A's probe keeps 3 dB more of band 3
+    table = transfer.classifier_contrasts({("A", "ae"): per_clip(kept_more), ("B", "ae"): per_clip(base),
+                                           ("C", "other ae"): per_clip(base)}, 0.95, 500, "holm", rng,
+                                          band_sets=("octave",))
+    assert set(zip(table.classifier_a, table.classifier_b)) == {("A", "B")}  # only the same setting pairs
+    assert table.mean_shift_db.iloc[3] == pytest.approx(3.0) and table.ci_low_db.iloc[3] == pytest.approx(3.0)
+    assert np.allclose(table.mean_shift_db.drop(index=3), 0.0) and table.p_adjusted.iloc[3] < 0.05

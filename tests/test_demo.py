@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from probe.cli import main
@@ -51,6 +52,9 @@ def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: 
     assert {p.parent.name for p in pages} == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
     transfer = json.loads((demo / "analysis" / "summary.json").read_text())["comparison"]["transfer"]
     assert {row["classifier_of"] for row in transfer} == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
+    contrasts = pd.read_parquet(demo / "analysis" / "comparison" / "classifier_contrasts.parquet")
+    assert len(contrasts.groupby(["classifier_a", "classifier_b", "setting"])) == 3 * 5  # 3 pairs x 5 probe settings
+    assert "classifier_contrasts.png" in index
 
 
 def test_the_demo_report_renders_with_working_audio(demo: Path) -> None:
