@@ -137,8 +137,7 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
         if len(correlations):
             write_table(comparison, "route_correlations", correlations)
             compared["route_correlations"] = correlations.to_dict("records")
-        contrasts = transfer.classifier_contrasts(per_clip_shifts, config.shifts.level, config.shifts.n_boot,
-                                                  config.shifts.correction, np.random.default_rng(config.seed))
+        contrasts = transfer.classifier_contrasts(per_clip_shifts, config.shifts, np.random.default_rng(config.seed))
         if len(contrasts):
             write_table(comparison, "classifier_contrasts", contrasts)
         if len(runs) > 1:

@@ -63,11 +63,9 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
                 "band": np.tile(band_set.labels, n), "centre_hz": np.tile(band_set.centre_hz, n),
                 "original_db": original.ravel(), "shift_db": shift.ravel(),
             }))
-            mean, low, high = bootstrap_mean_ci(shift, settings.level, settings.n_boot, rng)
-            p_values = wilcoxon_per_column(shift)
-            adjusted = CORRECTIONS[settings.correction](p_values)
-            frame = pd.DataFrame({"condition": condition, **band_columns, "clips": n, "mean_shift_db": mean,
-                                  "ci_low_db": low, "ci_high_db": high, "p_value": p_values, "p_adjusted": adjusted})
+            summary = summarise_per_band(shift, settings, rng)
+            frame = pd.DataFrame({"condition": condition, **band_columns, "clips": n, **summary})
+            mean, low, high, adjusted = (summary[k] for k in ("mean_shift_db", "ci_low_db", "ci_high_db", "p_adjusted"))
             level = original.mean(0)
             floor = level < level.max() - settings.noise_floor_db
             frame["original_level_db"] = level
@@ -92,15 +90,20 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
             "band_contrast_vs_control": concat(contrasts)}
 
 
+def summarise_per_band(values: np.ndarray, settings: ShiftSettings, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per band of per-clip dB values (clips, bands): the mean with its bootstrap CI, Wilcoxon p and corrected p."""
+    mean, low, high = bootstrap_mean_ci(values, settings.level, settings.n_boot, rng)
+    p_values = wilcoxon_per_column(values)
+    return {"mean_shift_db": mean, "ci_low_db": low, "ci_high_db": high, "p_value": p_values,
+            "p_adjusted": CORRECTIONS[settings.correction](p_values)}
+
+
 def _contrast(difference: np.ndarray, band_set: BandSet, settings: ShiftSettings, rng: np.random.Generator) -> pd.DataFrame:
     """What finetuning changed: per band, the paired per-clip difference after - before (the untuned control), in dB."""
-    mean, low, high = bootstrap_mean_ci(difference, settings.level, settings.n_boot, rng)
-    p_values = wilcoxon_per_column(difference)
     return pd.DataFrame({"contrast": "after - before", "band_set": band_set.name, "band_index": np.arange(len(band_set)),
                          "band": list(band_set.labels), "low_hz": band_set.low_hz, "centre_hz": band_set.centre_hz,
-                         "high_hz": band_set.high_hz, "clips": difference.shape[0], "mean_shift_db": mean, "ci_low_db": low,
-                         "ci_high_db": high, "p_value": p_values,
-                         "p_adjusted": CORRECTIONS[settings.correction](p_values)})
+                         "high_hz": band_set.high_hz, "clips": difference.shape[0],
+                         **summarise_per_band(difference, settings, rng)})
 
 
 def mark_not_needed(overall: pd.DataFrame, frequencies_hz: np.ndarray, gain_db: np.ndarray, floor_db: float,

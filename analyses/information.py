@@ -1,8 +1,8 @@
 """Palacio et al.'s measure: normalised mutual information between originals and reconstructions.
 
-Computed on log-mel maps. Each map is quantised into equal-population bins of its own values, so
-the measure ignores any monotonic change of level (a gain, a dB offset) and counts only how much of
-the original's time-frequency pattern the reconstruction still carries: 1 for an identical pattern,
+Computed on log-mel maps. Each map is floored 80 dB below its peak and quantised into equal-population
+bins of its own values, so the measure ignores a change of level (a gain, i.e. a dB offset) and counts
+only how much of the original's time-frequency pattern the reconstruction still carries: 1 for an identical pattern,
 near 0 for an unrelated one. Intra pairs a clip with its own reconstruction; inter pairs it with
 another clip's reconstruction, the chance level that intra must be read against.
 """

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probe.analyses.bandshift import ShiftSettings, summarise_per_band
 from probe.analyses.runs import RunOutputs
 from probe.models.classifiers import WaveformClassifier
 
@@ -71,16 +72,14 @@ def profile_divergence(per_group: pd.DataFrame, key: str, band_set: str = "octav
     return pd.DataFrame(rows).sort_values("rms_difference_db", ascending=False, ignore_index=True) if rows else pd.DataFrame()
 
 
-def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], level: float, n_boot: int, correction: str,
-                         rng: np.random.Generator, band_sets: tuple[str, ...] = ("octave", "third_octave")) -> pd.DataFrame:
+def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings: ShiftSettings, rng: np.random.Generator,
+                         band_sets: tuple[str, ...] = ("octave", "third_octave")) -> pd.DataFrame:
     """Classifier A minus classifier B, for the same probe setting on the same clips: per band, the paired per-clip
     difference of their finetuned band shifts (dB), with a bootstrap CI and a corrected Wilcoxon p.
 
     `per_clip`: (classifier, setting) -> that run's `band_shift_per_clip` table. Positive: A's probe keeps more of
     the band than B's.
     """
-    from probe.analyses.stats import CORRECTIONS, bootstrap_mean_ci, wilcoxon_per_column
-
     rows = []
     for (a, setting_a), (b, setting_b) in itertools.combinations(per_clip, 2):
         if setting_a != setting_b or a == b:
@@ -95,13 +94,10 @@ def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], level: f
             if not len(first) or set(first.index) != set(second.index) or list(first.columns) != list(second.columns):
                 continue  # other clips or other bands: nothing to pair
             difference = (first - second.loc[first.index]).to_numpy()
-            mean, low, high = bootstrap_mean_ci(difference, level, n_boot, rng)
-            p_values = wilcoxon_per_column(difference)
             bands = per_clip[(a, setting_a)]
             bands = bands[(bands.band_set == band_set)].drop_duplicates("band_index").set_index("band_index").loc[first.columns]
             rows.append(pd.DataFrame({
                 "setting": setting_a, "classifier_a": a, "classifier_b": b, "band_set": band_set,
                 "band_index": first.columns, "band": bands.band.to_numpy(), "centre_hz": bands.centre_hz.to_numpy(),
-                "clips": len(first), "mean_shift_db": mean, "ci_low_db": low, "ci_high_db": high, "p_value": p_values,
-                "p_adjusted": CORRECTIONS[correction](p_values)}))
+                "clips": len(first), **summarise_per_band(difference, settings, rng)}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()

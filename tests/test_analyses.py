@@ -302,7 +302,7 @@ def test_classifier_contrasts_pair_the_same_clips() -> None:
     kept_more = base.copy()
     kept_more[:, 3] += 3.0  # classifier A's probe keeps 3 dB more of band 3
     table = transfer.classifier_contrasts({("A", "ae"): per_clip(kept_more), ("B", "ae"): per_clip(base),
-                                           ("C", "other ae"): per_clip(base)}, 0.95, 500, "holm", rng,
+                                           ("C", "other ae"): per_clip(base)}, bandshift.ShiftSettings(n_boot=500), rng,
                                           band_sets=("octave",))
     assert set(zip(table.classifier_a, table.classifier_b)) == {("A", "B")}  # only the same setting pairs
     assert table.mean_shift_db.iloc[3] == pytest.approx(3.0) and table.ci_low_db.iloc[3] == pytest.approx(3.0)
