@@ -319,9 +319,11 @@ def _attributions(run: RunOutputs, classifier, tables: dict[str, pd.DataFrame], 
             pooled = attribution.pool_frames(maps, settings.max_frames)
             arrays[f"attribution_class_{method}_{condition}"] = spectral.group_means(
                 pooled, targets, len(run.class_names)).astype(np.float32)
-            if condition == "original" and len(mel_shift) == n_bins and np.ptp(mel_shift.mean_shift_db.to_numpy()) > 0:
-                rho, p_value = spearmanr(band_mass.mean(0), mel_shift.mean_shift_db.to_numpy())
-                agreement[method] = {"spearman_rho": float(rho), "p_value": float(p_value), "bands": int(n_bins)}
+            shift = mel_shift.mean_shift_db.to_numpy()
+            measured = np.isfinite(shift)  # bands no clip held energy in have no shift to rank
+            if condition == "original" and len(shift) == n_bins and measured.sum() >= 3 and np.ptp(shift[measured]) > 0:
+                rho, p_value = spearmanr(band_mass.mean(0)[measured], shift[measured])
+                agreement[method] = {"spearman_rho": float(rho), "p_value": float(p_value), "bands": int(measured.sum())}
     tables["attribution_band_mass"] = pd.concat(mass_rows, ignore_index=True)
 
     say(f"{run.label}: randomisation sanity check on {min(settings.sanity_clips, len(chosen))} clips")

@@ -25,12 +25,22 @@ class ShiftSettings:
     noise_floor_db: float = 60.0
     """Bands whose mean original energy lies this far below the loudest band's are marked "noise floor":
     their dB shifts are large and meaningless, so they get no verdict of their own."""
+    clip_floor_db: float | None = 30.0
+    """Per clip, a band whose original energy lies this far below that clip's loudest band is left out of
+    the means (its shift is NaN in `band_shift_per_clip`): it held next to nothing, so its dB ratio
+    measures the reconstruction's error floor, not what was kept. None keeps every clip."""
 
 
-def clip_shifts(spectra: dict[str, np.ndarray], band_set: BandSet) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Original band energies (N, bands) and, per reconstruction condition, the shift in dB."""
+def clip_shifts(spectra: dict[str, np.ndarray], band_set: BandSet,
+                clip_floor_db: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Original band energies (N, bands) and, per reconstruction condition, the shift in dB; NaN where the
+    clip's band lies more than `clip_floor_db` below its loudest band."""
     original = band_energies_db(spectra["original"], band_set)
-    return original, {c: band_energies_db(s, band_set) - original for c, s in spectra.items() if c != "original"}
+    shifts = {c: band_energies_db(s, band_set) - original for c, s in spectra.items() if c != "original"}
+    if clip_floor_db is not None:
+        empty = original < original.max(1, keepdims=True) - clip_floor_db
+        shifts = {c: np.where(empty, np.nan, shift) for c, shift in shifts.items()}
+    return original, shifts
 
 
 def verdict(mean: float, low: float, high: float, p_adjusted: float, settings: ShiftSettings) -> str:
@@ -51,7 +61,7 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
     categories = np.asarray(class_categories)[targets]
     per_clip, overall, per_class, per_category, contrasts = [], [], [], [], []
     for band_set in band_sets:
-        original, shifts = clip_shifts(spectra, band_set)
+        original, shifts = clip_shifts(spectra, band_set, settings.clip_floor_db)
         band_columns = {"band_set": band_set.name, "band_index": np.arange(len(band_set)), "band": list(band_set.labels),
                         "low_hz": band_set.low_hz, "centre_hz": band_set.centre_hz, "high_hz": band_set.high_hz}
         for condition, shift in shifts.items():
@@ -64,10 +74,11 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
                 "original_db": original.ravel(), "shift_db": shift.ravel(),
             }))
             summary = summarise_per_band(shift, settings, rng)
-            frame = pd.DataFrame({"condition": condition, **band_columns, "clips": n, **summary})
+            counted = np.isfinite(shift).sum(0)
+            frame = pd.DataFrame({"condition": condition, **band_columns, "clips": counted, **summary})
             mean, low, high, adjusted = (summary[k] for k in ("mean_shift_db", "ci_low_db", "ci_high_db", "p_adjusted"))
             level = original.mean(0)
-            floor = level < level.max() - settings.noise_floor_db
+            floor = (level < level.max() - settings.noise_floor_db) | (counted == 0)
             frame["original_level_db"] = level
             frame["near_noise_floor"] = floor
             frame["verdict"] = ["noise floor" if quiet else verdict(*row, settings)
@@ -80,7 +91,8 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
                     if not members.any():
                         continue
                     g_mean, g_low, g_high = bootstrap_mean_ci(shift[members], settings.level, settings.n_boot, rng)
-                    out.append(pd.DataFrame({"condition": condition, key: name, **band_columns, "clips": int(members.sum()),
+                    out.append(pd.DataFrame({"condition": condition, key: name, **band_columns,
+                                             "clips": np.isfinite(shift[members]).sum(0),
                                              "mean_shift_db": g_mean, "ci_low_db": g_low, "ci_high_db": g_high}))
         if {"before", "after"} <= set(shifts):
             contrasts.append(_contrast(shifts["after"] - shifts["before"], band_set, settings, rng))
@@ -102,7 +114,7 @@ def _contrast(difference: np.ndarray, band_set: BandSet, settings: ShiftSettings
     """What finetuning changed: per band, the paired per-clip difference after - before (the untuned control), in dB."""
     return pd.DataFrame({"contrast": "after - before", "band_set": band_set.name, "band_index": np.arange(len(band_set)),
                          "band": list(band_set.labels), "low_hz": band_set.low_hz, "centre_hz": band_set.centre_hz,
-                         "high_hz": band_set.high_hz, "clips": difference.shape[0],
+                         "high_hz": band_set.high_hz, "clips": np.isfinite(difference).sum(0),
                          **summarise_per_band(difference, settings, rng)})
 
 

@@ -10,33 +10,42 @@ def bootstrap_mean_ci(values: np.ndarray, level: float = 0.95, n_boot: int = 200
                       rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over axis 0 with a percentile bootstrap interval: (mean, low, high), each shaped values.shape[1:].
 
-    Resampling is done with multinomial weights, so a (n_boot, N) @ (N, bands) product replaces
+    NaN entries are left out (a column's mean is over its finite values; NaN where it has fewer than
+    two). Resampling is done with multinomial weights, so a (n_boot, N) @ (N, bands) product replaces
     n_boot fancy-indexing copies of the data.
     """
     rng = rng or np.random.default_rng(0)
     values = np.asarray(values, dtype=np.float64)
-    n = values.shape[0]
+    n, shape = values.shape[0], values.shape[1:]
     flat = values.reshape(n, -1)
-    mean = flat.mean(0)
-    if n < 2:
-        return mean.reshape(values.shape[1:]), np.full_like(mean, np.nan).reshape(values.shape[1:]), \
-            np.full_like(mean, np.nan).reshape(values.shape[1:])
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) / n
-    boots = weights @ flat
-    alpha = (1 - level) / 2
-    low, high = np.quantile(boots, [alpha, 1 - alpha], axis=0)
-    shape = values.shape[1:]
+    present = np.isfinite(flat)
+    filled = np.where(present, flat, 0.0)
+    counts = present.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts > 0, filled.sum(0) / counts, np.nan)
+    low = high = np.full_like(mean, np.nan)
+    if n >= 2:
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) / n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boots = weights @ filled if present.all() else (weights @ filled) / (weights @ present)
+        alpha = (1 - level) / 2
+        enough = counts >= 2
+        low, high = np.full_like(mean, np.nan), np.full_like(mean, np.nan)
+        if enough.any():
+            low[enough], high[enough] = np.nanquantile(boots[:, enough], [alpha, 1 - alpha], axis=0)
     return mean.reshape(shape), low.reshape(shape), high.reshape(shape)
 
 
 def wilcoxon_per_column(differences: np.ndarray) -> np.ndarray:
-    """Two-sided Wilcoxon signed-rank p-value per column of paired differences (N, bands); 1 where all are zero."""
+    """Two-sided Wilcoxon signed-rank p-value per column of paired differences (N, bands), NaNs left out;
+    1 where fewer than two remain or all are zero."""
     from scipy.stats import wilcoxon
 
     differences = np.asarray(differences, dtype=np.float64)
     p_values = np.ones(differences.shape[1])
     for column in range(differences.shape[1]):
         d = differences[:, column]
+        d = d[np.isfinite(d)]
         if len(d) >= 2 and np.any(d != 0):
             p_values[column] = float(wilcoxon(d, zero_method="wilcox").pvalue)
     return p_values

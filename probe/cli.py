@@ -393,6 +393,9 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold-db", type=float, default=3.0, help="shift beyond which a band counts as suppressed/boosted")
     parser.add_argument("--noise-floor-db", type=float, default=60.0,
                         help="bands this far below the loudest band of the originals get no verdict (their dB ratios mean nothing)")
+    parser.add_argument("--clip-floor-db", type=float, default=30.0,
+                        help="per clip, bands this far below the clip's loudest band are left out of the band-shift means "
+                             "(they held next to nothing); a negative value keeps every clip")
     parser.add_argument("--methods", default="integrated_gradients,saliency,gradient_shap,occlusion",
                         help="attribution methods, comma-separated, or none")
     parser.add_argument("--attribution-clips", type=int, help="attribute at most this many clips per run (default 64 on a GPU, 16 on a CPU)")
@@ -417,7 +420,8 @@ def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: b
     config = AnalyseConfig(
         runs=runs, out=args.out, band_sets=_comma_list(args.band_sets),
         shifts=ShiftSettings(n_boot=args.bootstrap, level=args.level, correction=args.correction,
-                             threshold_db=args.threshold_db, noise_floor_db=args.noise_floor_db),
+                             threshold_db=args.threshold_db, noise_floor_db=args.noise_floor_db,
+                             clip_floor_db=None if args.clip_floor_db < 0 else args.clip_floor_db),
         attributions=AttributionSettings(methods=_comma_list(args.methods), max_clips=args.attribution_clips, seed=args.seed),
         examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
         progress=not args.quiet,

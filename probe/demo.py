@@ -38,10 +38,10 @@ class DemoConfig:
     weights_dir: str | None = None
     device: str = "auto"
     classifier_epochs: int = 14
-    pretrain_epochs: int = 12
+    pretrain_epochs: int = 24
     finetune_epochs: int = 6
     gain_epochs: int = 8
-    energy_penalty: float = 0.2
+    energy_penalty: float = 1.0
     attribution_clips: int = 40
     progress: bool = True
 
@@ -57,6 +57,10 @@ PLANTED = (PlantedClassifier("low_band_cnn", LOW), PlantedClassifier("high_band_
            PlantedClassifier("full_band_cnn", None))
 CONTROL = "identity (control)"
 """The no-autoencoder control: shown beside the probes; it points at no band by construction."""
+TINY_AE_WIDTH = 16
+"""Twice the tiny AE's default width: after 24 epochs at a constant rate it reconstructs both bands about
+20 dB above its error (width 8: 19 dB low, 13 dB high; a cosine decay: 16 dB high), and a probe can only
+show that a band is kept when the AE reconstructs it in the first place."""
 RECOVERY_DB = 6.0
 """A probe recovers the planted band when the high-minus-low contrast has the planted sign and at least this size."""
 
@@ -106,11 +110,11 @@ def _synthetic(config: DemoConfig) -> Path:
                    for planted in PLANTED}
 
     step(f"pretraining the tiny AE by reconstruction ({config.pretrain_epochs} epochs)")
-    ae_options = {"sample_rate": synthetic.sample_rate, "channels": 1, "seed": config.seed}
+    ae_options = {"sample_rate": synthetic.sample_rate, "channels": 1, "seed": config.seed, "width": TINY_AE_WIDTH}
     pretrained = pretrain_autoencoder(PretrainConfig(
         autoencoder="tiny", ae_options=ae_options, data=data, out=str(out / "runs" / "pretrain-ae"),
-        epochs=config.pretrain_epochs, learning_rate=3e-3, batch_size=16, micro_batch_size=None, seed=config.seed,
-        device=config.device, progress=False))
+        epochs=config.pretrain_epochs, learning_rate=3e-3, batch_size=8, micro_batch_size=None, scheduler="none",
+        seed=config.seed, device=config.device, progress=False))
 
     settings = {
         "pretrained AE": dict(autoencoder=str(pretrained.best)),
@@ -143,10 +147,12 @@ def _synthetic(config: DemoConfig) -> Path:
 def _planted_classifier(planted: PlantedClassifier, dataset, synthetic, folder: Path, config: DemoConfig) -> Path:
     """Train (or reuse) a small CNN whose reliance on a band is planted through its training clips.
 
-    The band it must not use carries a random class at a random level (down to -50 dB), so neither its
-    content nor its presence informs. Random levels and additive noise, drawn afresh for every batch,
-    keep the classifier from hinging on the absolute level or on silence in unused regions, which an
-    autoencoder in front would otherwise disturb.
+    The band it must not use carries a random class at a random level relative to the used band (-50 to
+    +6 dB), so neither its content nor its presence informs. The used band keeps its level, and no level
+    augmentation is applied: a classifier that stops caring how loud its band is gives an energy
+    penalty a free way out (scaling everything down) instead of dropping the unused band. Additive
+    noise (20-55 dB below the clip), drawn afresh for every batch, keeps it from hinging on silence in
+    unused regions, which an autoencoder in front would otherwise disturb.
     """
     from probe.models.classifiers import load_classifier, save_classifier
     from probe.synthetic import PEAK, render_bands
@@ -163,11 +169,8 @@ def _planted_classifier(planted: PlantedClassifier, dataset, synthetic, folder: 
         other = int(rng.integers(num_classes))
         low_class, high_class = {LOW: (target, other), HIGH: (other, target), None: (target, target)}[planted.relies_on]
         low, high = render_bands(low_class, high_class, rng, synthetic)
-        low_db, high_db = rng.uniform(-12, 0, size=2)
-        if planted.relies_on == LOW:
-            high_db -= rng.uniform(0, 50)
-        elif planted.relies_on == HIGH:
-            low_db -= rng.uniform(0, 50)
+        unused_db = rng.uniform(-50, 6)
+        low_db, high_db = {LOW: (0.0, unused_db), HIGH: (unused_db, 0.0), None: (0.0, 0.0)}[planted.relies_on]
         clip = low * 10 ** (low_db / 20) + high * 10 ** (high_db / 20)
         return (PEAK * clip / (np.abs(clip).max() + 1e-9)).astype(np.float32)
 
@@ -182,8 +185,8 @@ def _planted_classifier(planted: PlantedClassifier, dataset, synthetic, folder: 
     for _ in range(config.classifier_epochs):
         classifier.net.train()
         for batch in torch.randperm(len(x), generator=generator).split(16):
-            clips = x[batch] * 10 ** (-20 * torch.rand(len(batch), 1, generator=generator) / 20)
-            snr_db = 5 + 35 * torch.rand(len(batch), 1, generator=generator)
+            clips = x[batch]
+            snr_db = 20 + 35 * torch.rand(len(batch), 1, generator=generator)
             noise_rms = clips.pow(2).mean(-1, keepdim=True).sqrt() * 10 ** (-snr_db / 20)
             clips = clips + noise_rms * torch.randn(clips.shape, generator=generator)
             loss = torch.nn.functional.cross_entropy(classifier(clips), y[batch])
@@ -235,20 +238,31 @@ def _complete(analysis: Path, runs: list[Path]) -> bool:
 # --- reading the planted answer ------------------------------------------------------------------
 
 
-def _band_mean(frame, column: str, low_hz: float, high_hz: float) -> float:
-    """Mean of `column` over the bands whose centre lies in [low_hz, high_hz]."""
-    inside = frame[(frame.centre_hz >= low_hz) & (frame.centre_hz <= high_hz)]
-    return float(inside[column].mean())
+def _finetuning_change(per_clip: Any) -> Any:
+    """Per clip and third-octave band: the finetuned shift minus the untuned one (dB), NaN where the clip's
+    band held next to nothing (the analysis' per-clip floor)."""
+    thirds = per_clip[per_clip.band_set == "third_octave"]
+    shifts = thirds.pivot_table(index=["clip_id", "band_index"], columns="condition", values="shift_db", dropna=False)
+    centres = thirds.drop_duplicates("band_index").set_index("band_index").centre_hz
+    change = (shifts["after"] - shifts["before"]).rename("change_db").reset_index()
+    return change.assign(centre_hz=change.band_index.map(centres))
+
+
+def _cell_mean(change: Any, low_hz: float, high_hz: float) -> float:
+    """Mean change over every (clip, band) cell whose band centre lies in [low_hz, high_hz] and that held energy."""
+    return float(change[(change.centre_hz >= low_hz) & (change.centre_hz <= high_hz)].change_db.mean())
 
 
 def planted_answer(analysis: Path) -> dict[str, Any]:
     """Per classifier and probe: the high-minus-low contrast in dB, and whether it points at the planted band.
 
-    Probes: what finetuning changed, measured against the untuned control: the energy shift of the
-    finetuned output minus that of the same probe before finetuning (the AE's own bias cancels; for the
-    spectral gain the control is the identity), averaged over the third-octave bands centred in each
-    band. Attributions: the integrated-gradients mass in the mel bins inside each band, as a ratio in
-    dB. A positive contrast means the probe favoured the high band over the low one.
+    Probes: what finetuning changed, measured against the untuned control: per clip and third-octave
+    band, the energy shift of the finetuned output minus that of the same probe before finetuning (the
+    AE's own bias cancels; for the spectral gain the control is the identity), averaged over the
+    (clip, band) cells inside each band that held energy; a band a clip leaves nearly empty says
+    nothing about what was kept, and weighting bands equally would let those few clips count as much
+    as the many that carry the class. Attributions: the integrated-gradients mass in the mel bins
+    inside each band, as a ratio in dB. A positive contrast means the probe favoured the high band.
     """
     import pandas as pd
 
@@ -263,17 +277,14 @@ def planted_answer(analysis: Path) -> dict[str, Any]:
         run_summary = json.loads((folder / "summary.json").read_text())
         classifier, setting = run_summary["classifier"], run_summary["autoencoder"]
         relies_on = next((p.relies_on for p in PLANTED if p.name == classifier), None)
-        overall = pd.read_parquet(folder / "band_shift_overall.parquet")
-        thirds = overall[overall.band_set == "third_octave"]
-        after = thirds[thirds.condition == "after"].set_index("band_index")
-        change = after.assign(mean_shift_db=after.mean_shift_db - thirds[thirds.condition == "before"].set_index(
-            "band_index").mean_shift_db)
+        change = _finetuning_change(pd.read_parquet(folder / "band_shift_per_clip.parquet"))
         probes = results["classifiers"].setdefault(classifier, {"relies_on": relies_on, "probes": {}})["probes"]
-        contrast = _band_mean(change, "mean_shift_db", high_lo, high_hi) - _band_mean(change, "mean_shift_db", low_lo, low_hi)
-        probes[setting] = _verdict(contrast, None if setting == CONTROL else relies_on)
+        contrast = _cell_mean(change, high_lo, high_hi) - _cell_mean(change, low_lo, low_hi)
+        probes[setting] = _verdict(0.0 if np.isnan(contrast) else contrast, None if setting == CONTROL else relies_on)
         if setting == "pretrained AE":  # attributions do not depend on the probe: read them once per classifier
             mass = pd.read_parquet(folder / "attribution_band_mass.parquet")
             mass = mass[(mass.method == "integrated_gradients") & (mass.condition == "original")]
+            overall = pd.read_parquet(folder / "band_shift_overall.parquet")
             mel = overall[(overall.band_set == "mel") & (overall.condition == "after")][["band_index", "low_hz", "high_hz"]]
             per_bin = mass.groupby("mel_bin")["mass"].mean().rename_axis("band_index").reset_index().merge(mel)
             low = per_bin[(per_bin.low_hz >= low_lo) & (per_bin.high_hz <= low_hi)]["mass"].sum()

@@ -78,6 +78,40 @@ def test_bands_near_the_noise_floor_get_no_verdict() -> None:
     assert not loud.near_noise_floor.any() and np.allclose(loud.mean_shift_db, -6.02, atol=0.05)
 
 
+def test_a_band_a_clip_leaves_empty_is_left_out_of_its_mean() -> None:
+    """Half the clips hold nothing above 2 kHz; the reconstruction adds the same faint noise to all and halves
+    everything. Above 2 kHz the mean must come from the clips that had content there (-6 dB), not from the
+    empty ones, whose "shift" is the added noise (+tens of dB)."""
+    rng = np.random.default_rng(3)
+    full = rng.standard_normal((12, RATE))
+    originals = np.concatenate([full, _lowpass(rng.standard_normal((12, RATE)), 2000)])
+    processed = 0.5 * originals + 1e-2 * rng.standard_normal(originals.shape)  # noise 40 dB down
+    spectra = {"original": bands.power_spectra(originals), "after": bands.power_spectra(processed)}
+    band_set = bands.band_sets_for(("octave",), RATE)[0]
+    common = ([band_set], [f"c{i}" for i in range(24)], np.zeros(24, dtype=int), ["x"], [0], ["all"])
+    masked = bandshift.band_shift_tables(spectra, *common, bandshift.ShiftSettings(n_boot=300), rng)
+    unmasked = bandshift.band_shift_tables(spectra, *common, bandshift.ShiftSettings(n_boot=300, clip_floor_db=None), rng)
+    high = lambda t: t["band_shift_overall"].query("low_hz >= 2900")  # noqa: E731
+    assert len(high(masked)) and np.allclose(high(masked).mean_shift_db, -6.0, atol=0.1)
+    assert (high(masked).clips == 12).all() and (high(unmasked).clips == 24).all()
+    assert (high(unmasked).mean_shift_db > 3).all()  # the empty clips' noise swamps the unmasked mean
+    per_clip = masked["band_shift_per_clip"]
+    assert per_clip[(per_clip.clip_id == "c20") & (per_clip.centre_hz >= 4000)].shift_db.isna().all()
+
+
+def test_bootstrap_and_wilcoxon_leave_nans_out() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(2.0, 1.0, size=(40, 3))
+    values[::2, 1] = np.nan
+    values[:, 2] = np.nan
+    mean, low, high = stats.bootstrap_mean_ci(values, n_boot=500, rng=rng)
+    assert np.isclose(mean[0], values[:, 0].mean()) and np.isclose(mean[1], np.nanmean(values[:, 1]))
+    assert low[1] < mean[1] < high[1]
+    assert np.isnan([mean[2], low[2], high[2]]).all()
+    p_values = stats.wilcoxon_per_column(values)
+    assert p_values[0] < 1e-6 and p_values[1] < 1e-3 and p_values[2] == 1.0
+
+
 def test_band_sets_cover_the_spectrum_once() -> None:
     for name in ("octave", "third_octave"):
         band_set = bands.band_sets_for((name,), 32000)[0]

@@ -205,6 +205,12 @@ def test_autoencoder_round_trip_and_odd_lengths(tmp_path: Path) -> None:
     with torch.no_grad():
         assert loaded(x).shape == x.shape
         torch.testing.assert_close(loaded(x), model(x))
+    wide = load_autoencoder("tiny", seed=3, width=16, channels=1, sample_rate=16000)  # the demo's tiny AE
+    assert wide.config.channels == 16 and wide.channels == 1
+    torch.save(wide.checkpoint(), tmp_path / "wide.pt")
+    mono = torch.randn(1, 1, 999)
+    with torch.no_grad():
+        torch.testing.assert_close(load_autoencoder(str(tmp_path / "wide.pt"))(mono), wide(mono))
 
 
 def test_random_autoencoder_is_seeded() -> None:

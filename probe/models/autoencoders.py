@@ -162,11 +162,14 @@ def build_random(seed: int = 0) -> WaveformAutoencoder:
 
 @register(
     "autoencoder", "tiny", sample_rate=48000,
-    description="a small AutoEncoder1d of the same family (tests, CPU demo); sample_rate= and channels= are options",
+    description="a small AutoEncoder1d of the same family (tests, CPU demo); sample_rate=, channels= and width= are options",
 )
-def build_tiny(seed: int = 0, sample_rate: int = 48000, channels: int = 2) -> WaveformAutoencoder:
-    config = AutoencoderConfig(**{**asdict(TINY_CONFIG), "sample_rate": sample_rate, "in_channels": channels})
-    model = WaveformAutoencoder("tiny", config, {"seed": seed, "sample_rate": sample_rate, "channels": channels})
+def build_tiny(seed: int = 0, sample_rate: int = 48000, channels: int = 2, width: int = TINY_CONFIG.channels) -> WaveformAutoencoder:
+    config = AutoencoderConfig(**{**asdict(TINY_CONFIG), "sample_rate": sample_rate, "in_channels": channels, "channels": width})
+    options = {"seed": seed, "sample_rate": sample_rate, "channels": channels}
+    if width != TINY_CONFIG.channels:  # older checkpoints have no width option
+        options["width"] = width
+    model = WaveformAutoencoder("tiny", config, options)
     xavier_init(model, seed)
     return model
 
