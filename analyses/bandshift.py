@@ -74,8 +74,8 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
                 "original_db": original.ravel(), "shift_db": shift.ravel(),
             }))
             summary = summarise_per_band(shift, settings, rng)
-            counted = np.isfinite(shift).sum(0)
-            frame = pd.DataFrame({"condition": condition, **band_columns, "clips": counted, **summary})
+            counted = summary["clips"]
+            frame = pd.DataFrame({"condition": condition, **band_columns, **summary})
             mean, low, high, adjusted = (summary[k] for k in ("mean_shift_db", "ci_low_db", "ci_high_db", "p_adjusted"))
             level = original.mean(0)
             floor = (level < level.max() - settings.noise_floor_db) | (counted == 0)
@@ -103,10 +103,11 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
 
 
 def summarise_per_band(values: np.ndarray, settings: ShiftSettings, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per band of per-clip dB values (clips, bands): the mean with its bootstrap CI, Wilcoxon p and corrected p."""
+    """Per band of per-clip dB values (clips, bands; NaN: left out): the clips counted, the mean with its
+    bootstrap CI, Wilcoxon p and corrected p."""
     mean, low, high = bootstrap_mean_ci(values, settings.level, settings.n_boot, rng)
     p_values = wilcoxon_per_column(values)
-    return {"mean_shift_db": mean, "ci_low_db": low, "ci_high_db": high, "p_value": p_values,
+    return {"clips": np.isfinite(values).sum(0), "mean_shift_db": mean, "ci_low_db": low, "ci_high_db": high, "p_value": p_values,
             "p_adjusted": CORRECTIONS[settings.correction](p_values)}
 
 
@@ -114,8 +115,7 @@ def _contrast(difference: np.ndarray, band_set: BandSet, settings: ShiftSettings
     """What finetuning changed: per band, the paired per-clip difference after - before (the untuned control), in dB."""
     return pd.DataFrame({"contrast": "after - before", "band_set": band_set.name, "band_index": np.arange(len(band_set)),
                          "band": list(band_set.labels), "low_hz": band_set.low_hz, "centre_hz": band_set.centre_hz,
-                         "high_hz": band_set.high_hz, "clips": np.isfinite(difference).sum(0),
-                         **summarise_per_band(difference, settings, rng)})
+                         "high_hz": band_set.high_hz, **summarise_per_band(difference, settings, rng)})
 
 
 def mark_not_needed(overall: pd.DataFrame, frequencies_hz: np.ndarray, gain_db: np.ndarray, floor_db: float,

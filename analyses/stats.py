@@ -23,16 +23,14 @@ def bootstrap_mean_ci(values: np.ndarray, level: float = 0.95, n_boot: int = 200
     counts = present.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(counts > 0, filled.sum(0) / counts, np.nan)
-    low = high = np.full_like(mean, np.nan)
-    if n >= 2:
+    low, high = np.full_like(mean, np.nan), np.full_like(mean, np.nan)
+    enough = counts >= 2
+    if n >= 2 and enough.any():
         weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) / n
         with np.errstate(invalid="ignore", divide="ignore"):
             boots = weights @ filled if present.all() else (weights @ filled) / (weights @ present)
         alpha = (1 - level) / 2
-        enough = counts >= 2
-        low, high = np.full_like(mean, np.nan), np.full_like(mean, np.nan)
-        if enough.any():
-            low[enough], high[enough] = np.nanquantile(boots[:, enough], [alpha, 1 - alpha], axis=0)
+        low[enough], high[enough] = np.nanquantile(boots[:, enough], [alpha, 1 - alpha], axis=0)
     return mean.reshape(shape), low.reshape(shape), high.reshape(shape)
 
 

@@ -99,5 +99,5 @@ def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings
             rows.append(pd.DataFrame({
                 "setting": setting_a, "classifier_a": a, "classifier_b": b, "band_set": band_set,
                 "band_index": first.columns, "band": bands.band.to_numpy(), "centre_hz": bands.centre_hz.to_numpy(),
-                "clips": np.isfinite(difference).sum(0), **summarise_per_band(difference, settings, rng)}))
+                **summarise_per_band(difference, settings, rng)}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
