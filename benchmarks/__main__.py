@@ -19,7 +19,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-H100_BF16_DENSE_TFLOPS = 989.0  # NVIDIA's H100 SXM datasheet figure, for model-FLOP utilisation
+HOPPER_BF16_DENSE_TFLOPS = 989.0
+"""Dense bf16 peak of the H100 SXM and the H200 (the same Hopper chip) by NVIDIA's datasheets: the MFU denominator."""
 
 
 def run_step(mode: str, classifier: str, autoencoder: str, seconds: float, clips: int, steps: int, batch: int,
@@ -76,7 +77,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--classifiers", default="mn10,dymn10,passt")
     parser.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
+    parser.add_argument("--results", help="also keep the results JSON here, rewritten after every measurement "
+                                          "(a run cut short keeps what it measured)")
+    parser.add_argument("--render", metavar="JSON", help="append the BENCHMARKS.md section of an earlier run's JSON, and stop")
     args = parser.parse_args()
+    if args.render:
+        results = json.loads(Path(args.render).read_text())
+        with open(ROOT / "BENCHMARKS.md", "a") as handle:
+            handle.write("\n" + markdown(results))
+        return
     import torch
 
     cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
@@ -93,24 +102,36 @@ def main() -> None:
     for classifier in classifiers:
         print(f"finetune step: {classifier}", flush=True)
         original = run_step("original", classifier, autoencoder, seconds, clips, steps, 4, device)
-        ours = run_step("ours", classifier, autoencoder, seconds, clips, steps, ours_batch, device, compile_=cuda)
+        try:
+            ours = run_step("ours", classifier, autoencoder, seconds, clips, steps, ours_batch, device, compile_=cuda)
+        except SystemExit as failure:
+            if not cuda:
+                raise
+            # torch.compile depends on the machine's compiler toolchain: measure eager rather than nothing, and say so
+            print(f"torch.compile failed; measuring eager instead:\n{failure}", file=sys.stderr, flush=True)
+            ours = {**run_step("ours", classifier, autoencoder, seconds, clips, steps, ours_batch, device), "compile_failed": True}
         row = {"classifier": classifier, "original": original, "ours": ours,
                "speedup": round(ours["clips_per_s"] / original["clips_per_s"], 2)}
         if cuda:
             row["mfu_ours"] = round(ours["achieved_tflop_s"] / H100_BF16_DENSE_TFLOPS, 4)
         results["finetune"].append(row)
+        _checkpoint(results, args.results)
     if not args.smoke:
         scaling_classifier = classifiers[0]
         for length in (0.5, 1.0, 2.0):
             print(f"scaling: {length} s clips", flush=True)
             results["scaling"].append({"axis": "clip seconds", "value": length, **run_step(
                 "ours", scaling_classifier, autoencoder, length * (5 if cuda else 1), clips, steps, ours_batch, device)})
+            _checkpoint(results, args.results)
         for batch in (4, 8, 16):
             print(f"scaling: micro-batch {batch}", flush=True)
             results["scaling"].append({"axis": "micro-batch", "value": batch, **run_step(
                 "ours", scaling_classifier, autoencoder, seconds, clips, steps, batch, device)})
+            _checkpoint(results, args.results)
     results["help_cold_start_s"] = round(help_cold_start(), 3)
+    _checkpoint(results, args.results)
     results["predict_files_per_s"] = round(predict_throughput(8 if args.smoke else 64, device), 2)
+    _checkpoint(results, args.results)
 
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
@@ -123,6 +144,11 @@ def main() -> None:
             handle.write("\n" + text)
 
 
+def _checkpoint(results: dict, path: str | None) -> None:
+    if path:
+        Path(path).write_text(json.dumps(results, indent=2) + "\n")
+
+
 def markdown(results: dict) -> str:
     """The run as a BENCHMARKS.md section; nothing in it is typed by hand."""
     where = results["gpu"] or f"CPU ({results['machine']}, {results['cpu_threads']} threads)"
@@ -132,7 +158,7 @@ def markdown(results: dict) -> str:
              "| peak memory original / ours (MB) | GFLOP per clip (fwd+bwd) |", "|---|---|---|---|---|---|---|---|"]
     for row in results["finetune"]:
         o, u = row["original"], row["ours"]
-        lines.append(f"| {row['classifier']} | {u['autoencoder']} | {u['seconds']:g} s | {o['clips_per_s']} | {u['clips_per_s']} "
+        lines.append(f"| {row['classifier']}{' (eager: compile failed)' if u.get('compile_failed') else ''} | {u['autoencoder']} | {u['seconds']:g} s | {o['clips_per_s']} | {u['clips_per_s']} "
                      f"({u['batch']}) | {row['speedup']}x | {o['peak_memory_mb']} / {u['peak_memory_mb']} ({u['memory_kind']}) "
                      f"| {u['gflop_per_clip']} |")
         if "mfu_ours" in row:
@@ -144,8 +170,11 @@ def markdown(results: dict) -> str:
             rows = [r for r in results["scaling"] if r["axis"] == axis]
             time_per_step = [r["batch"] / r["clips_per_s"] for r in rows]
             lines.append(f"\nTime per step against {axis}: linear fit R^2 = {linear_fit([r['value'] for r in rows], time_per_step):.3f}.")
-    lines += ["", f"`probe --help` cold start: {results['help_cold_start_s']} s. `probe predict` (small_cnn, 1 s files, "
-                  f"start-up included): {results['predict_files_per_s']} files/s.", ""]
+    if "help_cold_start_s" in results:
+        lines += ["", f"`probe --help` cold start: {results['help_cold_start_s']} s."]
+    if "predict_files_per_s" in results:
+        lines += ["", f"`probe predict` (small_cnn, 1 s files, start-up included): {results['predict_files_per_s']} files/s."]
+    lines.append("")
     return "\n".join(lines)
 
 
