@@ -37,7 +37,7 @@ def run_step(mode: str, classifier: str, autoencoder: str, seconds: float, clips
 
 def help_cold_start() -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "probe.cli", "--help"], capture_output=True, check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "probe.app.cli", "--help"], capture_output=True, check=True, cwd=ROOT)
     return time.perf_counter() - started
 
 
@@ -55,7 +55,7 @@ def predict_throughput(files: int, device: str) -> float:
 
         weights = save_classifier(load_classifier("small_cnn", num_classes=50), Path(tmp) / "clf.pt")
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "probe.cli", "predict", "--classifier", "small_cnn", "--weights", str(weights),
+        subprocess.run([sys.executable, "-m", "probe.app.cli", "predict", "--classifier", "small_cnn", "--weights", str(weights),
                         "--device", device, "--out", str(Path(tmp) / "p.csv"), tmp], capture_output=True, check=True, cwd=ROOT)
         return files / (time.perf_counter() - started)
 
@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--classifiers", default="mn10,dymn10,passt")
     parser.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
+    parser.add_argument("--no-compile", action="store_true", help="measure our path eager on a GPU (no torch.compile)")
     parser.add_argument("--results", help="also keep the results JSON here, rewritten after every measurement "
                                           "(a run cut short keeps what it measured)")
     parser.add_argument("--render", metavar="JSON", help="append the BENCHMARKS.md section of an earlier run's JSON, and stop")
@@ -103,7 +104,8 @@ def main() -> None:
         print(f"finetune step: {classifier}", flush=True)
         original = run_step("original", classifier, autoencoder, seconds, clips, steps, 4, device)
         try:
-            ours = run_step("ours", classifier, autoencoder, seconds, clips, steps, ours_batch, device, compile_=cuda)
+            ours = run_step("ours", classifier, autoencoder, seconds, clips, steps, ours_batch, device,
+                            compile_=cuda and not args.no_compile)
         except SystemExit as failure:
             if not cuda:
                 raise
@@ -113,19 +115,19 @@ def main() -> None:
         row = {"classifier": classifier, "original": original, "ours": ours,
                "speedup": round(ours["clips_per_s"] / original["clips_per_s"], 2)}
         if cuda:
-            row["mfu_ours"] = round(ours["achieved_tflop_s"] / H100_BF16_DENSE_TFLOPS, 4)
+            row["mfu_ours"] = round(ours["achieved_tflop_s"] / HOPPER_BF16_DENSE_TFLOPS, 4)
         results["finetune"].append(row)
         _checkpoint(results, args.results)
     if not args.smoke:
         scaling_classifier = classifiers[0]
         for length in (0.5, 1.0, 2.0):
-            print(f"scaling: {length} s clips", flush=True)
-            results["scaling"].append({"axis": "clip seconds", "value": length, **run_step(
-                "ours", scaling_classifier, autoencoder, length * (5 if cuda else 1), clips, steps, ours_batch, device)})
+            print(f"scaling: {length * seconds:g} s clips", flush=True)
+            results["scaling"].append({"axis": "clip seconds", "value": length * seconds, **_scaling_step(
+                "ours", scaling_classifier, autoencoder, length * seconds, clips, steps, ours_batch, device)})
             _checkpoint(results, args.results)
         for batch in (4, 8, 16):
             print(f"scaling: micro-batch {batch}", flush=True)
-            results["scaling"].append({"axis": "micro-batch", "value": batch, **run_step(
+            results["scaling"].append({"axis": "micro-batch", "value": batch, **_scaling_step(
                 "ours", scaling_classifier, autoencoder, seconds, clips, steps, batch, device)})
             _checkpoint(results, args.results)
     results["help_cold_start_s"] = round(help_cold_start(), 3)
@@ -142,6 +144,15 @@ def main() -> None:
     if not args.no_append and not args.smoke:
         with open(ROOT / "BENCHMARKS.md", "a") as handle:
             handle.write("\n" + text)
+
+
+def _scaling_step(*step_args) -> dict:
+    """A scaling point; one that fails (out of memory, say) is recorded with its reason instead of ending the run."""
+    try:
+        return run_step(*step_args)
+    except SystemExit as failure:
+        reason = "out of memory" if "OutOfMemoryError" in str(failure) else str(failure).splitlines()[0][:120]
+        return {"failed": reason, "batch": step_args[6]}
 
 
 def _checkpoint(results: dict, path: str | None) -> None:
@@ -165,11 +176,15 @@ def markdown(results: dict) -> str:
             lines[-1] += f" MFU {row['mfu_ours']:.1%}"
     if results["scaling"]:
         lines += ["", "| scaling axis | value | clips/s | peak memory (MB) |", "|---|---|---|---|"]
-        lines += [f"| {r['axis']} | {r['value']} | {r['clips_per_s']} | {r['peak_memory_mb']} |" for r in results["scaling"]]
+        shown = lambda r: r.get("seconds", r["value"]) if r["axis"] == "clip seconds" else r["value"]  # noqa: E731
+        lines += [f"| {r['axis']} | {shown(r)} | {r['clips_per_s']} | {r['peak_memory_mb']} |" if "failed" not in r else
+                  f"| {r['axis']} | {r['value']} | failed: {r['failed']} (batch {r['batch']}) | |" for r in results["scaling"]]
         for axis in ("clip seconds", "micro-batch"):
-            rows = [r for r in results["scaling"] if r["axis"] == axis]
+            rows = [r for r in results["scaling"] if r["axis"] == axis and "failed" not in r]
+            if len(rows) < 3:  # a line through two points fits by construction
+                continue
             time_per_step = [r["batch"] / r["clips_per_s"] for r in rows]
-            lines.append(f"\nTime per step against {axis}: linear fit R^2 = {linear_fit([r['value'] for r in rows], time_per_step):.3f}.")
+            lines.append(f"\nTime per step against {axis}: linear fit R^2 = {linear_fit([shown(r) for r in rows], time_per_step):.3f}.")
     if "help_cold_start_s" in results:
         lines += ["", f"`probe --help` cold start: {results['help_cold_start_s']} s."]
     if "predict_files_per_s" in results:
