@@ -4,6 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from probe.analyses.registry import RunContext, register_analysis
+
+ACCURACY_TABLES = ("accuracy_overall", "accuracy_per_class", "accuracy_per_category", "confusion")
+
 
 def top_k_hits(logits: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
     """Whether each clip's target is among its k highest logits."""
@@ -39,3 +43,16 @@ def accuracy_tables(logits: dict[str, np.ndarray], targets: np.ndarray, class_na
                        "count": int(counts[t, p])} for t, p in zip(true_idx, pred_idx)]
     return {"accuracy_overall": pd.DataFrame(overall), "accuracy_per_class": pd.DataFrame(per_class),
             "accuracy_per_category": pd.DataFrame(per_category), "confusion": pd.DataFrame(confusion)}
+
+
+@register_analysis("accuracy", tables=ACCURACY_TABLES)
+def accuracy_analysis(context: RunContext) -> None:
+    """Top-1 and top-5 accuracy per condition, class and category, and the confusion counts."""
+    run = context.run
+    if not run.logits:
+        context.summary["accuracy"] = {}
+        return
+    context.say(f"{run.label}: accuracy on {len(run.targets)} clips")
+    context.tables.update(accuracy_tables(run.logits, run.targets, run.class_names, run.class_categories,
+                                          run.category_names))
+    context.summary["accuracy"] = context.tables["accuracy_overall"].set_index("condition")[["top1", "top5"]].to_dict("index")

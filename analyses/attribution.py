@@ -7,35 +7,21 @@ so methods and clips compare on the same scale.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 
-from probe.models.classifiers import WaveformClassifier
+from probe.analyses.config import AttributionSettings  # noqa: F401 (re-exported)
+from probe.analyses.registry import RunContext, register_analysis
+from probe.analyses.spectral import group_means
+from probe.models.base import WaveformClassifier
 from probe.registries import Registry
 
 AttributionMethod = Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor, "AttributionSettings"], torch.Tensor]
 ATTRIBUTION_METHODS: Registry[AttributionMethod] = Registry("attribution method")
 register_method = ATTRIBUTION_METHODS.register
-
-
-@dataclass(frozen=True)
-class AttributionSettings:
-    methods: tuple[str, ...] = ("integrated_gradients", "saliency", "gradient_shap", "occlusion")
-    max_clips: int | None = None
-    """Attribute at most this many validation clips, spread over the classes; default 64 on a GPU, 16 on a CPU."""
-    batch_size: int = 8
-    ig_steps: int = 16
-    shap_samples: int = 8
-    occlusion_patch: tuple[int, int] = (16, 50)
-    """Occluded (mel bins, frames) per patch; the stride equals the patch."""
-    conditions: tuple[str, ...] = ("original", "after")
-    """Attribute the originals (always) and, by default, the finetuned reconstructions too."""
-    sanity_clips: int = 8
-    max_frames: int = 100
-    seed: int = 0
 
 
 @register_method("integrated_gradients")
@@ -130,3 +116,84 @@ def rank_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     from scipy.stats import spearmanr
 
     return np.array([spearmanr(a.ravel(), b.ravel()).statistic for a, b in zip(first, second)])
+
+
+def band_profile(mass: pd.DataFrame, mel_bands: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean attribution mass per method, condition and mel band over the attributed clips (the
+    `attribution_band_profile` table), with the bands' edges in Hz where the mel band set is known."""
+    profile = (mass.groupby(["method", "condition", "mel_bin"], sort=False)["mass"].mean().reset_index()
+               .rename(columns={"mel_bin": "band_index"}))
+    if mel_bands is not None and len(mel_bands):
+        profile = profile.merge(mel_bands[["band_index", "low_hz", "centre_hz", "high_hz"]], on="band_index", how="left")
+    return profile
+
+
+ATTRIBUTION_TABLES = ("attribution_band_mass", "attribution_band_profile", "attribution_sanity")
+
+
+@register_analysis("attributions", tables=ATTRIBUTION_TABLES,
+                   enabled=lambda config: bool(config.attributions.methods))
+def attribution_analysis(context: RunContext) -> None:
+    """Maps per method on originals and finetuned reconstructions; band mass; agreement with the band shifts; the
+    randomisation check. Maps of the originals depend only on the classifier and the clips: runs that share both
+    share them."""
+    from scipy.stats import spearmanr
+
+    run, classifier, settings, cache = context.run, context.classifier, context.config.attributions, context.shared
+    if classifier is None:
+        return
+    chosen = select_clips(run.targets, clip_budget(settings, context.device))
+    targets = run.targets[chosen]
+    mass_rows, agreement, maps_by_method = [], {}, {}
+    overall = context.tables["band_shift_overall"]
+    mel_shift = overall[(overall.band_set == "mel") & (overall.condition == "after")].sort_values("band_index")
+    for method in settings.methods:
+        for condition in settings.conditions:
+            key = (run.classifier_key(), tuple(run.clip_ids), tuple(chosen), method)
+            if condition == "original" and key in cache:
+                maps = cache[key]
+            else:
+                context.say(f"{run.label}: {method} on {len(chosen)} {condition} clips")
+                maps = attribution_maps(classifier, run.waveforms(condition)[chosen], targets, method, settings,
+                                        context.device)
+                if condition == "original":
+                    cache[key] = maps
+            if condition == "original":
+                maps_by_method[method] = maps
+            band_mass = maps.sum(-1)  # (clips, mel bins)
+            n, n_bins = band_mass.shape
+            mass_rows.append(pd.DataFrame({
+                "clip_id": np.repeat(np.asarray(run.clip_ids)[chosen], n_bins),
+                "class": np.repeat(np.asarray(run.class_names)[targets], n_bins), "condition": condition, "method": method,
+                "mel_bin": np.tile(np.arange(n_bins), n), "mass": band_mass.ravel(),
+            }))
+            context.arrays[f"attribution_class_{method}_{condition}"] = group_means(
+                pool_frames(maps, settings.max_frames), targets, len(run.class_names)).astype(np.float32)
+            shift = mel_shift.mean_shift_db.to_numpy()
+            measured = np.isfinite(shift)  # bands no clip held energy in have no shift to rank
+            if condition == "original" and len(shift) == n_bins and measured.sum() >= 3 and np.ptp(shift[measured]) > 0:
+                rho, p_value = spearmanr(band_mass.mean(0)[measured], shift[measured])
+                agreement[method] = {"spearman_rho": float(rho), "p_value": float(p_value), "bands": int(measured.sum())}
+    context.tables["attribution_band_mass"] = pd.concat(mass_rows, ignore_index=True)
+    context.tables["attribution_band_profile"] = band_profile(context.tables["attribution_band_mass"], mel_shift)
+
+    context.say(f"{run.label}: randomisation sanity check on {min(settings.sanity_clips, len(chosen))} clips")
+    sanity_idx = chosen[: settings.sanity_clips]
+    sanity_key = (run.classifier_key(), tuple(run.clip_ids), tuple(sanity_idx), "sanity")
+    if sanity_key not in cache:
+        randomised = randomised_copy(classifier, settings.seed)
+        sanity = {}
+        for method in settings.methods:
+            random_maps = attribution_maps(randomised, run.waveforms("original")[sanity_idx], run.targets[sanity_idx],
+                                           method, settings, context.device)
+            similarity = rank_similarity(maps_by_method[method][: len(sanity_idx)], random_maps)
+            sanity[method] = {"mean_rank_similarity": float(np.nanmean(similarity)),
+                              "passed": bool(np.nanmean(similarity) < 0.5)}
+        cache[sanity_key] = sanity
+    sanity = cache[sanity_key]
+    context.tables["attribution_sanity"] = pd.DataFrame([{"method": m, **v} for m, v in sanity.items()])
+    note = ("positive rho: the bands the classifier attributes most are the bands its finetuned AE keeps loudest "
+            "relative to the original")
+    context.summary["attributions"] = {"clips": len(chosen), "methods": list(settings.methods),
+                                       "agreement_with_band_shift": agreement, "agreement_note": note,
+                                       "randomisation_check": sanity}

@@ -1,34 +1,19 @@
 """Band-energy shifts (reconstruction minus original, dB) per clip, with intervals, tests and verdicts."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from probe.analyses import bands
 from probe.analyses.bands import BandSet, band_energies_db
+from probe.analyses.config import ShiftSettings  # noqa: F401 (re-exported)
+from probe.analyses.registry import ComparisonContext, RunContext, register_analysis
 from probe.analyses.stats import CORRECTIONS, bootstrap_mean_ci, wilcoxon_per_column
 
 VERDICTS = ("suppressed", "boosted", "preserved", "uncertain", "noise floor", "not needed")
 GAIN_FLOOR_MARGIN_DB = 3.0
 """A spectral-gain band within this of the gain's floor has been pushed as low as the probe allows."""
-
-
-@dataclass(frozen=True)
-class ShiftSettings:
-    n_boot: int = 2000
-    level: float = 0.95
-    alpha: float = 0.05
-    correction: str = "holm"
-    threshold_db: float = 3.0
-    """A band counts as suppressed/boosted beyond this mean shift, preserved when its CI stays inside it."""
-    noise_floor_db: float = 60.0
-    """Bands whose mean original energy lies this far below the loudest band's are marked "noise floor":
-    their dB shifts are large and meaningless, so they get no verdict of their own."""
-    clip_floor_db: float | None = 30.0
-    """Per clip, a band whose original energy lies this far below that clip's loudest band is left out of
-    the means (its shift is NaN in `band_shift_per_clip`): it held next to nothing, so its dB ratio
-    measures the reconstruction's error floor, not what was kept. None keeps every clip."""
 
 
 def clip_shifts(spectra: dict[str, np.ndarray], band_set: BandSet,
@@ -166,3 +151,62 @@ def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octav
             parts.append(f"{verb} {spans}")
     sentence = "; ".join(parts) if parts else "changes no band clearly"
     return {"ranges": ranges, "sentence": sentence}
+
+
+BAND_SHIFT_TABLES = ("band_shift_per_clip", "band_shift_overall", "band_shift_per_class", "band_shift_per_category",
+                     "band_contrast_vs_control")
+
+
+def probe_curves(run) -> dict[str, np.ndarray]:
+    """The trained curves the run's probe type saved (`probe.probes`), as `<name>` (values) and
+    `<name>_frequencies_hz`; a per-class curve written before curves carried their frequencies is read too."""
+    from probe.probes import probe_of_run
+    from probe.rundir import RunDir
+
+    folder, curves = RunDir(run.path), {}
+    for curve in probe_of_run(run.config).curves:
+        path = folder.curve_file(curve.name)
+        if not path.is_file():
+            continue
+        values = np.load(path)
+        if curve.per_class and len(values) == len(run.class_names) and "gain_db_frequencies_hz" in curves:
+            values = np.vstack([curves["gain_db_frequencies_hz"], values])  # older per-class files: no frequency row
+        curves[f"{curve.name}_frequencies_hz"], curves[curve.name] = values[0], values[1:] if curve.per_class else values[1]
+    return curves
+
+
+def objective_record(run) -> dict:
+    """The run's outputs/objective.json (what it optimised, the probe's own record); empty if absent."""
+    import json
+
+    from probe.rundir import RunDir
+
+    path = RunDir(run.path).objective_file
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@register_analysis("band_shifts", tables=BAND_SHIFT_TABLES)
+def band_shift_analysis(context: RunContext) -> None:
+    """Band-energy shifts per clip, class, category and overall, with verdicts; the contrast against the untuned probe."""
+    run, config = context.run, context.config
+    context.say(f"{run.label}: spectra and band-energy shifts ({', '.join(config.band_sets)})")
+    spectra = context.cache.setdefault("spectra", {c: bands.power_spectra(run.waveforms(c)) for c in run.conditions})
+    band_sets = bands.band_sets_for(config.band_sets, run.sample_rate, context.classifier)
+    context.tables.update(band_shift_tables(spectra, band_sets, run.clip_ids, run.targets, run.class_names,
+                                            run.class_categories, run.category_names, config.shifts, context.rng))
+    curves = probe_curves(run)
+    context.arrays.update(curves)
+    floor_db = objective_record(run).get("gain_floor_db")
+    if "gain_db" in curves and floor_db is not None:
+        context.tables["band_shift_overall"] = mark_not_needed(
+            context.tables["band_shift_overall"], curves["gain_db_frequencies_hz"], curves["gain_db"], float(floor_db))
+    overall = context.tables["band_shift_overall"]
+    context.summary["bands"] = {condition: {band_set.name: describe_bands(overall, condition, band_set.name)
+                                            for band_set in band_sets} for condition in run.reconstructions}
+
+
+@register_analysis("band_profiles", tables=("band_profiles",), scope="comparison")
+def band_profiles(context: ComparisonContext) -> None:
+    """Every run's overall band shifts in one table."""
+    context.tables["band_profiles"] = pd.concat([r.tables["band_shift_overall"].assign(run=r.run.label)
+                                                 for r in context.results], ignore_index=True)

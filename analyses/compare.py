@@ -15,24 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from probe.analyses.config import CompareConfig  # noqa: F401 (re-exported)
 from probe.analyses.runs import RunOutputs
 from probe.errors import ConfigError, ProbeError
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    originals: str
-    processed: str
-    out: str = "compare"
-    classifier: str | None = None
-    weights: str | None = None
-    categories_csv: str | None = None
-    sample_rate: int | None = None
-    """Analysis rate; default: the classifier's, else the first original's."""
-    max_lag_seconds: float = 0.5
-    """Search the processed side's delay within plus or minus this."""
-    max_seconds: float = 30.0
-    device: str = "auto"
 
 
 @dataclass
@@ -162,8 +147,9 @@ def compare(config: CompareConfig, analyse_config) -> Path:
     """Pair, align and analyse; writes the analysis folder (readable by `probe report`) plus `pairs.csv`."""
     import pandas as pd
 
-    from probe.analyses.analyse import Progress, write_analysis, write_table
+    from probe.analyses.analyse import write_analysis, write_table
     from probe.devices import pick_device
+    from probe.progress import Progress
 
     classifier = None
     if config.classifier:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.stats import bootstrap_mean_ci
 
 NMI_BINS = 32
@@ -85,3 +86,23 @@ def nmi_summary(per_clip: pd.DataFrame, class_categories: list[int], class_names
                          "nmi_intra": mean[0], "intra_ci_low": low[0], "intra_ci_high": high[0],
                          "nmi_inter": mean[1], "inter_ci_low": low[1], "inter_ci_high": high[1]})
     return pd.DataFrame(rows)
+
+
+@register_analysis("information", tables=("nmi_per_clip", "nmi_summary"))
+def information_analysis(context: RunContext) -> None:
+    """Palacio's NMI of each clip's log-mel map with its reconstruction's, against the chance level."""
+    run, shifts = context.run, context.config.shifts
+    context.say(f"{run.label}: normalised mutual information (Palacio et al.) on the mel maps")
+    maps = context.cache.get("mel_maps")
+    if maps is None:
+        from probe.analyses.spectral import mel_maps
+
+        maps = {c: mel_maps(run.waveforms(c), run.sample_rate) for c in run.conditions}
+    per_clip = nmi_per_clip(maps, run.clip_ids, run.class_names, run.targets, context.rng)
+    summary = nmi_summary(per_clip, run.class_categories, run.class_names, run.category_names, shifts.level, shifts.n_boot,
+                          context.rng)
+    context.tables.update(nmi_per_clip=per_clip, nmi_summary=summary)
+    overall = summary[summary.scope == "overall"].drop(columns=["scope", "group"]).set_index("condition")
+    context.summary["information"] = {
+        "measure": "normalised mutual information of quantised log-mel maps (Palacio et al.)",
+        **{condition: {k: float(v) for k, v in row.items()} for condition, row in overall.iterrows()}}

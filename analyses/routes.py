@@ -11,6 +11,7 @@ import itertools
 
 import pandas as pd
 
+from probe.analyses.registry import ComparisonContext, register_analysis
 
 ATTRIBUTION = "attribution"
 PROBE = "probe"
@@ -23,11 +24,11 @@ def mel_profiles(setting: str, tables: dict[str, pd.DataFrame]) -> dict[str, tup
     shift = tables["band_shift_overall"]
     shift = shift[(shift.band_set == "mel") & (shift.condition == "after")].set_index("band_index").sort_index()
     profiles = {f"{setting} (band shift)": (PROBE, shift.mean_shift_db.where(~shift.near_noise_floor))}
-    mass = tables.get("attribution_band_mass")
-    if mass is not None and len(mass):
-        originals = mass[mass.condition == "original"]
+    attribution = tables.get("attribution_band_profile")
+    if attribution is not None and len(attribution):
+        originals = attribution[attribution.condition == "original"]
         for method, part in originals.groupby("method", sort=False):
-            profile = part.groupby("mel_bin")["mass"].mean().rename_axis("band_index")
+            profile = part.set_index("band_index")["mass"].sort_index()
             profiles[f"{method.replace('_', ' ')} ({ATTRIBUTION})"] = (ATTRIBUTION, profile)
     return profiles
 
@@ -63,3 +64,12 @@ def all_route_correlations(runs: list[tuple[str, str, dict[str, pd.DataFrame]]])
             profiles.setdefault(name, route)  # attributions belong to the classifier: the first run's stand
     frames = [route_correlations(classifier, profiles) for classifier, profiles in by_classifier.items()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+
+
+@register_analysis("route_correlations", tables=("route_correlations",), scope="comparison")
+def route_correlation_analysis(context: ComparisonContext) -> None:
+    """Rank correlations between every pair of routes (probe band shifts, attribution mass) per classifier."""
+    correlations = all_route_correlations([(r.run.judge, r.setting, r.tables) for r in context.results])
+    if len(correlations):
+        context.tables["route_correlations"] = correlations
+        context.summary["route_correlations"] = correlations.to_dict("records")

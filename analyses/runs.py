@@ -13,11 +13,8 @@ from typing import Any
 import numpy as np
 
 from probe.errors import ConfigError
-from probe.rundir import RunDir
-
-RECONSTRUCTIONS = ("before", "after")
-CONDITIONS = ("original",) + RECONSTRUCTIONS
-DEFAULT_LABELS = {"original": "original", "before": "AE before finetuning", "after": "finetuned AE"}
+from probe.probes import penalty_of_run, probe_of_run
+from probe.rundir import CONDITION_LABELS, CONDITIONS, ORIGINAL, RECONSTRUCTIONS, RunDir
 
 
 @dataclass
@@ -37,12 +34,12 @@ class RunOutputs:
     originals: np.ndarray
     reconstructions: dict[str, np.ndarray] = field(default_factory=dict)
     logits: dict[str, np.ndarray] = field(default_factory=dict)
-    condition_labels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LABELS))
+    condition_labels: dict[str, str] = field(default_factory=lambda: dict(CONDITION_LABELS))
     """How tables' condition names read in reports ("after" is a finetuned AE, or the processed audio of a compare)."""
 
     @property
     def conditions(self) -> tuple[str, ...]:
-        return ("original", *self.reconstructions)
+        return (ORIGINAL, *self.reconstructions)
 
     @property
     def judge(self) -> str:
@@ -60,7 +57,7 @@ class RunOutputs:
         return np.asarray(self.class_categories)[self.targets]
 
     def waveforms(self, condition: str) -> np.ndarray:
-        return self.originals if condition == "original" else self.reconstructions[condition]
+        return self.originals if condition == ORIGINAL else self.reconstructions[condition]
 
     def classifier_weights(self) -> str | None:
         """The resolved path the run was trained with, else the name it was given."""
@@ -84,7 +81,7 @@ def setting_label(config: dict[str, Any]) -> str:
         name = f"{name}@{rate / 1000:g}kHz"
     if config.get("per_class"):
         name = f"{name} per class"
-    return f"{name}+energy{config['energy_penalty']:g}" if config.get("energy_penalty") else name
+    return name + probe_of_run(config).label_suffix(penalty_of_run(config))
 
 
 def run_label(config: dict[str, Any]) -> str:
@@ -100,23 +97,21 @@ def load_run(path: str | Path, label: str | None = None) -> RunOutputs:
         raise ConfigError(run.path, "no such run directory")
     if not run.is_complete():
         raise ConfigError(run.path, "the run is not complete (no done.json): finish it with `probe finetune --resume`")
-    required = ["originals.npy", "targets.npy", "clip_ids.json", "classes.json", "logits_original.npy",
-                *(f"reconstructions_{c}.npy" for c in RECONSTRUCTIONS), *(f"logits_{c}.npy" for c in RECONSTRUCTIONS)]
-    missing = [name for name in required if not (run.outputs / name).is_file()]
+    missing = [path.name for path in run.required_outputs() if not path.is_file()]
     if missing:
         raise ConfigError(run.outputs, f"missing {', '.join(missing)} (written by probe finetune)")
     stored = json.loads(run.config.read_text())
-    classes = json.loads((run.outputs / "classes.json").read_text())
-    load = lambda name: np.load(run.outputs / name, mmap_mode="r")  # noqa: E731
+    classes = json.loads(run.classes_file.read_text())
+    load = lambda path: np.load(path, mmap_mode="r")  # noqa: E731
     outputs = RunOutputs(
         path=run.path, label=label or run_label(stored["config"]), config=stored["config"],
         provenance=stored.get("provenance", {}), sample_rate=int(classes["sample_rate"]),
         class_names=list(classes["class_names"]), category_names=list(classes["category_names"]),
         class_categories=[int(c) for c in classes["class_categories"]],
-        clip_ids=json.loads((run.outputs / "clip_ids.json").read_text()), targets=np.asarray(load("targets.npy")),
-        originals=load("originals.npy"),
-        reconstructions={c: load(f"reconstructions_{c}.npy") for c in RECONSTRUCTIONS},
-        logits={c: np.asarray(load(f"logits_{c}.npy")) for c in CONDITIONS},
+        clip_ids=json.loads(run.clip_ids_file.read_text()), targets=np.asarray(load(run.targets_file)),
+        originals=load(run.originals_file),
+        reconstructions={c: load(run.reconstructions_file(c)) for c in RECONSTRUCTIONS},
+        logits={c: np.asarray(load(run.logits_file(c))) for c in CONDITIONS},
     )
     n = len(outputs.targets)
     shapes = {name: array.shape[0] for name, array in

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
+
+from probe.analyses import bands
+from probe.analyses.registry import RunContext, register_analysis
 
 DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness")
 DESCRIPTOR_N_FFT = 2048
@@ -61,3 +65,48 @@ def group_means(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarra
         if members.any():
             out[group] = values[members].mean(0)
     return out
+
+
+def descriptor_shifts(per_clip: pd.DataFrame, conditions: tuple[str, ...], level: float, n_boot: int,
+                      rng: np.random.Generator) -> pd.DataFrame:
+    """Per descriptor and reconstruction condition: the mean shift from the original, with a bootstrap CI."""
+    from probe.analyses.stats import bootstrap_mean_ci, wilcoxon_per_column
+
+    original = per_clip[per_clip.condition == "original"].set_index("clip_id")
+    rows = []
+    for condition in conditions:
+        rec = per_clip[per_clip.condition == condition].set_index("clip_id").loc[original.index]
+        diffs = (rec[list(DESCRIPTORS)] - original[list(DESCRIPTORS)]).to_numpy()
+        mean, low, high = bootstrap_mean_ci(diffs, level, n_boot, rng)
+        p_values = wilcoxon_per_column(diffs)
+        for i, name in enumerate(DESCRIPTORS):
+            rows.append({"condition": condition, "descriptor": name, "mean_original": float(original[name].mean()),
+                         "mean_shift": mean[i], "ci_low": low[i], "ci_high": high[i], "p_value": p_values[i]})
+    return pd.DataFrame(rows)
+
+
+@register_analysis("spectra", tables=("descriptors_per_clip", "descriptor_shifts"))
+def spectra_analysis(context: RunContext) -> None:
+    """Mean spectra and log-mel maps per class and category; spectral descriptors per clip and their shifts."""
+    run, config, arrays = context.run, context.config, context.arrays
+    n_classes, n_categories, categories = len(run.class_names), len(run.category_names), run.categories
+    spectra = context.cache.setdefault("spectra", {c: bands.power_spectra(run.waveforms(c)) for c in run.conditions})
+    arrays["stft_frequencies_hz"] = bands.fft_frequencies(run.sample_rate)
+    for condition in run.conditions:
+        log_spectra = 10 * np.log10(spectra[condition] + bands.EPSILON)
+        arrays[f"stft_db_class_{condition}"] = group_means(log_spectra, run.targets, n_classes)
+        arrays[f"stft_db_category_{condition}"] = group_means(log_spectra, categories, n_categories)
+
+    context.say(f"{run.label}: spectral descriptors and mel maps")
+    descriptor_rows, maps = [], {}
+    for condition in run.conditions:
+        values = spectral_descriptors(run.waveforms(condition), run.sample_rate)
+        descriptor_rows.append(pd.DataFrame({"clip_id": run.clip_ids, "class": np.asarray(run.class_names)[run.targets],
+                                             "condition": condition, **values}))
+        maps[condition] = mel_maps(run.waveforms(condition), run.sample_rate)
+        arrays[f"mel_db_class_{condition}"] = group_means(maps[condition], run.targets, n_classes).astype(np.float32)
+        arrays[f"mel_db_category_{condition}"] = group_means(maps[condition], categories, n_categories).astype(np.float32)
+    context.cache["mel_maps"] = maps
+    context.tables["descriptors_per_clip"] = pd.concat(descriptor_rows, ignore_index=True)
+    context.tables["descriptor_shifts"] = descriptor_shifts(context.tables["descriptors_per_clip"], tuple(run.reconstructions),
+                                                            config.shifts.level, config.shifts.n_boot, context.rng)

@@ -9,8 +9,9 @@ import pandas as pd
 import torch
 
 from probe.analyses.bandshift import ShiftSettings, summarise_per_band
+from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.runs import RunOutputs
-from probe.models.classifiers import WaveformClassifier
+from probe.models.base import WaveformClassifier
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +102,38 @@ def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings
                 "band_index": first.columns, "band": bands.band.to_numpy(), "centre_hz": bands.centre_hz.to_numpy(),
                 **summarise_per_band(difference, settings, rng)}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+@register_analysis("classifier_contrasts", tables=("classifier_contrasts",), scope="comparison")
+def classifier_contrast_analysis(context: ComparisonContext) -> None:
+    """Classifier against classifier for the same probe setting on the same clips."""
+    per_clip = {(r.run.judge, r.setting): r.tables["band_shift_per_clip"] for r in context.results}
+    contrasts = classifier_contrasts(per_clip, context.config.shifts, np.random.default_rng(context.config.seed))
+    if len(contrasts):
+        context.tables["classifier_contrasts"] = contrasts
+
+
+@register_analysis("divergence", tables=("class_divergence", "category_divergence"), scope="comparison")
+def divergence_analysis(context: ComparisonContext) -> None:
+    """The classes and categories whose band profiles differ most between runs."""
+    if len(context.results) < 2:
+        return
+    for key in ("class", "category"):
+        frames = [r.tables[f"band_shift_per_{key}"].assign(run=r.run.label) for r in context.results]
+        divergence = profile_divergence(pd.concat(frames, ignore_index=True), key)
+        context.tables[f"{key}_divergence"] = divergence
+        context.summary[f"most_divergent_{key}"] = divergence.head(5).to_dict("records")
+
+
+@register_analysis("transfer", tables=("transfer",), scope="comparison", enabled=lambda config: config.transfer)
+def transfer_analysis(context: ComparisonContext) -> None:
+    """Every distinct classifier on every run's reconstructions (Palacio et al.'s transfer test)."""
+    runs = [r.run for r in context.results]
+    judges = {run.judge: (context.classifiers[run.label], run.class_names) for run in runs
+              if context.classifiers.get(run.label) is not None}
+    if not judges:
+        return
+    context.say("transfer: every classifier on every run's reconstructions")
+    table = transfer_table(runs, judges, context.device)
+    context.tables["transfer"] = table
+    context.summary["transfer"] = table.to_dict("records")

@@ -45,13 +45,13 @@ def build_run(folder: Path, clips: int, seconds: float = 5.0, rate: int = 32000)
     run.outputs.mkdir(parents=True)
     run.write_config({"classifier": "mn10", "classifier_weights": str(weights), "autoencoder": "synthetic-lowpass", "fold": 1},
                      {"classifier_weights": str(weights)})
-    for name, array in {"originals": originals, "reconstructions_before": originals, "reconstructions_after": after,
-                        "targets": targets, "logits_original": rng.standard_normal((clips, 50)).astype(np.float32),
-                        "logits_before": rng.standard_normal((clips, 50)).astype(np.float32),
-                        "logits_after": rng.standard_normal((clips, 50)).astype(np.float32)}.items():
-        np.save(run.outputs / f"{name}.npy", array)
-    write_json(run.outputs / "clip_ids.json", [f"clip-{i}" for i in range(clips)])
-    write_json(run.outputs / "classes.json", {"class_names": list(CLASS_NAMES), "category_names": list(CATEGORY_NAMES),
+    for path, array in {run.originals_file: originals, run.reconstructions_file("before"): originals,
+                        run.reconstructions_file("after"): after, run.targets_file: targets,
+                        **{run.logits_file(c): rng.standard_normal((clips, 50)).astype(np.float32)
+                           for c in ("original", "before", "after")}}.items():
+        np.save(path, array)
+    write_json(run.clip_ids_file, [f"clip-{i}" for i in range(clips)])
+    write_json(run.classes_file, {"class_names": list(CLASS_NAMES), "category_names": list(CATEGORY_NAMES),
                                               "class_categories": [category_of(i) for i in range(50)], "sample_rate": rate})
     run.mark_done({"benchmark": True})
     return run.path

@@ -14,8 +14,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from probe.audio import fit_length, load_audio
 from probe.data import Clip, ClipDataset

@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from probe import esc50
+from probe.esc50 import CATEGORIES_CSV, DATASET_JSON, ESC50_CSV
 from probe.audio import is_audio_file
 from probe.errors import DatasetError
 
-ESC50_CSV = Path("meta") / "esc50.csv"
-CATEGORIES_CSV = Path("meta") / "categories.csv"
-DATASET_JSON = Path("meta") / "dataset.json"
-"""Optional descriptor of an ESC-50-layout folder: {"sample_rate": ..., "clip_seconds": ...}."""
 ESC50_AUDIO_DIRS = ("audio_32k", "audio")  # PaSST's 32 kHz layout first, then the official 44.1 kHz one
 FOLDER_FOLDS = 5
 

@@ -16,7 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from probe.errors import DownloadError
 from probe.fileio import sha256_file, staged_directory, write_text
-from probe.models.registry import WeightSource, all_weight_sources
+from probe.models.registry import WeightSource
+from probe.models.zoo import all_weight_sources
 
 ESC50_ARCHIVE = WeightSource(
     "esc50",

@@ -4,6 +4,14 @@ Piczak, "ESC: Dataset for Environmental Sound Classification", ACM MM 2015.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+ESC50_CSV = Path("meta") / "esc50.csv"
+CATEGORIES_CSV = Path("meta") / "categories.csv"
+"""Optional `class,category` table of an ESC-50-layout folder."""
+DATASET_JSON = Path("meta") / "dataset.json"
+"""Optional descriptor of an ESC-50-layout folder: {"sample_rate": ..., "clip_seconds": ...}."""
+
 CLASS_NAMES: tuple[str, ...] = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
     "rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind",

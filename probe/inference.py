@@ -4,12 +4,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import torch
-
-from probe.audio import Audio, is_audio_file, load_audio, write_wav
 from probe.errors import AudioError, ProbeError
+
+if TYPE_CHECKING:
+    from probe.audio import Audio
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ def expand_inputs(inputs: tuple[str, ...], strict: bool) -> Iterator[tuple[Path,
     A file named on the command line must be readable (must_succeed=True); a folder's members
     must be readable only with `strict`. In a folder, non-audio names are ignored.
     """
+    from probe.audio import is_audio_file
+
     for item in inputs:
         path = Path(item)
         if path.is_dir() and not is_audio_file(path):
@@ -71,6 +73,8 @@ def load_inputs(
     inputs: tuple[str, ...], strict: bool, results: list[FileResult], **load_options: object
 ) -> Iterator[tuple[Path, Audio]]:
     """Yield (path, audio) for every readable input; unreadable folder members go into `results` as errors."""
+    from probe.audio import load_audio
+
     for path, must_succeed in expand_inputs(inputs, strict):
         try:
             yield path, load_audio(path, **load_options)  # type: ignore[arg-type]
@@ -83,6 +87,8 @@ def load_inputs(
 
 def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
     """(results, class names): each file's logits; unreadable folder members are reported, not fatal."""
+    import torch
+
     from probe.download import resolve_weights
     from probe.models.classifiers import load_classifier
 
@@ -98,7 +104,9 @@ def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
 
 def reconstruct_files(config: ReconstructConfig) -> list[FileResult]:
     """Write each file's reconstruction, at the autoencoder's rate and channel count, into `out_dir`."""
-    from probe.audio import fit_length, to_stereo
+    import torch
+
+    from probe.audio import fit_length, to_stereo, write_wav
     from probe.download import resolve_weights
     from probe.models.autoencoders import load_autoencoder
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from probe.audio import make_resampler, to_mono, to_stereo
-from probe.models.classifiers import WaveformClassifier
+from probe.models.base import WaveformClassifier
 
 
 class FrozenContractError(AssertionError):

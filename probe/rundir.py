@@ -1,12 +1,25 @@
-"""The run directory: the contract between training and the analyses.
+"""The run directory and the analysis folder: the contracts between training, the analyses and the report.
+
+Every name in them is defined here and nowhere else.
 
     RUNDIR/config.json       the resolved config, package versions, input checkpoint hashes, git SHA
     RUNDIR/metrics.jsonl     one JSON record per line (per step and per epoch)
     RUNDIR/latest.pt         everything needed to resume exactly (atomic writes)
     RUNDIR/best.pt           the best epoch by validation accuracy
-    RUNDIR/outputs/          what the analyses read: originals.npy, targets.npy, clip_ids.json, classes.json,
-                             reconstructions_{before,after}.npy, logits_{original,before,after}.npy
+    RUNDIR/outputs/          what the analyses read:
+        originals.npy, targets.npy, clip_ids.json,
+        classes.json                         class and category names, the classifier's sample rate
+        reconstructions_{before,after}.npy   the probe's output before and after finetuning
+        logits_{original,before,after}.npy   the classifier's logits on each condition
+        objective.json                       what the run optimised: probe type, penalty, the probe's own record
+        <curve>.npy                          a probe's curves (the spectral gain's gain_db, gain_db_per_class):
+                                             first row the frequencies in Hz, then the values
+        val_logits.npy                       (probe train-classifier) the trained classifier's validation logits
     RUNDIR/done.json         written last; a run without it is incomplete
+
+    ANALYSISDIR/summary.json         the runs, the comparison, the settings
+    ANALYSISDIR/comparison/          tables across runs
+    ANALYSISDIR/<run label>/         summary.json, <table>.parquet and .csv, arrays.npz, audio/
 """
 from __future__ import annotations
 
@@ -22,6 +35,13 @@ from probe.fileio import atomic_write, sha256_file, write_json
 
 TRACKED_PACKAGES = ("probe", "torch", "torchaudio", "numpy", "hear21passt", "audio-encoders-pytorch", "archisound")
 
+ORIGINAL, BEFORE, AFTER = "original", "before", "after"
+"""The conditions of the tables: the clip itself, the probe before finetuning, the finetuned probe."""
+RECONSTRUCTIONS = (BEFORE, AFTER)
+CONDITIONS = (ORIGINAL, *RECONSTRUCTIONS)
+CONDITION_LABELS = {ORIGINAL: "original", BEFORE: "AE before finetuning", AFTER: "finetuned AE"}
+"""How reports name the conditions unless an analysis says otherwise (a compare's "after" is "processed")."""
+
 
 class RunDir:
     """Paths and atomic I/O for one run."""
@@ -34,6 +54,26 @@ class RunDir:
         self.best = self.path / "best.pt"
         self.outputs = self.path / "outputs"
         self.done = self.path / "done.json"
+        self.originals_file = self.outputs / "originals.npy"
+        self.targets_file = self.outputs / "targets.npy"
+        self.clip_ids_file = self.outputs / "clip_ids.json"
+        self.classes_file = self.outputs / "classes.json"
+        self.objective_file = self.outputs / "objective.json"
+        self.val_logits_file = self.outputs / "val_logits.npy"
+
+    def reconstructions_file(self, condition: str) -> Path:
+        return self.outputs / f"reconstructions_{condition}.npy"
+
+    def logits_file(self, condition: str) -> Path:
+        return self.outputs / f"logits_{condition}.npy"
+
+    def curve_file(self, name: str) -> Path:
+        return self.outputs / f"{name}.npy"
+
+    def required_outputs(self) -> list[Path]:
+        """What `probe analyse` needs from a finetune run."""
+        return [self.originals_file, self.targets_file, self.clip_ids_file, self.classes_file,
+                *(self.reconstructions_file(c) for c in RECONSTRUCTIONS), *(self.logits_file(c) for c in CONDITIONS)]
 
     def is_complete(self) -> bool:
         return self.done.is_file()
@@ -75,6 +115,32 @@ class RunDir:
 
     def mark_done(self, summary: dict[str, Any]) -> None:
         write_json(self.done, summary)
+
+
+class AnalysisDir:
+    """The names inside an analysis folder (written by `probe analyse` and `probe compare`, read by `probe report`)."""
+
+    SUMMARY = "summary.json"
+    COMPARISON = "comparison"
+    ARRAYS = "arrays.npz"
+    AUDIO = "audio"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.summary = self.path / self.SUMMARY
+        self.comparison = self.path / self.COMPARISON
+
+    def run_folder(self, folder: str) -> Path:
+        return self.path / folder
+
+    @staticmethod
+    def table_file(folder: Path, name: str, suffix: str = ".parquet") -> Path:
+        return folder / f"{name}{suffix}"
+
+
+def run_setting(summary: dict[str, Any]) -> str:
+    """A run summary's probe setting; summaries written before it was named "setting" call it "autoencoder"."""
+    return str(summary.get("setting") or summary.get("autoencoder") or "ae")
 
 
 def provenance(inputs: dict[str, str | None]) -> dict[str, Any]:

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from probe.audio import write_wav
-from probe.data import DATASET_JSON
+from probe.esc50 import CATEGORIES_CSV, DATASET_JSON, ESC50_CSV
 from probe.fileio import staged_directory
 
 PEAK = 0.8
@@ -117,8 +116,35 @@ def render_clip(low_class: int, high_class: int, rng: np.random.Generator, confi
     return (PEAK * clip / (np.abs(clip).max() + 1e-9)).astype(np.float32)
 
 
+LOW, HIGH = "low", "high"
+"""The two bands a planted classifier can rely on."""
+
+
+def render_planted_clips(targets: np.ndarray, relies_on: str | None, rng: np.random.Generator,
+                         config: SyntheticConfig) -> np.ndarray:
+    """Training clips (N, samples) for a classifier whose reliance on a band is planted through them.
+
+    The band it must not use (`relies_on` LOW or HIGH; None: it uses both) carries a random class at a
+    random level relative to the used band (-50 to +6 dB), so neither its content nor its presence
+    informs. The used band keeps its level: a classifier that stops caring how loud its band is would
+    give an energy penalty a free way out (scaling everything down) instead of dropping the unused band.
+    """
+    clips = []
+    for target in targets:
+        other = int(rng.integers(config.num_classes))
+        low_class, high_class = {LOW: (target, other), HIGH: (other, target), None: (target, target)}[relies_on]
+        low, high = render_bands(int(low_class), int(high_class), rng, config)
+        unused_db = rng.uniform(-50, 6)
+        low_db, high_db = {LOW: (0.0, unused_db), HIGH: (unused_db, 0.0), None: (0.0, 0.0)}[relies_on]
+        clip = low * 10 ** (low_db / 20) + high * 10 ** (high_db / 20)
+        clips.append((PEAK * clip / (np.abs(clip).max() + 1e-9)).astype(np.float32))
+    return np.stack(clips)
+
+
 def write_synthetic_dataset(root: str | Path, config: SyntheticConfig = SyntheticConfig()) -> Path:
     """Write the dataset in ESC-50's layout under `root` (reused when the config is unchanged)."""
+    from probe.audio import write_wav
+
     root = Path(root)
     stamp = root / DATASET_JSON
     if stamp.is_file() and json.loads(stamp.read_text()).get("digest") == config.digest():
@@ -135,11 +161,11 @@ def write_synthetic_dataset(root: str | Path, config: SyntheticConfig = Syntheti
                 write_wav(staging / "audio" / name, render_clip(target, target, rng, config), config.sample_rate, "PCM_16")
                 rows.append({"filename": name, "fold": fold, "target": target, "category": config.class_name(target)})
         rows.sort(key=lambda r: (r["fold"], r["filename"]))
-        with open(staging / "meta" / "esc50.csv", "w", newline="") as handle:
+        with open(staging / ESC50_CSV, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["filename", "fold", "target", "category"])
             writer.writeheader()
             writer.writerows(rows)
-        with open(staging / "meta" / "categories.csv", "w", newline="") as handle:
+        with open(staging / CATEGORIES_CSV, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["class", "category"])
             for target in range(config.num_classes):

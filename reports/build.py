@@ -8,7 +8,6 @@ OUT/<classifier>/audio/        the example clips, copied beside the page (never 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +16,15 @@ import pandas as pd
 
 from probe.errors import ConfigError
 from probe.fileio import safe_name as slug, staged_directory, write_text
+from probe.probes import probe_of_run
+from probe.progress import Progress
+from probe.rundir import AnalysisDir
 from probe.reports import figures
+from probe.reports.config import ReportConfig
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
 from probe.reports.findings import findings
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    analyses: tuple[str, ...]
-    out: str = "report"
-    band_set: str = "octave"
-    """The band set of the overview profiles (octave or third_octave)."""
-    attribution_method: str | None = None
-    """The method whose maps the pages show; default: the first one analysed."""
-    notes: tuple[str, ...] = ()
-    """Extra lines for the top of the index (the demo puts its planted-answer check here)."""
-    progress: bool = True
 
 
 def _environment():
@@ -50,17 +40,17 @@ def build_report(config: ReportConfig) -> Path:
         raise ConfigError(None, "give at least one analysis folder (written by `probe analyse`)")
     analysis = load_analysis(list(config.analyses))
     env = _environment()
-    say = print if config.progress else (lambda *_: None)
+    say = Progress(config.progress, prefix="probe report: ")
     with staged_directory(config.out) as site:
         shutil.copy(TEMPLATES / "style.css", site / "style.css")
         pages = []
         for classifier, runs in analysis.by_classifier().items():
-            say(f"probe report: page for {classifier} ({len(runs)} autoencoder setting(s))")
+            say(f"page for {classifier} ({len(runs)} probe setting(s))")
             correlations = analysis.comparison_tables.get("route_correlations", pd.DataFrame())
             if len(correlations):
                 correlations = correlations[correlations.classifier == classifier]
             pages.append(_classifier_page(env, site, classifier, runs, config, correlations))
-        say("probe report: index")
+        say("index")
         _index_page(env, site, analysis, pages, config)
     return Path(config.out) / "index.html"
 
@@ -71,16 +61,11 @@ def _figure(fig, folder: Path, name: str, site: Path) -> str:
     return f"figures/{name}.png"
 
 
-def _overall(run: AnalysedRun, band_set: str, condition: str) -> pd.DataFrame:
-    overall = run.table("band_shift_overall")
-    return overall[(overall.band_set == band_set) & (overall.condition == condition)]
-
-
 def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]], config: ReportConfig) -> None:
     accuracy_rows = [{"label": run.label, "classifier": run.classifier, "autoencoder": run.autoencoder, "objective": run.objective,
                       **{c: run.summary["accuracy"].get(c, {}).get("top1") for c in ("original", "before", "after")}}
                      for run in analysis.runs]
-    profiles = {run.label: _overall(run, config.band_set, "after") for run in analysis.runs}
+    profiles = {run.label: run.overall(config.band_set, "after") for run in analysis.runs}
     figure_paths = {"bands": _figure(figures.band_profiles(
         {k: v for k, v in profiles.items() if len(v)}, f"{config.band_set.replace('_', '-')} band shift of the finetuned AEs"),
         site, "overview_bands", site)}
@@ -121,7 +106,7 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         curves = {}
         for run in runs:
             for condition in ("after", "before"):
-                frame = _overall(run, band_set, condition)
+                frame = run.overall(band_set, condition)
                 if len(frame):
                     curves[f"{run.setting}: {run.condition_label(condition)}"] = frame
         if curves:
@@ -141,13 +126,8 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         overview["routes"] = _figure(routes, folder, "three_routes", site)
     spectra = {}
     for run in runs:
-        arrays = run.arrays()
-        original = np.nanmean(arrays["stft_db_class_original"], 0)
-        for condition in ("after", "before"):
-            if f"stft_db_class_{condition}" in arrays.files:
-                spectra[f"{run.setting}: {run.condition_label(condition)}"] = np.nanmean(
-                    arrays[f"stft_db_class_{condition}"], 0) - original
-        frequencies = arrays["stft_frequencies_hz"]
+        frequencies, differences = run.spectrum_differences()
+        spectra.update({f"{run.setting}: {run.condition_label(c)}": curve for c, curve in differences.items()})
     overview["spectrum"] = _figure(figures.spectrum_difference(frequencies, spectra, f"{classifier}: mean spectrum difference"),
                                    folder, "spectrum", site)
 
@@ -166,27 +146,38 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r) for r in runs],
         overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css",
         information=[_information_row(r) for r in runs if r.summary.get("information")],
-        correlations=correlations.to_dict("records") if len(correlations) else [])
+        correlations=correlations.to_dict("records") if len(correlations) else [], tables=_tables(runs, folder))
     write_text(folder / "index.html", html)
     return {"classifier": classifier, "href": f"{slug(classifier)}/index.html", "runs": [r.label for r in runs],
             "sentences": [r.summary["bands"].get("after", {}).get(config.band_set, {}).get("sentence", "") for r in runs]}
+
+
+def _tables(runs: list[AnalysedRun], page_folder: Path) -> list[dict[str, Any]]:
+    """Every registered table of the page's runs, linked to its CSV in the analysis folder (relative to the page)."""
+    import os
+
+    rows = []
+    for run in runs:
+        written = run.summary.get("tables", {})
+        for name in run.table_names:
+            csv = AnalysisDir.table_file(run.folder, name, ".csv").resolve()
+            rows.append({"setting": run.setting, "name": name, "analysis": written.get(name, ""),
+                         "rows": len(run.table(name)), "href": Path(os.path.relpath(csv, page_folder.resolve())).as_posix()})
+    return rows
 
 
 def _three_routes(runs: list[AnalysedRun], classifier: str):
     """Every probe's third-octave band shift, with the classifier's attribution mass per mel band behind them."""
     profiles = {}
     for run in runs:
-        frame = _overall(run, "third_octave", "after")
+        frame = run.overall("third_octave", "after")
         if len(frame):
             profiles[run.setting] = frame
     attribution = None
-    mass = runs[0].table("attribution_band_mass")
-    mel = _overall(runs[0], "mel", "after")
-    if len(mass) and len(mel):
-        method = mass.method.iloc[0]
-        mass = mass[(mass.method == method) & (mass.condition == "original")]
-        attribution = (mass.groupby("mel_bin")["mass"].mean().rename_axis("band_index").reset_index()
-                       .merge(mel[["band_index", "centre_hz"]]).assign(method=method))
+    profile = runs[0].table("attribution_band_profile")
+    if len(profile) and "centre_hz" in profile:
+        method = profile.method.iloc[0]
+        attribution = profile[(profile.method == method) & (profile.condition == "original")].dropna(subset=["centre_hz"])
     if not profiles:
         return None
     return figures.three_routes(profiles, attribution, f"{classifier}: three routes to what it listens to")
@@ -265,12 +256,16 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
         first["mel_db_category_original"][category_index],
         {setting: a["mel_db_category_after"][category_index] for setting, a in arrays.items()},
         f"{category}: mean log-mel spectrograms", seconds), folder, f"{stem}_mel", site)
-    for run in runs:  # a per-class spectral gain: each class's curve, trained on that class's clips
-        if "gain_db_per_class" in arrays[run.setting].files:
-            gains = arrays[run.setting]
+    for run in runs:  # a per-class probe curve (the spectral gain's): each class's, trained on that class's clips
+        curve = next((c for c in probe_of_run({"probe": run.summary.get("probe"), "autoencoder": run.autoencoder}).curves
+                      if c.per_class and c.name in arrays[run.setting].files), None)
+        if curve is not None:
+            values = arrays[run.setting]
+            frequencies = values[f"{curve.name}_frequencies_hz"] if f"{curve.name}_frequencies_hz" in values.files \
+                else values["gain_frequencies_hz"]  # analyses written before curves carried their own frequencies
             out["gains"] = _figure(figures.spectrum_difference(
-                gains["gain_frequencies_hz"], {class_names[i]: gains["gain_db_per_class"][i] for i in members},
-                f"{category}: gain per class ({run.setting})", ylabel="gain (dB)"), folder, f"{stem}_gains", site)
+                frequencies, {class_names[i]: values[curve.name][i] for i in members},
+                f"{category}: {curve.name.replace('_', ' ')} ({run.setting})", ylabel=curve.label), folder, f"{stem}_gains", site)
             break
     # Attributions on the originals belong to the classifier, not to the probe: one figure per page.
     methods = runs[0].summary.get("attributions", {}).get("methods", [])

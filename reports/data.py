@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from probe.errors import ConfigError
+from probe.rundir import AFTER, CONDITION_LABELS, ORIGINAL, AnalysisDir, run_setting
 
 
 @dataclass
@@ -33,28 +34,49 @@ class AnalysedRun:
 
     @property
     def autoencoder(self) -> str:
-        return str(self.summary.get("autoencoder") or "ae")
+        """The run's probe setting as its analysis named it (the AE, a probe, a processed folder)."""
+        return run_setting(self.summary)
 
     def condition_label(self, condition: str) -> str:
-        from probe.reports.figures import CONDITION_LABELS
-
         return self.summary.get("condition_labels", {}).get(condition) or CONDITION_LABELS.get(condition, condition)
+
+    @property
+    def table_names(self) -> list[str]:
+        """The tables this run's analysis wrote, by their registered names (older analyses: the files present)."""
+        if "tables" in self.summary:
+            return list(self.summary["tables"])
+        return sorted(path.stem for path in self.folder.glob("*.parquet"))
 
     @property
     def objective(self) -> str:
         return str(self.summary.get("objective") or "cross-entropy")
 
     def table(self, name: str) -> pd.DataFrame:
+        """A table by its registered name; empty when this analysis did not write it."""
         if name not in self._tables:
-            path = self.folder / f"{name}.parquet"
+            path = AnalysisDir.table_file(self.folder, name)
             self._tables[name] = pd.read_parquet(path) if path.is_file() else pd.DataFrame()
         return self._tables[name]
 
     def arrays(self) -> np.lib.npyio.NpzFile:
         """arrays.npz, opened once (its members load lazily)."""
         if self._arrays is None:
-            self._arrays = np.load(self.folder / "arrays.npz")
+            self._arrays = np.load(self.folder / AnalysisDir.ARRAYS)
         return self._arrays
+
+    def spectrum_differences(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The STFT frequencies and, per reconstruction condition (by its label), the mean spectrum over classes minus the
+        originals' (dB)."""
+        arrays = self.arrays()
+        original = np.nanmean(arrays[f"stft_db_class_{ORIGINAL}"], 0)
+        curves = {condition: np.nanmean(arrays[f"stft_db_class_{condition}"], 0) - original for condition in (AFTER, "before")
+                  if f"stft_db_class_{condition}" in arrays.files}
+        return arrays["stft_frequencies_hz"], curves
+
+    def overall(self, band_set: str, condition: str) -> pd.DataFrame:
+        """The overall band shifts of one band set and condition."""
+        overall = self.table("band_shift_overall")
+        return overall[(overall.band_set == band_set) & (overall.condition == condition)] if len(overall) else overall
 
 
 @dataclass
@@ -81,7 +103,7 @@ def load_analysis(folders: list[str | Path]) -> Analysis:
     """Read analysis folders; a missing or foreign folder is a one-line error naming it."""
     runs, comparisons, tables = [], [], {}
     for folder in map(Path, folders):
-        summary_path = folder / "summary.json"
+        summary_path = AnalysisDir(folder).summary
         if not summary_path.is_file():
             raise ConfigError(folder, "not an analysis folder (no summary.json): run `probe analyse` first")
         try:
@@ -90,15 +112,15 @@ def load_analysis(folders: list[str | Path]) -> Analysis:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ConfigError(summary_path, f"unreadable analysis summary ({exc})") from None
         for entry in entries:
-            run_folder = folder / entry["folder"]
-            run_summary = run_folder / "summary.json"
+            run_folder = AnalysisDir(folder).run_folder(entry["folder"])
+            run_summary = run_folder / AnalysisDir.SUMMARY
             if not run_summary.is_file():
                 raise ConfigError(run_folder, "missing its summary.json: the analysis folder is incomplete")
             runs.append(AnalysedRun(run_folder, json.loads(run_summary.read_text())))
         comparisons.append(summary.get("comparison", {}))
-        for name in ("transfer", "band_profiles", "class_divergence", "category_divergence", "route_correlations",
-                     "classifier_contrasts"):
-            path = folder / "comparison" / f"{name}.parquet"
+        names = summary.get("comparison_tables") or [path.stem for path in AnalysisDir(folder).comparison.glob("*.parquet")]
+        for name in names:
+            path = AnalysisDir.table_file(AnalysisDir(folder).comparison, name)
             if path.is_file():
                 frame = pd.read_parquet(path)
                 tables[name] = pd.concat([tables[name], frame], ignore_index=True) if name in tables else frame

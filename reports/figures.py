@@ -21,7 +21,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-CONDITION_LABELS = {"original": "original", "before": "AE before finetuning", "after": "finetuned AE"}
+from probe.rundir import CONDITION_LABELS
+
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from probe.reports import figures
@@ -18,24 +17,17 @@ def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str
     out = Path(out)
     written: list[Path] = []
     for run in analysis.runs:
-        overall = run.table("band_shift_overall")
         for band_set in ("octave", "third_octave"):
-            curves = {run.condition_label(c): overall[(overall.band_set == band_set) & (overall.condition == c)]
-                      for c in ("after", "before")}
+            curves = {run.condition_label(c): run.overall(band_set, c) for c in ("after", "before")}
             curves = {k: v for k, v in curves.items() if len(v)}
             if curves:
                 written += figures.save(figures.band_profiles(curves, run.label, size), out / f"{slug(run.label)}_bands_{band_set}",
                                         formats)
-        arrays = run.arrays()
-        original = np.nanmean(arrays["stft_db_class_original"], 0)
-        curves = {run.condition_label(c): np.nanmean(arrays[f"stft_db_class_{c}"], 0) - original for c in ("after", "before")
-                  if f"stft_db_class_{c}" in arrays.files}
-        written += figures.save(figures.spectrum_difference(arrays["stft_frequencies_hz"], curves, run.label, size),
+        frequencies, differences = run.spectrum_differences()
+        curves = {run.condition_label(c): curve for c, curve in differences.items()}
+        written += figures.save(figures.spectrum_difference(frequencies, curves, run.label, size),
                                 out / f"{slug(run.label)}_spectrum", formats)
-    profiles = {}
-    for run in analysis.runs:
-        overall = run.table("band_shift_overall")
-        profiles[run.label] = overall[(overall.band_set == "octave") & (overall.condition == "after")]
+    profiles = {run.label: run.overall("octave", "after") for run in analysis.runs}
     written += figures.save(figures.band_profiles(profiles, "finetuned AEs, octave bands", size), out / "comparison_bands",
                             formats)
     kept = [{"label": run.label, **run.summary["information"]["after"]} for run in analysis.runs

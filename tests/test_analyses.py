@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from probe.analyses import attribution, bands, bandshift, information, stats, transfer
-from probe.cli import main
-from probe.models.classifiers import WaveformClassifier
+from probe.app.cli import main
+from probe.models.base import WaveformClassifier
 from probe.models.frontend import MelConfig, MelFrontEnd
 
 RATE = 16000
@@ -309,7 +309,9 @@ def test_route_correlations_known_answers() -> None:
         return pd.DataFrame({"band_set": "mel", "condition": "after", "band_index": bins, "mean_shift_db": profile,
                              "near_noise_floor": np.zeros(8, bool) if floor is None else floor})
 
-    agreeing = {"band_shift_overall": shift_table(-np.arange(8.0)), "attribution_band_mass": mass}
+    from probe.analyses.attribution import band_profile
+
+    agreeing = {"band_shift_overall": shift_table(-np.arange(8.0)), "attribution_band_profile": band_profile(mass)}
     opposed = {"band_shift_overall": shift_table(np.arange(8.0), floor=bins == 7)}
     control = {"band_shift_overall": shift_table(np.zeros(8))}
     table = routes.all_route_correlations([("clf", "keeps lows", agreeing), ("clf", "keeps highs", opposed),
@@ -341,3 +343,57 @@ def test_classifier_contrasts_pair_the_same_clips() -> None:
     assert set(zip(table.classifier_a, table.classifier_b)) == {("A", "B")}  # only the same setting pairs
     assert table.mean_shift_db.iloc[3] == pytest.approx(3.0) and table.ci_low_db.iloc[3] == pytest.approx(3.0)
     assert np.allclose(table.mean_shift_db.drop(index=3), 0.0) and table.p_adjusted.iloc[3] < 0.05
+
+
+def test_the_planted_analysis_reads_what_finetuning_changed() -> None:
+    """Known answer: finetuning lowers the low band by 6 dB and leaves the high band, on top of an AE that adds
+    +10 dB everywhere before finetuning; the contrast reads +6 dB (towards the high band) whatever the AE's own bias."""
+    from probe.analyses.planted import HIGH, LOW, PlantedTruth, planted_answer
+    from probe.analyses.registry import RunResult
+
+    band_set = bands.band_sets_for(("third_octave",), 16000)[0]
+    centres = band_set.centre_hz
+    rows = []
+    for clip in range(6):
+        for index, centre in enumerate(centres):
+            low = 150 <= centre <= 1800
+            rows.append({"clip_id": f"c{clip}", "band_set": "third_octave", "band_index": index, "centre_hz": centre,
+                         "condition": "before", "shift_db": 10.0})
+            rows.append({"clip_id": f"c{clip}", "band_set": "third_octave", "band_index": index, "centre_hz": centre,
+                         "condition": "after", "shift_db": 10.0 - (6.0 if low else 0.0)})
+    per_clip = pd.DataFrame(rows)
+    profile = pd.DataFrame({"method": "integrated_gradients", "condition": "original", "band_index": [0, 1],
+                            "mass": [0.5, 0.5], "low_hz": [200.0, 5000.0], "centre_hz": [300.0, 5500.0],
+                            "high_hz": [400.0, 6000.0]})
+    results = [RunResult(None, {"classifier": name, "setting": setting},
+                         {"band_shift_per_clip": per_clip, "attribution_band_profile": profile})
+               for name in ("relies_high", "relies_low") for setting in ("probe", "control")]
+    truth = PlantedTruth((150.0, 1800.0), (4500.0, 7200.0), {"relies_high": HIGH, "relies_low": LOW},
+                         controls=("control",))
+    answer = planted_answer(results, truth)["classifiers"]
+    assert answer["relies_high"]["probes"]["probe"] == {"high_minus_low_db": 6.0, "recovered": True}
+    assert answer["relies_low"]["probes"]["probe"] == {"high_minus_low_db": 6.0, "recovered": False}
+    assert answer["relies_high"]["probes"]["control"]["recovered"] is None  # a control is never scored
+    # a uniform attribution map reads 0 dB between two ranges of one bin each
+    assert answer["relies_high"]["probes"]["attribution (integrated gradients)"]["high_minus_low_db"] == 0.0
+
+
+def test_the_analysis_registry_runs_in_a_fixed_order_and_holds_analyses_to_their_tables() -> None:
+    from probe.analyses import registry
+    from probe.analyses.analyse import _run_analyses
+    from probe.analyses.config import AnalyseConfig
+
+    names = [a.name for a in registry.analyses("run")]
+    assert names[:4] == ["accuracy", "band_shifts", "spectra", "information"]  # later ones read earlier ones' tables
+    rogue = registry.Analysis("rogue", "comparison", ("declared",), lambda context: context.tables.update(other=pd.DataFrame()))
+    context = registry.ComparisonContext([], {}, AnalyseConfig(runs=("x",)), None, None)
+    with pytest.raises(RuntimeError, match="does not declare"):
+        _run_analyses([rogue], context, AnalyseConfig(runs=("x",)))
+
+
+def test_reports_read_summaries_that_call_the_setting_autoencoder(tmp_path: Path) -> None:
+    """Analyses written before the summary key became "setting" still name their runs' settings."""
+    from probe.reports.data import AnalysedRun
+
+    assert AnalysedRun(tmp_path, {"label": "a", "autoencoder": "archisound"}).autoencoder == "archisound"
+    assert AnalysedRun(tmp_path, {"label": "a", "setting": "pretrained AE"}).autoencoder == "pretrained AE"

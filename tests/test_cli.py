@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from probe.cli import main
+from probe.app.cli import main
 from probe.models import load_classifier, save_classifier
 
 
@@ -23,11 +23,11 @@ def classifier_checkpoint(tmp_path: Path) -> Path:
 
 
 def test_help_lists_the_commands() -> None:
-    result = subprocess.run([sys.executable, "-m", "probe.cli", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-m", "probe.app.cli", "--help"], capture_output=True, text=True, check=True)
     for name in ("models", "predict", "reconstruct", "download", "demo"):
         assert name in result.stdout
     assert "torch" not in subprocess.run(
-        [sys.executable, "-c", "import sys, probe.cli; probe.cli.build_parser(); print(' '.join(sys.modules))"],
+        [sys.executable, "-c", "import sys, probe.app.cli; probe.app.cli.build_parser(); print(' '.join(sys.modules))"],
         capture_output=True, text=True, check=True,
     ).stdout.split(), "probe --help must not import torch"
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from scipy.signal import butter, sosfiltfilt
 
-from probe.cli import main
+from probe.app.cli import main
 
 RATE = 16000
 FLAGS = ["--methods", "none", "--bootstrap", "300", "--band-sets", "octave,third_octave", "--device", "cpu", "--quiet"]

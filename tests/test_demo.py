@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from probe.cli import main
+from probe.app.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from probe.cli import main
+from probe.app.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_earlier_outputs(tmp_path: Path,
     def small_disk() -> None:  # every write past 64 kB fails with EFBIG, as writes to a full disk fail with ENOSPC
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    result = subprocess.run([sys.executable, "-m", "probe.cli", "analyse", str(two_runs[0]), "--out", str(out), *FLAGS],
+    result = subprocess.run([sys.executable, "-m", "probe.app.cli", "analyse", str(two_runs[0]), "--out", str(out), *FLAGS],
                             capture_output=True, text=True, preexec_fn=small_disk, timeout=300,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert result.returncode == 2, result.stderr[-2000:]

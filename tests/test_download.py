@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.cli import main
+from probe.app.cli import main
 from probe.download import ESC50_ARCHIVE, download, download_esc50, safe_extract
 from probe.errors import DownloadError
 

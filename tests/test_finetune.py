@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from probe.cli import main
+from probe.app.cli import main
 from probe.errors import ConfigError
 from probe.models import load_classifier
 from probe.rundir import RunDir
@@ -129,7 +129,7 @@ def test_distributed_run_matches_a_single_process(tmp_path: Path, synthetic_root
     assert main(common + ["--out", str(tmp_path / "single")]) == 0
     single = RunDir(tmp_path / "single")
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "probe.cli", *common, "--out", str(tmp_path / "ddp")],
+                             "-m", "probe.app.cli", *common, "--out", str(tmp_path / "ddp")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     ddp = RunDir(tmp_path / "ddp")

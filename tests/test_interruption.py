@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_finetune_survives_repeated_kill_9(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "probe.cli", "finetune", "--classifier", "small_cnn", "--classifier-weights",
+    command = [sys.executable, "-m", "probe.app.cli", "finetune", "--classifier", "small_cnn", "--classifier-weights",
                str(trained_classifier), "--autoencoder", "tiny", "--data", f"esc50:{synthetic_root}", "--out", str(out),
                "--epochs", "12", "--lr", "3e-3", "--device", "cpu", "--quiet", "--resume"]
     rng = random.Random(0)
@@ -50,7 +50,7 @@ def test_finetune_survives_repeated_kill_9(tmp_path: Path, synthetic_root: Path,
 def test_sigint_and_sigterm_stop_cleanly_and_resume(tmp_path: Path, synthetic_root: Path, trained_classifier: Path,
                                                     stop: signal.Signals, code: int, said: str) -> None:
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "probe.cli", "finetune", "--classifier", "small_cnn", "--classifier-weights",
+    command = [sys.executable, "-m", "probe.app.cli", "finetune", "--classifier", "small_cnn", "--classifier-weights",
                str(trained_classifier), "--autoencoder", "tiny", "--data", f"esc50:{synthetic_root}", "--out", str(out),
                "--epochs", "30", "--device", "cpu", "--quiet", "--resume"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -94,8 +94,8 @@ def _kill_at_random_points(command: list[str], rng: random.Random, low_s: float,
 def test_analyse_and_report_survive_repeated_kill_9(tmp_path: Path, two_runs: list[Path]) -> None:
     flags = ["--methods", "saliency", "--attribution-clips", "3", "--bootstrap", "200", "--device", "cpu", "--quiet"]
     analysis, site = tmp_path / "analysis", tmp_path / "site"
-    analyse = [sys.executable, "-m", "probe.cli", "analyse", *map(str, two_runs), "--out", str(analysis), *flags]
-    report = [sys.executable, "-m", "probe.cli", "report", str(analysis), "--out", str(site), "--quiet"]
+    analyse = [sys.executable, "-m", "probe.app.cli", "analyse", *map(str, two_runs), "--out", str(analysis), *flags]
+    report = [sys.executable, "-m", "probe.app.cli", "report", str(analysis), "--out", str(site), "--quiet"]
     assert subprocess.run(analyse, capture_output=True).returncode == 0
     assert subprocess.run(report, capture_output=True).returncode == 0
     analysis_print, page = _fingerprint(analysis), (site / "index.html").read_text()
@@ -119,7 +119,7 @@ def test_a_killed_download_resumes_and_verifies(tmp_path: Path, http_server) -> 
     http_server.files["dymn10_as.pt"] = payload
     http_server.delay_s = 0.02  # about 1 s for the whole file
     url = f"http://127.0.0.1:{http_server.server_address[1]}/"
-    command = [sys.executable, "-m", "probe.cli", "download", "weights", "dymn10_as", "--dir", str(tmp_path),
+    command = [sys.executable, "-m", "probe.app.cli", "download", "weights", "dymn10_as", "--dir", str(tmp_path),
                "--mirror", url]
     target, partial = tmp_path / "dymn10_as.pt", tmp_path / "dymn10_as.pt.part"
 

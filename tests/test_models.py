@@ -12,7 +12,7 @@ import torch
 
 from probe.errors import CheckpointError, ConfigError
 from probe.models import list_models, load_autoencoder, load_classifier, save_classifier
-from probe.models.classifiers import WaveformClassifier
+from probe.models.base import WaveformClassifier
 
 FAST_CLASSIFIERS = [s.name for s in list_models("classifier") if s.name != "passt"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from probe.cli import main
+from probe.app.cli import main
 from probe.errors import ConfigError
 from probe.models import load_autoencoder
 from probe.rundir import RunDir

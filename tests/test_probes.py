@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from probe.cli import main
+from probe.app.cli import main
 from probe.models import load_autoencoder
 from probe.models.spectral_gain import SpectralGain
 from probe.rundir import RunDir
@@ -114,11 +114,44 @@ def test_probe_finetune_per_class_writes_a_curve_per_class(tmp_path: Path, synth
                                                             capsys) -> None:
     run = _finetune(tmp_path, synthetic_root, trained_classifier, "per-class", "--probe", "spectral-gain", "--per-class",
                     "--epochs", "3")
-    curves = np.load(run.outputs / "gain_db_per_class.npy")
+    class_frequencies, *curves = np.load(run.outputs / "gain_db_per_class.npy")  # first row: the frequencies (Hz)
+    curves = np.stack(curves)
     frequencies, mean_curve = np.load(run.outputs / "gain_db.npy")
+    assert np.array_equal(class_frequencies, frequencies)
     assert curves.shape == (5, len(frequencies)) and np.allclose(curves.mean(0), mean_curve)
     assert not np.allclose(curves[0], curves[1])  # each class learned from its own clips
     assert main(["finetune", "--autoencoder", "tiny", "--per-class", "--epochs", "1", "--classifier", "small_cnn",
                  "--classifier-weights", str(trained_classifier), "--data", f"esc50:{synthetic_root}",
                  "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert "--per-class needs" in capsys.readouterr().err
+
+
+def _registered_probes() -> list[str]:
+    from probe.probes import PROBES
+
+    return PROBES.names()
+
+
+@pytest.mark.parametrize("name", _registered_probes())
+def test_every_probe_type_is_offered_and_fills_its_defaults(name: str) -> None:
+    """The registry is the one place a probe type is declared: the CLI offers it and the config takes its defaults."""
+    from probe.app.cli import build_parser
+    from probe.probes import get_probe
+    from probe.train.config import FinetuneConfig
+
+    spec = get_probe(name)
+    finetune = next(a for a in build_parser()._subparsers._group_actions[0].choices["finetune"]._actions
+                    if "--probe" in a.option_strings)
+    assert name in finetune.choices
+    config = FinetuneConfig(probe=name).resolved()
+    assert (config.epochs, config.learning_rate) == (spec.epochs, spec.learning_rate)
+    assert config.autoencoder == (spec.model or FinetuneConfig().autoencoder)
+    assert config.penalty == (spec.penalty.default if spec.penalty else None)
+    # a probe type named by the model it builds is found from that model alone
+    if spec.model:
+        assert FinetuneConfig(autoencoder=spec.model).probe_spec.name == name
+
+
+def test_a_penalty_flag_of_another_probe_type_is_refused(capsys) -> None:
+    assert main(["finetune", "--probe", "identity", "--energy-penalty", "1", "--out", "unused", "--epochs", "0"]) == 2
+    assert "--energy-penalty belongs to --probe autoencoder" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from browser import check_in_chromium
-from probe.cli import main
+from probe.app.cli import main
 
 ANALYSE_FLAGS = ["--attribution-clips", "5", "--bootstrap", "200", "--methods", "saliency,integrated_gradients",
                  "--device", "cpu", "--quiet"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from probe.cli import main
+from probe.app.cli import main
 from probe.models import load_classifier
 from probe.rundir import RunDir
 

@@ -8,9 +8,8 @@ ramp down, mixup 0.3, random gain of +-12 dB, random time roll, and the mel fron
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,41 +17,12 @@ from torch import nn
 
 from probe.download import resolve_weights
 from probe.errors import ConfigError
-from probe.models.classifiers import WaveformClassifier, load_classifier
+from probe.models.base import WaveformClassifier
+from probe.models.classifiers import load_classifier
 from probe.rundir import RunDir
-from probe.train.loop import (TrainingConfig, autocast_for, batched_logits, is_resuming, open_run, save_array,
+from probe.train.config import AUDIOSET_INIT, ClassifierTrainConfig
+from probe.train.loop import (accuracy, autocast_for, batched_logits, is_resuming, open_run, save_array,
                               start_fresh, train_loop)
-
-AUDIOSET_INIT = {"mn10": "mn10_as", "dymn10": "dymn10_as", "passt": "passt_as"}
-"""`--init audioset`: the published AudioSet checkpoint of each classifier (see `probe download weights --list`)."""
-RECIPE_LEARNING_RATE = {"dymn10": 4e-5}
-
-
-@dataclass(frozen=True)
-class ClassifierTrainConfig(TrainingConfig):
-    """Training a classifier on a dataset; the defaults are EfficientAT's ESC-50 recipe."""
-
-    classifier: str = "mn10"
-    classifier_options: dict[str, Any] = field(default_factory=dict)
-    init: str = "audioset"
-    """audioset (the published AudioSet weights, re-headed), none (random), or a checkpoint path."""
-    out: str = "runs/classifier"
-    epochs: int = 80
-    learning_rate: float = 6e-5
-    batch_size: int = 32
-    scheduler: str = "warmup_rampdown"
-    mixup_alpha: float = 0.3
-    gain_db: float = 12.0
-    roll: bool = True
-
-    def validate(self) -> None:
-        super().validate()
-        if self.mixup_alpha < 0 or self.gain_db < 0:
-            raise ConfigError(None, "--mixup and --gain-db must be >= 0")
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in super().to_json().items() if k not in ("autoencoder", "ae_weights", "ae_options")}
-
 
 class AugmentedClassification:
     """Cross-entropy under random gain, time roll and mixup; best.pt by validation accuracy."""
@@ -89,8 +59,56 @@ class AugmentedClassification:
 
     def evaluate(self) -> tuple[dict[str, float], float]:
         logits = batched_logits(self.module, self.val_x, self.config.micro, self.autocast)
-        accuracy = float((logits.argmax(-1) == self.val_y).float().mean())
-        return {"val_loss": float(nn.functional.cross_entropy(logits, self.val_y)), "val_accuracy": accuracy}, accuracy
+        val_accuracy = accuracy(logits, self.val_y)
+        return {"val_loss": float(nn.functional.cross_entropy(logits, self.val_y)), "val_accuracy": val_accuracy}, val_accuracy
+
+
+class NoisyClassification:
+    """Cross-entropy under additive white noise at a random SNR per clip, drawn afresh for every batch; best.pt by
+    validation accuracy. The noise keeps a classifier from hinging on silence in bands it does not use, which a
+    probe in front of it would otherwise disturb.
+
+    `generator` may be the training loop's shuffle generator (pass the same one to `fit_classifier`), so that one
+    seed fixes the order and the noise together.
+    """
+
+    def __init__(self, classifier: WaveformClassifier, val_x: torch.Tensor, val_y: torch.Tensor, micro: int,
+                 autocast: dict[str, Any], generator: torch.Generator, snr_db: tuple[float, float] = (20.0, 55.0)) -> None:
+        self.module, self.val_x, self.val_y, self.micro, self.autocast = classifier, val_x, val_y, micro, autocast
+        self.generator, self.snr_db = generator, snr_db
+
+    def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        low, high = self.snr_db
+        snr_db = low + (high - low) * torch.rand(len(x), 1, generator=self.generator)
+        noise_rms = x.pow(2).mean(-1, keepdim=True).sqrt() * 10 ** (-snr_db.to(x.device) / 20)
+        x = x + noise_rms * torch.randn(x.shape, generator=self.generator).to(x.device)
+        return nn.functional.cross_entropy(module(x), y)
+
+    def evaluate(self) -> tuple[dict[str, float], float]:
+        logits = batched_logits(self.module, self.val_x, self.micro, self.autocast)
+        val_accuracy = accuracy(logits, self.val_y)
+        return {"val_loss": float(nn.functional.cross_entropy(logits, self.val_y)), "val_accuracy": val_accuracy}, val_accuracy
+
+
+def fit_classifier(config: ClassifierTrainConfig, build: Callable[[], WaveformClassifier],
+                   objective: Callable[[WaveformClassifier], Any], train_x: torch.Tensor, train_y: torch.Tensor,
+                   shuffle: torch.Generator | None = None, resume: bool = False) -> WaveformClassifier:
+    """Train a classifier on clips already in memory (rendered, not read from a dataset) through the shared loop.
+
+    `build()` makes the classifier after the run is seeded; `objective(classifier)` makes what it optimises. The
+    run directory (`config.out`) holds metrics, latest.pt and best.pt; the returned classifier holds the last
+    epoch's weights.
+    """
+    config = config.resolved()
+    opened = open_run(config, resume)
+    classifier = build().to(opened.device)
+    if not is_resuming(opened.run, resume):
+        start_fresh(opened.run, config, {})
+    result = train_loop(config, opened.run, classifier, objective(classifier), train_x.to(opened.device),
+                        train_y.to(opened.device), opened.device, resume, opened.dist, shuffle=shuffle)
+    if result.finished(config):
+        opened.run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score})
+    return classifier.train(False)
 
 
 def initial_weights(config: ClassifierTrainConfig) -> Path | None:
@@ -106,6 +124,7 @@ def initial_weights(config: ClassifierTrainConfig) -> Path | None:
 
 def train_classifier(config: ClassifierTrainConfig, resume: bool = False) -> RunDir:
     """Run (or resume) classifier training; `RUNDIR/best.pt` is the best epoch's classifier."""
+    config = config.resolved()
     opened = open_run(config, resume)
     run, dist, device = opened.run, opened.dist, opened.device
     if run.is_complete():
@@ -124,7 +143,7 @@ def train_classifier(config: ClassifierTrainConfig, resume: bool = False) -> Run
     result = train_loop(config, run, classifier, objective, train_x, train_y, device, resume, dist)
     if result.finished(config) and dist.is_main:
         run.outputs.mkdir(parents=True, exist_ok=True)
-        save_array(run.outputs / "val_logits.npy", batched_logits(classifier, val_x, config.micro, autocast).cpu().numpy())
+        save_array(run.val_logits_file, batched_logits(classifier, val_x, config.micro, autocast).cpu().numpy())
         run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score,
                        "classifier_checkpoint": str(run.best), "skipped_files": train.skipped + val.skipped})
     return run

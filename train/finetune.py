@@ -11,86 +11,45 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from probe.download import resolve_weights
 from probe.errors import ConfigError
-from probe.fileio import safe_name
-from probe.models.autoencoders import load_autoencoder
+from probe.fileio import safe_name, write_json
+from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.models.classifiers import load_classifier
 from probe.pipeline import ProbePipeline
-from probe.rundir import RunDir
-from probe.train.loop import (TrainingConfig, autocast_for, batched_logits, is_resuming, open_run, run_folds, save_array,
-                              start_fresh, train_loop)
-
-
-@dataclass(frozen=True)
-class FinetuneConfig(TrainingConfig):
-    """A finetuning run: the shared training settings plus the frozen classifier."""
-
-    classifier: str = "mn10"
-    classifier_weights: str | None = None
-    classifier_options: dict[str, Any] = field(default_factory=dict)
-    out: str = "runs/finetune"
-    finetune_encoder: bool = True
-    finetune_decoder: bool = True
-    classifier_label: str | None = None
-    """How analyses and reports name the classifier (default: its registry name); e.g. two mn10 checkpoints."""
-    setting_label: str | None = None
-    """How analyses and reports name the probe setting (default: the AE's name, plus the penalty if any)."""
-    energy_penalty: float = 0.0
-    """Add this times mean(y^2) / mean(x^2) (reconstruction over input energy) to the loss; 0 is the study's method."""
-    gain_penalty: float = 0.0
-    """Add this times the mean linear gain of a spectral-gain probe to the loss (its "preservation game")."""
-    per_class: bool = False
-    """One probe per class (the spectral gain), each trained on its own class's clips and applied by label."""
-
-    min_epochs = 0  # 0 epochs: evaluate an AE behind the classifier and store the outputs, untrained
-
-    def validate(self) -> None:
-        super().validate()
-        if not (self.finetune_encoder or self.finetune_decoder):
-            raise ConfigError(None, "nothing to train: both the encoder and the decoder are frozen")
-        if self.energy_penalty < 0 or self.gain_penalty < 0:
-            raise ConfigError(None, "penalty weights must be >= 0")
-
-    def objective_name(self) -> str:
-        """How the report names what this run optimised."""
-        if not self.epochs:
-            return "none: not trained (a control, or an AE evaluated as it is)"
-        terms = ["cross-entropy"]
-        if self.energy_penalty:
-            terms.append(f"{self.energy_penalty:g} x relative energy")
-        if self.gain_penalty:
-            terms.append(f"{self.gain_penalty:g} x mean gain")
-        return " + ".join(terms) + (", one probe per class" if self.per_class else "")
+from probe.probes import Penalty
+from probe.progress import Progress
+from probe.rundir import AFTER, BEFORE, ORIGINAL, RunDir
+from probe.train.config import FinetuneConfig
+from probe.train.loop import (accuracy, autocast_for, batched_logits, is_resuming, open_run, run_folds,
+                              save_array, start_fresh, train_loop)
 
 
 class ClassifierObjective:
-    """Cross-entropy of the frozen classifier on the reconstruction, plus optional parsimony terms; best.pt by val accuracy."""
+    """Cross-entropy of the frozen classifier on the probe's output, plus the probe's penalty; best.pt by val accuracy."""
 
     def __init__(self, pipeline: ProbePipeline, val_x: torch.Tensor, val_y: torch.Tensor, micro: int,
-                 autocast: dict[str, Any], energy_penalty: float = 0.0, gain_penalty: float = 0.0) -> None:
+                 autocast: dict[str, Any], penalty: Penalty | None = None, weight: float = 0.0,
+                 conditional: bool = False) -> None:
         self.module, self.val_x, self.val_y, self.micro, self.autocast = pipeline, val_x, val_y, micro, autocast
-        self.energy_penalty, self.gain_penalty = energy_penalty, gain_penalty
-        if gain_penalty and not hasattr(pipeline.autoencoder, "mean_linear_gain"):
-            raise ConfigError(None, "--gain-penalty needs a gain probe (--probe spectral-gain)")
-        self.conditional = bool(getattr(pipeline.autoencoder, "conditional", False))
+        self.penalty, self.weight = (penalty, weight) if penalty is not None and weight else (None, 0.0)
+        self.conditional = conditional
         self.bare_logits = batched_logits(pipeline.classifier, val_x, micro, autocast)
         self.bare_accuracy = accuracy(self.bare_logits, val_y)
 
     def loss(self, module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         labels = y if self.conditional else None
-        if not self.energy_penalty:
-            loss = torch.nn.functional.cross_entropy(module(x, labels=labels), y)
-        else:
+        if self.penalty is None:
+            return torch.nn.functional.cross_entropy(module(x, labels=labels), y)
+        reconstruction = None
+        if self.penalty.needs_reconstruction:
             logits, reconstruction = module(x, with_reconstruction=True, labels=labels)
-            relative_energy = reconstruction.float().pow(2).mean() / x.float().pow(2).mean().clamp_min(1e-12)
-            loss = torch.nn.functional.cross_entropy(logits, y) + self.energy_penalty * relative_energy
-        if self.gain_penalty:
-            loss = loss + self.gain_penalty * self.module.autoencoder.mean_linear_gain(labels)
-        return loss
+        else:
+            logits = module(x, labels=labels)
+        term = self.penalty.term(self.module.autoencoder, x, reconstruction, labels)
+        return torch.nn.functional.cross_entropy(logits, y) + self.weight * term
 
     def evaluate(self) -> tuple[dict[str, float], float]:
         logits = batched_logits(self.module, self.val_x, self.micro, self.autocast, self.val_y if self.conditional else None)
@@ -102,6 +61,8 @@ class ClassifierObjective:
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     """Run (or resume) one finetuning run; returns its run directory."""
+    config = config.resolved()
+    spec = config.probe_spec
     opened = open_run(config, resume)
     run, dist, device = opened.run, opened.dist, opened.device
     if run.is_complete():
@@ -119,28 +80,26 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     autoencoder = _load_probe(config, ae_weights, dataset.num_classes, device)
     labels = val_y if config.per_class else None
     if not (config.finetune_encoder and config.finetune_decoder):
-        if not hasattr(autoencoder, "encoder"):
+        if not isinstance(autoencoder, WaveformAutoencoder):
             raise ConfigError(None, f"{config.autoencoder} has no encoder and decoder to freeze")
         autoencoder.encoder.requires_grad_(config.finetune_encoder)
         autoencoder.decoder.requires_grad_(config.finetune_decoder)
     pipeline = ProbePipeline(autoencoder, classifier).to(device)
     autocast = autocast_for(device)
-    objective = ClassifierObjective(pipeline, val_x, val_y, config.micro, autocast, config.energy_penalty,
-                                    config.gain_penalty)
+    objective = ClassifierObjective(pipeline, val_x, val_y, config.micro, autocast, spec.penalty, config.penalty or 0.0,
+                                    config.per_class)
 
     if not is_resuming(run, resume) and dist.is_main:
         start_fresh(run, config, {"classifier_weights": classifier_weights, "ae_weights": ae_weights})
-        save_outputs(run, "before", pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
-        save_array(run.outputs / "originals.npy", val_x.cpu().numpy())
-        save_array(run.outputs / "targets.npy", val.targets)
-        save_array(run.outputs / "logits_original.npy", objective.bare_logits.cpu().numpy())
-        from probe.fileio import write_json
-
-        write_json(run.outputs / "objective.json", {"objective": config.objective_name(), "autoencoder": config.autoencoder,
-                                                    "energy_penalty": config.energy_penalty, "gain_penalty": config.gain_penalty,
-                                                    "per_class": config.per_class,
-                                                    "gain_floor_db": getattr(autoencoder, "floor_db", None)})
-        write_json(run.outputs / "classes.json", {"class_names": list(dataset.class_names),
+        save_outputs(run, BEFORE, pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
+        save_array(run.originals_file, val_x.cpu().numpy())
+        save_array(run.targets_file, val.targets)
+        save_array(run.logits_file(ORIGINAL), objective.bare_logits.cpu().numpy())
+        write_json(run.objective_file, {"objective": config.objective_name(), "probe": spec.name,
+                                        "autoencoder": config.autoencoder, "penalty": config.penalty,
+                                        "per_class": config.per_class, "control": spec.control,
+                                        **(spec.record(autoencoder) if spec.record else {})})
+        write_json(run.classes_file, {"class_names": list(dataset.class_names),
                                                   "category_names": list(dataset.category_names),
                                                   "class_categories": list(dataset.class_categories),
                                                   "sample_rate": classifier.sample_rate})
@@ -149,14 +108,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     result = train_loop(config, run, autoencoder, objective, train_x, train_y, device, resume, dist)
     if not result.finished(config) or not dist.is_main:
         return run
-    save_outputs(run, "after", pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
-    if hasattr(autoencoder, "gain_db"):
-        with torch.no_grad():
-            gain = autoencoder.gain_db().cpu().numpy()
-        if gain.ndim == 2:  # per class: the curves, and their mean as the classifier's curve
-            save_array(run.outputs / "gain_db_per_class.npy", gain)
-            gain = gain.mean(0)
-        save_array(run.outputs / "gain_db.npy", np.stack([autoencoder.frequencies_hz().numpy(), gain]))
+    save_outputs(run, AFTER, pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
+    for name, curve in (spec.save_curves(autoencoder) if spec.save_curves else {}).items():
+        save_array(run.curve_file(name), curve)
     run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score if result.step else None,
                    "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped})
     return run
@@ -165,15 +119,10 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
 def _load_probe(config: FinetuneConfig, weights: Path | None, num_classes: int, device: torch.device) -> torch.nn.Module:
     """The autoencoder (or probe) to finetune; with `per_class`, one built with a curve per class."""
     options = {**config.ae_options, **({"classes": num_classes} if config.per_class else {})}
-    per_class_error = ConfigError(None, f"--per-class needs a probe with one curve per class (--probe spectral-gain), "
-                                        f"not {config.autoencoder}")
     try:
-        autoencoder = load_autoencoder(config.autoencoder, weights, device=device, **options)
+        return load_autoencoder(config.autoencoder, weights, device=device, **options)
     except TypeError as exc:  # a builder without one of the options
-        raise per_class_error if config.per_class else ConfigError(None, f"{config.autoencoder}: {exc}") from None
-    if config.per_class and not getattr(autoencoder, "conditional", False):
-        raise per_class_error
-    return autoencoder
+        raise ConfigError(None, f"{config.autoencoder}: {exc}") from None
 
 
 def finetune_folds(config: FinetuneConfig, folds: list[int], resume: bool = False) -> list[RunDir]:
@@ -183,10 +132,15 @@ def finetune_folds(config: FinetuneConfig, folds: list[int], resume: bool = Fals
 
 @dataclass(frozen=True)
 class GridEntry:
-    """One axis value of `--grid`: a model name with optional weights, written NAME[@WEIGHTS]."""
+    """One axis value of a grid: a model name with optional weights (`--grid` writes NAME[@WEIGHTS]), and optionally
+    the label analyses and reports give it and further config fields for its cells."""
 
     name: str
     weights: str | None = None
+    label: str | None = None
+    """How analyses and reports name it (classifier_label / setting_label); default: from the config."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Further FinetuneConfig fields for its cells (a probe setting's probe type, penalty, learning rate, ...)."""
 
     @classmethod
     def parse(cls, text: str) -> "GridEntry":
@@ -196,8 +150,10 @@ class GridEntry:
         return cls(name, weights or None)
 
     @property
-    def label(self) -> str:
-        """A folder-safe name: the model name, plus the weights' stem when given."""
+    def folder(self) -> str:
+        """A folder-safe name: the label, else the model name plus the weights' stem when given."""
+        if self.label:
+            return safe_name(self.label)
         return safe_name(self.name if not self.weights else f"{self.name}@{Path(self.weights).stem}")
 
 
@@ -216,33 +172,34 @@ def parse_grid(items: list[str]) -> dict[str, list[GridEntry]]:
     return grid
 
 
+def grid_cell(config: FinetuneConfig, classifier: GridEntry, setting: GridEntry) -> FinetuneConfig:
+    """The run of one grid cell, in OUT/CLASSIFIER--SETTING."""
+    return replace(config, classifier=classifier.name, classifier_weights=classifier.weights,
+                   classifier_label=classifier.label or config.classifier_label, autoencoder=setting.name,
+                   ae_weights=setting.weights, setting_label=setting.label or config.setting_label,
+                   out=str(Path(config.out) / f"{classifier.folder}--{setting.folder}"),
+                   **{**classifier.overrides, **setting.overrides})
+
+
 def finetune_grid(config: FinetuneConfig, grid: dict[str, list[GridEntry]], folds: list[int] | None = None,
                   resume: bool = False) -> list[RunDir]:
-    """The study's grid: one run (or one per fold) per classifier and AE setting, in OUT/CLASSIFIER--AE."""
+    """The study's grid: one run (or one per fold) per classifier and probe setting, in OUT/CLASSIFIER--SETTING."""
     classifiers = grid.get("classifiers", [GridEntry(config.classifier, config.classifier_weights)])
-    autoencoders = grid.get("autoencoder", [GridEntry(config.autoencoder, config.ae_weights)])
+    settings = grid.get("autoencoder", [GridEntry(config.autoencoder, config.ae_weights)])
+    say = Progress(config.progress, prefix="probe finetune: ")
     runs = []
     for classifier in classifiers:
-        for autoencoder in autoencoders:
-            cell = replace(config, classifier=classifier.name, classifier_weights=classifier.weights,
-                           autoencoder=autoencoder.name, ae_weights=autoencoder.weights,
-                           out=str(Path(config.out) / f"{classifier.label}--{autoencoder.label}"))
-            if config.progress:
-                print(f"probe finetune: grid cell {classifier.label} x {autoencoder.label} -> {cell.out}", flush=True)
+        for setting in settings:
+            cell = grid_cell(config, classifier, setting)
+            say(f"grid cell {classifier.folder} x {setting.folder} -> {cell.out}")
             runs += finetune_folds(cell, folds, resume) if folds else [finetune(cell, resume)]
     return runs
-
-
-def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return float((logits.argmax(-1) == y).float().mean())
 
 
 @torch.no_grad()
 def save_outputs(run: RunDir, label: str, pipeline: ProbePipeline, x: torch.Tensor, clip_ids: list[str], micro: int,
                  autocast: dict, labels: torch.Tensor | None = None) -> None:
     """Store the validation reconstructions and logits, so the analyses never re-run the autoencoder."""
-    from probe.fileio import write_json
-
     pipeline.eval()
     reconstructions, logits = [], []
     label_chunks = labels.split(micro) if labels is not None else [None] * len(x.split(micro))
@@ -252,6 +209,6 @@ def save_outputs(run: RunDir, label: str, pipeline: ProbePipeline, x: torch.Tens
         logits.append(chunk_logits.float().cpu())
         reconstructions.append(reconstruction.float().cpu())
     run.outputs.mkdir(parents=True, exist_ok=True)
-    save_array(run.outputs / f"reconstructions_{label}.npy", torch.cat(reconstructions).numpy())
-    save_array(run.outputs / f"logits_{label}.npy", torch.cat(logits).numpy())
-    write_json(run.outputs / "clip_ids.json", clip_ids)
+    save_array(run.reconstructions_file(label), torch.cat(reconstructions).numpy())
+    save_array(run.logits_file(label), torch.cat(logits).numpy())
+    write_json(run.clip_ids_file, clip_ids)

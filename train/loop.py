@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, TypeVar
 
@@ -19,58 +19,8 @@ from torch import nn
 from probe.errors import ConfigError
 from probe.rundir import RunDir
 from probe.train.distributed import Distributed, no_sync, wrap
+from probe.train.config import TrainingConfig
 from probe.train.schedulers import SCHEDULERS
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """What every autoencoder training run shares; written to RUNDIR/config.json."""
-
-    autoencoder: str = "archisound"
-    ae_weights: str | None = None
-    ae_options: dict[str, Any] = field(default_factory=dict)
-    data: str = "synthetic"
-    fold: int = 1
-    out: str = "runs/train"
-    epochs: int = 100
-    learning_rate: float = 3e-5
-    weight_decay: float = 1e-5
-    batch_size: int = 4
-    """The effective batch: micro-batches are accumulated up to it."""
-    micro_batch_size: int | None = None
-    scheduler: str = "cosine"
-    seed: int = 0
-    device: str = "auto"
-    clip_seconds: float | None = None
-    compile: bool = False
-    """torch.compile the training forward (CUDA only; pays off on long runs)."""
-    stop_after_epochs: int | None = None
-    """Stop (resumably) after this many epochs in this invocation; for time-sliced jobs and tests."""
-    progress: bool = True
-
-    min_epochs = 1  # a class attribute, not a field
-
-    @property
-    def micro(self) -> int:
-        return self.micro_batch_size or self.batch_size
-
-    def validate(self) -> None:
-        SCHEDULERS.lookup(self.scheduler)
-        if self.batch_size < 1 or self.micro < 1 or self.batch_size % self.micro:
-            raise ConfigError(None, f"batch size {self.batch_size} must be a positive multiple of the micro-batch {self.micro}")
-        if self.epochs < self.min_epochs:
-            raise ConfigError(None, f"epochs must be at least {self.min_epochs}")
-        if self.learning_rate <= 0:
-            raise ConfigError(None, f"the learning rate must be positive, got {self.learning_rate}")
-
-    def resolved_ae_weights(self) -> Path | None:
-        """The AE's starting weights as a local path (a published name is looked up in the weights folder)."""
-        from probe.download import resolve_weights
-
-        return resolve_weights(self.ae_weights) if self.ae_weights else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if key != "progress"}
 
 
 class Objective(Protocol):
@@ -154,11 +104,12 @@ def start_fresh(run: RunDir, config: TrainingConfig, inputs: dict[str, Path | No
 
 def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective: Objective,
                train_x: torch.Tensor, train_y: torch.Tensor, device: torch.device, resume: bool,
-               dist: Distributed = Distributed()) -> LoopResult:
+               dist: Distributed = Distributed(), shuffle: torch.Generator | None = None) -> LoopResult:
     """Train `model`'s trainable parameters on `objective`; resumable at every epoch end.
 
     `model` is what learns (an autoencoder, a probe, or a classifier being trained) and what
-    best.pt holds, through its `checkpoint()`.
+    best.pt holds, through its `checkpoint()`. `shuffle` orders the clips (default: one seeded by
+    `config.seed`); an objective that draws from the same generator shares its state in latest.pt.
     """
     from tqdm import tqdm
 
@@ -173,7 +124,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
     scheduler = SCHEDULERS[config.scheduler](optimizer, steps_per_epoch * config.epochs, config.learning_rate)
     per_epoch_schedule = config.scheduler == "plateau"
-    shuffle = torch.Generator().manual_seed(config.seed)
+    shuffle = shuffle if shuffle is not None else torch.Generator().manual_seed(config.seed)
     autocast = autocast_for(device)
     module = wrap(objective.module, dist, device)
     if config.compile and device.type == "cuda":
@@ -259,6 +210,11 @@ Config = TypeVar("Config", bound=TrainingConfig)
 def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: list[int], resume: bool = False) -> list[RunDir]:
     """Cross-validation: one run per validation fold, in `<out>/fold-K`; complete folds are skipped."""
     return [train(replace(config, fold=fold, out=str(Path(config.out) / f"fold-{fold}")), resume) for fold in folds]
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of logits (batch, classes) against integer targets."""
+    return float((logits.argmax(-1) == y).float().mean())
 
 
 @torch.no_grad()

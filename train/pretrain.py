@@ -7,36 +7,17 @@ reconstruction at the AE's rate, 70 epochs, effective batch 64 from micro-batche
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from probe.audio import to_stereo
-from probe.errors import ConfigError
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.rundir import RunDir
-from probe.train.loop import TrainingConfig, autocast_for, is_resuming, open_run, start_fresh, train_loop
+from probe.train.config import PretrainConfig
+from probe.train.loop import autocast_for, is_resuming, open_run, start_fresh, train_loop
 from probe.train.losses import multi_resolution_stft_loss
-
-
-@dataclass(frozen=True)
-class PretrainConfig(TrainingConfig):
-    """Reconstruction pretraining; the defaults are the study's ESC-50 setting."""
-
-    autoencoder: str = "random"
-    out: str = "runs/pretrain"
-    epochs: int = 70
-    batch_size: int = 64
-    micro_batch_size: int | None = 4
-    stft_weight: float = 0.0
-    """Weight of the multi-resolution STFT loss added to the MSE (0: MSE only, as in the study)."""
-
-    def validate(self) -> None:
-        super().validate()
-        if self.stft_weight < 0:
-            raise ConfigError(None, f"--stft-weight must be >= 0, got {self.stft_weight}")
 
 
 class ReconstructionObjective:

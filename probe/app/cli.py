@@ -11,8 +11,10 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
+
+from probe.app.flags import add_field, comma_list, default_of
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -73,18 +75,21 @@ def run_models(args: argparse.Namespace) -> int:
 # --- probe predict ----------------------------------------------------------------------
 
 
-def _file_command_args(parser: argparse.ArgumentParser) -> None:
+def _file_command_args(parser: argparse.ArgumentParser, config_class: type) -> None:
     """Arguments shared by the commands that run a model over audio files."""
     parser.add_argument("audio", nargs="+", help="audio files or folders of audio files")
     parser.add_argument("--weights", help="checkpoint path or published checkpoint name (see `probe download weights --list`)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--strict", action="store_true", help="fail on the first unreadable file inside a folder")
+    add_field(parser, config_class, "device", help="cpu, cuda, cuda:1, ...")
+    add_field(parser, config_class, "strict", help="fail on the first unreadable file inside a folder")
 
 
 def _predict_args(parser: argparse.ArgumentParser) -> None:
-    _file_command_args(parser)
+    from probe.inference import PredictConfig
+
+    _file_command_args(parser, PredictConfig)
     parser.add_argument("--classifier", required=True, help="a name from `probe models`, or package.module:factory")
-    parser.add_argument("--num-classes", type=int, help="class count (default: the checkpoint's head, else 50)")
+    add_field(parser, PredictConfig, "num_classes", type=int, help="class count",
+              default_help="the checkpoint's head, else 50")
     parser.add_argument("--format", choices=["csv", "json"], default="csv")
     parser.add_argument("--out", help="write here (atomically) instead of stdout")
 
@@ -141,7 +146,9 @@ def _emit(text: str, out: str | None) -> None:
 
 
 def _reconstruct_args(parser: argparse.ArgumentParser) -> None:
-    _file_command_args(parser)
+    from probe.inference import ReconstructConfig
+
+    _file_command_args(parser, ReconstructConfig)
     parser.add_argument("--autoencoder", required=True, help="archisound, random, tiny, or a probe AE checkpoint")
     parser.add_argument("--out-dir", required=True, help="folder for the reconstructions (WAV at the AE's rate)")
 
@@ -193,35 +200,36 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- probe finetune / probe pretrain-ae ---------------------------------------------------
+# --- probe finetune / probe pretrain-ae / probe train-classifier --------------------------
 
 
-def _training_args(parser: argparse.ArgumentParser, epochs: int | None, batch_size: int, micro_batch_size: int | None,
-                   learning_rate: float | None = 3e-5) -> None:
-    """The arguments every autoencoder training command shares (TrainingConfig's fields)."""
-    parser.add_argument("--data", default="synthetic", help="esc50:DIR, folder:DIR or synthetic[:DIR]")
-    parser.add_argument("--fold", type=int, default=1, help="validation fold (the others train)")
+def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_help: str | None = None,
+                   learning_rate_help: str | None = None) -> None:
+    """The arguments every training command shares (TrainingConfig's fields), with `config_class`'s defaults."""
+    add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR or synthetic[:DIR]")
+    add_field(parser, config_class, "fold", help="validation fold (the others train)")
     parser.add_argument("--folds", help="cross-validation: comma-separated validation folds, one run each in OUT/fold-K")
     parser.add_argument("--out", required=True, help="the run directory")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
-    parser.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs or 'per --probe'}")
-    parser.add_argument("--lr", type=float, default=learning_rate, dest="learning_rate",
-                        help=f"default {learning_rate or 'per --probe'}")
-    parser.add_argument("--weight-decay", type=float, default=1e-5)
-    parser.add_argument("--batch-size", type=int, default=batch_size, help="effective batch size")
-    parser.add_argument("--micro-batch-size", type=int, default=micro_batch_size,
-                        help="accumulate micro-batches of this size up to --batch-size")
-    parser.add_argument("--scheduler", default="cosine", help="cosine, onecycle, step, plateau or none")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (under torchrun: each rank's GPU)")
-    parser.add_argument("--clip-seconds", type=float, help="pad or crop every clip to this length")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the training forward (CUDA only)")
-    parser.add_argument("--stop-after-epochs", type=int, help="stop (resumably) after this many epochs")
+    add_field(parser, config_class, "epochs", type=int, help="training epochs", default_help=epochs_help)
+    add_field(parser, config_class, "learning_rate", "--lr", type=float, help="AdamW learning rate",
+              default_help=learning_rate_help)
+    add_field(parser, config_class, "weight_decay", help="AdamW weight decay")
+    add_field(parser, config_class, "batch_size", help="effective batch size")
+    add_field(parser, config_class, "micro_batch_size", type=int, help="accumulate micro-batches of this size up to --batch-size",
+              default_help="the batch size")
+    add_field(parser, config_class, "scheduler", help="cosine, onecycle, step, plateau, warmup_rampdown or none")
+    add_field(parser, config_class, "seed", help="seeds the initialisation, the order and the augmentations")
+    add_field(parser, config_class, "device", help="auto, cpu, cuda, cuda:1, ... (under torchrun: each rank's GPU)")
+    add_field(parser, config_class, "clip_seconds", type=float, help="pad or crop every clip to this length",
+              default_help="as decoded")
+    add_field(parser, config_class, "compile", help="torch.compile the training forward (CUDA only)")
+    add_field(parser, config_class, "stop_after_epochs", type=int, help="stop (resumably) after this many epochs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 
-TRAINING_FIELDS = ("autoencoder", "ae_weights", "data", "fold", "out", "epochs", "learning_rate", "weight_decay", "batch_size",
-                   "micro_batch_size", "scheduler", "seed", "device", "clip_seconds", "compile", "stop_after_epochs")
+TRAINING_FIELDS = ("data", "fold", "out", "epochs", "learning_rate", "weight_decay", "batch_size", "micro_batch_size",
+                   "scheduler", "seed", "device", "clip_seconds", "compile", "stop_after_epochs")
 
 
 def _parse_folds(text: str | None) -> list[int] | None:
@@ -253,37 +261,59 @@ def _train_each_fold(command_name: str, train, config, args: argparse.Namespace,
     return _report_runs(command_name, runs)
 
 
-PROBES = {
-    # The study's method: an autoencoder, cross-entropy only unless --energy-penalty is given.
-    "autoencoder": {"autoencoder": None, "learning_rate": 3e-5, "epochs": 100, "gain_penalty": 0.0},
-    # Seconds on a CPU: a gain per STFT bin, with the parsimony term on by default.
-    "spectral-gain": {"autoencoder": "spectral_gain", "learning_rate": 0.05, "epochs": 20, "gain_penalty": 0.1},
-    # The no-autoencoder control: nothing trains; its outputs sit beside the probes in the analyses and report.
-    "identity": {"autoencoder": "identity", "learning_rate": 3e-5, "epochs": 0, "gain_penalty": 0.0},
-}
+def _probe_defaults(attribute: str) -> str:
+    """`autoencoder: 100, spectral-gain: 20, ...`: a training default per registered probe type."""
+    from probe.probes import PROBES
+
+    return "per --probe: " + ", ".join(f"{spec.name} {getattr(spec, attribute):g}" for spec in PROBES.ensure_loaded().values())
 
 
 def _finetune_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--classifier", default="mn10", help="a name from `probe models`, or package.module:factory")
+    from probe.probes import PROBES
+    from probe.train.config import FinetuneConfig
+
+    probes = PROBES.ensure_loaded()
+    add_field(parser, FinetuneConfig, "classifier", help="a name from `probe models`, or package.module:factory")
     parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name)")
-    parser.add_argument("--probe", choices=sorted(PROBES), default="autoencoder",
-                        help="autoencoder (the study's), spectral-gain (a learnable gain per frequency; seconds on a CPU), "
-                             "or identity (the no-autoencoder control)")
-    parser.add_argument("--autoencoder", default="archisound", help="archisound, random, tiny, or a probe AE checkpoint")
+    parser.add_argument("--probe", choices=list(probes),
+                        help="; ".join(f"{spec.name}: {spec.description}" for spec in probes.values())
+                             + " (default: the one that builds --autoencoder, else autoencoder)")
+    add_field(parser, FinetuneConfig, "autoencoder", help="archisound, random, tiny, or a probe AE checkpoint")
     parser.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an autoencoder build option, e.g. sample_rate=48000 channels=2 with --probe identity (repeatable)")
     parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
-    parser.add_argument("--energy-penalty", type=float, default=0.0,
-                        help="add this times the reconstruction's energy relative to the input's to the loss (0: the study's)")
-    parser.add_argument("--gain-penalty", type=float, help="weight of the mean-gain term of --probe spectral-gain (default 0.1)")
-    parser.add_argument("--per-class", action="store_true",
-                        help="with --probe spectral-gain: one gain curve per class, each trained on its class's clips")
-    parser.add_argument("--finetune-encoder", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--finetune-decoder", action=argparse.BooleanOptionalAction, default=True)
+    for spec in probes.values():
+        if spec.penalty is not None:
+            parser.add_argument(f"--{spec.penalty.name}-penalty", type=float, dest=f"penalty_{spec.penalty.name}",
+                                help=f"{spec.penalty.help} (default for --probe {spec.name}: {spec.penalty.default:g})")
+    add_field(parser, FinetuneConfig, "per_class",
+              help="one curve per class, each trained on its class's clips (--probe "
+                   + ", ".join(spec.name for spec in probes.values() if spec.per_class) + ")")
+    add_field(parser, FinetuneConfig, "finetune_encoder", help="train the AE's encoder")
+    add_field(parser, FinetuneConfig, "finetune_decoder", help="train the AE's decoder")
     parser.add_argument("--grid", nargs="+", metavar="AXIS=NAME[@WEIGHTS],...",
                         help="run a grid into OUT/CLASSIFIER--AE, e.g. classifiers=mn10@mn10.pt,passt@passt_esc50_fold1 "
                              "autoencoder=archisound@pretrained.pt,random; complete runs are skipped")
-    _training_args(parser, epochs=None, batch_size=4, micro_batch_size=None, learning_rate=None)
+    _training_args(parser, FinetuneConfig, epochs_help=_probe_defaults("epochs"),
+                   learning_rate_help=_probe_defaults("learning_rate"))
+
+
+def _penalty(args: argparse.Namespace, probe_name: str) -> float | None:
+    """The penalty weight given for the chosen probe type; a penalty flag of another probe type is an error."""
+    from probe.errors import ConfigError
+    from probe.probes import PROBES
+
+    chosen = None
+    for spec in PROBES.values():
+        if spec.penalty is None:
+            continue
+        given = getattr(args, f"penalty_{spec.penalty.name}")
+        if given is None:
+            continue
+        if spec.name != probe_name:
+            raise ConfigError(None, f"--{spec.penalty.name}-penalty belongs to --probe {spec.name}, not {probe_name}")
+        chosen = given
+    return chosen
 
 
 @command("finetune", "finetune an autoencoder in front of a frozen classifier (the study's method)")
@@ -291,16 +321,14 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
 def run_finetune(args: argparse.Namespace) -> int:
     from probe.train.finetune import FinetuneConfig, finetune, finetune_folds, finetune_grid, parse_grid
 
-    fields = {name: getattr(args, name) for name in TRAINING_FIELDS + (
-        "classifier", "classifier_weights", "finetune_encoder", "finetune_decoder", "energy_penalty", "gain_penalty",
-        "per_class")}
-    defaults = PROBES[args.probe]
-    for name in ("learning_rate", "epochs", "gain_penalty"):
-        if fields[name] is None:
-            fields[name] = defaults[name]
-    if defaults["autoencoder"]:
-        fields["autoencoder"] = defaults["autoencoder"]
-    config = FinetuneConfig(**fields, ae_options=_options(args.ae_option, "--ae-option"), progress=not args.quiet)
+    config = FinetuneConfig(**{name: getattr(args, name) for name in TRAINING_FIELDS}, probe=args.probe,
+                            classifier=args.classifier, classifier_weights=args.classifier_weights,
+                            autoencoder=args.autoencoder, ae_weights=args.ae_weights,
+                            ae_options=_options(args.ae_option, "--ae-option"), per_class=args.per_class,
+                            finetune_encoder=args.finetune_encoder, finetune_decoder=args.finetune_decoder,
+                            progress=not args.quiet)
+    config = replace(config, penalty=_penalty(args, config.probe_spec.name))
+    config.validate()
     folds = _parse_folds(args.folds)
     if args.grid:
         runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume)
@@ -312,10 +340,12 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def _pretrain_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--autoencoder", default="random", help="where to start: random (Xavier), archisound, tiny, or a checkpoint")
+    from probe.train.config import PretrainConfig
+
+    add_field(parser, PretrainConfig, "autoencoder", help="where to start: random (Xavier), archisound, tiny, or a checkpoint")
     parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
-    parser.add_argument("--stft-weight", type=float, default=0.0, help="add this times a multi-resolution STFT loss to the MSE")
-    _training_args(parser, epochs=70, batch_size=64, micro_batch_size=4)
+    add_field(parser, PretrainConfig, "stft_weight", help="add this times a multi-resolution STFT loss to the MSE")
+    _training_args(parser, PretrainConfig)
 
 
 @command("pretrain-ae", "reconstruction-pretrain an autoencoder on a dataset (MSE, optional multi-resolution STFT)")
@@ -323,26 +353,24 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
 def run_pretrain(args: argparse.Namespace) -> int:
     from probe.train.pretrain import PretrainConfig, pretrain_autoencoder
 
-    config = PretrainConfig(**{name: getattr(args, name) for name in TRAINING_FIELDS}, stft_weight=args.stft_weight,
-                            progress=not args.quiet)
+    config = PretrainConfig(**{name: getattr(args, name) for name in TRAINING_FIELDS}, autoencoder=args.autoencoder,
+                            ae_weights=args.ae_weights, stft_weight=args.stft_weight, progress=not args.quiet)
     return _train_each_fold("pretrain-ae", pretrain_autoencoder, config, args,
                             lambda run: f"the pretrained AE is {run.best}; start finetuning from it with --autoencoder {run.best}")
 
 
-# --- probe train-classifier ---------------------------------------------------------------
-
-
 def _train_classifier_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--classifier", default="mn10", help="mn10, dymn10, passt, small_cnn, ...")
-    parser.add_argument("--init", default="audioset",
-                        help="audioset (the published AudioSet weights, re-headed), none, or a checkpoint path")
-    parser.add_argument("--mixup", type=float, default=0.3, dest="mixup_alpha", help="mixup alpha (0: off)")
-    parser.add_argument("--gain-db", type=float, default=12.0, help="random gain within +-this many dB (0: off)")
-    parser.add_argument("--no-roll", action="store_true", help="no random time roll")
+    from probe.train.config import ClassifierTrainConfig
+
+    add_field(parser, ClassifierTrainConfig, "classifier", help="mn10, dymn10, passt, small_cnn, ...")
+    add_field(parser, ClassifierTrainConfig, "init",
+              help="audioset (the published AudioSet weights, re-headed), none, or a checkpoint path")
+    add_field(parser, ClassifierTrainConfig, "mixup_alpha", "--mixup", help="mixup alpha (0: off)")
+    add_field(parser, ClassifierTrainConfig, "gain_db", help="random gain within +-this many dB (0: off)")
+    add_field(parser, ClassifierTrainConfig, "roll", help="random time roll")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a classifier build option, e.g. sample_rate=16000 for small_cnn (repeatable)")
-    _training_args(parser, epochs=80, batch_size=32, micro_batch_size=None, learning_rate=None)
-    parser.set_defaults(scheduler="warmup_rampdown")
+    _training_args(parser, ClassifierTrainConfig, learning_rate_help="the recipe's: 6e-05, dymn10 4e-05")
 
 
 def _options(items: list[str], flag: str = "--option") -> dict[str, object]:
@@ -365,75 +393,72 @@ def _options(items: list[str], flag: str = "--option") -> dict[str, object]:
 @command("train-classifier", "train a classifier on a dataset (EfficientAT's ESC-50 recipe by default)")
 @arguments(_train_classifier_args)
 def run_train_classifier(args: argparse.Namespace) -> int:
-    from probe.train.classifier import RECIPE_LEARNING_RATE, ClassifierTrainConfig, train_classifier
+    from probe.train.classifier import ClassifierTrainConfig, train_classifier
 
-    fields = {name: getattr(args, name) for name in TRAINING_FIELDS if name not in ("autoencoder", "ae_weights")}
-    if fields["learning_rate"] is None:
-        fields["learning_rate"] = RECIPE_LEARNING_RATE.get(args.classifier, 6e-5)
-    config = ClassifierTrainConfig(**fields, classifier=args.classifier, classifier_options=_options(args.option),
-                                   init=args.init, mixup_alpha=args.mixup_alpha, gain_db=args.gain_db, roll=not args.no_roll,
-                                   progress=not args.quiet)
+    config = ClassifierTrainConfig(**{name: getattr(args, name) for name in TRAINING_FIELDS}, classifier=args.classifier,
+                                   classifier_options=_options(args.option), init=args.init, mixup_alpha=args.mixup_alpha,
+                                   gain_db=args.gain_db, roll=args.roll, progress=not args.quiet)
     return _train_each_fold("train-classifier", train_classifier, config, args,
                             lambda run: f"load it with --classifier {args.classifier} --weights {run.best}")
 
 
-# --- probe analyse ----------------------------------------------------------------------
-
-
-def _comma_list(text: str) -> tuple[str, ...]:
-    return tuple(item for item in text.split(",") if item and item != "none")
+# --- probe analyse / probe compare --------------------------------------------------------
 
 
 def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
-    """The settings `probe analyse` and `probe compare` share (AnalyseConfig's)."""
-    parser.add_argument("--band-sets", default="octave,third_octave,mel", help="comma-separated: octave, third_octave, mel")
-    parser.add_argument("--correction", default="holm", help="multiple-test correction across bands: holm or fdr")
-    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the confidence intervals")
-    parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
-    parser.add_argument("--threshold-db", type=float, default=3.0, help="shift beyond which a band counts as suppressed/boosted")
-    parser.add_argument("--noise-floor-db", type=float, default=60.0,
-                        help="bands this far below the loudest band of the originals get no verdict (their dB ratios mean nothing)")
-    parser.add_argument("--clip-floor-db", type=float, default=30.0,
-                        help="per clip, bands this far below the clip's loudest band are left out of the band-shift means "
-                             "(they held next to nothing); a negative value keeps every clip")
-    parser.add_argument("--methods", default="integrated_gradients,saliency,gradient_shap,occlusion",
-                        help="attribution methods, comma-separated, or none")
-    parser.add_argument("--attribution-clips", type=int, help="attribute at most this many clips per run (default 64 on a GPU, 16 on a CPU)")
-    parser.add_argument("--examples", help="validation positions kept as audio, comma-separated (default: the study's on ESC-50)")
-    parser.add_argument("--residuals", choices=["examples", "all"], default="examples",
-                        help="write the residual audio (original - finetuned reconstruction) for the examples or all clips")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    """The settings `probe analyse` and `probe compare` share (AnalyseConfig's, ShiftSettings', AttributionSettings')."""
+    from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
+
+    add_field(parser, AnalyseConfig, "band_sets", help="comma-separated: octave, third_octave, mel")
+    add_field(parser, ShiftSettings, "correction", help="multiple-test correction across bands: holm or fdr")
+    add_field(parser, ShiftSettings, "n_boot", "--bootstrap", help="bootstrap resamples for the confidence intervals")
+    add_field(parser, ShiftSettings, "level", help="confidence level of the intervals")
+    add_field(parser, ShiftSettings, "threshold_db", help="shift beyond which a band counts as suppressed/boosted")
+    add_field(parser, ShiftSettings, "noise_floor_db",
+              help="bands this far below the loudest band of the originals get no verdict (their dB ratios mean nothing)")
+    add_field(parser, ShiftSettings, "clip_floor_db", type=float,
+              help="per clip, bands this far below the clip's loudest band are left out of the band-shift means "
+                   "(they held next to nothing); a negative value keeps every clip")
+    add_field(parser, AttributionSettings, "methods", help="attribution methods, comma-separated, or none")
+    add_field(parser, AttributionSettings, "max_clips", "--attribution-clips", type=int,
+              help="attribute at most this many clips per run", default_help="64 on a GPU, 16 on a CPU")
+    add_field(parser, AnalyseConfig, "examples", type=str, help="validation positions kept as audio, comma-separated",
+              default_help="the study's on ESC-50, else the first clip of each class")
+    add_field(parser, AnalyseConfig, "residuals", choices=["examples", "all"],
+              help="write the residual audio (original - finetuned reconstruction) for the examples or all clips")
+    add_field(parser, AnalyseConfig, "seed", help="seeds every random draw of the analysis")
+    add_field(parser, AnalyseConfig, "device", help="auto, cpu, cuda, ...")
     parser.add_argument("--quiet", action="store_true")
 
 
 def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: bool):
-    from probe.analyses.analyse import AnalyseConfig
-    from probe.analyses.attribution import AttributionSettings
-    from probe.analyses.bandshift import ShiftSettings
+    from probe.analyses.analyse import check_names
+    from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
     from probe.errors import ConfigError
 
     try:
-        examples = tuple(int(i) for i in _comma_list(args.examples)) if args.examples else None
+        examples = tuple(int(i) for i in comma_list(args.examples)) if args.examples else None
     except ValueError:
         raise ConfigError(None, f"--examples takes comma-separated integers, got {args.examples!r}") from None
     config = AnalyseConfig(
-        runs=runs, out=args.out, band_sets=_comma_list(args.band_sets),
-        shifts=ShiftSettings(n_boot=args.bootstrap, level=args.level, correction=args.correction,
+        runs=runs, out=args.out, band_sets=args.band_sets,
+        shifts=ShiftSettings(n_boot=args.n_boot, level=args.level, correction=args.correction,
                              threshold_db=args.threshold_db, noise_floor_db=args.noise_floor_db,
-                             clip_floor_db=None if args.clip_floor_db < 0 else args.clip_floor_db),
-        attributions=AttributionSettings(methods=_comma_list(args.methods), max_clips=args.attribution_clips, seed=args.seed),
+                             clip_floor_db=None if args.clip_floor_db is None or args.clip_floor_db < 0 else args.clip_floor_db),
+        attributions=AttributionSettings(methods=args.methods, max_clips=args.max_clips, seed=args.seed),
         examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
         progress=not args.quiet,
     )
-    config.validate()
+    check_names(config)
     return config
 
 
 def _analyse_args(parser: argparse.ArgumentParser) -> None:
+    from probe.analyses.config import AnalyseConfig
+
     parser.add_argument("runs", nargs="+", help="complete finetune run directories (one per classifier/AE setting)")
-    parser.add_argument("--out", default="analysis", help="the analysis folder (replaced atomically)")
-    parser.add_argument("--no-transfer", action="store_true", help="skip the cross-classifier transfer matrix")
+    add_field(parser, AnalyseConfig, "out", help="the analysis folder (replaced atomically)")
+    add_field(parser, AnalyseConfig, "transfer", help="the cross-classifier transfer matrix")
     _analysis_settings_args(parser)
 
 
@@ -442,20 +467,25 @@ def _analyse_args(parser: argparse.ArgumentParser) -> None:
 def run_analyse(args: argparse.Namespace) -> int:
     from probe.analyses.analyse import analyse
 
-    out = analyse(_analyse_config(args, tuple(args.runs), transfer=not args.no_transfer))
+    out = analyse(_analyse_config(args, tuple(args.runs), transfer=args.transfer))
     print(f"probe analyse: wrote {out}")
     return 0
 
 
 def _compare_args(parser: argparse.ArgumentParser) -> None:
+    from probe.analyses.config import CompareConfig
+
     parser.add_argument("originals", help="folder of original audio (a folder per class gives per-class tables)")
     parser.add_argument("processed", help="folder of processed audio, same relative paths (the extension may differ)")
-    parser.add_argument("--out", default="compare", help="the analysis folder (replaced atomically); `probe report` reads it")
-    parser.add_argument("--classifier", help="also score a classifier on both sides (a name from `probe models`)")
-    parser.add_argument("--weights", help="the classifier's checkpoint")
-    parser.add_argument("--categories", help="a class,category CSV for the class folders")
-    parser.add_argument("--sample-rate", type=int, help="analysis rate (default: the classifier's, else the first original's)")
-    parser.add_argument("--max-lag-ms", type=float, default=500.0, help="search a delay of the processed side up to this")
+    add_field(parser, CompareConfig, "out", help="the analysis folder (replaced atomically); `probe report` reads it")
+    add_field(parser, CompareConfig, "classifier", type=str, help="also score a classifier on both sides (a name from `probe models`)")
+    add_field(parser, CompareConfig, "weights", type=str, help="the classifier's checkpoint")
+    add_field(parser, CompareConfig, "categories_csv", "--categories", type=str, help="a class,category CSV for the class folders")
+    add_field(parser, CompareConfig, "sample_rate", type=int, help="analysis rate",
+              default_help="the classifier's, else the first original's")
+    parser.add_argument("--max-lag-ms", type=float, default=1000 * default_of(CompareConfig, "max_lag_seconds"),
+                        help=f"search a delay of the processed side up to this "
+                             f"(default: {1000 * default_of(CompareConfig, 'max_lag_seconds'):g})")
     _analysis_settings_args(parser)
 
 
@@ -464,7 +494,7 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from probe.analyses.compare import CompareConfig, compare
 
-    config = CompareConfig(args.originals, args.processed, args.out, args.classifier, args.weights, args.categories,
+    config = CompareConfig(args.originals, args.processed, args.out, args.classifier, args.weights, args.categories_csv,
                            args.sample_rate, args.max_lag_ms / 1000, device=args.device)
     out = compare(config, _analyse_config(args, (args.originals, args.processed), transfer=False))
     print(f"probe compare: wrote {out}; render it with `probe report {out}`")
@@ -475,11 +505,13 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def _report_args(parser: argparse.ArgumentParser) -> None:
+    from probe.reports.config import ReportConfig
+
     parser.add_argument("analyses", nargs="+", help="analysis folders written by `probe analyse`")
-    parser.add_argument("--out", default="report", help="the report folder (replaced atomically)")
-    parser.add_argument("--band-set", default="octave", choices=["octave", "third_octave"],
-                        help="band set of the overview profiles")
-    parser.add_argument("--attribution-method", help="the attribution method the pages show (default: the first analysed)")
+    add_field(parser, ReportConfig, "out", help="the report folder (replaced atomically)")
+    add_field(parser, ReportConfig, "band_set", choices=["octave", "third_octave"], help="band set of the overview profiles")
+    add_field(parser, ReportConfig, "attribution_method", type=str, help="the attribution method the pages show",
+              default_help="the first analysed")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -506,7 +538,7 @@ def run_figures(args: argparse.Namespace) -> int:
     from probe.errors import ConfigError
     from probe.reports.paper import write_paper_figures
 
-    formats = _comma_list(args.format)
+    formats = comma_list(args.format)
     unknown = [f for f in formats if f not in ("png", "svg", "pdf")]
     if unknown or not formats:
         raise ConfigError(None, f"--format takes png, svg and pdf, got {args.format!r}")
@@ -519,18 +551,21 @@ def run_figures(args: argparse.Namespace) -> int:
 
 
 def _demo_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo-out", help="everything the demo writes goes under this folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", help="esc50:DIR runs the study's grid on ESC-50 instead of the synthetic demo")
-    parser.add_argument("--weights-dir", help="with --data: the folder holding the classifier and AE checkpoints")
-    parser.add_argument("--device", default="auto")
+    from probe.app.demo import DemoConfig
+
+    add_field(parser, DemoConfig, "out", help="everything the demo writes goes under this folder")
+    add_field(parser, DemoConfig, "seed", help="seeds the data, the classifiers, the probes and the analyses")
+    add_field(parser, DemoConfig, "data", type=str, help="esc50:DIR runs the study's grid on ESC-50 instead of the synthetic demo")
+    add_field(parser, DemoConfig, "weights_dir", type=str,
+              help="with --data: the folder holding the classifier and AE checkpoints")
+    add_field(parser, DemoConfig, "device", help="auto, cpu, cuda, ...")
     parser.add_argument("--quiet", action="store_true")
 
 
 @command("demo", "the whole study offline in minutes: planted classifiers, probes, analyses and the HTML report")
 @arguments(_demo_args)
 def run_demo(args: argparse.Namespace) -> int:
-    from probe.demo import DemoConfig, run_demo as demo
+    from probe.app.demo import DemoConfig, run_demo as demo
 
     index = demo(DemoConfig(out=args.out, seed=args.seed, data=args.data, weights_dir=args.weights_dir, device=args.device,
                             progress=not args.quiet))
@@ -558,13 +593,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    from probe.errors import ProbeError
+
+    try:
+        parser = build_parser()  # reads the registries, which load the plugins
+    except ProbeError as exc:
+        print(f"probe: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="probe: %(message)s")
-    from probe.errors import ProbeError
 
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:

@@ -6,7 +6,8 @@
 """
 from __future__ import annotations
 
-from probe.models.registry import ModelSpec, WeightSource, all_weight_sources, get_spec, specs
+from probe.models.registry import ModelSpec, WeightSource
+from probe.models.zoo import all_weight_sources, get_spec, specs
 
 
 def list_models(kind: str | None = None) -> list[ModelSpec]:
@@ -16,10 +17,14 @@ def list_models(kind: str | None = None) -> list[ModelSpec]:
 
 def __getattr__(name: str):
     # Loading torch-heavy modules only on first use keeps `import probe.models` cheap.
-    if name in ("load_classifier", "save_classifier", "WaveformClassifier"):
+    if name in ("load_classifier", "save_classifier"):
         from probe.models import classifiers
 
         return getattr(classifiers, name)
+    if name == "WaveformClassifier":
+        from probe.models.base import WaveformClassifier
+
+        return WaveformClassifier
     if name in ("load_autoencoder", "WaveformAutoencoder", "AutoencoderConfig"):
         from probe.models import autoencoders
 

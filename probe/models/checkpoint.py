@@ -12,6 +12,9 @@ from torch import nn
 from probe.errors import CheckpointError
 
 MAX_LISTED_MISMATCHES = 5
+CLASSIFIER_FORMAT = "probe-classifier/1"
+AUTOENCODER_FORMAT = "probe-autoencoder/1"
+"""The `format` field of the checkpoints probe writes (the network's state_dict plus what rebuilds it)."""
 
 
 def read_checkpoint(path: str | Path) -> Any:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from probe.esc50 import SAMPLE_RATE_32K
-from probe.models.classifiers import WaveformClassifier, default_class_names
+from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.dymn import SCRATCH_TEMPERATURE, TRAINED_TEMPERATURE, DyMN, DynamicParts
 from probe.models.frontend import MelConfig, MelFrontEnd
 from probe.models.mobilenet import MobileNetV3

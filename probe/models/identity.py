@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from probe.models.autoencoders import CHECKPOINT_FORMAT
+from probe.models.checkpoint import AUTOENCODER_FORMAT
 from probe.models.registry import register
 
 
@@ -36,7 +36,7 @@ class Identity(nn.Module):
         return waveform
 
     def checkpoint(self) -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "autoencoder": self.name, "config": self.options, "options": self.options,
+        return {"format": AUTOENCODER_FORMAT, "autoencoder": self.name, "config": self.options, "options": self.options,
                 "state_dict": {}}
 
 

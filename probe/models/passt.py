@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from probe.esc50 import SAMPLE_RATE_32K
-from probe.models.classifiers import WaveformClassifier, default_class_names
+from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.frontend import MelConfig
 from probe.models.registry import WeightSource, register
 

@@ -1,4 +1,4 @@
-"""The model registry: one dict per kind, filled by decorators beside each builder.
+"""The model registry: one dict per kind, filled by decorators beside each builder (`probe.models.zoo` loads them).
 
 An entry carries everything a user needs to know about a model (sample rate, front-end,
 published weights with URL and SHA-256, citation), so adding a model touches one file.
@@ -65,9 +65,8 @@ def register(
     return decorate
 
 
-def get_spec(kind: ModelKind, name: str) -> ModelSpec:
-    """The spec of a registered model, or a `ConfigError` listing the known names."""
-    _ensure_builtin_models()
+def lookup(kind: ModelKind, name: str) -> ModelSpec:
+    """The spec of a model registered so far, or a `ConfigError` listing the known names (see `probe.models.zoo`)."""
     try:
         return _REGISTRY[kind][name]
     except KeyError:
@@ -75,19 +74,7 @@ def get_spec(kind: ModelKind, name: str) -> ModelSpec:
         raise ConfigError(None, f"unknown {kind} {name!r}; known: {known}") from None
 
 
-def specs(kind: ModelKind | None = None) -> list[ModelSpec]:
-    """All registered specs, optionally of one kind, sorted by name."""
-    _ensure_builtin_models()
+def registered(kind: ModelKind | None = None) -> list[ModelSpec]:
+    """The specs registered so far, optionally of one kind, sorted by name."""
     kinds = [kind] if kind else list(_REGISTRY)
     return [spec for k in kinds for spec in sorted(_REGISTRY[k].values(), key=lambda s: s.name)]
-
-
-def all_weight_sources() -> dict[str, WeightSource]:
-    """Every published checkpoint of every registered model, by its asset name."""
-    return {source.name: source for spec in specs() for source in spec.weights}
-
-
-def _ensure_builtin_models() -> None:
-    # Importing the modules runs their @register decorators; done lazily so that
-    # `probe --help` does not pay for torch.
-    from probe.models import autoencoders, classifiers, identity, spectral_gain  # noqa: F401

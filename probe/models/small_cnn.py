@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from probe.models.classifiers import WaveformClassifier, default_class_names
+from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.frontend import MelConfig, MelFrontEnd
 from probe.models.registry import register
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from probe.models.autoencoders import CHECKPOINT_FORMAT
+from probe.models.checkpoint import AUTOENCODER_FORMAT
 from probe.models.registry import register
 
 
@@ -120,7 +120,7 @@ class SpectralGain(nn.Module):
         return y.unsqueeze(1).to(waveform.dtype)
 
     def checkpoint(self) -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "autoencoder": self.name, "config": self.options, "options": self.options,
+        return {"format": AUTOENCODER_FORMAT, "autoencoder": self.name, "config": self.options, "options": self.options,
                 "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
 
 

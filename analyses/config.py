@@ -1,0 +1,93 @@
+"""The analysis configs: frozen dataclasses whose defaults are the only ones (the CLI builds its flags from them).
+
+Nothing here imports torch or pandas, so `probe --help` can read the defaults at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from probe.errors import ConfigError
+
+if TYPE_CHECKING:
+    from probe.analyses.planted import PlantedTruth
+
+
+@dataclass(frozen=True)
+class ShiftSettings:
+    n_boot: int = 2000
+    level: float = 0.95
+    alpha: float = 0.05
+    correction: str = "holm"
+    threshold_db: float = 3.0
+    """A band counts as suppressed/boosted beyond this mean shift, preserved when its CI stays inside it."""
+    noise_floor_db: float = 60.0
+    """Bands whose mean original energy lies this far below the loudest band's are marked "noise floor":
+    their dB shifts are large and meaningless, so they get no verdict of their own."""
+    clip_floor_db: float | None = 30.0
+    """Per clip, a band whose original energy lies this far below that clip's loudest band is left out of
+    the means (its shift is NaN in `band_shift_per_clip`): it held next to nothing, so its dB ratio
+    measures the reconstruction's error floor, not what was kept. None keeps every clip."""
+
+
+@dataclass(frozen=True)
+class AttributionSettings:
+    methods: tuple[str, ...] = ("integrated_gradients", "saliency", "gradient_shap", "occlusion")
+    max_clips: int | None = None
+    """Attribute at most this many validation clips, spread over the classes; default 64 on a GPU, 16 on a CPU."""
+    batch_size: int = 8
+    ig_steps: int = 16
+    shap_samples: int = 8
+    occlusion_patch: tuple[int, int] = (16, 50)
+    """Occluded (mel bins, frames) per patch; the stride equals the patch."""
+    conditions: tuple[str, ...] = ("original", "after")
+    """Attribute the originals (always) and, by default, the finetuned reconstructions too."""
+    sanity_clips: int = 8
+    max_frames: int = 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AnalyseConfig:
+    runs: tuple[str, ...]
+    out: str = "analysis"
+    band_sets: tuple[str, ...] = ("octave", "third_octave", "mel")
+    shifts: ShiftSettings = field(default_factory=ShiftSettings)
+    attributions: AttributionSettings = field(default_factory=AttributionSettings)
+    examples: tuple[int, ...] | None = None
+    """Validation positions to keep as audio; default: the study's on ESC-50 fold 1, else one clip per class."""
+    residuals: str = "examples"
+    """Residual audio (original - finetuned reconstruction) for the `examples` only, or for `all` clips."""
+    transfer: bool = True
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    planted: "PlantedTruth | None" = None
+    """A planted truth to score the probes against (the demo's); None: no planted analysis."""
+
+    def validate(self) -> None:
+        """The checks that need no registry; `probe.analyses.analyse.check_names` checks the names against theirs."""
+        if not self.runs:
+            raise ConfigError(None, "give at least one finetune run directory")
+        if "original" not in self.attributions.conditions:
+            raise ConfigError(None, "attributions always include the originals")
+        if self.residuals not in ("examples", "all"):
+            raise ConfigError(None, f"--residuals is examples or all, got {self.residuals!r}")
+        if not 0 < self.shifts.level < 1:
+            raise ConfigError(None, f"the confidence level must lie in (0, 1), got {self.shifts.level}")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    originals: str
+    processed: str
+    out: str = "compare"
+    classifier: str | None = None
+    weights: str | None = None
+    categories_csv: str | None = None
+    sample_rate: int | None = None
+    """Analysis rate; default: the classifier's, else the first original's."""
+    max_lag_seconds: float = 0.5
+    """Search the processed side's delay within plus or minus this."""
+    max_seconds: float = 30.0
+    device: str = "auto"

@@ -1,0 +1,101 @@
+"""The waveform-in, logits-out classifier that every built-in and user model is wrapped in.
+
+Every classifier bundles its exact front-end, so the pipeline, captum, the transfer matrix
+and the CLI all take the same kind of callable: float waveform (batch, samples) at
+`sample_rate` -> logits (batch, classes).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from probe import esc50
+from probe.models.checkpoint import CLASSIFIER_FORMAT
+
+
+class WaveformClassifier(nn.Module):
+    """A front-end and a network: waveform (B, L) -> logits (B, classes).
+
+    `frozen=True` (the default) makes the weights require no grad and pins the whole
+    module in eval mode, even through `.train()`: in train mode the mel front-end
+    randomises fmin/fmax and BatchNorm statistics would move.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        frontend: nn.Module,
+        net: nn.Module,
+        *,
+        sample_rate: int,
+        class_names: list[str],
+        options: dict[str, Any] | None = None,
+        head_keys: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.frontend = frontend
+        self.net = net
+        self.sample_rate = int(sample_rate)
+        self.class_names = list(class_names)
+        self.options = dict(options or {})
+        self.head_keys = tuple(head_keys)
+        self.frozen = False
+        self.frontend_augmentation = True
+        """In train mode, whether the front-end randomises too (EfficientAT's recipe); False keeps it in eval mode."""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def mel(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The network's input representation (for mn10/dymn10/passt: log-mel (B, 1, F, T))."""
+        return self.frontend(waveform)
+
+    def logits_from_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Logits from the front-end's output; the entry point for attributions on the mel input."""
+        out = self.net(mel)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if waveform.dim() == 3 and waveform.shape[1] == 1:
+            waveform = waveform[:, 0]
+        if waveform.dim() != 2:
+            raise ValueError(f"{self.name} takes a waveform (batch, samples), got shape {tuple(waveform.shape)}")
+        return self.logits_from_mel(self.mel(waveform))
+
+    def freeze(self) -> "WaveformClassifier":
+        """Stop gradients into the weights and pin eval mode for good."""
+        for param in self.parameters():
+            param.requires_grad_(False)
+        self.frozen = True
+        return self.train(False)
+
+    def train(self, mode: bool = True) -> "WaveformClassifier":
+        super().train(False if self.frozen else mode)
+        if not self.frontend_augmentation:
+            self.frontend.train(False)
+        return self
+
+    def checkpoint(self) -> dict[str, Any]:
+        """This project's checkpoint format: the network's state_dict plus what rebuilds it."""
+        return {
+            "format": CLASSIFIER_FORMAT,
+            "classifier": self.name,
+            "options": self.options,
+            "class_names": self.class_names,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+        }
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """ESC-50's names for 50 classes, AudioSet's for 527, else `class_0`, `class_1`, ..."""
+    from probe import audioset
+
+    if num_classes == len(esc50.CLASS_NAMES):
+        return list(esc50.CLASS_NAMES)
+    if num_classes == audioset.NUM_CLASSES:
+        return audioset.audioset_class_names()
+    return [f"class_{i}" for i in range(num_classes)]

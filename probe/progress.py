@@ -1,0 +1,35 @@
+"""One progress reporter for every long command: numbered steps or plain lines, with the elapsed time.
+
+Lines, not bars: they read the same on a terminal and in a log file. (The training loop's per-clip
+bar is tqdm's, shown on terminals only.)
+"""
+from __future__ import annotations
+
+import time
+
+
+class Progress:
+    """`say(message)` prints `[  12.3 s] message`; with `total`, `[3/7] message  (12 s)`. Disabled: prints nothing."""
+
+    def __init__(self, enabled: bool = True, total: int | None = None, prefix: str = "") -> None:
+        self.enabled, self.total, self.prefix = enabled, total, prefix
+        self.done = 0
+        self.started = time.perf_counter()
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def __call__(self, message: str) -> None:
+        if self.total is not None:
+            self.done += 1
+            line = f"[{self.done}/{self.total}] {message}  ({self.elapsed_s:.0f} s)"
+        else:
+            line = f"[{self.elapsed_s:6.1f} s] {message}"
+        if self.enabled:
+            print(f"{self.prefix}{line}", flush=True)
+
+    def note(self, message: str) -> None:
+        """An indented detail line under the current step."""
+        if self.enabled:
+            print(f"{self.prefix}    {message}", flush=True)

@@ -1,0 +1,17 @@
+"""The report's config: a frozen dataclass whose defaults are the only ones (the CLI builds its flags from it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    analyses: tuple[str, ...]
+    out: str = "report"
+    band_set: str = "octave"
+    """The band set of the overview profiles (octave or third_octave)."""
+    attribution_method: str | None = None
+    """The method whose maps the pages show; default: the first one analysed."""
+    notes: tuple[str, ...] = ()
+    """Extra lines for the top of the index (the demo puts its planted-answer check here)."""
+    progress: bool = True

@@ -1,0 +1,185 @@
+"""The training configs: frozen dataclasses whose defaults are the only ones (the CLI builds its flags from them).
+
+Nothing here imports torch, so `probe --help` can read the defaults at once.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from probe.errors import ConfigError
+from probe.probes import PROBES, ProbeSpec, get_probe, probe_for
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """What every autoencoder training run shares; written to RUNDIR/config.json."""
+
+    autoencoder: str = "archisound"
+    ae_weights: str | None = None
+    ae_options: dict[str, Any] = field(default_factory=dict)
+    data: str = "synthetic"
+    fold: int = 1
+    out: str = "runs/train"
+    epochs: int = 100
+    learning_rate: float = 3e-5
+    weight_decay: float = 1e-5
+    batch_size: int = 4
+    """The effective batch: micro-batches are accumulated up to it."""
+    micro_batch_size: int | None = None
+    scheduler: str = "cosine"
+    seed: int = 0
+    device: str = "auto"
+    clip_seconds: float | None = None
+    compile: bool = False
+    """torch.compile the training forward (CUDA only; pays off on long runs)."""
+    stop_after_epochs: int | None = None
+    """Stop (resumably) after this many epochs in this invocation; for time-sliced jobs and tests."""
+    progress: bool = True
+
+    min_epochs = 1  # a class attribute, not a field
+
+    @property
+    def micro(self) -> int:
+        return self.micro_batch_size or self.batch_size
+
+    def validate(self) -> None:
+        from probe.train.schedulers import SCHEDULERS
+
+        SCHEDULERS.lookup(self.scheduler)
+        if self.batch_size < 1 or self.micro < 1 or self.batch_size % self.micro:
+            raise ConfigError(None, f"batch size {self.batch_size} must be a positive multiple of the micro-batch {self.micro}")
+        if self.epochs < self.min_epochs:
+            raise ConfigError(None, f"epochs must be at least {self.min_epochs}")
+        if self.learning_rate <= 0:
+            raise ConfigError(None, f"the learning rate must be positive, got {self.learning_rate}")
+
+    def resolved_ae_weights(self) -> Path | None:
+        """The AE's starting weights as a local path (a published name is looked up in the weights folder)."""
+        from probe.download import resolve_weights
+
+        return resolve_weights(self.ae_weights) if self.ae_weights else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if key != "progress"}
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(TrainingConfig):
+    """A finetuning run: the shared training settings, the probe and the frozen classifier.
+
+    `probe`, `epochs`, `learning_rate` and `penalty` left as None take the probe type's defaults
+    (`probe.probes`); `resolved()` fills them in, and the run directory records the resolved values.
+    """
+
+    classifier: str = "mn10"
+    classifier_weights: str | None = None
+    classifier_options: dict[str, Any] = field(default_factory=dict)
+    out: str = "runs/finetune"
+    probe: str | None = None
+    """A registered probe type; None: the one that builds `autoencoder`, else the study's (autoencoder)."""
+    epochs: int | None = None  # type: ignore[assignment]
+    learning_rate: float | None = None  # type: ignore[assignment]
+    penalty: float | None = None
+    """The weight of the probe's extra loss term (the AE's relative energy, the spectral gain's mean gain)."""
+    finetune_encoder: bool = True
+    finetune_decoder: bool = True
+    classifier_label: str | None = None
+    """How analyses and reports name the classifier (default: its registry name); e.g. two mn10 checkpoints."""
+    setting_label: str | None = None
+    """How analyses and reports name the probe setting (default: the AE's name, plus the penalty if any)."""
+    per_class: bool = False
+    """One probe per class (the spectral gain), each trained on its own class's clips and applied by label."""
+
+    min_epochs = 0  # 0 epochs: evaluate an AE behind the classifier and store the outputs, untrained
+
+    @property
+    def probe_spec(self) -> ProbeSpec:
+        return get_probe(self.probe) if self.probe else probe_for(self.autoencoder)
+
+    def resolved(self) -> "FinetuneConfig":
+        """The same run with the probe type's defaults filled in."""
+        spec = self.probe_spec
+        return replace(self, probe=spec.name, autoencoder=spec.model or self.autoencoder,
+                       epochs=spec.epochs if self.epochs is None else self.epochs,
+                       learning_rate=spec.learning_rate if self.learning_rate is None else self.learning_rate,
+                       penalty=spec.penalty_weight(self.penalty) if spec.penalty else None)
+
+    def validate(self) -> None:
+        if self.epochs is None or self.learning_rate is None:
+            return self.resolved().validate()
+        super().validate()
+        spec = self.probe_spec
+        if not (self.finetune_encoder or self.finetune_decoder):
+            raise ConfigError(None, "nothing to train: both the encoder and the decoder are frozen")
+        if self.penalty is not None and spec.penalty is None:
+            raise ConfigError(None, f"--probe {spec.name} has no penalty term")
+        if self.penalty is not None and self.penalty < 0:
+            raise ConfigError(None, "penalty weights must be >= 0")
+        if self.per_class and not spec.per_class:
+            raise ConfigError(None, f"--per-class needs a probe with one curve per class "
+                                    f"({', '.join(s.name for s in PROBES.values() if s.per_class)}), not {spec.name}")
+
+    def objective_name(self) -> str:
+        """How the report names what this run optimised."""
+        config = self.resolved()
+        return config.probe_spec.objective_name(config.epochs, config.penalty, config.per_class)
+
+
+@dataclass(frozen=True)
+class PretrainConfig(TrainingConfig):
+    """Reconstruction pretraining; the defaults are the study's ESC-50 setting."""
+
+    autoencoder: str = "random"
+    out: str = "runs/pretrain"
+    epochs: int = 70
+    batch_size: int = 64
+    micro_batch_size: int | None = 4
+    stft_weight: float = 0.0
+    """Weight of the multi-resolution STFT loss added to the MSE (0: MSE only, as in the study)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.stft_weight < 0:
+            raise ConfigError(None, f"--stft-weight must be >= 0, got {self.stft_weight}")
+
+
+AUDIOSET_INIT = {"mn10": "mn10_as", "dymn10": "dymn10_as", "passt": "passt_as"}
+"""`--init audioset`: the published AudioSet checkpoint of each classifier (see `probe download weights --list`)."""
+RECIPE_LEARNING_RATE = {"dymn10": 4e-5}
+"""EfficientAT's ESC-50 learning rate where it differs from the recipe's 6e-5."""
+
+
+@dataclass(frozen=True)
+class ClassifierTrainConfig(TrainingConfig):
+    """Training a classifier on a dataset; the defaults are EfficientAT's ESC-50 recipe."""
+
+    classifier: str = "mn10"
+    classifier_options: dict[str, Any] = field(default_factory=dict)
+    init: str = "audioset"
+    """audioset (the published AudioSet weights, re-headed), none (random), or a checkpoint path."""
+    out: str = "runs/classifier"
+    epochs: int = 80
+    learning_rate: float | None = None  # type: ignore[assignment]
+    """None: the recipe's for the classifier (6e-5; dymn10 4e-5)."""
+    batch_size: int = 32
+    scheduler: str = "warmup_rampdown"
+    mixup_alpha: float = 0.3
+    gain_db: float = 12.0
+    roll: bool = True
+
+    def resolved(self) -> "ClassifierTrainConfig":
+        """The same run with the recipe's learning rate filled in."""
+        rate = RECIPE_LEARNING_RATE.get(self.classifier, 6e-5) if self.learning_rate is None else self.learning_rate
+        return replace(self, learning_rate=rate)
+
+    def validate(self) -> None:
+        if self.learning_rate is None:
+            return self.resolved().validate()
+        super().validate()
+        if self.mixup_alpha < 0 or self.gain_db < 0:
+            raise ConfigError(None, "--mixup and --gain-db must be >= 0")
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in super().to_json().items() if k not in ("autoencoder", "ae_weights", "ae_options")}
