@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 
 from probe.analyses.registry import RunContext, register_analysis
+from probe.rundir import Tables
 
-ACCURACY_TABLES = ("accuracy_overall", "accuracy_per_class", "accuracy_per_category", "confusion")
+ACCURACY_TABLES = (Tables.ACCURACY_OVERALL, Tables.ACCURACY_PER_CLASS, Tables.ACCURACY_PER_CATEGORY, Tables.CONFUSION)
 
 
 def top_k_hits(logits: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
@@ -41,8 +42,8 @@ def accuracy_tables(logits: dict[str, np.ndarray], targets: np.ndarray, class_na
         true_idx, pred_idx = np.nonzero(counts)
         confusion += [{"condition": condition, "true": class_names[t], "predicted": class_names[p] if p < len(class_names) else str(p),
                        "count": int(counts[t, p])} for t, p in zip(true_idx, pred_idx)]
-    return {"accuracy_overall": pd.DataFrame(overall), "accuracy_per_class": pd.DataFrame(per_class),
-            "accuracy_per_category": pd.DataFrame(per_category), "confusion": pd.DataFrame(confusion)}
+    return {Tables.ACCURACY_OVERALL: pd.DataFrame(overall), Tables.ACCURACY_PER_CLASS: pd.DataFrame(per_class),
+            Tables.ACCURACY_PER_CATEGORY: pd.DataFrame(per_category), Tables.CONFUSION: pd.DataFrame(confusion)}
 
 
 @register_analysis("accuracy", tables=ACCURACY_TABLES)
@@ -55,4 +56,4 @@ def accuracy_analysis(context: RunContext) -> None:
     context.say(f"{run.label}: accuracy on {len(run.targets)} clips")
     context.tables.update(accuracy_tables(run.logits, run.targets, run.class_names, run.class_categories,
                                           run.category_names))
-    context.summary["accuracy"] = context.tables["accuracy_overall"].set_index("condition")[["top1", "top5"]].to_dict("index")
+    context.summary["accuracy"] = context.tables[Tables.ACCURACY_OVERALL].set_index("condition")[["top1", "top5"]].to_dict("index")

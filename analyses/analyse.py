@@ -1,15 +1,5 @@
-"""`probe analyse`: every registered analysis (`registry.py`) over finetune run directories, written atomically.
-
-ANALYSISDIR/summary.json                 the runs, the comparison, and where everything lies
-ANALYSISDIR/comparison/                  transfer matrix, band profiles side by side, divergent classes,
-                                         rank correlations of the routes (band shifts, attributions) per classifier,
-                                         classifier A minus B for the same probe setting on the same clips
-ANALYSISDIR/<run>/summary.json           accuracy, plain-sentence band verdicts, attribution agreement
-ANALYSISDIR/<run>/*.parquet|csv          tidy tables (per clip and band, per class and band, ...)
-ANALYSISDIR/<run>/nmi_*.parquet|csv      Palacio's normalised mutual information, per clip and summarised
-ANALYSISDIR/<run>/arrays.npz             mean spectra, mel maps and attribution maps per class and category
-ANALYSISDIR/<run>/audio/                 example clips: original, reconstructions, residual (WAV)
-"""
+"""`probe analyse`: every registered analysis (`registry.py`) over finetune run directories, written atomically
+into an analysis folder (its layout: `probe.rundir.AnalysisDir`)."""
 from __future__ import annotations
 
 import time
@@ -25,7 +15,7 @@ from probe.analyses import registry
 from probe.analyses.attribution import ATTRIBUTION_METHODS
 from probe.analyses.bands import band_sets_for
 from probe.analyses.bandshift import objective_record
-from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings  # noqa: F401 (re-exported)
+from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
 from probe.analyses.stats import CORRECTIONS
 from probe.analyses.registry import ComparisonContext
 from probe.analyses.runs import RunOutputs, classifier_label, load_run, setting_label, unique_labels
@@ -33,7 +23,11 @@ from probe.errors import ConfigError
 from probe.fileio import atomic_write, staged_directory, write_json, write_text
 from probe.probes import probe_of_run
 from probe.progress import Progress
-from probe.rundir import AnalysisDir
+from probe.rundir import AnalysisDir, provenance
+from probe.seeding import derive_seed, seeded
+
+__all__ = ["AnalyseConfig", "AttributionSettings", "ShiftSettings", "analyse", "analyse_run", "check_names",
+           "write_analysis", "write_table"]
 
 
 def write_table(folder: Path, name: str, frame: pd.DataFrame) -> None:
@@ -55,8 +49,16 @@ def check_names(config: AnalyseConfig) -> None:
 
 
 def analyse(config: AnalyseConfig) -> Path:
-    """Analyse every run, compare them, and write ANALYSISDIR atomically; returns its path."""
+    """Analyse every run, compare them, and write ANALYSISDIR atomically; returns its path.
+
+    Everything random draws from `config.seed`, and the global generators are as they were afterwards (building a
+    classifier before its weights load draws from torch's, for one)."""
     check_names(config)
+    with seeded(derive_seed(config.seed, "analyse")):
+        return _analyse(config)
+
+
+def _analyse(config: AnalyseConfig) -> Path:
     from probe.models.classifiers import load_classifier
     from probe.devices import pick_device
 
@@ -95,6 +97,7 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
         write_json(folder.summary, {
             "runs": [{"label": r.run.label, "path": r.summary["path"], "folder": r.run.label} for r in results],
             "comparison": context.summary, "comparison_tables": written, "config": _jsonable(config),
+            "provenance": {**provenance({}), "seed": config.seed},
         })
     say(f"done: {config.out}")
     return Path(config.out)
@@ -133,6 +136,7 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         "clips": len(run.targets), "sample_rate": run.sample_rate, "class_names": run.class_names,
         "category_names": run.category_names, "class_categories": run.class_categories,
         "condition_labels": run.condition_labels, "settings": {"shifts": asdict(config.shifts), "seed": config.seed},
+        "provenance": {**run.provenance, "seed": run.config.get("seed")},
         "timings": {},
     })
     context.summary["tables"] = _run_analyses(registry.analyses("run"), context, config)

@@ -18,6 +18,8 @@ from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.spectral import group_means
 from probe.models.base import WaveformClassifier
 from probe.registries import Registry
+from probe.seeding import derive_seed, seeded
+from probe.rundir import Tables
 
 AttributionMethod = Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor, "AttributionSettings"], torch.Tensor]
 ATTRIBUTION_METHODS: Registry[AttributionMethod] = Registry("attribution method")
@@ -43,8 +45,7 @@ def saliency(forward, mel, baseline, targets, settings):
 def gradient_shap(forward, mel, baseline, targets, settings):
     from captum.attr import GradientShap
 
-    generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-    noise = torch.randn((4, *mel.shape[1:]), generator=generator).to(mel.device) * 0.1
+    noise = torch.randn((4, *mel.shape[1:])).to(mel.device) * 0.1  # drawn in attribution_maps' seeded scope
     baselines = baseline[:1] + noise  # a small distribution around silence
     return GradientShap(forward).attribute(mel, baselines=baselines, target=targets, n_samples=settings.shap_samples,
                                            stdevs=0.05)
@@ -76,8 +77,12 @@ def select_clips(targets: np.ndarray, max_clips: int) -> np.ndarray:
 
 
 def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray, method: str,
-                     settings: AttributionSettings, device: torch.device) -> np.ndarray:
-    """Unit-mass |attribution| maps (N, mel bins, frames) for `method`, computed in batches."""
+                     settings: AttributionSettings, device: torch.device, seed: int = 0) -> np.ndarray:
+    """Unit-mass |attribution| maps (N, mel bins, frames) for `method`, computed in batches.
+
+    Each batch runs with torch's and numpy's generators seeded from (`seed`, method, batch) and restored after
+    (GradientSHAP draws its baselines and noise from them): the same seed gives the same maps, and nothing
+    outside sees a draw."""
     forward = classifier.logits_from_mel
     maps = []
     for start in range(0, len(waveforms), settings.batch_size):
@@ -86,7 +91,7 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
         with torch.no_grad():
             mel = classifier.mel(x)
             baseline = classifier.mel(torch.zeros_like(x))
-        with torch.enable_grad():
+        with torch.enable_grad(), seeded(derive_seed(seed, method, start)):
             attribution = ATTRIBUTION_METHODS[method](forward, mel.requires_grad_(), baseline, y, settings).detach()
         magnitude = attribution.abs().sum(1).float()  # over the channel axis: (B, F, T)
         maps.append((magnitude / magnitude.sum((1, 2), keepdim=True).clamp_min(1e-30)).cpu().numpy())
@@ -102,12 +107,13 @@ def pool_frames(maps: np.ndarray, frames: int) -> np.ndarray:
 
 
 def randomised_copy(classifier: WaveformClassifier, seed: int) -> WaveformClassifier:
-    """The classifier with every network layer re-initialised (Adebayo et al. 2018's model randomisation)."""
+    """The classifier with every network layer re-initialised (Adebayo et al. 2018's model randomisation), from
+    `seed` alone and without touching the global generators."""
     clone = copy.deepcopy(classifier)
-    torch.manual_seed(seed)
-    for module in clone.net.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+    with seeded(seed):
+        for module in clone.net.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
     return clone
 
 
@@ -128,7 +134,7 @@ def band_profile(mass: pd.DataFrame, mel_bands: pd.DataFrame | None = None) -> p
     return profile
 
 
-ATTRIBUTION_TABLES = ("attribution_band_mass", "attribution_band_profile", "attribution_sanity")
+ATTRIBUTION_TABLES = (Tables.ATTRIBUTION_BAND_MASS, Tables.ATTRIBUTION_BAND_PROFILE, Tables.ATTRIBUTION_SANITY)
 
 
 @register_analysis("attributions", tables=ATTRIBUTION_TABLES,
@@ -145,7 +151,7 @@ def attribution_analysis(context: RunContext) -> None:
     chosen = select_clips(run.targets, clip_budget(settings, context.device))
     targets = run.targets[chosen]
     mass_rows, agreement, maps_by_method = [], {}, {}
-    overall = context.tables["band_shift_overall"]
+    overall = context.tables[Tables.BAND_SHIFT_OVERALL]
     mel_shift = overall[(overall.band_set == "mel") & (overall.condition == "after")].sort_values("band_index")
     for method in settings.methods:
         for condition in settings.conditions:
@@ -155,7 +161,7 @@ def attribution_analysis(context: RunContext) -> None:
             else:
                 context.say(f"{run.label}: {method} on {len(chosen)} {condition} clips")
                 maps = attribution_maps(classifier, run.waveforms(condition)[chosen], targets, method, settings,
-                                        context.device)
+                                        context.device, derive_seed(context.config.seed, condition))
                 if condition == "original":
                     cache[key] = maps
             if condition == "original":
@@ -174,24 +180,24 @@ def attribution_analysis(context: RunContext) -> None:
             if condition == "original" and len(shift) == n_bins and measured.sum() >= 3 and np.ptp(shift[measured]) > 0:
                 rho, p_value = spearmanr(band_mass.mean(0)[measured], shift[measured])
                 agreement[method] = {"spearman_rho": float(rho), "p_value": float(p_value), "bands": int(measured.sum())}
-    context.tables["attribution_band_mass"] = pd.concat(mass_rows, ignore_index=True)
-    context.tables["attribution_band_profile"] = band_profile(context.tables["attribution_band_mass"], mel_shift)
+    context.tables[Tables.ATTRIBUTION_BAND_MASS] = pd.concat(mass_rows, ignore_index=True)
+    context.tables[Tables.ATTRIBUTION_BAND_PROFILE] = band_profile(context.tables[Tables.ATTRIBUTION_BAND_MASS], mel_shift)
 
     context.say(f"{run.label}: randomisation sanity check on {min(settings.sanity_clips, len(chosen))} clips")
     sanity_idx = chosen[: settings.sanity_clips]
     sanity_key = (run.classifier_key(), tuple(run.clip_ids), tuple(sanity_idx), "sanity")
     if sanity_key not in cache:
-        randomised = randomised_copy(classifier, settings.seed)
+        randomised = randomised_copy(classifier, derive_seed(context.config.seed, "randomisation"))
         sanity = {}
         for method in settings.methods:
             random_maps = attribution_maps(randomised, run.waveforms("original")[sanity_idx], run.targets[sanity_idx],
-                                           method, settings, context.device)
+                                           method, settings, context.device, derive_seed(context.config.seed, "randomised"))
             similarity = rank_similarity(maps_by_method[method][: len(sanity_idx)], random_maps)
             sanity[method] = {"mean_rank_similarity": float(np.nanmean(similarity)),
                               "passed": bool(np.nanmean(similarity) < 0.5)}
         cache[sanity_key] = sanity
     sanity = cache[sanity_key]
-    context.tables["attribution_sanity"] = pd.DataFrame([{"method": m, **v} for m, v in sanity.items()])
+    context.tables[Tables.ATTRIBUTION_SANITY] = pd.DataFrame([{"method": m, **v} for m, v in sanity.items()])
     note = ("positive rho: the bands the classifier attributes most are the bands its finetuned AE keeps loudest "
             "relative to the original")
     context.summary["attributions"] = {"clips": len(chosen), "methods": list(settings.methods),

@@ -10,6 +10,8 @@ from probe.analyses.bands import BandSet, band_energies_db
 from probe.analyses.config import ShiftSettings  # noqa: F401 (re-exported)
 from probe.analyses.registry import ComparisonContext, RunContext, register_analysis
 from probe.analyses.stats import CORRECTIONS, bootstrap_mean_ci, wilcoxon_per_column
+from probe.probes import probe_of_run
+from probe.rundir import RunDir, Tables
 
 VERDICTS = ("suppressed", "boosted", "preserved", "uncertain", "noise floor", "not needed")
 GAIN_FLOOR_MARGIN_DB = 3.0
@@ -82,9 +84,9 @@ def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], 
         if {"before", "after"} <= set(shifts):
             contrasts.append(_contrast(shifts["after"] - shifts["before"], band_set, settings, rng))
     concat = lambda frames: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # noqa: E731
-    return {"band_shift_per_clip": concat(per_clip), "band_shift_overall": concat(overall),
-            "band_shift_per_class": concat(per_class), "band_shift_per_category": concat(per_category),
-            "band_contrast_vs_control": concat(contrasts)}
+    return {Tables.BAND_SHIFT_PER_CLIP: concat(per_clip), Tables.BAND_SHIFT_OVERALL: concat(overall),
+            Tables.BAND_SHIFT_PER_CLASS: concat(per_class), Tables.BAND_SHIFT_PER_CATEGORY: concat(per_category),
+            Tables.BAND_CONTRAST_VS_CONTROL: concat(contrasts)}
 
 
 def summarise_per_band(values: np.ndarray, settings: ShiftSettings, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -105,7 +107,7 @@ def _contrast(difference: np.ndarray, band_set: BandSet, settings: ShiftSettings
 
 def mark_not_needed(overall: pd.DataFrame, frequencies_hz: np.ndarray, gain_db: np.ndarray, floor_db: float,
                     margin_db: float = GAIN_FLOOR_MARGIN_DB) -> pd.DataFrame:
-    """A spectral-gain run: bands whose trained gain sits at its floor get the verdict "not needed".
+    """A probe whose curve has a floor (the spectral gain's): bands where the trained curve sits at it get "not needed".
 
     The floor is where the probe's bound stopped it, not a measured level, so its dB value is no
     finding of its own: what it says is that the classifier did not need the band.
@@ -153,24 +155,22 @@ def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octav
     return {"ranges": ranges, "sentence": sentence}
 
 
-BAND_SHIFT_TABLES = ("band_shift_per_clip", "band_shift_overall", "band_shift_per_class", "band_shift_per_category",
-                     "band_contrast_vs_control")
+BAND_SHIFT_TABLES = (Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_SHIFT_OVERALL, Tables.BAND_SHIFT_PER_CLASS, Tables.BAND_SHIFT_PER_CATEGORY,
+                     Tables.BAND_CONTRAST_VS_CONTROL)
 
 
 def probe_curves(run) -> dict[str, np.ndarray]:
     """The trained curves the run's probe type saved (`probe.probes`), as `<name>` (values) and
     `<name>_frequencies_hz`; a per-class curve written before curves carried their frequencies is read too."""
-    from probe.probes import probe_of_run
-    from probe.rundir import RunDir
-
     folder, curves = RunDir(run.path), {}
     for curve in probe_of_run(run.config).curves:
         path = folder.curve_file(curve.name)
         if not path.is_file():
             continue
         values = np.load(path)
-        if curve.per_class and len(values) == len(run.class_names) and "gain_db_frequencies_hz" in curves:
-            values = np.vstack([curves["gain_db_frequencies_hz"], values])  # older per-class files: no frequency row
+        single = next((f"{c.name}_frequencies_hz" for c in probe_of_run(run.config).curves if not c.per_class), None)
+        if curve.per_class and len(values) == len(run.class_names) and single in curves:
+            values = np.vstack([curves[single], values])  # per-class files written before they carried frequencies
         curves[f"{curve.name}_frequencies_hz"], curves[curve.name] = values[0], values[1:] if curve.per_class else values[1]
     return curves
 
@@ -178,8 +178,6 @@ def probe_curves(run) -> dict[str, np.ndarray]:
 def objective_record(run) -> dict:
     """The run's outputs/objective.json (what it optimised, the probe's own record); empty if absent."""
     import json
-
-    from probe.rundir import RunDir
 
     path = RunDir(run.path).objective_file
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -196,17 +194,19 @@ def band_shift_analysis(context: RunContext) -> None:
                                             run.class_categories, run.category_names, config.shifts, context.rng))
     curves = probe_curves(run)
     context.arrays.update(curves)
-    floor_db = objective_record(run).get("gain_floor_db")
-    if "gain_db" in curves and floor_db is not None:
-        context.tables["band_shift_overall"] = mark_not_needed(
-            context.tables["band_shift_overall"], curves["gain_db_frequencies_hz"], curves["gain_db"], float(floor_db))
-    overall = context.tables["band_shift_overall"]
+    record = objective_record(run)
+    for curve in probe_of_run(run.config).curves:
+        if curve.floor_key and not curve.per_class and curve.name in curves and record.get(curve.floor_key) is not None:
+            context.tables[Tables.BAND_SHIFT_OVERALL] = mark_not_needed(
+                context.tables[Tables.BAND_SHIFT_OVERALL], curves[f"{curve.name}_frequencies_hz"], curves[curve.name],
+                float(record[curve.floor_key]))
+    overall = context.tables[Tables.BAND_SHIFT_OVERALL]
     context.summary["bands"] = {condition: {band_set.name: describe_bands(overall, condition, band_set.name)
                                             for band_set in band_sets} for condition in run.reconstructions}
 
 
-@register_analysis("band_profiles", tables=("band_profiles",), scope="comparison")
+@register_analysis(Tables.BAND_PROFILES, tables=(Tables.BAND_PROFILES,), scope="comparison")
 def band_profiles(context: ComparisonContext) -> None:
     """Every run's overall band shifts in one table."""
-    context.tables["band_profiles"] = pd.concat([r.tables["band_shift_overall"].assign(run=r.run.label)
+    context.tables[Tables.BAND_PROFILES] = pd.concat([r.tables[Tables.BAND_SHIFT_OVERALL].assign(run=r.run.label)
                                                  for r in context.results], ignore_index=True)

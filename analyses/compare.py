@@ -144,7 +144,15 @@ def build_outputs(config: CompareConfig, classifier=None) -> tuple[RunOutputs, l
 
 
 def compare(config: CompareConfig, analyse_config) -> Path:
-    """Pair, align and analyse; writes the analysis folder (readable by `probe report`) plus `pairs.csv`."""
+    """Pair, align and analyse; writes the analysis folder (readable by `probe report`) plus `pairs.csv`. Random
+    draws come from the analysis' seed; the global generators are as they were afterwards."""
+    from probe.seeding import derive_seed, seeded
+
+    with seeded(derive_seed(analyse_config.seed, "compare")):
+        return _compare(config, analyse_config)
+
+
+def _compare(config: CompareConfig, analyse_config) -> Path:
     import pandas as pd
 
     from probe.analyses.analyse import write_analysis, write_table

@@ -44,7 +44,6 @@ class AttributionSettings:
     """Attribute the originals (always) and, by default, the finetuned reconstructions too."""
     sanity_clips: int = 8
     max_frames: int = 100
-    seed: int = 0
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.stats import bootstrap_mean_ci
+from probe.rundir import Tables
 
 NMI_BINS = 32
 DYNAMIC_RANGE_DB = 80.0
@@ -88,7 +89,7 @@ def nmi_summary(per_clip: pd.DataFrame, class_categories: list[int], class_names
     return pd.DataFrame(rows)
 
 
-@register_analysis("information", tables=("nmi_per_clip", "nmi_summary"))
+@register_analysis("information", tables=(Tables.NMI_PER_CLIP, Tables.NMI_SUMMARY))
 def information_analysis(context: RunContext) -> None:
     """Palacio's NMI of each clip's log-mel map with its reconstruction's, against the chance level."""
     run, shifts = context.run, context.config.shifts

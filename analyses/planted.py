@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from probe.analyses.registry import ComparisonContext, register_analysis
-from probe.synthetic import HIGH, LOW
+from probe.synthetic import HIGH
+from probe.rundir import Tables
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,6 @@ class PlantedTruth:
     high_band_hz: tuple[float, float]
     relies_on: dict[str, str | None]
     """Classifier label -> LOW, HIGH, or None (uses both bands)."""
-    controls: tuple[str, ...] = ()
-    """Probe settings that point at no band by construction (the identity control)."""
     recovery_db: float = 6.0
     """A probe recovers the planted band when the contrast has the planted sign and at least this size."""
     attribution_method: str = "integrated_gradients"
@@ -72,12 +71,13 @@ def planted_answer(results, truth: PlantedTruth) -> dict[str, Any]:
         classifier, setting = result.summary["classifier"], result.setting
         relies_on = truth.relies_on.get(classifier)
         probes = answer["classifiers"].setdefault(classifier, {"relies_on": relies_on, "probes": {}})["probes"]
-        change = finetuning_change(result.tables["band_shift_per_clip"])
+        change = finetuning_change(result.tables[Tables.BAND_SHIFT_PER_CLIP])
         contrast = cell_mean(change, high_lo, high_hi) - cell_mean(change, low_lo, low_hi)
-        probes[setting] = verdict(0.0 if np.isnan(contrast) else contrast,
-                                  None if setting in truth.controls else relies_on, truth.recovery_db)
+        control = result.summary.get("control", False)  # a control points at no band by construction
+        probes[setting] = verdict(0.0 if np.isnan(contrast) else contrast, None if control else relies_on,
+                                  truth.recovery_db)
         wanted = truth.attribution_setting in (None, setting)
-        profile = result.tables.get("attribution_band_profile")
+        profile = result.tables.get(Tables.ATTRIBUTION_BAND_PROFILE)
         if wanted and classifier not in attributed and profile is not None and len(profile):
             attributed.add(classifier)
             rows = profile[(profile.method == truth.attribution_method) & (profile.condition == "original")]
@@ -109,9 +109,9 @@ def describe_planted(answer: dict[str, Any]) -> list[str]:
     return lines
 
 
-@register_analysis("planted", tables=("planted",), scope="comparison", enabled=lambda config: config.planted is not None)
+@register_analysis("planted", tables=(Tables.PLANTED,), scope="comparison", enabled=lambda config: config.planted is not None)
 def planted_analysis(context: ComparisonContext) -> None:
     """Whether each probe recovered each planted band (only with a planted truth, as in the demo)."""
     answer = planted_answer(context.results, context.config.planted)
-    context.tables["planted"] = planted_table(answer)
+    context.tables[Tables.PLANTED] = planted_table(answer)
     context.summary["planted"] = answer

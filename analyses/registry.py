@@ -13,7 +13,6 @@ package, listed in BUILTIN_MODULES, or a plugin: see `probe.plugins`).
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 import numpy as np
 import pandas as pd
 
+from probe.plugins import loader
 from probe.progress import Progress
 from probe.registries import Registry
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from probe.analyses.runs import RunOutputs
 
-AnalyseConfig = Any  # probe.analyses.analyse.AnalyseConfig (not imported: the runner imports this module)
+AnalyseConfig = Any  # probe.analyses.config.AnalyseConfig, which names PlantedTruth from an analysis module
 
 Scope = Literal["run", "comparison"]
 BUILTIN_MODULES = ("accuracy", "bandshift", "spectral", "information", "attribution", "examples", "routes", "transfer",
@@ -95,15 +95,7 @@ class Analysis:
     description: str = ""
 
 
-def _load() -> None:
-    for name in BUILTIN_MODULES:
-        importlib.import_module(f"probe.analyses.{name}")
-    from probe.plugins import load_plugins
-
-    load_plugins()
-
-
-ANALYSES: Registry[Analysis] = Registry("analysis", load=_load)
+ANALYSES: Registry[Analysis] = Registry("analysis", load=loader("probe.analyses", BUILTIN_MODULES))
 
 
 def register_analysis(name: str, tables: tuple[str, ...], scope: Scope = "run",

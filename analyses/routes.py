@@ -12,6 +12,7 @@ import itertools
 import pandas as pd
 
 from probe.analyses.registry import ComparisonContext, register_analysis
+from probe.rundir import Tables
 
 ATTRIBUTION = "attribution"
 PROBE = "probe"
@@ -21,10 +22,10 @@ PROBE = "probe"
 def mel_profiles(setting: str, tables: dict[str, pd.DataFrame]) -> dict[str, tuple[str, pd.Series]]:
     """One run's routes on its classifier's mel bands, name -> (kind, profile): its band shift, and
     attribution mass per method on the originals."""
-    shift = tables["band_shift_overall"]
+    shift = tables[Tables.BAND_SHIFT_OVERALL]
     shift = shift[(shift.band_set == "mel") & (shift.condition == "after")].set_index("band_index").sort_index()
     profiles = {f"{setting} (band shift)": (PROBE, shift.mean_shift_db.where(~shift.near_noise_floor))}
-    attribution = tables.get("attribution_band_profile")
+    attribution = tables.get(Tables.ATTRIBUTION_BAND_PROFILE)
     if attribution is not None and len(attribution):
         originals = attribution[attribution.condition == "original"]
         for method, part in originals.groupby("method", sort=False):
@@ -66,10 +67,10 @@ def all_route_correlations(runs: list[tuple[str, str, dict[str, pd.DataFrame]]])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 
-@register_analysis("route_correlations", tables=("route_correlations",), scope="comparison")
+@register_analysis(Tables.ROUTE_CORRELATIONS, tables=(Tables.ROUTE_CORRELATIONS,), scope="comparison")
 def route_correlation_analysis(context: ComparisonContext) -> None:
     """Rank correlations between every pair of routes (probe band shifts, attribution mass) per classifier."""
     correlations = all_route_correlations([(r.run.judge, r.setting, r.tables) for r in context.results])
     if len(correlations):
-        context.tables["route_correlations"] = correlations
+        context.tables[Tables.ROUTE_CORRELATIONS] = correlations
         context.summary["route_correlations"] = correlations.to_dict("records")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from probe.errors import ConfigError
+from probe.models.checkpoint import CHECKPOINT_SUFFIXES
 from probe.probes import penalty_of_run, probe_of_run
 from probe.rundir import CONDITION_LABELS, CONDITIONS, ORIGINAL, RECONSTRUCTIONS, RunDir
 
@@ -74,7 +75,7 @@ def setting_label(config: dict[str, Any]) -> str:
     if config.get("setting_label"):
         return str(config["setting_label"])
     autoencoder = Path(str(config.get("autoencoder", "ae")))
-    name = autoencoder.parent.name if autoencoder.suffix in (".pt", ".pth", ".bin", ".ckpt") and autoencoder.parent.name \
+    name = autoencoder.parent.name if autoencoder.suffix in CHECKPOINT_SUFFIXES and autoencoder.parent.name \
         else autoencoder.stem
     rate = (config.get("ae_options") or {}).get("sample_rate")
     if rate:  # e.g. the identity control at 48 kHz: the study's resampling chain alone

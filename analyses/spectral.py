@@ -7,6 +7,7 @@ import torch
 
 from probe.analyses import bands
 from probe.analyses.registry import RunContext, register_analysis
+from probe.rundir import Tables
 
 DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness")
 DESCRIPTOR_N_FFT = 2048
@@ -85,7 +86,7 @@ def descriptor_shifts(per_clip: pd.DataFrame, conditions: tuple[str, ...], level
     return pd.DataFrame(rows)
 
 
-@register_analysis("spectra", tables=("descriptors_per_clip", "descriptor_shifts"))
+@register_analysis("spectra", tables=(Tables.DESCRIPTORS_PER_CLIP, Tables.DESCRIPTOR_SHIFTS))
 def spectra_analysis(context: RunContext) -> None:
     """Mean spectra and log-mel maps per class and category; spectral descriptors per clip and their shifts."""
     run, config, arrays = context.run, context.config, context.arrays
@@ -107,6 +108,6 @@ def spectra_analysis(context: RunContext) -> None:
         arrays[f"mel_db_class_{condition}"] = group_means(maps[condition], run.targets, n_classes).astype(np.float32)
         arrays[f"mel_db_category_{condition}"] = group_means(maps[condition], categories, n_categories).astype(np.float32)
     context.cache["mel_maps"] = maps
-    context.tables["descriptors_per_clip"] = pd.concat(descriptor_rows, ignore_index=True)
-    context.tables["descriptor_shifts"] = descriptor_shifts(context.tables["descriptors_per_clip"], tuple(run.reconstructions),
+    context.tables[Tables.DESCRIPTORS_PER_CLIP] = pd.concat(descriptor_rows, ignore_index=True)
+    context.tables[Tables.DESCRIPTOR_SHIFTS] = descriptor_shifts(context.tables[Tables.DESCRIPTORS_PER_CLIP], tuple(run.reconstructions),
                                                             config.shifts.level, config.shifts.n_boot, context.rng)

@@ -12,6 +12,7 @@ from probe.analyses.bandshift import ShiftSettings, summarise_per_band
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.runs import RunOutputs
 from probe.models.base import WaveformClassifier
+from probe.rundir import Tables
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +105,16 @@ def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-@register_analysis("classifier_contrasts", tables=("classifier_contrasts",), scope="comparison")
+@register_analysis(Tables.CLASSIFIER_CONTRASTS, tables=(Tables.CLASSIFIER_CONTRASTS,), scope="comparison")
 def classifier_contrast_analysis(context: ComparisonContext) -> None:
     """Classifier against classifier for the same probe setting on the same clips."""
-    per_clip = {(r.run.judge, r.setting): r.tables["band_shift_per_clip"] for r in context.results}
+    per_clip = {(r.run.judge, r.setting): r.tables[Tables.BAND_SHIFT_PER_CLIP] for r in context.results}
     contrasts = classifier_contrasts(per_clip, context.config.shifts, np.random.default_rng(context.config.seed))
     if len(contrasts):
-        context.tables["classifier_contrasts"] = contrasts
+        context.tables[Tables.CLASSIFIER_CONTRASTS] = contrasts
 
 
-@register_analysis("divergence", tables=("class_divergence", "category_divergence"), scope="comparison")
+@register_analysis("divergence", tables=(Tables.CLASS_DIVERGENCE, Tables.CATEGORY_DIVERGENCE), scope="comparison")
 def divergence_analysis(context: ComparisonContext) -> None:
     """The classes and categories whose band profiles differ most between runs."""
     if len(context.results) < 2:
@@ -125,7 +126,7 @@ def divergence_analysis(context: ComparisonContext) -> None:
         context.summary[f"most_divergent_{key}"] = divergence.head(5).to_dict("records")
 
 
-@register_analysis("transfer", tables=("transfer",), scope="comparison", enabled=lambda config: config.transfer)
+@register_analysis("transfer", tables=(Tables.TRANSFER,), scope="comparison", enabled=lambda config: config.transfer)
 def transfer_analysis(context: ComparisonContext) -> None:
     """Every distinct classifier on every run's reconstructions (Palacio et al.'s transfer test)."""
     runs = [r.run for r in context.results]
@@ -135,5 +136,5 @@ def transfer_analysis(context: ComparisonContext) -> None:
         return
     context.say("transfer: every classifier on every run's reconstructions")
     table = transfer_table(runs, judges, context.device)
-    context.tables["transfer"] = table
+    context.tables[Tables.TRANSFER] = table
     context.summary["transfer"] = table.to_dict("records")

@@ -17,6 +17,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Callable
 
 from probe.errors import ConfigError
 
@@ -40,6 +41,18 @@ def load_plugins() -> None:
         if point.value not in _imported:
             _imported.add(point.value)
             point.load()
+
+
+def loader(package: str, modules: tuple[str, ...]) -> "Callable[[], None]":
+    """What a registry runs before its first lookup: import `package`'s built-in modules (whose decorators
+    register their entries), then the plugins."""
+
+    def load() -> None:
+        for name in modules:
+            importlib.import_module(f"{package}.{name}")
+        load_plugins()
+
+    return load
 
 
 def _import(name: str) -> None:

@@ -33,7 +33,9 @@ from typing import Any
 
 from probe.fileio import atomic_write, sha256_file, write_json
 
-TRACKED_PACKAGES = ("probe", "torch", "torchaudio", "numpy", "hear21passt", "audio-encoders-pytorch", "archisound")
+TRACKED_PACKAGES = ("probe", "torch", "torchaudio", "numpy", "scipy", "pandas", "librosa", "captum", "hear21passt",
+                    "audio-encoders-pytorch", "archisound")
+_command: list[str] | None = None
 
 ORIGINAL, BEFORE, AFTER = "original", "before", "after"
 """The conditions of the tables: the clip itself, the probe before finetuning, the finetuned probe."""
@@ -117,6 +119,35 @@ class RunDir:
         write_json(self.done, summary)
 
 
+class Tables:
+    """The names of the built-in analyses' tables: what the analyses register and write, and what the report reads.
+    A plugin's analysis names its own tables."""
+
+    ACCURACY_OVERALL = "accuracy_overall"
+    ACCURACY_PER_CLASS = "accuracy_per_class"
+    ACCURACY_PER_CATEGORY = "accuracy_per_category"
+    CONFUSION = "confusion"
+    BAND_SHIFT_PER_CLIP = "band_shift_per_clip"
+    BAND_SHIFT_OVERALL = "band_shift_overall"
+    BAND_SHIFT_PER_CLASS = "band_shift_per_class"
+    BAND_SHIFT_PER_CATEGORY = "band_shift_per_category"
+    BAND_CONTRAST_VS_CONTROL = "band_contrast_vs_control"
+    DESCRIPTORS_PER_CLIP = "descriptors_per_clip"
+    DESCRIPTOR_SHIFTS = "descriptor_shifts"
+    NMI_PER_CLIP = "nmi_per_clip"
+    NMI_SUMMARY = "nmi_summary"
+    ATTRIBUTION_BAND_MASS = "attribution_band_mass"
+    ATTRIBUTION_BAND_PROFILE = "attribution_band_profile"
+    ATTRIBUTION_SANITY = "attribution_sanity"
+    BAND_PROFILES = "band_profiles"
+    ROUTE_CORRELATIONS = "route_correlations"
+    CLASSIFIER_CONTRASTS = "classifier_contrasts"
+    CLASS_DIVERGENCE = "class_divergence"
+    CATEGORY_DIVERGENCE = "category_divergence"
+    TRANSFER = "transfer"
+    PLANTED = "planted"
+
+
 class AnalysisDir:
     """The names inside an analysis folder (written by `probe analyse` and `probe compare`, read by `probe report`)."""
 
@@ -143,8 +174,21 @@ def run_setting(summary: dict[str, Any]) -> str:
     return str(summary.get("setting") or summary.get("autoencoder") or "ae")
 
 
+def record_command(argv: list[str]) -> None:
+    """Remember the `probe` command line this process runs (the CLI calls this), for every provenance record."""
+    global _command
+    _command = list(argv)
+
+
+def current_command() -> str | None:
+    """The shell command this process runs, quoted so that it pastes back into a shell; None for a library call."""
+    import shlex
+
+    return None if _command is None else shlex.join(["probe", *_command])
+
+
 def provenance(inputs: dict[str, str | None]) -> dict[str, Any]:
-    """Package versions, platform, git SHA, and the SHA-256 of each input file."""
+    """Package versions, platform, git SHA, the command line and its folder, and the SHA-256 of each input file."""
     versions = {}
     for name in TRACKED_PACKAGES:
         try:
@@ -156,6 +200,8 @@ def provenance(inputs: dict[str, str | None]) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_sha": _git_sha(),
+        "command": current_command(),
+        "cwd": os.getcwd(),
         "inputs": {key: {"path": value, "sha256": sha256_file(value) if value and Path(value).is_file() else None}
                    for key, value in inputs.items()},
     }

@@ -16,12 +16,13 @@ import pandas as pd
 
 from probe.errors import ConfigError
 from probe.fileio import safe_name as slug, staged_directory, write_text
-from probe.probes import probe_of_run
+from probe.probes import PROBES
 from probe.progress import Progress
-from probe.rundir import AnalysisDir
+from probe.rundir import AnalysisDir, Tables, current_command
 from probe.reports import figures
 from probe.reports.config import ReportConfig
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
+from probe.reports.provenance import footer, reproduce
 from probe.reports.findings import findings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -40,16 +41,17 @@ def build_report(config: ReportConfig) -> Path:
         raise ConfigError(None, "give at least one analysis folder (written by `probe analyse`)")
     analysis = load_analysis(list(config.analyses))
     env = _environment()
+    env.globals["reproduce"] = reproduce(analysis, current_command())
     say = Progress(config.progress, prefix="probe report: ")
     with staged_directory(config.out) as site:
         shutil.copy(TEMPLATES / "style.css", site / "style.css")
         pages = []
         for classifier, runs in analysis.by_classifier().items():
             say(f"page for {classifier} ({len(runs)} probe setting(s))")
-            correlations = analysis.comparison_tables.get("route_correlations", pd.DataFrame())
+            correlations = analysis.comparison_tables.get(Tables.ROUTE_CORRELATIONS, pd.DataFrame())
             if len(correlations):
                 correlations = correlations[correlations.classifier == classifier]
-            pages.append(_classifier_page(env, site, classifier, runs, config, correlations))
+            pages.append(_classifier_page(env, site, classifier, runs, config, correlations, footer(analysis, runs)))
         say("index")
         _index_page(env, site, analysis, pages, config)
     return Path(config.out) / "index.html"
@@ -62,7 +64,7 @@ def _figure(fig, folder: Path, name: str, site: Path) -> str:
 
 
 def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]], config: ReportConfig) -> None:
-    accuracy_rows = [{"label": run.label, "classifier": run.classifier, "autoencoder": run.autoencoder, "objective": run.objective,
+    accuracy_rows = [{"label": run.label, "classifier": run.classifier, "setting": run.probe_setting, "objective": run.objective,
                       **{c: run.summary["accuracy"].get(c, {}).get("top1") for c in ("original", "before", "after")}}
                      for run in analysis.runs]
     profiles = {run.label: run.overall(config.band_set, "after") for run in analysis.runs}
@@ -74,7 +76,7 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     if len(accuracy):
         figure_paths["accuracy"] = _figure(figures.accuracy_bars(accuracy, "group", "top-1 accuracy per run"),
                                            site, "overview_accuracy", site)
-    contrasts = analysis.comparison_tables.get("classifier_contrasts")
+    contrasts = analysis.comparison_tables.get(Tables.CLASSIFIER_CONTRASTS)
     if contrasts is not None and len(contrasts):
         chosen = contrasts[contrasts.band_set == config.band_set]
         curves = {f"{a} − {b} ({setting})": part for (a, b, setting), part in
@@ -83,17 +85,18 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
             figure_paths["contrasts"] = _figure(figures.band_profiles(
                 curves, f"classifier against classifier, same probe ({config.band_set.replace('_', '-')})",
                 ylabel="difference of band shifts (dB)\nclassifier A − classifier B"), site, "classifier_contrasts", site)
-    transfer = analysis.comparison_tables.get("transfer")
+    transfer = analysis.comparison_tables.get(Tables.TRANSFER)
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
-    html = env.get_template("index.html.j2").render(
+    labels = {c: analysis.runs[0].condition_label(c) for c in ("before", "after")} if analysis.runs else {}
+    html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs), 
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         figures=figure_paths, pages=pages, stylesheet="style.css")
     write_text(site / "index.html", html)
 
 
 def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], config: ReportConfig,
-                     correlations: pd.DataFrame) -> dict[str, Any]:
+                     correlations: pd.DataFrame, provenance: dict[str, Any]) -> dict[str, Any]:
     folder = site / slug(classifier)
     (folder / "figures").mkdir(parents=True)
     first = runs[0].summary
@@ -114,7 +117,7 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
                                          folder, f"bands_{band_set}", site)
     contrasts = {}
     for run in runs:
-        table = run.table("band_contrast_vs_control")
+        table = run.table(Tables.BAND_CONTRAST_VS_CONTROL)
         if len(table) and not run.summary.get("control"):
             contrasts[run.setting] = table[table.band_set == "third_octave"]
     if contrasts:
@@ -146,7 +149,8 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r) for r in runs],
         overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css",
         information=[_information_row(r) for r in runs if r.summary.get("information")],
-        correlations=correlations.to_dict("records") if len(correlations) else [], tables=_tables(runs, folder))
+        correlations=correlations.to_dict("records") if len(correlations) else [], tables=_tables(runs, folder),
+        provenance=provenance)
     write_text(folder / "index.html", html)
     return {"classifier": classifier, "href": f"{slug(classifier)}/index.html", "runs": [r.label for r in runs],
             "sentences": [r.summary["bands"].get("after", {}).get(config.band_set, {}).get("sentence", "") for r in runs]}
@@ -174,7 +178,7 @@ def _three_routes(runs: list[AnalysedRun], classifier: str):
         if len(frame):
             profiles[run.setting] = frame
     attribution = None
-    profile = runs[0].table("attribution_band_profile")
+    profile = runs[0].table(Tables.ATTRIBUTION_BAND_PROFILE)
     if len(profile) and "centre_hz" in profile:
         method = profile.method.iloc[0]
         attribution = profile[(profile.method == method) & (profile.condition == "original")].dropna(subset=["centre_hz"])
@@ -188,7 +192,7 @@ def _clip_seconds(run: AnalysedRun) -> float:
     if rows:
         import soundfile as sf
 
-        info = sf.info(str(run.folder / "audio" / rows[0]["files"]["original"]))
+        info = sf.info(str(run.folder / AnalysisDir.AUDIO / rows[0]["files"]["original"]))
         return info.frames / info.samplerate
     return 1.0
 
@@ -196,7 +200,8 @@ def _clip_seconds(run: AnalysedRun) -> float:
 def _run_card(run: AnalysedRun) -> dict[str, Any]:
     accuracy = run.summary["accuracy"]
     attributions = run.summary.get("attributions", {})
-    return {"label": run.label, "autoencoder": run.setting, "objective": run.objective, "clips": run.summary["clips"],
+    return {"label": run.label, "setting": run.setting, "objective": run.objective, "clips": run.summary["clips"],
+            "labels": {c: run.condition_label(c) for c in ("before", "after")},
             "accuracy": {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")},
             "sentence": run.summary["bands"].get("after", {}).get("octave", {}).get("sentence", ""),
             "agreement": attributions.get("agreement_with_band_shift", {}),
@@ -207,19 +212,19 @@ def _category_information(runs: list[AnalysedRun], category: str) -> list[dict[s
     """Per setting: the finetuned probe's NMI within this category, with its CI and the chance level."""
     rows = []
     for run in runs:
-        nmi = run.table("nmi_summary")
+        nmi = run.table(Tables.NMI_SUMMARY)
         if not len(nmi):
             continue
         row = nmi[(nmi.scope == "category") & (nmi.group == category) & (nmi.condition == "after")]
         if len(row):
-            rows.append({"autoencoder": run.setting, **row.iloc[0].to_dict()})
+            rows.append({"setting": run.setting, **row.iloc[0].to_dict()})
     return rows
 
 
 def _information_row(run: AnalysedRun) -> dict[str, Any]:
     """Palacio's NMI for one setting: kept per condition (intra, with CI) against the chance level (inter)."""
     information = run.summary["information"]
-    return {"autoencoder": run.setting,
+    return {"setting": run.setting,
             "conditions": [{"label": run.condition_label(c), **information[c]} for c in ("before", "after") if c in information]}
 
 
@@ -230,7 +235,7 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
     out: dict[str, Any] = {}
     accuracy = []
     for number, run in enumerate(runs):
-        rows = run.table("accuracy_per_class")
+        rows = run.table(Tables.ACCURACY_PER_CLASS)
         rows = rows[rows.class_index.isin(members)] if len(rows) else rows
         if not len(rows):
             continue
@@ -243,7 +248,7 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
                                   folder, f"{stem}_accuracy", site)
     curves = {}
     for run in runs:
-        shifts = run.table("band_shift_per_category")
+        shifts = run.table(Tables.BAND_SHIFT_PER_CATEGORY)
         shifts = shifts[(shifts.band_set == config.band_set) & (shifts.condition == "after") & (shifts.category == category)]
         if len(shifts):
             curves[run.setting] = shifts
@@ -257,7 +262,7 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
         {setting: a["mel_db_category_after"][category_index] for setting, a in arrays.items()},
         f"{category}: mean log-mel spectrograms", seconds), folder, f"{stem}_mel", site)
     for run in runs:  # a per-class probe curve (the spectral gain's): each class's, trained on that class's clips
-        curve = next((c for c in probe_of_run({"probe": run.summary.get("probe"), "autoencoder": run.autoencoder}).curves
+        curve = next((c for spec in PROBES.ensure_loaded().values() for c in spec.curves
                       if c.per_class and c.name in arrays[run.setting].files), None)
         if curve is not None:
             values = arrays[run.setting]
@@ -284,13 +289,13 @@ def _class_row(runs: list[AnalysedRun], name: str, band_set: str) -> dict[str, A
     """Per class: accuracy per run and condition, and the band it shifts most."""
     cells = []
     for run in runs:
-        per_class = run.table("accuracy_per_class")
+        per_class = run.table(Tables.ACCURACY_PER_CLASS)
         rows = per_class[per_class["class"] == name].set_index("condition") if len(per_class) else pd.DataFrame()
-        shifts = run.table("band_shift_per_class")
+        shifts = run.table(Tables.BAND_SHIFT_PER_CLASS)
         shifts = shifts[(shifts["class"] == name) & (shifts.band_set == band_set) & (shifts.condition == "after")]
         largest = shifts.loc[shifts.mean_shift_db.abs().idxmax()] if len(shifts) else None
         cells.append({
-            "autoencoder": run.setting,
+            "setting": run.setting,
             "accuracy": {c: (float(rows.loc[c, "top1"]) if len(rows) and c in rows.index else None)
                          for c in ("original", "before", "after")},
             "largest_shift": None if largest is None else {"band": largest.band, "db": float(largest.mean_shift_db),
@@ -303,16 +308,16 @@ def _examples(runs: list[AnalysedRun], folder: Path) -> list[dict[str, Any]]:
     """Example clips: the original once, then each AE setting's reconstructions and residual; audio copied beside the page."""
     by_clip: dict[str, dict[str, Any]] = {}
     for run in runs:
-        target = folder / "audio" / slug(run.label)
+        target = folder / AnalysisDir.AUDIO / slug(run.label)
         target.mkdir(parents=True, exist_ok=True)
         for row in run.summary.get("examples", []):
             entry = by_clip.setdefault(row["clip_id"], {"clip_id": row["clip_id"], "class": row["class"],
                                                         "category": row["category"], "original": None, "settings": []})
             files = {}
             for kind, name in row["files"].items():
-                shutil.copy(run.folder / "audio" / name, target / name)
-                files[kind] = f"audio/{slug(run.label)}/{name}"
+                shutil.copy(run.folder / AnalysisDir.AUDIO / name, target / name)
+                files[kind] = f"{AnalysisDir.AUDIO}/{slug(run.label)}/{name}"
             entry["original"] = entry["original"] or files["original"]
-            entry["settings"].append({"autoencoder": run.setting, "files": files, "predicted": row["predicted"],
+            entry["settings"].append({"setting": run.setting, "files": files, "predicted": row["predicted"],
                                       "labels": {c: run.condition_label(c) for c in ("before", "after")}})
     return list(by_clip.values())

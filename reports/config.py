@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+FIGURE_FORMATS = ("png", "svg", "pdf")
+"""What `probe figures` writes by default, and all it can write."""
+
 
 @dataclass(frozen=True)
 class ReportConfig:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from probe.errors import ConfigError
-from probe.rundir import AFTER, CONDITION_LABELS, ORIGINAL, AnalysisDir, run_setting
+from probe.rundir import AFTER, CONDITION_LABELS, ORIGINAL, AnalysisDir, Tables, run_setting
 
 
 @dataclass
@@ -20,7 +20,7 @@ class AnalysedRun:
     folder: Path
     summary: dict[str, Any]
     setting: str = ""
-    """How the classifier page names this run: the AE, or the run label where two runs share an AE."""
+    """How the classifier page names this run: its probe setting, or the run label where two runs share one."""
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     _arrays: np.lib.npyio.NpzFile | None = None
 
@@ -33,7 +33,7 @@ class AnalysedRun:
         return str(self.summary.get("classifier") or self.label)
 
     @property
-    def autoencoder(self) -> str:
+    def probe_setting(self) -> str:
         """The run's probe setting as its analysis named it (the AE, a probe, a processed folder)."""
         return run_setting(self.summary)
 
@@ -75,7 +75,7 @@ class AnalysedRun:
 
     def overall(self, band_set: str, condition: str) -> pd.DataFrame:
         """The overall band shifts of one band set and condition."""
-        overall = self.table("band_shift_overall")
+        overall = self.table(Tables.BAND_SHIFT_OVERALL)
         return overall[(overall.band_set == band_set) & (overall.condition == condition)] if len(overall) else overall
 
 
@@ -86,6 +86,8 @@ class Analysis:
     runs: list[AnalysedRun]
     comparisons: list[dict[str, Any]]
     comparison_tables: dict[str, pd.DataFrame]
+    provenances: list[dict[str, Any]] = field(default_factory=list)
+    """Each analysis folder's provenance: seed, versions, git SHA, the command that made it (older ones: none)."""
 
     def by_classifier(self) -> dict[str, list[AnalysedRun]]:
         """Runs grouped by classifier name, in first-seen order: one report page each."""
@@ -93,15 +95,15 @@ class Analysis:
         for run in self.runs:
             groups.setdefault(run.classifier, []).append(run)
         for runs in groups.values():
-            names = [run.autoencoder for run in runs]
+            names = [run.probe_setting for run in runs]
             for run in runs:
-                run.setting = run.autoencoder if names.count(run.autoencoder) == 1 else run.label
+                run.setting = run.probe_setting if names.count(run.probe_setting) == 1 else run.label
         return groups
 
 
 def load_analysis(folders: list[str | Path]) -> Analysis:
     """Read analysis folders; a missing or foreign folder is a one-line error naming it."""
-    runs, comparisons, tables = [], [], {}
+    runs, comparisons, tables, provenances = [], [], {}, []
     for folder in map(Path, folders):
         summary_path = AnalysisDir(folder).summary
         if not summary_path.is_file():
@@ -118,6 +120,8 @@ def load_analysis(folders: list[str | Path]) -> Analysis:
                 raise ConfigError(run_folder, "missing its summary.json: the analysis folder is incomplete")
             runs.append(AnalysedRun(run_folder, json.loads(run_summary.read_text())))
         comparisons.append(summary.get("comparison", {}))
+        if summary.get("provenance"):
+            provenances.append(summary["provenance"])
         names = summary.get("comparison_tables") or [path.stem for path in AnalysisDir(folder).comparison.glob("*.parquet")]
         for name in names:
             path = AnalysisDir.table_file(AnalysisDir(folder).comparison, name)
@@ -128,4 +132,4 @@ def load_analysis(folders: list[str | Path]) -> Analysis:
     duplicates = {label for label in labels if labels.count(label) > 1}
     if duplicates:
         raise ConfigError(None, f"run {sorted(duplicates)[0]!r} appears in more than one analysis folder")
-    return Analysis(runs, comparisons, tables)
+    return Analysis(runs, comparisons, tables, provenances)

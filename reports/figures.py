@@ -60,7 +60,8 @@ def save(fig: plt.Figure, path_stem: Path, formats: Sequence[str] = ("png", "svg
 
 
 def _figure(size: FigureSize, nrows: int = 1, ncols: int = 1, height_scale: float = 1.0, **kwargs):
-    plt.rcParams.update({"font.size": size.font_size, "svg.fonttype": "none"})
+    # a fixed salt makes the SVGs' element ids, and so the files, the same on every run
+    plt.rcParams.update({"font.size": size.font_size, "svg.fonttype": "none", "svg.hashsalt": "probe"})
     return plt.subplots(nrows, ncols, figsize=(size.width, size.height * height_scale), dpi=size.dpi,
                         layout="constrained", **kwargs)
 

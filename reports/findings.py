@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 
 from probe.reports.data import Analysis
+from probe.rundir import Tables
 
 
 def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
@@ -16,7 +17,8 @@ def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
         top1 = {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")}
         if top1["original"] is not None and top1["after"] is not None and top1["before"] is not None:
             sentences.append(f"{run.label}: accuracy {top1['original']:.3f} on the originals, {top1['before']:.3f} through "
-                             f"the autoencoder before finetuning and {top1['after']:.3f} after it.")
+                             f"the {run.condition_label('before')} and {top1['after']:.3f} through the "
+                             f"{run.condition_label('after')}.")
         described = run.summary["bands"].get("after", {}).get(band_set)
         if described:
             sentences.append(f"{run.label}: the {run.condition_label('after')} {described['sentence']}.")
@@ -24,7 +26,7 @@ def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
     sentences += _route_agreement(analysis)
     sentences += _largest_band_difference(analysis, band_set)
     sentences += _transfer(analysis)
-    divergent = analysis.comparison_tables.get("class_divergence")
+    divergent = analysis.comparison_tables.get(Tables.CLASS_DIVERGENCE)
     if divergent is not None and len(divergent):
         top = divergent.iloc[0]
         sentences.append(f"The class treated most differently is {top['class']}: its band profiles differ by "
@@ -42,7 +44,7 @@ def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
 def _largest_band_difference(analysis: Analysis, band_set: str) -> list[str]:
     profiles = {}
     for run in analysis.runs:
-        overall = run.table("band_shift_overall")
+        overall = run.table(Tables.BAND_SHIFT_OVERALL)
         rows = overall[(overall.band_set == band_set) & (overall.condition == "after")].sort_values("band_index")
         if len(rows):
             profiles[run.label] = rows.set_index("band").mean_shift_db
@@ -67,7 +69,7 @@ def _largest_band_difference(analysis: Analysis, band_set: str) -> list[str]:
 
 def _transfer(analysis: Analysis) -> list[str]:
     """The largest drop from a classifier's own finetuned AE to another classifier's."""
-    table = analysis.comparison_tables.get("transfer")
+    table = analysis.comparison_tables.get(Tables.TRANSFER)
     if table is None or table.classifier_of.nunique() < 2:
         return []
     own = table[table.own].groupby("classifier_of").accuracy_after.mean()
@@ -100,7 +102,7 @@ def _information(analysis: Analysis) -> list[str]:
 
 def _route_agreement(analysis: Analysis) -> list[str]:
     """Per classifier: how well the best-agreeing probe and attribution method rank the mel bands alike."""
-    table = analysis.comparison_tables.get("route_correlations")
+    table = analysis.comparison_tables.get(Tables.ROUTE_CORRELATIONS)
     if table is None or not len(table) or "kind_a" not in table:  # absent, or from an analysis before route kinds
         return []
     mixed = table[table.kind_a != table.kind_b]  # a probe against an attribution method

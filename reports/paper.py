@@ -6,11 +6,13 @@ from pathlib import Path
 import pandas as pd
 
 from probe.reports import figures
+from probe.reports.config import FIGURE_FORMATS
 from probe.fileio import safe_name as slug
 from probe.reports.data import load_analysis
+from probe.rundir import Tables
 
 
-def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str, ...] = ("png", "svg", "pdf"),
+def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str, ...] = FIGURE_FORMATS,
                         size: figures.FigureSize = figures.PAPER) -> list[Path]:
     """Per run: octave and third-octave band shifts and the spectrum difference; across runs: profiles, information kept, transfer."""
     analysis = load_analysis(analyses)
@@ -35,7 +37,7 @@ def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str
     if kept:
         written += figures.save(figures.information_kept(pd.DataFrame(kept), "information kept", size),
                                 out / "comparison_information", formats)
-    transfer = analysis.comparison_tables.get("transfer")
+    transfer = analysis.comparison_tables.get(Tables.TRANSFER)
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         written += figures.save(figures.transfer_heatmap(transfer, size), out / "comparison_transfer", formats)
     return written

@@ -348,8 +348,9 @@ def test_classifier_contrasts_pair_the_same_clips() -> None:
 def test_the_planted_analysis_reads_what_finetuning_changed() -> None:
     """Known answer: finetuning lowers the low band by 6 dB and leaves the high band, on top of an AE that adds
     +10 dB everywhere before finetuning; the contrast reads +6 dB (towards the high band) whatever the AE's own bias."""
-    from probe.analyses.planted import HIGH, LOW, PlantedTruth, planted_answer
+    from probe.analyses.planted import PlantedTruth, planted_answer
     from probe.analyses.registry import RunResult
+    from probe.synthetic import HIGH, LOW
 
     band_set = bands.band_sets_for(("third_octave",), 16000)[0]
     centres = band_set.centre_hz
@@ -365,11 +366,10 @@ def test_the_planted_analysis_reads_what_finetuning_changed() -> None:
     profile = pd.DataFrame({"method": "integrated_gradients", "condition": "original", "band_index": [0, 1],
                             "mass": [0.5, 0.5], "low_hz": [200.0, 5000.0], "centre_hz": [300.0, 5500.0],
                             "high_hz": [400.0, 6000.0]})
-    results = [RunResult(None, {"classifier": name, "setting": setting},
+    results = [RunResult(None, {"classifier": name, "setting": setting, "control": setting == "control"},
                          {"band_shift_per_clip": per_clip, "attribution_band_profile": profile})
                for name in ("relies_high", "relies_low") for setting in ("probe", "control")]
-    truth = PlantedTruth((150.0, 1800.0), (4500.0, 7200.0), {"relies_high": HIGH, "relies_low": LOW},
-                         controls=("control",))
+    truth = PlantedTruth((150.0, 1800.0), (4500.0, 7200.0), {"relies_high": HIGH, "relies_low": LOW})
     answer = planted_answer(results, truth)["classifiers"]
     assert answer["relies_high"]["probes"]["probe"] == {"high_minus_low_db": 6.0, "recovered": True}
     assert answer["relies_low"]["probes"]["probe"] == {"high_minus_low_db": 6.0, "recovered": False}
@@ -395,5 +395,5 @@ def test_reports_read_summaries_that_call_the_setting_autoencoder(tmp_path: Path
     """Analyses written before the summary key became "setting" still name their runs' settings."""
     from probe.reports.data import AnalysedRun
 
-    assert AnalysedRun(tmp_path, {"label": "a", "autoencoder": "archisound"}).autoencoder == "archisound"
-    assert AnalysedRun(tmp_path, {"label": "a", "setting": "pretrained AE"}).autoencoder == "pretrained AE"
+    assert AnalysedRun(tmp_path, {"label": "a", "autoencoder": "archisound"}).probe_setting == "archisound"
+    assert AnalysedRun(tmp_path, {"label": "a", "setting": "pretrained AE"}).probe_setting == "pretrained AE"

@@ -21,10 +21,10 @@ from probe.models.base import WaveformClassifier
 from probe.models.classifiers import load_classifier
 from probe.rundir import RunDir
 from probe.train.config import AUDIOSET_INIT, ClassifierTrainConfig
-from probe.train.loop import (accuracy, autocast_for, batched_logits, is_resuming, open_run, save_array,
+from probe.train.loop import (Objective, accuracy, autocast_for, batched_logits, is_resuming, open_run, save_array,
                               start_fresh, train_loop)
 
-class AugmentedClassification:
+class AugmentedClassification(Objective):
     """Cross-entropy under random gain, time roll and mixup; best.pt by validation accuracy."""
 
     def __init__(self, classifier: WaveformClassifier, val_x: torch.Tensor, val_y: torch.Tensor,
@@ -63,7 +63,7 @@ class AugmentedClassification:
         return {"val_loss": float(nn.functional.cross_entropy(logits, self.val_y)), "val_accuracy": val_accuracy}, val_accuracy
 
 
-class NoisyClassification:
+class NoisyClassification(Objective):
     """Cross-entropy under additive white noise at a random SNR per clip, drawn afresh for every batch; best.pt by
     validation accuracy. The noise keeps a classifier from hinging on silence in bands it does not use, which a
     probe in front of it would otherwise disturb.

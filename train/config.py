@@ -36,6 +36,9 @@ class TrainingConfig:
     """torch.compile the training forward (CUDA only; pays off on long runs)."""
     stop_after_epochs: int | None = None
     """Stop (resumably) after this many epochs in this invocation; for time-sliced jobs and tests."""
+    deterministic: bool = False
+    """torch's deterministic algorithms (and no cuDNN autotuning): on CUDA, a rerun gives the same numbers, slower;
+    an operation with no deterministic CUDA implementation is then an error instead of a silent difference."""
     progress: bool = True
 
     min_epochs = 1  # a class attribute, not a field
@@ -147,8 +150,8 @@ class PretrainConfig(TrainingConfig):
 
 AUDIOSET_INIT = {"mn10": "mn10_as", "dymn10": "dymn10_as", "passt": "passt_as"}
 """`--init audioset`: the published AudioSet checkpoint of each classifier (see `probe download weights --list`)."""
-RECIPE_LEARNING_RATE = {"dymn10": 4e-5}
-"""EfficientAT's ESC-50 learning rate where it differs from the recipe's 6e-5."""
+RECIPE_LEARNING_RATE = {"others": 6e-5, "dymn10": 4e-5}
+"""EfficientAT's ESC-50 learning rate per classifier (`others`: every classifier not named)."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,8 @@ class ClassifierTrainConfig(TrainingConfig):
 
     def resolved(self) -> "ClassifierTrainConfig":
         """The same run with the recipe's learning rate filled in."""
-        rate = RECIPE_LEARNING_RATE.get(self.classifier, 6e-5) if self.learning_rate is None else self.learning_rate
+        rate = RECIPE_LEARNING_RATE.get(self.classifier, RECIPE_LEARNING_RATE["others"]) if self.learning_rate is None \
+            else self.learning_rate
         return replace(self, learning_rate=rate)
 
     def validate(self) -> None:

@@ -23,11 +23,11 @@ from probe.probes import Penalty
 from probe.progress import Progress
 from probe.rundir import AFTER, BEFORE, ORIGINAL, RunDir
 from probe.train.config import FinetuneConfig
-from probe.train.loop import (accuracy, autocast_for, batched_logits, is_resuming, open_run, run_folds,
+from probe.train.loop import (Objective, accuracy, autocast_for, batched_logits, is_resuming, open_run, run_folds,
                               save_array, start_fresh, train_loop)
 
 
-class ClassifierObjective:
+class ClassifierObjective(Objective):
     """Cross-entropy of the frozen classifier on the probe's output, plus the probe's penalty; best.pt by val accuracy."""
 
     def __init__(self, pipeline: ProbePipeline, val_x: torch.Tensor, val_y: torch.Tensor, micro: int,

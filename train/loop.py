@@ -10,33 +10,39 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from probe.errors import ConfigError
+from probe.progress import Progress
 from probe.rundir import RunDir
 from probe.train.distributed import Distributed, no_sync, wrap
 from probe.train.config import TrainingConfig
 from probe.train.schedulers import SCHEDULERS
 
 
-class Objective(Protocol):
+class Objective:
     """What a training run optimises; `module` is the part whose forward the loss calls."""
 
     module: nn.Module
 
     def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean loss of a micro-batch, computed through `module` (possibly DDP-wrapped)."""
+        raise NotImplementedError
 
     def evaluate(self) -> tuple[dict[str, float], float]:
-        """Validation metrics for metrics.jsonl, and the score (higher is better) that picks best.pt.
+        """Validation metrics for metrics.jsonl, and the score (higher is better) that picks best.pt."""
+        raise NotImplementedError
 
-        An objective with random state of its own (augmentations) also defines `state_dict()` and
-        `load_state_dict()`, which latest.pt carries so that a resumed run continues exactly.
-        """
+    def state_dict(self) -> dict[str, Any]:
+        """Random state of the objective's own (augmentations), which latest.pt carries for an exact resume."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
 
 
 @dataclass
@@ -91,6 +97,12 @@ def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
     if run.latest.exists() and not resume and not run.is_complete():
         raise ConfigError(run.path, "holds an unfinished run: pass --resume to continue it, or choose another --out")
     dist, device = init_distributed(config.device)
+    if config.deterministic:
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     torch.manual_seed(config.seed)
     return OpenedRun(run, dist, device, config.progress and dist.is_main)
 
@@ -130,6 +142,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
     if config.compile and device.type == "cuda":
         module = torch.compile(module)
 
+    say = Progress(config.progress and dist.is_main)
     result = LoopResult(0, 0, -math.inf)
     if is_resuming(run, resume):
         state = torch.load(run.latest, map_location=device, weights_only=True)
@@ -139,7 +152,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
             scheduler.load_state_dict(state["scheduler"])
         shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
-        if hasattr(objective, "load_state_dict") and "objective" in state:
+        if "objective" in state:
             objective.load_state_dict(state["objective"])
         result = LoopResult(state["epoch"], state["step"], state["best_score"])
         if dist.is_main:
@@ -187,17 +200,16 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
         result.best_score = max(result.best_score, score)
         if dist.is_main:
             run.append_metrics(record)
-            if config.progress:
-                shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
-                print(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "
-                      f"{record['clips_per_s']:.1f} clips/s", flush=True)
+            shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
+            say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "
+                f"{record['clips_per_s']:.1f} clips/s")
             if improved:
                 run.save(run.best, model.checkpoint())
             run.save(run.latest, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else {},
                 "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
-                **({"objective": objective.state_dict()} if hasattr(objective, "state_dict") else {}),
+                "objective": objective.state_dict(),
                 "epoch": result.epoch, "step": result.step, "best_score": result.best_score,
             })
         dist.barrier()

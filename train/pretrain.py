@@ -16,11 +16,11 @@ from probe.audio import to_stereo
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.rundir import RunDir
 from probe.train.config import PretrainConfig
-from probe.train.loop import autocast_for, is_resuming, open_run, start_fresh, train_loop
+from probe.train.loop import Objective, autocast_for, is_resuming, open_run, start_fresh, train_loop
 from probe.train.losses import multi_resolution_stft_loss
 
 
-class ReconstructionObjective:
+class ReconstructionObjective(Objective):
     """MSE (+ weighted multi-resolution STFT) between the AE's input and output; best.pt by val loss."""
 
     def __init__(self, autoencoder: WaveformAutoencoder, val_x: torch.Tensor, stft_weight: float, micro: int,

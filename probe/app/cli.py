@@ -225,11 +225,19 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
               default_help="as decoded")
     add_field(parser, config_class, "compile", help="torch.compile the training forward (CUDA only)")
     add_field(parser, config_class, "stop_after_epochs", type=int, help="stop (resumably) after this many epochs")
+    add_field(parser, config_class, "deterministic",
+              help="torch's deterministic algorithms: on CUDA a rerun gives the same numbers, slower (see README)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 
-TRAINING_FIELDS = ("data", "fold", "out", "epochs", "learning_rate", "weight_decay", "batch_size", "micro_batch_size",
-                   "scheduler", "seed", "device", "clip_seconds", "compile", "stop_after_epochs")
+def _training_fields(args: argparse.Namespace) -> dict[str, object]:
+    """The parsed values of TrainingConfig's fields that `_training_args` gives flags (the AE's are per command)."""
+    from dataclasses import fields
+
+    from probe.train.config import TrainingConfig
+
+    return {f.name: getattr(args, f.name) for f in fields(TrainingConfig)
+            if f.name not in ("autoencoder", "ae_weights", "ae_options", "progress")}
 
 
 def _parse_folds(text: str | None) -> list[int] | None:
@@ -321,7 +329,7 @@ def _penalty(args: argparse.Namespace, probe_name: str) -> float | None:
 def run_finetune(args: argparse.Namespace) -> int:
     from probe.train.finetune import FinetuneConfig, finetune, finetune_folds, finetune_grid, parse_grid
 
-    config = FinetuneConfig(**{name: getattr(args, name) for name in TRAINING_FIELDS}, probe=args.probe,
+    config = FinetuneConfig(**_training_fields(args), probe=args.probe,
                             classifier=args.classifier, classifier_weights=args.classifier_weights,
                             autoencoder=args.autoencoder, ae_weights=args.ae_weights,
                             ae_options=_options(args.ae_option, "--ae-option"), per_class=args.per_class,
@@ -353,7 +361,7 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
 def run_pretrain(args: argparse.Namespace) -> int:
     from probe.train.pretrain import PretrainConfig, pretrain_autoencoder
 
-    config = PretrainConfig(**{name: getattr(args, name) for name in TRAINING_FIELDS}, autoencoder=args.autoencoder,
+    config = PretrainConfig(**_training_fields(args), autoencoder=args.autoencoder,
                             ae_weights=args.ae_weights, stft_weight=args.stft_weight, progress=not args.quiet)
     return _train_each_fold("pretrain-ae", pretrain_autoencoder, config, args,
                             lambda run: f"the pretrained AE is {run.best}; start finetuning from it with --autoencoder {run.best}")
@@ -370,7 +378,10 @@ def _train_classifier_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, ClassifierTrainConfig, "roll", help="random time roll")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a classifier build option, e.g. sample_rate=16000 for small_cnn (repeatable)")
-    _training_args(parser, ClassifierTrainConfig, learning_rate_help="the recipe's: 6e-05, dymn10 4e-05")
+    from probe.train.config import RECIPE_LEARNING_RATE
+
+    recipe = ", ".join(f"{name} {rate:g}" for name, rate in RECIPE_LEARNING_RATE.items())
+    _training_args(parser, ClassifierTrainConfig, learning_rate_help=f"the recipe's: {recipe}")
 
 
 def _options(items: list[str], flag: str = "--option") -> dict[str, object]:
@@ -395,7 +406,7 @@ def _options(items: list[str], flag: str = "--option") -> dict[str, object]:
 def run_train_classifier(args: argparse.Namespace) -> int:
     from probe.train.classifier import ClassifierTrainConfig, train_classifier
 
-    config = ClassifierTrainConfig(**{name: getattr(args, name) for name in TRAINING_FIELDS}, classifier=args.classifier,
+    config = ClassifierTrainConfig(**_training_fields(args), classifier=args.classifier,
                                    classifier_options=_options(args.option), init=args.init, mixup_alpha=args.mixup_alpha,
                                    gain_db=args.gain_db, roll=args.roll, progress=not args.quiet)
     return _train_each_fold("train-classifier", train_classifier, config, args,
@@ -445,7 +456,7 @@ def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: b
         shifts=ShiftSettings(n_boot=args.n_boot, level=args.level, correction=args.correction,
                              threshold_db=args.threshold_db, noise_floor_db=args.noise_floor_db,
                              clip_floor_db=None if args.clip_floor_db is None or args.clip_floor_db < 0 else args.clip_floor_db),
-        attributions=AttributionSettings(methods=args.methods, max_clips=args.max_clips, seed=args.seed),
+        attributions=AttributionSettings(methods=args.methods, max_clips=args.max_clips),
         examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
         progress=not args.quiet,
     )
@@ -529,7 +540,10 @@ def run_report(args: argparse.Namespace) -> int:
 def _figures_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("analyses", nargs="+", help="analysis folders written by `probe analyse`")
     parser.add_argument("--out", default="figures", help="folder for the figure files")
-    parser.add_argument("--format", default="png,svg,pdf", help="comma-separated: png, svg, pdf")
+    from probe.reports.config import FIGURE_FORMATS
+
+    parser.add_argument("--format", default=",".join(FIGURE_FORMATS), type=comma_list,
+                        help=f"comma-separated: {', '.join(FIGURE_FORMATS)} (default: all)")
 
 
 @command("figures", "write the comparison figures alone, sized for papers")
@@ -538,10 +552,12 @@ def run_figures(args: argparse.Namespace) -> int:
     from probe.errors import ConfigError
     from probe.reports.paper import write_paper_figures
 
-    formats = comma_list(args.format)
-    unknown = [f for f in formats if f not in ("png", "svg", "pdf")]
+    from probe.reports.config import FIGURE_FORMATS
+
+    formats = args.format
+    unknown = [f for f in formats if f not in FIGURE_FORMATS]
     if unknown or not formats:
-        raise ConfigError(None, f"--format takes png, svg and pdf, got {args.format!r}")
+        raise ConfigError(None, f"--format takes {', '.join(FIGURE_FORMATS)}, got {','.join(formats) or 'none'!r}")
     written = write_paper_figures(list(args.analyses), args.out, formats)
     print(f"probe figures: wrote {len(written)} files to {args.out}")
     return 0
@@ -601,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"probe: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
+    from probe.rundir import record_command
+
+    record_command(sys.argv[1:] if argv is None else list(argv))
     if not args.command:
         parser.print_help()
         return EXIT_USAGE

@@ -24,22 +24,24 @@ from probe.errors import ConfigError
 from probe.fileio import write_json
 from probe.progress import Progress
 from probe.rundir import AnalysisDir, RunDir
-from probe.synthetic import HIGH, LOW
 
-PLANTED = {"low_band_cnn": LOW, "high_band_cnn": HIGH, "full_band_cnn": None}
-"""The planted classifiers and the band each relies on (None: both)."""
+PLANTED = {"low_band_cnn": "low", "high_band_cnn": "high", "full_band_cnn": None}
+"""The planted classifiers and the band each relies on (`probe.synthetic`'s LOW, HIGH; None: both)."""
 CONTROL = "identity (control)"
 """The no-autoencoder control: shown beside the probes; it points at no band by construction."""
 TINY_AE_WIDTH = 16
 """Twice the tiny AE's default width: after 24 epochs at a constant rate it reconstructs both bands about
 20 dB above its error (width 8: 19 dB low, 13 dB high; a cosine decay: 16 dB high), and a probe can only
 show that a band is kept when the AE reconstructs it in the first place."""
-RECOVERY_DB = 6.0
-"""A probe recovers the planted band when the high-minus-low contrast has the planted sign and at least this size."""
-PLANTED_INTRO = (
-    "The planted answer: low_band_cnn was trained to rely on the low band (150-1800 Hz), high_band_cnn on the high band "
-    "(4500-7200 Hz), full_band_cnn on both. Each line is a probe's high-minus-low contrast (dB), measured against its "
-    "untuned control; 'recovered' means it points at the planted band by at least 6 dB.")
+
+
+def planted_intro(truth) -> str:
+    """The report's first note: what was planted, and what "recovered" means."""
+    (low_lo, low_hi), (high_lo, high_hi) = truth.low_band_hz, truth.high_band_hz
+    return (f"The planted answer: low_band_cnn was trained to rely on the low band ({low_lo:g}-{low_hi:g} Hz), "
+            f"high_band_cnn on the high band ({high_lo:g}-{high_hi:g} Hz), full_band_cnn on both. Each line is a probe's "
+            "high-minus-low contrast (dB), measured against its untuned control; 'recovered' means it points at the "
+            f"planted band by at least {truth.recovery_db:g} dB.")
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,8 @@ def _synthetic(config: DemoConfig) -> Path:
         GridEntry("tiny", label="random AE", overrides={"ae_options": ae_options}),
         GridEntry(pretrained, label=f"pretrained AE + energy {config.energy_penalty:g}",
                   overrides={"penalty": config.energy_penalty}),
-        GridEntry("spectral_gain", label="spectral gain",
-                  overrides={"probe": "spectral-gain", "penalty": 0.1, "learning_rate": 0.05, "epochs": config.gain_epochs}),
+        GridEntry("spectral_gain", label="spectral gain",  # the probe type's own learning rate and penalty
+                  overrides={"probe": "spectral-gain", "learning_rate": None, "epochs": config.gain_epochs}),
         GridEntry("identity", label=CONTROL, overrides={"epochs": 0}),
     ]
     step(f"finetuning {len(settings)} probes behind each classifier ({len(settings) * len(classifiers)} runs)")
@@ -120,8 +122,7 @@ def _synthetic(config: DemoConfig) -> Path:
 
     from probe.analyses.planted import PlantedTruth
 
-    truth = PlantedTruth(synthetic.low_band_hz, synthetic.high_band_hz, dict(PLANTED), controls=(CONTROL,),
-                         recovery_db=RECOVERY_DB, attribution_setting="pretrained AE")
+    truth = PlantedTruth(synthetic.low_band_hz, synthetic.high_band_hz, dict(PLANTED), attribution_setting="pretrained AE")
     return _analyse_and_report(config, out, runs, step, truth)
 
 
@@ -155,10 +156,11 @@ def _planted_classifier(name: str, index: int, dataset, synthetic, folder: Path,
         classifier.frontend_augmentation = False  # a deterministic mel; only the CNN trains
         return classifier
 
+    # No mixup, gain or roll: the run's config records what NoisyClassification does, and it does none of them.
     training = ClassifierTrainConfig(classifier="small_cnn", init="none", data=f"esc50:{dataset.root}",
                                      out=str(folder / name), epochs=config.classifier_epochs, learning_rate=3e-3,
-                                     weight_decay=0.01, batch_size=16, scheduler="none", seed=config.seed,
-                                     device="cpu", progress=False)
+                                     weight_decay=0.01, batch_size=16, scheduler="none", mixup_alpha=0.0, gain_db=0.0,
+                                     roll=False, seed=config.seed, device="cpu", progress=False)
     classifier = fit_classifier(training, build,
                                 lambda model: NoisyClassification(model, val_x, val_y, 16, autocast_for(torch.device("cpu")),
                                                                   generator),
@@ -184,7 +186,7 @@ def _analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: P
     if truth is not None:
         answer = json.loads(AnalysisDir(analysis).summary.read_text())["comparison"]["planted"]
         write_json(out / "planted.json", answer)
-        notes = (PLANTED_INTRO, *describe_planted(answer))
+        notes = (planted_intro(truth), *describe_planted(answer))
         for line in describe_planted(answer):
             step.note(line)
     step(f"writing the report -> {out / 'report'}")

@@ -53,8 +53,3 @@ def add_field(parser: argparse.ArgumentParser, config_class: type, name: str, *f
         type = value.__class__
     parser.add_argument(*flags, dest=name, type=type, default=value, help=text, **kwargs)
 
-
-def values(args: argparse.Namespace, config_class: type, names: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """The parsed values of the config's fields that have flags (or of `names`)."""
-    wanted = names or tuple(item.name for item in fields(config_class))
-    return {name: getattr(args, name) for name in wanted if hasattr(args, name)}

@@ -10,7 +10,7 @@ from torch import nn
 
 from probe.models.archisound import (CITATION, TINY_CONFIG, AutoencoderConfig, WaveformAutoencoder, describe,  # noqa: F401
                                      load_archisound_from_hub, xavier_init)
-from probe.models.checkpoint import AUTOENCODER_FORMAT, extract_state_dict, load_state_dict_strict, read_checkpoint
+from probe.models.checkpoint import AUTOENCODER_FORMAT, CHECKPOINT_SUFFIXES, extract_state_dict, load_state_dict_strict, read_checkpoint
 from probe.models.zoo import get_spec
 
 __all__ = ["load_autoencoder", "AutoencoderConfig", "WaveformAutoencoder", "TINY_CONFIG", "CITATION", "describe",
@@ -28,7 +28,7 @@ def load_autoencoder(
     AutoEncoder1d state_dict, or a checkpoint written by probe.
     """
     checkpoint = None
-    if weights is None and Path(name).suffix in (".pt", ".pth", ".bin", ".ckpt") and Path(name).exists():
+    if weights is None and Path(name).suffix in CHECKPOINT_SUFFIXES and Path(name).exists():
         weights = name
     if weights is not None:
         checkpoint = read_checkpoint(weights)

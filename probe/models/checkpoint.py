@@ -12,6 +12,8 @@ from torch import nn
 from probe.errors import CheckpointError
 
 MAX_LISTED_MISMATCHES = 5
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+"""A model argument ending in one of these is a checkpoint path, not a registered name."""
 CLASSIFIER_FORMAT = "probe-classifier/1"
 AUTOENCODER_FORMAT = "probe-autoencoder/1"
 """The `format` field of the checkpoints probe writes (the network's state_dict plus what rebuilds it)."""

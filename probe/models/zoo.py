@@ -5,25 +5,22 @@ Loading lazily keeps `probe --help` free of torch. A model module registers itse
 """
 from __future__ import annotations
 
-import importlib
-
 from probe.models.registry import ModelKind, ModelSpec, WeightSource, lookup, registered
+from probe.plugins import loader
 
 BUILTIN_MODULES = ("archisound", "identity", "spectral_gain", "efficientat", "passt", "small_cnn")
 _loaded = False
 
 
+_load = loader("probe.models", BUILTIN_MODULES)
+
+
 def ensure_models() -> None:
     """Import the built-in model modules and the plugins once (their decorators fill the registry)."""
     global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for name in BUILTIN_MODULES:
-        importlib.import_module(f"probe.models.{name}")
-    from probe.plugins import load_plugins
-
-    load_plugins()
+    if not _loaded:
+        _loaded = True
+        _load()
 
 
 def get_spec(kind: ModelKind, name: str) -> ModelSpec:

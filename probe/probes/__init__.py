@@ -14,10 +14,10 @@ registry. A new probe is one new module that calls `register_probe(ProbeSpec(...
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from probe.plugins import loader
 from probe.registries import Registry
 
 BUILTIN_MODULES = ("autoencoder", "spectral_gain", "identity")
@@ -47,6 +47,9 @@ class Curve:
     label: str
     """The y-axis label of its figures, e.g. "gain (dB)"."""
     per_class: bool = False
+    floor_key: str | None = None
+    """The key of outputs/objective.json that holds the curve's lower bound (dB): bands where the trained curve sits
+    at its bound get the verdict "not needed" (the bound is where the probe stopped, not a measured level)."""
 
 
 @dataclass(frozen=True)
@@ -91,15 +94,7 @@ class ProbeSpec:
         return f"+{self.penalty.name}{float(penalty):g}"
 
 
-def _load() -> None:
-    for name in BUILTIN_MODULES:
-        importlib.import_module(f"probe.probes.{name}")
-    from probe.plugins import load_plugins
-
-    load_plugins()
-
-
-PROBES: Registry[ProbeSpec] = Registry("probe", load=_load)
+PROBES: Registry[ProbeSpec] = Registry("probe", load=loader("probe.probes", BUILTIN_MODULES))
 
 
 def register_probe(spec: ProbeSpec) -> ProbeSpec:

@@ -10,7 +10,7 @@ from typing import Any
 
 from probe.probes import Curve, Penalty, ProbeSpec, register_probe
 
-GAIN = Curve("gain_db", "gain (dB)")
+GAIN = Curve("gain_db", "gain (dB)", floor_key="gain_floor_db")
 GAIN_PER_CLASS = Curve("gain_db_per_class", "gain (dB)", per_class=True)
 
 
