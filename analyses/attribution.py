@@ -21,43 +21,100 @@ from probe.registries import Registry
 from probe.seeding import derive_seed, seeded
 from probe.rundir import Tables
 
-AttributionMethod = Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor, "AttributionSettings"], torch.Tensor]
+AttributionMethod = Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor, "AttributionSettings", int], torch.Tensor]
+"""(forward, mel batch, baseline, targets, settings, the most samples one pass may carry) -> attributions."""
 ATTRIBUTION_METHODS: Registry[AttributionMethod] = Registry("attribution method")
 register_method = ATTRIBUTION_METHODS.register
 
 
 @register_method("integrated_gradients")
-def integrated_gradients(forward, mel, baseline, targets, settings):
+def integrated_gradients(forward, mel, baseline, targets, settings, max_batch):
     from captum.attr import IntegratedGradients
 
+    # captum runs the clips x steps interpolations `max_batch` at a time
     return IntegratedGradients(forward).attribute(mel, baselines=baseline, target=targets, n_steps=settings.ig_steps,
-                                                  internal_batch_size=len(mel) * settings.ig_steps)
+                                                  internal_batch_size=max_batch)
 
 
 @register_method("saliency")
-def saliency(forward, mel, baseline, targets, settings):
+def saliency(forward, mel, baseline, targets, settings, max_batch):
     from captum.attr import Saliency
 
     return Saliency(forward).attribute(mel, target=targets, abs=True)
 
 
 @register_method("gradient_shap")
-def gradient_shap(forward, mel, baseline, targets, settings):
+def gradient_shap(forward, mel, baseline, targets, settings, max_batch):
     from captum.attr import GradientShap
 
     noise = torch.randn((4, *mel.shape[1:])).to(mel.device) * 0.1  # drawn in attribution_maps' seeded scope
     baselines = baseline[:1] + noise  # a small distribution around silence
-    return GradientShap(forward).attribute(mel, baselines=baselines, target=targets, n_samples=settings.shap_samples,
-                                           stdevs=0.05)
+    # captum expands each clip into n_samples copies in one pass; one sample per pass keeps a pass within the budget
+    # (a PaSST clip of 5 s keeps about 570 MB for backward) and the draws independent of it. The mean over the
+    # single-sample calls is GradientSHAP's estimate over n_samples.
+    explainer = GradientShap(forward)
+    total = sum(explainer.attribute(mel, baselines=baselines, target=targets, n_samples=1, stdevs=0.05)
+                for _ in range(settings.shap_samples))
+    return total / settings.shap_samples
 
 
 @register_method("occlusion")
-def occlusion(forward, mel, baseline, targets, settings):
+def occlusion(forward, mel, baseline, targets, settings, max_batch):
     from captum.attr import Occlusion
 
     patch = (1, min(settings.occlusion_patch[0], mel.shape[2]), min(settings.occlusion_patch[1], mel.shape[3]))
     return Occlusion(forward).attribute(mel, sliding_window_shapes=patch, strides=patch, baselines=baseline,
-                                        target=targets, perturbations_per_eval=8)
+                                        target=targets, perturbations_per_eval=max(1, max_batch // len(mel)))
+
+
+def clips_per_call(method: str, settings: AttributionSettings, max_batch: int) -> int:
+    """How many clips one call of `method` takes, so that a pass through the classifier carries at most `max_batch`
+    samples. GradientSHAP takes one clip at a time, whatever the budget: its random draws are then the clip's own,
+    and a rerun on a machine with another budget draws the same."""
+    if method == "gradient_shap":
+        return 1
+    # integrated gradients: captum splits each call's clips x steps into passes of `max_batch` (at least one clip each)
+    return max(1, min(settings.batch_size, max_batch))
+
+
+def memory_budget_bytes(settings: AttributionSettings, device: torch.device) -> int:
+    """The attributions' memory budget: --max-memory, else half the GPU (CUDA) or a quarter of the RAM, at most
+    4 GB (CPU). From totals, not from what is free now, so that the chunking, and so the numbers, repeat."""
+    import os
+
+    if settings.max_memory_gb is not None:
+        return int(settings.max_memory_gb * 2**30)
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory // 2
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return min(ram // 4, 4 * 2**30)
+
+
+def activation_bytes_per_sample(forward: Callable, mel: torch.Tensor) -> int:
+    """The bytes autograd keeps for the backward pass per sample: what one more sample in a pass costs.
+
+    Measured on batches of 1 and 2 with saved-tensor hooks (the weights, saved once per pass, cancel)."""
+    def saved(batch: torch.Tensor) -> int:
+        total = 0
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            nonlocal total
+            total += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            forward(batch.detach().clone().requires_grad_()).sum()
+        return total
+
+    one = mel[:1]
+    return max(1, saved(torch.cat([one, one])) - saved(one))
+
+
+def samples_per_pass(forward: Callable, mel: torch.Tensor, settings: AttributionSettings, device: torch.device) -> int:
+    """How many samples one forward and backward pass may carry within the budget. A third of the budget goes to
+    the saved activations: their gradients and the allocator's slack take about as much again each."""
+    per_sample = activation_bytes_per_sample(forward, mel)
+    return int(max(1, min(1024, memory_budget_bytes(settings, device) // (3 * per_sample))))
 
 
 def clip_budget(settings: AttributionSettings, device: torch.device) -> int:
@@ -84,17 +141,26 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
     (GradientSHAP draws its baselines and noise from them): the same seed gives the same maps, and nothing
     outside sees a draw."""
     forward = classifier.logits_from_mel
-    maps = []
-    for start in range(0, len(waveforms), settings.batch_size):
-        x = torch.tensor(np.asarray(waveforms[start : start + settings.batch_size]), dtype=torch.float32, device=device)
-        y = torch.tensor(np.asarray(targets[start : start + settings.batch_size]), device=device)
+    maps: list[np.ndarray] = []
+    max_batch = step = None
+    start = 0
+    while start < len(waveforms):
+        x = torch.tensor(np.asarray(waveforms[start : start + (step or 1)]), dtype=torch.float32, device=device)
         with torch.no_grad():
             mel = classifier.mel(x)
+        if max_batch is None:  # sized once, on the first clip, from the memory budget
+            max_batch = samples_per_pass(forward, mel, settings, device)
+            step = clips_per_call(method, settings, max_batch)
+            continue
+        y = torch.tensor(np.asarray(targets[start : start + step]), device=device)
+        with torch.no_grad():
             baseline = classifier.mel(torch.zeros_like(x))
         with torch.enable_grad(), seeded(derive_seed(seed, method, start)):
-            attribution = ATTRIBUTION_METHODS[method](forward, mel.requires_grad_(), baseline, y, settings).detach()
+            attribution = ATTRIBUTION_METHODS[method](forward, mel.requires_grad_(), baseline, y, settings,
+                                                      max_batch).detach()
         magnitude = attribution.abs().sum(1).float()  # over the channel axis: (B, F, T)
         maps.append((magnitude / magnitude.sum((1, 2), keepdim=True).clamp_min(1e-30)).cpu().numpy())
+        start += step
     return np.concatenate(maps)
 
 

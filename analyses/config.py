@@ -44,6 +44,10 @@ class AttributionSettings:
     """Attribute the originals (always) and, by default, the finetuned reconstructions too."""
     sanity_clips: int = 8
     max_frames: int = 100
+    max_memory_gb: float | None = None
+    """What the attributions may hold at once, in GB: each pass through the classifier carries as many clip
+    variants (integrated-gradient steps, GradientSHAP samples, occluded copies) as fit. None: half the GPU's
+    memory on CUDA; on a CPU a quarter of the RAM, at most 4 GB. Fixed per machine, so reruns chunk alike."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import torch
 
 from probe.analyses import bands
 from probe.analyses.registry import RunContext, register_analysis
+from probe.progress import EMPTY_MEL_FILTER, without_known_warnings
 from probe.rundir import Tables
 
 DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness")
@@ -46,7 +47,8 @@ def mel_maps(waveforms: np.ndarray, sample_rate: int, batch: int = 32) -> np.nda
     """Log-mel spectrograms in dB (N, 128, <=100 frames): a classifier-independent view for the figures."""
     import torchaudio
 
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=MEL_N_FFT, hop_length=MEL_HOP, n_mels=MEL_BANDS)
+    with without_known_warnings(EMPTY_MEL_FILTER):
+        mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=MEL_N_FFT, hop_length=MEL_HOP, n_mels=MEL_BANDS)
     maps = []
     for start in range(0, len(waveforms), batch):
         x = torch.tensor(np.asarray(waveforms[start : start + batch]), dtype=torch.float32)

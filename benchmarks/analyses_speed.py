@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 
-def build_run(folder: Path, clips: int, seconds: float = 5.0, rate: int = 32000) -> Path:
+def build_run(folder: Path, clips: int, seconds: float = 5.0, rate: int = 32000, classifier: str = "mn10") -> Path:
     from probe.esc50 import CATEGORY_NAMES, CLASS_NAMES, category_of
     from probe.fileio import write_json
     from probe.models import load_classifier, save_classifier
@@ -39,11 +39,12 @@ def build_run(folder: Path, clips: int, seconds: float = 5.0, rate: int = 32000)
     spectrum[:, np.fft.rfftfreq(length, 1 / rate) > 4000] *= 0.1
     after = np.fft.irfft(spectrum, n=length, axis=-1).astype(np.float32)
 
-    classifier = load_classifier("mn10", num_classes=50, class_names=list(CLASS_NAMES))
-    weights = save_classifier(classifier, folder / "mn10_random.pt")
+    torch.manual_seed(0)  # seeded random weights
+    model = load_classifier(classifier, num_classes=50, class_names=list(CLASS_NAMES))
+    weights = save_classifier(model, folder / f"{classifier}_random.pt")
     run = RunDir(folder / "run")
     run.outputs.mkdir(parents=True)
-    run.write_config({"classifier": "mn10", "classifier_weights": str(weights), "autoencoder": "synthetic-lowpass", "fold": 1},
+    run.write_config({"classifier": classifier, "classifier_weights": str(weights), "autoencoder": "synthetic-lowpass", "fold": 1},
                      {"classifier_weights": str(weights)})
     for path, array in {run.originals_file: originals, run.reconstructions_file("before"): originals,
                         run.reconstructions_file("after"): after, run.targets_file: targets,

@@ -25,6 +25,7 @@ from probe.audio import fit_length, load_audio
 from probe.data import Clip, ClipDataset
 from probe.errors import AudioError, DatasetError
 from probe.fileio import write_json
+from probe.progress import bars_enabled
 
 log = logging.getLogger(__name__)
 DEFAULT_CLIP_SECONDS = 5.0
@@ -134,7 +135,7 @@ def _decode(
         raise DatasetError(dataset.root, "no clips to decode")
     rows = out if out is not None else np.zeros((len(dataset.clips), num_samples), dtype=np.float32)
     kept, skipped = [], []
-    bar = tqdm(dataset.clips, desc=f"decoding {dataset.name} at {sample_rate} Hz", unit="clip", disable=not progress, leave=False)
+    bar = tqdm(dataset.clips, desc=f"decoding {dataset.name} at {sample_rate} Hz", unit="clip", disable=not bars_enabled(progress), leave=False)
     for clip in bar:
         try:
             audio = load_audio(clip.path, sample_rate=sample_rate, mono=True)

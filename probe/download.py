@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from probe.errors import DownloadError
 from probe.fileio import sha256_file, staged_directory, write_text
 from probe.models.registry import WeightSource
+from probe.progress import bars_enabled
 from probe.models.zoo import all_weight_sources
 
 ESC50_ARCHIVE = WeightSource(
@@ -106,7 +107,7 @@ def download(
             if total is not None and size_bytes is not None and total != size_bytes:
                 raise DownloadError(url, f"the server offers {total} bytes, the published file has {size_bytes}; nothing was downloaded")
             with open(partial, "ab" if resumed else "wb") as handle, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=destination.name, disable=not progress
+                total=total, initial=offset, unit="B", unit_scale=True, desc=destination.name, disable=not bars_enabled(progress)
             ) as bar:
                 try:
                     for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):

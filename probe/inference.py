@@ -1,7 +1,6 @@
 """`probe predict` and `probe reconstruct` as library functions over configs."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -10,9 +9,6 @@ from probe.errors import AudioError, ProbeError
 
 if TYPE_CHECKING:
     from probe.audio import Audio
-
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class PredictConfig:
@@ -47,14 +43,12 @@ class FileResult:
     error: str | None = None
     logits: list[float] = field(default_factory=list)
     output: str | None = None
+    padded_from: int | None = None
+    """The file's length in samples (at the model's rate) when it was shorter than the model takes and was padded."""
 
 
-def expand_inputs(inputs: tuple[str, ...], strict: bool) -> Iterator[tuple[Path, bool]]:
-    """Yield (path, must_succeed) for each input; folders expand to their audio files.
-
-    A file named on the command line must be readable (must_succeed=True); a folder's members
-    must be readable only with `strict`. In a folder, non-audio names are ignored.
-    """
+def expand_inputs(inputs: tuple[str, ...]) -> Iterator[Path]:
+    """Each input file; folders expand to their audio files (other names in a folder are ignored)."""
     from probe.audio import is_audio_file
 
     for item in inputs:
@@ -63,30 +57,30 @@ def expand_inputs(inputs: tuple[str, ...], strict: bool) -> Iterator[tuple[Path,
             members = sorted(p for p in path.rglob("*") if is_audio_file(p))
             if not members:
                 raise AudioError(path, "folder holds no audio files")
-            for member in members:
-                yield member, strict
+            yield from members
         else:
-            yield path, True
+            yield path
 
 
 def load_inputs(
     inputs: tuple[str, ...], strict: bool, results: list[FileResult], **load_options: object
 ) -> Iterator[tuple[Path, Audio]]:
-    """Yield (path, audio) for every readable input; unreadable folder members go into `results` as errors."""
+    """Yield (path, audio) for every readable input. An unreadable one goes into `results` with its reason and the
+    batch goes on, as cat and grep do; with `strict` the first one stops it (a ProbeError)."""
     from probe.audio import load_audio
 
-    for path, must_succeed in expand_inputs(inputs, strict):
+    for path in expand_inputs(inputs):
         try:
             yield path, load_audio(path, **load_options)  # type: ignore[arg-type]
         except ProbeError as exc:
-            if must_succeed:
+            if strict:
                 raise
-            log.warning("skipping %s", exc)
             results.append(FileResult(str(path), error=exc.reason))
 
 
 def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
-    """(results, class names): each file's logits; unreadable folder members are reported, not fatal."""
+    """(results, class names): each file's logits, or the reason it could not be read. A file shorter than the
+    classifier takes is zero-padded to its shortest input, and the result says from how many samples."""
     import torch
 
     from probe.download import resolve_weights
@@ -96,9 +90,10 @@ def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
     classifier = load_classifier(config.classifier, weights, config.num_classes, device=config.device)
     results: list[FileResult] = []
     for path, audio in load_inputs(config.audio, config.strict, results, sample_rate=classifier.sample_rate, mono=True):
+        waveform, padded_from = classifier.pad_short(audio.waveform)
         with torch.inference_mode():
-            logits = classifier(audio.waveform.to(config.device))[0]
-        results.append(FileResult(str(path), logits=logits.cpu().tolist()))
+            logits = classifier(waveform.to(config.device))[0]
+        results.append(FileResult(str(path), logits=logits.cpu().tolist(), padded_from=padded_from))
     return results, classifier.class_names
 
 

@@ -5,7 +5,30 @@ bar is tqdm's, shown on terminals only.)
 """
 from __future__ import annotations
 
+import contextlib
+import re
+import sys
 import time
+import warnings
+from typing import Iterator
+
+EMPTY_MEL_FILTER = "At least one mel filterbank has all zero values"
+"""torchaudio's warning when a mel bank is narrower than an STFT bin: expected for 128 bands at low rates, and
+harmless for the analyses, which read energies, not single filters."""
+
+
+def bars_enabled(progress: bool) -> bool:
+    """Progress bars only on a terminal: in a log file a bar is a wall of carriage returns."""
+    return progress and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def without_known_warnings(*messages: str) -> Iterator[None]:
+    """Hide these known-harmless warnings (by the start of their message) inside the block; any other still shows."""
+    with warnings.catch_warnings():
+        for message in messages:
+            warnings.filterwarnings("ignore", message=re.escape(message))
+        yield
 
 
 class Progress:

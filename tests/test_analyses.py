@@ -15,6 +15,7 @@ from probe.analyses import attribution, bands, bandshift, information, stats, tr
 from probe.app.cli import main
 from probe.models.base import WaveformClassifier
 from probe.models.frontend import MelConfig, MelFrontEnd
+from probe.models.small_cnn import SmallCNN
 
 RATE = 16000
 
@@ -397,3 +398,27 @@ def test_reports_read_summaries_that_call_the_setting_autoencoder(tmp_path: Path
 
     assert AnalysedRun(tmp_path, {"label": "a", "autoencoder": "archisound"}).probe_setting == "archisound"
     assert AnalysedRun(tmp_path, {"label": "a", "setting": "pretrained AE"}).probe_setting == "pretrained AE"
+
+
+def test_the_memory_budget_sizes_each_pass_and_leaves_the_maps_alone(tmp_path: Path) -> None:
+    """Known answer: a linear layer keeps its input for the backward pass, 4 bytes per input value and sample; a
+    smaller budget makes smaller passes, and the maps do not change with it (GradientSHAP's draws are per clip)."""
+    from probe.analyses import attribution
+    from probe.analyses.config import AttributionSettings
+
+    linear = torch.nn.Linear(96, 3)
+    assert attribution.activation_bytes_per_sample(linear, torch.zeros(1, 96)) == 96 * 4
+    cpu = torch.device("cpu")
+    classifier = WaveformClassifier("toy", MelFrontEnd(MelConfig(sample_rate=RATE, n_fft=512, win_length=400,
+                                                                 hop_length=160, n_mels=32, fmax_hz=8000.0)),
+                                    SmallCNN(3, channels=4, n_mels=32), sample_rate=RATE, class_names=["a", "b", "c"]).freeze()
+    waveforms = np.random.default_rng(0).standard_normal((5, RATE // 2)).astype(np.float32) * 0.1
+    mel = classifier.mel(torch.from_numpy(waveforms[:1]))
+    roomy, tight = AttributionSettings(max_memory_gb=1.0), AttributionSettings(max_memory_gb=1e-5)
+    per_sample = attribution.activation_bytes_per_sample(classifier.logits_from_mel, mel)
+    assert attribution.samples_per_pass(classifier.logits_from_mel, mel, roomy, cpu) == min(1024, 2**30 // (3 * per_sample))
+    assert attribution.samples_per_pass(classifier.logits_from_mel, mel, tight, cpu) == 1
+    for method in attribution.ATTRIBUTION_METHODS:
+        maps = [attribution.attribution_maps(classifier, waveforms, np.array([0, 1, 2, 0, 1]), method, settings, cpu, seed=3)
+                for settings in (roomy, tight)]
+        assert np.allclose(maps[0], maps[1], rtol=1e-4, atol=1e-7), method

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from probe.errors import ConfigError
-from probe.progress import Progress
+from probe.progress import Progress, bars_enabled
 from probe.rundir import RunDir
 from probe.train.distributed import Distributed, no_sync, wrap
 from probe.train.config import TrainingConfig
@@ -165,7 +165,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
         order = torch.randperm(len(train_x), generator=shuffle).to(device)
         batches = [b for b in order.split(config.batch_size) if len(b) >= dist.world_size]
         bar = tqdm(total=sum(map(len, batches)), desc=f"epoch {epoch + 1}/{config.epochs}", unit="clip",
-                   disable=not (config.progress and dist.is_main), leave=False, dynamic_ncols=True)
+                   disable=not bars_enabled(config.progress and dist.is_main), leave=False, dynamic_ncols=True)
         for batch in batches:
             optimizer.zero_grad(set_to_none=True)
             chunks = dist.shard(batch).split(config.micro)

@@ -80,7 +80,7 @@ def _file_command_args(parser: argparse.ArgumentParser, config_class: type) -> N
     parser.add_argument("audio", nargs="+", help="audio files or folders of audio files")
     parser.add_argument("--weights", help="checkpoint path or published checkpoint name (see `probe download weights --list`)")
     add_field(parser, config_class, "device", help="cpu, cuda, cuda:1, ...")
-    add_field(parser, config_class, "strict", help="fail on the first unreadable file inside a folder")
+    add_field(parser, config_class, "strict", help="stop at the first unreadable file (exit 2) instead of going on")
 
 
 def _predict_args(parser: argparse.ArgumentParser) -> None:
@@ -103,9 +103,13 @@ def run_predict(args: argparse.Namespace) -> int:
 
     config = PredictConfig(args.classifier, tuple(args.audio), args.weights, args.num_classes, args.device, args.strict)
     results, class_names = predict_files(config)
+    status = _batch_status(results)
+    if status == EXIT_USAGE:
+        return status
     rows = []
     for result in results:
-        row: dict[str, object] = {"file": result.path, "error": result.error or ""}
+        row: dict[str, object] = {"file": result.path, "error": result.error or "",
+                                  "padded_from_samples": "" if result.padded_from is None else result.padded_from}
         if result.logits:
             best = max(range(len(result.logits)), key=result.logits.__getitem__)
             row.update(predicted_index=best, predicted_class=class_names[best])
@@ -113,9 +117,32 @@ def run_predict(args: argparse.Namespace) -> int:
         rows.append(row)
     text = json.dumps(rows, indent=2) + "\n" if args.format == "json" else _csv_text(rows)
     _emit(text, args.out)
-    skipped = sum(1 for r in results if r.error)
-    if skipped:
-        print(f"probe: skipped {skipped} unreadable file(s); see the error column", file=sys.stderr)
+    padded = sum(1 for r in results if r.padded_from is not None)
+    if padded:
+        print(f"probe: {padded} file(s) shorter than {args.classifier} takes were zero-padded; see padded_from_samples",
+              file=sys.stderr)
+    return status
+
+
+EXIT_PARTIAL = 1
+
+
+def _batch_status(results: list) -> int:
+    """One stderr line per unreadable file; 0 when every file was read, 1 when some were, 2 when none was (a lone
+    bad file reads as any other one-line error)."""
+    failed = [r for r in results if r.error]
+    if len(failed) == len(results) == 1:
+        print(f"probe: error: {failed[0].path}: {failed[0].error}", file=sys.stderr)
+        return EXIT_USAGE
+    for result in failed:
+        print(f"probe: {result.path}: {result.error}", file=sys.stderr)
+    if failed and len(failed) == len(results):
+        print(f"probe: error: none of the {len(results)} files could be read", file=sys.stderr)
+        return EXIT_USAGE
+    if failed:
+        print(f"probe: {len(failed)} of {len(results)} files could not be read (listed above); the others have results",
+              file=sys.stderr)
+        return EXIT_PARTIAL
     return 0
 
 
@@ -161,8 +188,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     config = ReconstructConfig(args.autoencoder, tuple(args.audio), args.out_dir, args.weights, args.device, args.strict)
     results = reconstruct_files(config)
     for result in results:
-        print(f"{result.path} -> {result.output}" if result.output else f"{result.path}: skipped ({result.error})")
-    return 0
+        if result.output:
+            print(f"{result.path} -> {result.output}")
+    return _batch_status(results)
 
 
 # --- probe download ---------------------------------------------------------------------
@@ -433,6 +461,9 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, AttributionSettings, "methods", help="attribution methods, comma-separated, or none")
     add_field(parser, AttributionSettings, "max_clips", "--attribution-clips", type=int,
               help="attribute at most this many clips per run", default_help="64 on a GPU, 16 on a CPU")
+    add_field(parser, AttributionSettings, "max_memory_gb", "--max-memory", type=float,
+              help="GB the attributions may hold at once; each pass through the classifier carries what fits",
+              default_help="half the GPU on CUDA; a quarter of the RAM, at most 4, on a CPU")
     add_field(parser, AnalyseConfig, "examples", type=str, help="validation positions kept as audio, comma-separated",
               default_help="the study's on ESC-50, else the first clip of each class")
     add_field(parser, AnalyseConfig, "residuals", choices=["examples", "all"],
@@ -456,7 +487,7 @@ def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: b
         shifts=ShiftSettings(n_boot=args.n_boot, level=args.level, correction=args.correction,
                              threshold_db=args.threshold_db, noise_floor_db=args.noise_floor_db,
                              clip_floor_db=None if args.clip_floor_db is None or args.clip_floor_db < 0 else args.clip_floor_db),
-        attributions=AttributionSettings(methods=args.methods, max_clips=args.max_clips),
+        attributions=AttributionSettings(methods=args.methods, max_clips=args.max_clips, max_memory_gb=args.max_memory_gb),
         examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
         progress=not args.quiet,
     )

@@ -50,6 +50,25 @@ class WaveformClassifier(nn.Module):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    min_frames = 1
+    """The fewest front-end frames the network takes (PaSST: one 16-frame patch)."""
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest waveform the front-end and network take (one STFT window, and `min_frames` hops); shorter
+        inputs must be padded (`pad_short`). A user's module without a mel front-end takes any length."""
+        config = getattr(self.frontend, "config", None)
+        if config is None:
+            return 1
+        return max(config.n_fft, self.min_frames * config.hop_length)
+
+    def pad_short(self, waveform: torch.Tensor) -> tuple[torch.Tensor, int | None]:
+        """(waveform zero-padded at the end to `min_samples`, the original length) or (waveform, None) if long enough."""
+        length = waveform.shape[-1]
+        if length >= self.min_samples:
+            return waveform, None
+        return torch.nn.functional.pad(waveform, (0, self.min_samples - length)), length
+
     def mel(self, waveform: torch.Tensor) -> torch.Tensor:
         """The network's input representation (for mn10/dymn10/passt: log-mel (B, 1, F, T))."""
         return self.frontend(waveform)

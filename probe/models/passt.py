@@ -16,6 +16,7 @@ from probe.esc50 import SAMPLE_RATE_32K
 from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.frontend import MelConfig
 from probe.models.registry import WeightSource, register
+from probe.progress import without_known_warnings
 
 ARCH = "passt_s_swa_p16_128_ap476"
 RELEASE = "https://github.com/kkoutini/PaSST/releases/download/"
@@ -67,8 +68,23 @@ class PasstMel(nn.Module):
         self.config = MelConfig()  # the same eval-mode Kaldi banks as EfficientAT's: the analyses read its bands
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=waveform.device.type, enabled=False):
+        with torch.autocast(device_type=waveform.device.type, enabled=False), \
+                without_known_warnings("stft with return_complex=False is deprecated",  # hear21passt's own calls
+                                       "`torch.cuda.amp.autocast(args...)` is deprecated"):
             return self.mel(waveform.float()).unsqueeze(1)
+
+
+class PasstClassifier(WaveformClassifier):
+    """PaSST behind its front-end. hear21passt prints tensor shapes on its first forward pass; they stay out of
+    stdout (only around the network's own call: anything else prints as usual)."""
+
+    min_frames = 16
+    """The patch embedding is 16 x 16 with stride 10: fewer mel frames than one patch is an error."""
+
+    def logits_from_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        # Clips shorter than 10 s crop the time position embedding, which PaSST warns about on every call.
+        with contextlib.redirect_stdout(io.StringIO()), without_known_warnings("Input image size"):
+            return super().logits_from_mel(mel)
 
 
 @register(
@@ -81,7 +97,7 @@ def build_passt(num_classes: int = 50, trained: bool = False) -> WaveformClassif
     # pretrained=False: hear21passt would otherwise download AudioSet weights while building.
     with contextlib.redirect_stdout(io.StringIO()):
         net = get_model_passt(arch=ARCH, pretrained=False, n_classes=num_classes)
-    return WaveformClassifier(
+    return PasstClassifier(
         "passt", PasstMel(), net, sample_rate=SAMPLE_RATE_32K, class_names=default_class_names(num_classes),
         head_keys=HEAD_KEYS,
     )

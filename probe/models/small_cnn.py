@@ -67,9 +67,11 @@ def build_small_cnn(
         fmax_hz=sample_rate / 2,
         fmax_aug_range=1,
     )
-    return WaveformClassifier(
+    classifier = WaveformClassifier(
         "small_cnn", MelFrontEnd(config), SmallCNN(num_classes, channels, pooling, n_mels), sample_rate=sample_rate,
         class_names=default_class_names(num_classes),
         options={"sample_rate": sample_rate, "n_mels": n_mels, "channels": channels, "pooling": pooling},
         head_keys=HEAD_KEYS,
     )
+    classifier.min_frames = 8  # three 2x max-pools need 8 frames to leave one
+    return classifier

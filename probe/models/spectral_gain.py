@@ -16,6 +16,7 @@ from torch import nn
 
 from probe.models.checkpoint import AUTOENCODER_FORMAT
 from probe.models.registry import register
+from probe.progress import EMPTY_MEL_FILTER, without_known_warnings
 
 
 class SpectralGain(nn.Module):
@@ -52,7 +53,8 @@ class SpectralGain(nn.Module):
         import torchaudio
 
         rate = self.sample_rate or 2 * (self.n_fft // 2)
-        weights = torchaudio.functional.melscale_fbanks(self.n_fft // 2 + 1, 0.0, rate / 2, self.bands, rate)
+        with without_known_warnings(EMPTY_MEL_FILTER):
+            weights = torchaudio.functional.melscale_fbanks(self.n_fft // 2 + 1, 0.0, rate / 2, self.bands, rate)
         weights[0] = torch.nn.functional.one_hot(torch.tensor(0), self.bands).float()  # DC follows the lowest band
         weights[-1] = torch.nn.functional.one_hot(torch.tensor(self.bands - 1), self.bands).float()
         return weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
