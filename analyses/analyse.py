@@ -83,7 +83,6 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
                    say: Progress) -> Path:
     """Run every registered analysis on prepared runs (`classifiers`: run label -> classifier or None) into
     config.out, atomically: the per-run analyses on each run, then the comparison analyses on all of them."""
-    check_names(config)
     shared: dict[tuple, Any] = {}
     with staged_directory(config.out) as staging:
         folder = AnalysisDir(staging)

@@ -162,13 +162,13 @@ BAND_SHIFT_TABLES = (Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_SHIFT_OVERALL, Tabl
 def probe_curves(run) -> dict[str, np.ndarray]:
     """The trained curves the run's probe type saved (`probe.probes`), as `<name>` (values) and
     `<name>_frequencies_hz`; a per-class curve written before curves carried their frequencies is read too."""
-    folder, curves = RunDir(run.path), {}
-    for curve in probe_of_run(run.config).curves:
+    folder, curves, declared = RunDir(run.path), {}, probe_of_run(run.config).curves
+    single = next((f"{c.name}_frequencies_hz" for c in declared if not c.per_class), None)
+    for curve in declared:
         path = folder.curve_file(curve.name)
         if not path.is_file():
             continue
         values = np.load(path)
-        single = next((f"{c.name}_frequencies_hz" for c in probe_of_run(run.config).curves if not c.per_class), None)
         if curve.per_class and len(values) == len(run.class_names) and single in curves:
             values = np.vstack([curves[single], values])  # per-class files written before they carried frequencies
         curves[f"{curve.name}_frequencies_hz"], curves[curve.name] = values[0], values[1:] if curve.per_class else values[1]

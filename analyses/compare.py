@@ -146,8 +146,10 @@ def build_outputs(config: CompareConfig, classifier=None) -> tuple[RunOutputs, l
 def compare(config: CompareConfig, analyse_config) -> Path:
     """Pair, align and analyse; writes the analysis folder (readable by `probe report`) plus `pairs.csv`. Random
     draws come from the analysis' seed; the global generators are as they were afterwards."""
+    from probe.analyses.analyse import check_names
     from probe.seeding import derive_seed, seeded
 
+    check_names(analyse_config)
     with seeded(derive_seed(analyse_config.seed, "compare")):
         return _compare(config, analyse_config)
 

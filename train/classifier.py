@@ -21,7 +21,7 @@ from probe.models.base import WaveformClassifier
 from probe.models.classifiers import load_classifier
 from probe.rundir import RunDir
 from probe.train.config import AUDIOSET_INIT, ClassifierTrainConfig
-from probe.train.loop import (Objective, accuracy, autocast_for, batched_logits, is_resuming, open_run, save_array,
+from probe.train.loop import (Objective, classification_metrics, autocast_for, batched_logits, is_resuming, open_run, save_array,
                               start_fresh, train_loop)
 
 class AugmentedClassification(Objective):
@@ -58,9 +58,7 @@ class AugmentedClassification(Objective):
         return lam * nn.functional.cross_entropy(logits, y) + (1 - lam) * nn.functional.cross_entropy(logits, y[partner])
 
     def evaluate(self) -> tuple[dict[str, float], float]:
-        logits = batched_logits(self.module, self.val_x, self.config.micro, self.autocast)
-        val_accuracy = accuracy(logits, self.val_y)
-        return {"val_loss": float(nn.functional.cross_entropy(logits, self.val_y)), "val_accuracy": val_accuracy}, val_accuracy
+        return classification_metrics(batched_logits(self.module, self.val_x, self.config.micro, self.autocast), self.val_y)
 
 
 class NoisyClassification(Objective):
@@ -85,9 +83,7 @@ class NoisyClassification(Objective):
         return nn.functional.cross_entropy(module(x), y)
 
     def evaluate(self) -> tuple[dict[str, float], float]:
-        logits = batched_logits(self.module, self.val_x, self.micro, self.autocast)
-        val_accuracy = accuracy(logits, self.val_y)
-        return {"val_loss": float(nn.functional.cross_entropy(logits, self.val_y)), "val_accuracy": val_accuracy}, val_accuracy
+        return classification_metrics(batched_logits(self.module, self.val_x, self.micro, self.autocast), self.val_y)
 
 
 def fit_classifier(config: ClassifierTrainConfig, build: Callable[[], WaveformClassifier],

@@ -23,7 +23,7 @@ from probe.probes import Penalty
 from probe.progress import Progress
 from probe.rundir import AFTER, BEFORE, ORIGINAL, RunDir
 from probe.train.config import FinetuneConfig
-from probe.train.loop import (Objective, accuracy, autocast_for, batched_logits, is_resuming, open_run, run_folds,
+from probe.train.loop import (Objective, accuracy, classification_metrics, autocast_for, batched_logits, is_resuming, open_run, run_folds,
                               save_array, start_fresh, train_loop)
 
 
@@ -53,10 +53,8 @@ class ClassifierObjective(Objective):
 
     def evaluate(self) -> tuple[dict[str, float], float]:
         logits = batched_logits(self.module, self.val_x, self.micro, self.autocast, self.val_y if self.conditional else None)
-        val_accuracy = accuracy(logits, self.val_y)
-        metrics = {"val_loss": float(torch.nn.functional.cross_entropy(logits, self.val_y)), "val_accuracy": val_accuracy,
-                   "val_accuracy_bare_classifier": self.bare_accuracy}
-        return metrics, val_accuracy
+        metrics, score = classification_metrics(logits, self.val_y)
+        return {**metrics, "val_accuracy_bare_classifier": self.bare_accuracy}, score
 
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:

@@ -202,7 +202,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
             run.append_metrics(record)
             shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
             say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "
-                f"{record['clips_per_s']:.1f} clips/s")
+                f"{record['clips_per_s']:.3g} clips/s")
             if improved:
                 run.save(run.best, model.checkpoint())
             run.save(run.latest, {
@@ -227,6 +227,12 @@ def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: li
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy of logits (batch, classes) against integer targets."""
     return float((logits.argmax(-1) == y).float().mean())
+
+
+def classification_metrics(logits: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, float], float]:
+    """Validation loss and accuracy, and the accuracy again as the score that picks best.pt."""
+    val_accuracy = accuracy(logits, y)
+    return {"val_loss": float(torch.nn.functional.cross_entropy(logits, y)), "val_accuracy": val_accuracy}, val_accuracy
 
 
 @torch.no_grad()
