@@ -18,6 +18,10 @@ ANALYSIS_N_FFT = 4096
 ANALYSIS_HOP = 1024
 LOWEST_BAND_HZ = 20.0
 EPSILON = 1e-12
+MIN_FFT_BINS = 4
+"""A band must span at least this many analysis FFT bins (the main lobe of the Hann window): a narrower one
+holds the leakage of its neighbours, not an energy of its own. Fractional-octave bands below it are merged with
+the band above (at 32 kHz the third-octave bands below about 160 Hz); mel bands below it get no verdict."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,26 @@ class BandSet:
     centre_hz: np.ndarray
     high_hz: np.ndarray
     weights: np.ndarray
+    merged_from: tuple[str, ...] = ()
+    """Per band, the nominal bands merged into it because they were too narrow ("" for none)."""
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def fft_bins(self) -> np.ndarray:
+        """How many analysis FFT bins each band spans (a triangle's weights summed)."""
+        return self.weights.sum(1)
+
+    @property
+    def too_narrow(self) -> np.ndarray:
+        return self.fft_bins < MIN_FFT_BINS
+
+    def columns(self) -> dict[str, object]:
+        """The band columns every band table carries."""
+        return {"band_set": self.name, "band_index": np.arange(len(self)), "band": list(self.labels),
+                "low_hz": self.low_hz, "centre_hz": self.centre_hz, "high_hz": self.high_hz,
+                "fft_bins": self.fft_bins, "merged_from": list(self.merged_from or ("",) * len(self))}
 
 
 BandSetFactory = Callable[[int, object], "BandSet | None"]
@@ -68,11 +89,37 @@ def fractional_octave_bands(name: str, sample_rate: int, fraction: int) -> BandS
     k_high = int(np.floor(fraction * np.log2(nyquist / 1000)))
     centres = 1000.0 * 2.0 ** (np.arange(k_low, k_high + 1) / fraction)
     low, high = centres / half, np.minimum(centres * half, nyquist)
+    high[-1] = nyquist  # the top band reaches Nyquist (at 48 kHz the 20 kHz band's edge, 22.4 kHz, falls short)
     freqs = fft_frequencies(sample_rate)
     weights = ((freqs[None, :] >= low[:, None]) & (freqs[None, :] < high[:, None])).astype(np.float64)
     if high[-1] >= nyquist:
         weights[-1, -1] = 1.0  # the Nyquist bin belongs to the top band
-    return BandSet(name, tuple(format_hz(nominal_hz(c)) for c in centres), low, centres, high, weights)
+    labels = [format_hz(nominal_hz(c)) for c in centres]
+    return merge_narrow_bands(BandSet(name, tuple(labels), low, centres, high, weights))
+
+
+def merge_narrow_bands(band_set: BandSet, min_bins: int = MIN_FFT_BINS) -> BandSet:
+    """Merge every band narrower than `min_bins` FFT bins with its upper neighbour (the top band with the one below),
+    until each spans enough; a merged band is labelled by its edges and lists what it holds."""
+    groups: list[list[int]] = []
+    for index in range(len(band_set)):
+        if groups and band_set.weights[groups[-1]].sum() < min_bins:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    if len(groups) > 1 and band_set.weights[groups[-1]].sum() < min_bins:
+        groups[-2] += groups.pop()
+    if all(len(g) == 1 for g in groups):
+        return band_set
+    low = np.array([band_set.low_hz[g[0]] for g in groups])
+    high = np.array([band_set.high_hz[g[-1]] for g in groups])
+    centres = np.array([band_set.centre_hz[g[0]] if len(g) == 1 else np.sqrt(band_set.low_hz[g[0]] * band_set.high_hz[g[-1]])
+                        for g in groups])
+    labels = tuple(band_set.labels[g[0]] if len(g) == 1 else f"{band_set.labels[g[0]]}–{band_set.labels[g[-1]]}"
+                   for g in groups)
+    merged = tuple("" if len(g) == 1 else "+".join(band_set.labels[k] for k in g) for g in groups)
+    weights = np.stack([band_set.weights[g].sum(0) for g in groups])
+    return BandSet(band_set.name, labels, low, centres, high, weights, merged)
 
 
 @register_band_set("octave")

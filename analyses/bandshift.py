@@ -1,6 +1,19 @@
-"""Band-energy shifts (reconstruction minus original, dB) per clip, with intervals, tests and verdicts."""
-from __future__ import annotations
+"""Band-energy shifts (reconstruction minus original, dB) per clip, and the contrast that carries the conclusions.
 
+The contrast is what finetuning changed beyond its control, clip by clip: the finetuned shift minus the untuned
+probe's (`before`), or, for an AE that started from random weights (whose untuned output is a random network's,
+no reference at all), minus the identity on the same resampling chain. Absolute shifts stay in the tables,
+labelled as such: they include the AE's own reconstruction error.
+
+Verdicts test their words against the threshold T (`ShiftSettings.threshold_db`): "suppressed" when the mean is
+shown to lie below -T (one-sided t-test on the clips' units), "boosted" above +T, "preserved" within ±T (two
+one-sided tests), else "inconclusive". The family is every claim tested in one band set of one run (3 claims x
+bands x rows: before, after and the contrast), corrected together (`ShiftSettings.correction`); Holm over all
+three claims is conservative, as at most one of a band's three nulls can be false. A verdict also needs the
+printed 95 % interval to agree (below -T, above +T, within ±T), so that no verdict sits beside an interval that
+contradicts it.
+"""
+from __future__ import annotations
 
 import numpy as np
 import pandas as pd
@@ -9,18 +22,26 @@ from probe.analyses import bands
 from probe.analyses.bands import BandSet, band_energies_db
 from probe.analyses.config import ShiftSettings  # noqa: F401 (re-exported)
 from probe.analyses.registry import ComparisonContext, RunContext, register_analysis
-from probe.analyses.stats import CORRECTIONS, bootstrap_mean_ci, wilcoxon_per_column
+from probe.analyses.stats import (CORRECTIONS, MIN_INTERVAL_UNITS, bootstrap_mean_ci, claim_p_values, mean_and_se,
+                                  t_test_p)
 from probe.probes import probe_of_run
-from probe.rundir import RunDir, Tables
+from probe.rundir import AFTER, BEFORE, RunDir, Tables
 
-VERDICTS = ("suppressed", "boosted", "preserved", "uncertain", "noise floor", "not needed")
+CONTRAST = "contrast"
+"""The condition name of the contrast rows (finetuned minus its reference, per clip)."""
+IDENTITY = "identity"
+"""The reference of an AE that started from random weights: the original through the probe's resampling chain alone."""
+REFERENCE_LABELS = {BEFORE: "after − before (the untuned probe)", IDENTITY: "after − identity on the same chain"}
+CLAIMS = {"suppressed": "below", "boosted": "above", "preserved": "within"}
+"""Each verdict word and the claim its test must show (`stats.claim_p_values`)."""
+VERDICTS = (*CLAIMS, "inconclusive", "too few clips", "too narrow", "noise floor", "not needed")
 GAIN_FLOOR_MARGIN_DB = 3.0
 """A spectral-gain band within this of the gain's floor has been pushed as low as the probe allows."""
 
 
 def clip_shifts(spectra: dict[str, np.ndarray], band_set: BandSet,
                 clip_floor_db: float | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Original band energies (N, bands) and, per reconstruction condition, the shift in dB; NaN where the
+    """Original band energies (N, bands) and, per other entry of `spectra`, the shift in dB; NaN where the
     clip's band lies more than `clip_floor_db` below its loudest band."""
     original = band_energies_db(spectra["original"], band_set)
     shifts = {c: band_energies_db(s, band_set) - original for c, s in spectra.items() if c != "original"}
@@ -30,96 +51,146 @@ def clip_shifts(spectra: dict[str, np.ndarray], band_set: BandSet,
     return original, shifts
 
 
-def verdict(mean: float, low: float, high: float, p_adjusted: float, settings: ShiftSettings) -> str:
-    if p_adjusted < settings.alpha and mean <= -settings.threshold_db:
-        return "suppressed"
-    if p_adjusted < settings.alpha and mean >= settings.threshold_db:
-        return "boosted"
-    if -settings.threshold_db < low and high < settings.threshold_db:
-        return "preserved"
-    return "uncertain"
+def summarise_per_band(values: np.ndarray, settings: ShiftSettings, rng: np.random.Generator,
+                       groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per band of per-clip dB values (clips, bands; NaN: left out): the clips and independent units counted, the
+    mean with its studentised bootstrap interval (none below `stats.MIN_INTERVAL_UNITS` units), the two-sided p of
+    a mean of zero and its correction over the bands, and the p of each verdict's claim (uncorrected)."""
+    mean, low, high = bootstrap_mean_ci(values, settings.level, settings.n_boot, rng, groups)
+    _, se, units = mean_and_se(values, groups)
+    p_values = t_test_p(values, groups)
+    claims = claim_p_values(values, settings.threshold_db, groups)
+    return {"clips": np.isfinite(values).sum(0), "units": units, "mean_shift_db": mean, "ci_low_db": low,
+            "ci_high_db": high, "se_db": se, "p_value": p_values, "p_adjusted": CORRECTIONS[settings.correction](p_values),
+            **{f"p_{claim}": p for claim, p in claims.items()}}
+
+
+def assign_verdicts(frames: list[pd.DataFrame], settings: ShiftSettings) -> list[pd.DataFrame]:
+    """Verdicts for the rows of `frames`, one family: every claim of every row that can have one is corrected
+    together. Rows near the noise floor, too narrow, or with fewer than `MIN_INTERVAL_UNITS` units get no test."""
+    frames = [frame.copy() for frame in frames]
+    for frame in frames:
+        frame["verdict"] = np.where(frame.get("near_noise_floor", False), "noise floor",
+                                    np.where(frame.units < MIN_INTERVAL_UNITS, "too few clips", ""))
+        if "fft_bins" in frame:
+            frame.loc[(frame.verdict == "") & (frame.fft_bins < bands.MIN_FFT_BINS), "verdict"] = "too narrow"
+    tested = [(frame, frame.index[frame.verdict == ""]) for frame in frames]
+    p_values = np.concatenate([frame.loc[rows, f"p_{claim}"].to_numpy() for frame, rows in tested for claim in CLAIMS.values()]
+                              or [np.zeros(0)])
+    adjusted = CORRECTIONS[settings.correction](p_values) if len(p_values) else p_values
+    offset = 0
+    for frame, rows in tested:
+        frame["family_tests"] = len(p_values)
+        for claim in CLAIMS.values():
+            frame[f"p_{claim}_adjusted"] = np.nan
+            frame.loc[rows, f"p_{claim}_adjusted"] = adjusted[offset : offset + len(rows)]
+            offset += len(rows)
+        for index in rows:
+            shown = [word for word, claim in CLAIMS.items() if frame.at[index, f"p_{claim}_adjusted"] < settings.alpha
+                     and _interval_agrees(word, frame.at[index, "ci_low_db"], frame.at[index, "ci_high_db"], settings)]
+            frame.at[index, "verdict"] = shown[0] if shown else "inconclusive"
+    return frames
+
+
+def _interval_agrees(word: str, low: float, high: float, settings: ShiftSettings) -> bool:
+    """Whether the printed (studentised, uncorrected) interval says what the verdict says: a verdict is never printed
+    beside an interval that crosses its threshold. The t-test can be too liberal on skewed data at a few units;
+    the bootstrap-t interval is not, and its tails are too coarse to correct over a family on their own."""
+    threshold = settings.threshold_db
+    if word == "suppressed":
+        return bool(high < -threshold)
+    if word == "boosted":
+        return bool(low > threshold)
+    return bool(-threshold < low and high < threshold)
+
+
+def _group_rows(values: np.ndarray, groups: np.ndarray, names: list[str], key: str, condition: str, band_set: BandSet,
+                units: np.ndarray, settings: ShiftSettings, rng: np.random.Generator) -> list[pd.DataFrame]:
+    rows = []
+    for index, name in enumerate(names):
+        members = groups == index
+        if not members.any():
+            continue
+        mean, low, high = bootstrap_mean_ci(values[members], settings.level, settings.n_boot, rng, units[members])
+        rows.append(pd.DataFrame({"condition": condition, key: name, **band_set.columns(),
+                                  "clips": np.isfinite(values[members]).sum(0),
+                                  "units": mean_and_se(values[members], units[members])[2],
+                                  "mean_shift_db": mean, "ci_low_db": low, "ci_high_db": high}))
+    return rows
 
 
 def band_shift_tables(spectra: dict[str, np.ndarray], band_sets: list[BandSet], clip_ids: list[str], targets: np.ndarray,
                       class_names: list[str], class_categories: list[int], category_names: list[str],
-                      settings: ShiftSettings, rng: np.random.Generator) -> dict[str, pd.DataFrame]:
-    """`band_shift_per_clip`, `band_shift_overall` (with tests and verdicts), `band_shift_per_class`, `..._per_category`,
-    and `band_contrast_vs_control` (after - before per clip: what finetuning changed beyond the untuned AE)."""
+                      settings: ShiftSettings, rng: np.random.Generator, groups: np.ndarray | None = None,
+                      reference: str = BEFORE) -> dict[str, pd.DataFrame]:
+    """`band_shift_per_clip`, `band_shift_overall` (absolute shifts, with verdicts), `band_shift_per_class`,
+    `..._per_category` (conditions and the contrast), and `band_contrast_vs_control` (the contrast's verdicts).
+
+    `spectra`: original and each reconstruction condition, plus `identity` when that is the `reference`;
+    `groups` (N,): each clip's independent unit (its source recording); None: each clip its own."""
+    units = np.asarray(groups if groups is not None else clip_ids)
     categories = np.asarray(class_categories)[targets]
+    conditions = [c for c in spectra if c not in ("original", IDENTITY)]
     per_clip, overall, per_class, per_category, contrasts = [], [], [], [], []
     for band_set in band_sets:
         original, shifts = clip_shifts(spectra, band_set, settings.clip_floor_db)
-        band_columns = {"band_set": band_set.name, "band_index": np.arange(len(band_set)), "band": list(band_set.labels),
-                        "low_hz": band_set.low_hz, "centre_hz": band_set.centre_hz, "high_hz": band_set.high_hz}
-        for condition, shift in shifts.items():
-            n, bands = shift.shape
+        level = original.mean(0)
+        floor = level < level.max() - settings.noise_floor_db
+        rows = dict(shifts)
+        if AFTER in shifts and reference in shifts:
+            rows[CONTRAST] = shifts[AFTER] - shifts[reference]
+        frames = []
+        for condition in conditions + ([CONTRAST] if CONTRAST in rows else []):
+            values = rows[condition]
+            summary = summarise_per_band(values, settings, rng, units)
+            frame = pd.DataFrame({"condition": condition, **band_set.columns(), **summary,
+                                  "original_level_db": level, "near_noise_floor": floor | (summary["clips"] == 0)})
+            if condition == CONTRAST:
+                frame.insert(0, "contrast", REFERENCE_LABELS.get(reference, f"after − {reference}"))
+                frame.insert(1, "reference", reference)
+            frames.append(frame)
+            per_class += _group_rows(values, targets, class_names, "class", condition, band_set, units, settings, rng)
+            per_category += _group_rows(values, categories, category_names, "category", condition, band_set, units,
+                                        settings, rng)
+        judged = assign_verdicts(frames, settings)
+        overall += [f for f in judged if f.condition.iloc[0] != CONTRAST]
+        contrasts += [f for f in judged if f.condition.iloc[0] == CONTRAST]
+        n, count = original.shape
+        for condition in conditions:
             per_clip.append(pd.DataFrame({
-                "clip_id": np.repeat(clip_ids, bands), "class": np.repeat(np.asarray(class_names)[targets], bands),
-                "category": np.repeat(np.asarray(category_names)[categories], bands), "condition": condition,
-                "band_set": band_set.name, "band_index": np.tile(np.arange(bands), n),
+                "clip_id": np.repeat(clip_ids, count), "unit": np.repeat(units, count),
+                "class": np.repeat(np.asarray(class_names)[targets], count),
+                "category": np.repeat(np.asarray(category_names)[categories], count), "condition": condition,
+                "band_set": band_set.name, "band_index": np.tile(np.arange(count), n),
                 "band": np.tile(band_set.labels, n), "centre_hz": np.tile(band_set.centre_hz, n),
-                "original_db": original.ravel(), "shift_db": shift.ravel(),
+                "original_db": original.ravel(), "shift_db": shifts[condition].ravel(),
+                "contrast_db": rows[CONTRAST].ravel() if condition == AFTER and CONTRAST in rows else np.nan,
             }))
-            summary = summarise_per_band(shift, settings, rng)
-            counted = summary["clips"]
-            frame = pd.DataFrame({"condition": condition, **band_columns, **summary})
-            mean, low, high, adjusted = (summary[k] for k in ("mean_shift_db", "ci_low_db", "ci_high_db", "p_adjusted"))
-            level = original.mean(0)
-            floor = (level < level.max() - settings.noise_floor_db) | (counted == 0)
-            frame["original_level_db"] = level
-            frame["near_noise_floor"] = floor
-            frame["verdict"] = ["noise floor" if quiet else verdict(*row, settings)
-                                for quiet, row in zip(floor, zip(mean, low, high, adjusted))]
-            overall.append(frame)
-            for groups, names, key, out in ((targets, class_names, "class", per_class),
-                                            (categories, category_names, "category", per_category)):
-                for index, name in enumerate(names):
-                    members = groups == index
-                    if not members.any():
-                        continue
-                    g_mean, g_low, g_high = bootstrap_mean_ci(shift[members], settings.level, settings.n_boot, rng)
-                    out.append(pd.DataFrame({"condition": condition, key: name, **band_columns,
-                                             "clips": np.isfinite(shift[members]).sum(0),
-                                             "mean_shift_db": g_mean, "ci_low_db": g_low, "ci_high_db": g_high}))
-        if {"before", "after"} <= set(shifts):
-            contrasts.append(_contrast(shifts["after"] - shifts["before"], band_set, settings, rng))
     concat = lambda frames: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # noqa: E731
     return {Tables.BAND_SHIFT_PER_CLIP: concat(per_clip), Tables.BAND_SHIFT_OVERALL: concat(overall),
             Tables.BAND_SHIFT_PER_CLASS: concat(per_class), Tables.BAND_SHIFT_PER_CATEGORY: concat(per_category),
             Tables.BAND_CONTRAST_VS_CONTROL: concat(contrasts)}
 
 
-def summarise_per_band(values: np.ndarray, settings: ShiftSettings, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per band of per-clip dB values (clips, bands; NaN: left out): the clips counted, the mean with its
-    bootstrap CI, Wilcoxon p and corrected p."""
-    mean, low, high = bootstrap_mean_ci(values, settings.level, settings.n_boot, rng)
-    p_values = wilcoxon_per_column(values)
-    return {"clips": np.isfinite(values).sum(0), "mean_shift_db": mean, "ci_low_db": low, "ci_high_db": high, "p_value": p_values,
-            "p_adjusted": CORRECTIONS[settings.correction](p_values)}
-
-
-def _contrast(difference: np.ndarray, band_set: BandSet, settings: ShiftSettings, rng: np.random.Generator) -> pd.DataFrame:
-    """What finetuning changed: per band, the paired per-clip difference after - before (the untuned control), in dB."""
-    return pd.DataFrame({"contrast": "after - before", "band_set": band_set.name, "band_index": np.arange(len(band_set)),
-                         "band": list(band_set.labels), "low_hz": band_set.low_hz, "centre_hz": band_set.centre_hz,
-                         "high_hz": band_set.high_hz, **summarise_per_band(difference, settings, rng)})
-
-
 def mark_not_needed(overall: pd.DataFrame, frequencies_hz: np.ndarray, gain_db: np.ndarray, floor_db: float,
                     margin_db: float = GAIN_FLOOR_MARGIN_DB) -> pd.DataFrame:
-    """A probe whose curve has a floor (the spectral gain's): bands where the trained curve sits at it get "not needed".
+    """A probe whose curve has a floor (the spectral gain's): bands where the trained curve sits at it are marked
+    `at_gain_floor`, and a "suppressed" verdict there reads "not needed".
 
     The floor is where the probe's bound stopped it, not a measured level, so its dB value is no
     finding of its own: what it says is that the classifier did not need the band.
     """
     overall = overall.copy()
-    after = overall.condition == "after"
+    overall["at_gain_floor"] = False
+    after = overall.condition.isin([AFTER, CONTRAST])
     for index in overall.index[after]:
         row = overall.loc[index]
         inside = (frequencies_hz >= row.low_hz) & (frequencies_hz < row.high_hz)
         gain = gain_db[inside].mean() if inside.any() else np.interp(row.centre_hz, frequencies_hz, gain_db)
         if gain <= floor_db + margin_db:
-            overall.loc[index, "verdict"] = "not needed"
+            overall.loc[index, "at_gain_floor"] = True
+            if overall.loc[index, "verdict"] == "suppressed":  # a tested verdict; "too few clips" and the like stay
+                overall.loc[index, "verdict"] = "not needed"
     return overall
 
 
@@ -183,26 +254,71 @@ def objective_record(run) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def chain_identity(run) -> np.ndarray:
+    """The originals through the run's resampling chain alone (to the AE's rate and back): what an identity in the
+    AE's place would have passed on. The originals themselves when the AE runs at the classifier's rate."""
+    import torch
+
+    from probe.audio import make_resampler
+
+    rate = objective_record(run).get("ae_sample_rate") or (run.config.get("ae_options") or {}).get("sample_rate")
+    if not rate or int(rate) == run.sample_rate:
+        return np.asarray(run.originals)
+    there, back = make_resampler(run.sample_rate, int(rate)), make_resampler(int(rate), run.sample_rate)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(run.originals), 16):
+            x = torch.tensor(np.asarray(run.originals[start : start + 16]), dtype=torch.float32)
+            out.append(back(there(x))[..., : x.shape[-1]].numpy())
+    return np.concatenate(out)
+
+
+def reference_of(run) -> str:
+    """What the finetuned output is contrasted with: the untuned probe, or for an AE that started from random
+    weights (its untuned output is a random network's), the identity on the same chain."""
+    from probe.analyses.runs import starts_random
+
+    return IDENTITY if starts_random(run.config) else BEFORE
+
+
 @register_analysis("band_shifts", tables=BAND_SHIFT_TABLES)
 def band_shift_analysis(context: RunContext) -> None:
-    """Band-energy shifts per clip, class, category and overall, with verdicts; the contrast against the untuned probe."""
+    """Band-energy shifts per clip, class, category and overall, and the contrast against the control, with verdicts."""
     run, config = context.run, context.config
     context.say(f"{run.label}: spectra and band-energy shifts ({', '.join(config.band_sets)})")
     spectra = context.cache.setdefault("spectra", {c: bands.power_spectra(run.waveforms(c)) for c in run.conditions})
+    reference = reference_of(run) if AFTER in run.reconstructions and BEFORE in run.reconstructions else None
+    compared = dict(spectra)
+    if reference == IDENTITY:
+        compared[IDENTITY] = bands.power_spectra(chain_identity(run))
     band_sets = bands.band_sets_for(config.band_sets, run.sample_rate, context.classifier)
-    context.tables.update(band_shift_tables(spectra, band_sets, run.clip_ids, run.targets, run.class_names,
-                                            run.class_categories, run.category_names, config.shifts, context.rng))
+    context.tables.update(band_shift_tables(compared, band_sets, run.clip_ids, run.targets, run.class_names,
+                                            run.class_categories, run.category_names, config.shifts, context.rng,
+                                            run.units, reference or BEFORE))
     curves = probe_curves(run)
     context.arrays.update(curves)
     record = objective_record(run)
     for curve in probe_of_run(run.config).curves:
         if curve.floor_key and not curve.per_class and curve.name in curves and record.get(curve.floor_key) is not None:
-            context.tables[Tables.BAND_SHIFT_OVERALL] = mark_not_needed(
-                context.tables[Tables.BAND_SHIFT_OVERALL], curves[f"{curve.name}_frequencies_hz"], curves[curve.name],
-                float(record[curve.floor_key]))
-    overall = context.tables[Tables.BAND_SHIFT_OVERALL]
-    context.summary["bands"] = {condition: {band_set.name: describe_bands(overall, condition, band_set.name)
-                                            for band_set in band_sets} for condition in run.reconstructions}
+            for table in (Tables.BAND_SHIFT_OVERALL, Tables.BAND_CONTRAST_VS_CONTROL):
+                if len(context.tables[table]):
+                    context.tables[table] = mark_not_needed(context.tables[table], curves[f"{curve.name}_frequencies_hz"],
+                                                            curves[curve.name], float(record[curve.floor_key]))
+    overall, contrast = context.tables[Tables.BAND_SHIFT_OVERALL], context.tables[Tables.BAND_CONTRAST_VS_CONTROL]
+    described = {condition: {band_set.name: describe_bands(overall, condition, band_set.name) for band_set in band_sets}
+                 for condition in run.reconstructions}
+    if len(contrast):
+        described[CONTRAST] = {band_set.name: describe_bands(contrast, CONTRAST, band_set.name) for band_set in band_sets}
+    first = (contrast if len(contrast) else overall)
+    context.summary["bands"] = {
+        **described, "reference": reference, "reference_label": REFERENCE_LABELS.get(reference or "", None),
+        "headline": CONTRAST if len(contrast) else AFTER,
+        "threshold_db": config.shifts.threshold_db, "alpha": config.shifts.alpha, "correction": config.shifts.correction,
+        "min_units": MIN_INTERVAL_UNITS, "units": int(len(np.unique(run.units))),
+        "family_tests": {band_set.name: int(first[first.band_set == band_set.name].family_tests.iloc[0])
+                         for band_set in band_sets if len(first[first.band_set == band_set.name])},
+        "random_start": reference == IDENTITY,
+    }
 
 
 @register_analysis(Tables.BAND_PROFILES, tables=(Tables.BAND_PROFILES,), scope="comparison")

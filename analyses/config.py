@@ -43,6 +43,8 @@ class AttributionSettings:
     conditions: tuple[str, ...] = ("original", "after")
     """Attribute the originals (always) and, by default, the finetuned reconstructions too."""
     sanity_clips: int = 8
+    randomisation_stages: int = 4
+    """Cumulative steps, from the output, of the randomisation check; each costs one attribution pass."""
     max_frames: int = 100
     max_memory_gb: float | None = None
     """What the attributions may hold at once, in GB: each pass through the classifier carries as many clip

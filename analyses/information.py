@@ -1,10 +1,19 @@
 """Palacio et al.'s measure: normalised mutual information between originals and reconstructions.
 
-Computed on log-mel maps. Each map is floored 80 dB below its peak and quantised into equal-population
-bins of its own values, so the measure ignores a change of level (a gain, i.e. a dB offset) and counts
-only how much of the original's time-frequency pattern the reconstruction still carries: 1 for an identical pattern,
-near 0 for an unrelated one. Intra pairs a clip with its own reconstruction; inter pairs it with
-another clip's reconstruction, the chance level that intra must be read against.
+Palacio, Folz, Hees, Raue, Borth and Dengel, "What do deep networks like to see?", CVPR 2018. Computed on
+log-mel maps, per clip and reconstruction condition, with a derangement pairing each clip i with another clip j:
+
+- `nmi_intra`: NMI(original_i, reconstruction_i), how much of the original's time-frequency pattern the
+  reconstruction still carries: 1 for an identical pattern, near 0 for an unrelated one. Each map is floored
+  80 dB below its peak and quantised into equal-population bins of its own values (its ranks), so the measure
+  is blind to every monotone change of level: a gain, and a compression or expansion of the dB scale, too.
+- `nmi_chance`: NMI(original_i, reconstruction_j), the chance level that intra must be read against.
+- `nmi_inter`: NMI(reconstruction_i, reconstruction_j), reconstructions of two different inputs. Palacio et al.
+  use it to find AEs that impose one pattern whatever the input (checkerboard artefacts, say): high inter.
+- `nmi_inter_originals`: NMI(original_i, original_j), the same pair before the AE, the reference nmi_inter is
+  read against: an identity AE scores nmi_inter == nmi_inter_originals exactly.
+- `nmi_intra_shared`: intra with one binning shared by the pair (equal-width bins over the pair's common range
+  in dB re each map's peak), so that a compression or expansion of the dB scale lowers it and a gain does not.
 """
 from __future__ import annotations
 
@@ -18,6 +27,13 @@ from probe.rundir import Tables
 NMI_BINS = 32
 DYNAMIC_RANGE_DB = 80.0
 """Values more than this below a map's peak are one floor: near-silence carries no pattern, only numerical noise."""
+NMI_MEASURES = ("nmi_intra", "nmi_chance", "nmi_inter", "nmi_inter_originals", "nmi_intra_shared")
+"""The per-clip columns, in the order nmi_summary reports them."""
+NMI_NOTES = ("nmi_intra and nmi_chance quantise each map by its own ranks, so they are invariant to any monotone "
+             "change of level (a gain, a compression of the dB scale); nmi_intra_shared bins the pair on one shared "
+             "dB scale (re each map's peak), so it registers a compression but not a constant gain; "
+             "nmi_inter compares the reconstructions of two different inputs (high: the AE imposes one pattern "
+             "whatever the input) and is read against nmi_inter_originals, the same pair of inputs before the AE.")
 
 
 def quantise(values: np.ndarray, bins: int = NMI_BINS, dynamic_range_db: float = DYNAMIC_RANGE_DB) -> np.ndarray:
@@ -28,11 +44,23 @@ def quantise(values: np.ndarray, bins: int = NMI_BINS, dynamic_range_db: float =
     return np.searchsorted(edges, flat, side="right")
 
 
-def normalised_mutual_information(a: np.ndarray, b: np.ndarray, bins: int = NMI_BINS) -> float:
-    """NMI = 2 I(A; B) / (H(A) + H(B)) of two equally shaped maps, after quantising each; 0 when either is constant."""
-    if np.shape(a) != np.shape(b):
-        raise ValueError(f"maps differ in shape: {np.shape(a)} and {np.shape(b)}")
-    x, y = quantise(a, bins), quantise(b, bins)
+def quantise_shared(a: np.ndarray, b: np.ndarray, bins: int = NMI_BINS,
+                    dynamic_range_db: float = DYNAMIC_RANGE_DB) -> tuple[np.ndarray, np.ndarray]:
+    """Bin indices 0..bins-1 of two flat dB arrays on one scale: each in dB re its own peak, then equal-width bins
+    over the pair's common range, floored `dynamic_range_db` below 0 dB re peak.
+
+    Referencing each map to its own peak is what keeps a constant gain out: with one absolute scale, a gain that is
+    not a whole number of bins splits every bin in two and costs up to log 2 of mutual information, as much as a
+    2:1 compression of the dB scale, so the two could not be told apart."""
+    x, y = (np.asarray(v, dtype=np.float64).ravel() for v in (a, b))
+    x, y = x - x.max(), y - y.max()
+    floor = max(min(x.min(), y.min()), -dynamic_range_db)
+    edges = np.linspace(floor, 0.0, bins + 1)[1:-1]
+    return np.searchsorted(edges, x, side="right"), np.searchsorted(edges, y, side="right")
+
+
+def nmi_of_bins(x: np.ndarray, y: np.ndarray, bins: int = NMI_BINS) -> float:
+    """NMI = 2 I(X; Y) / (H(X) + H(Y)) of two equally long arrays of bin indices 0..bins-1; 0 when both are constant."""
     joint = np.bincount(x * bins + y, minlength=bins * bins).reshape(bins, bins).astype(np.float64)
     joint /= joint.sum()
     px, py = joint.sum(1), joint.sum(0)
@@ -41,6 +69,26 @@ def normalised_mutual_information(a: np.ndarray, b: np.ndarray, bins: int = NMI_
     if hx + hy == 0:
         return 0.0
     return max(0.0, 2 * (hx + hy - hxy) / (hx + hy))
+
+
+def normalised_mutual_information(a: np.ndarray, b: np.ndarray, bins: int = NMI_BINS) -> float:
+    """NMI = 2 I(A; B) / (H(A) + H(B)) of two equally shaped maps, after quantising each by its own ranks; 0 when either is constant.
+
+    Blind to any monotone change of either map's values (a gain, a compression of the dB scale)."""
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"maps differ in shape: {np.shape(a)} and {np.shape(b)}")
+    return nmi_of_bins(quantise(a, bins), quantise(b, bins), bins)
+
+
+def normalised_mutual_information_shared(a: np.ndarray, b: np.ndarray, bins: int = NMI_BINS) -> float:
+    """NMI of two equally shaped dB maps quantised on one shared scale (`quantise_shared`).
+
+    A compression or expansion of the dB scale merges or empties bins, so it lowers this NMI (power**0.5, i.e. the
+    dB map halved, reads about 0.85). A constant gain does not change it: each map is taken re its own peak, and in
+    any case a mutual information cannot see a relabelling of bins, only bins merged or split."""
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"maps differ in shape: {np.shape(a)} and {np.shape(b)}")
+    return nmi_of_bins(*quantise_shared(a, b, bins), bins)
 
 
 def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -55,24 +103,36 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def nmi_per_clip(maps: dict[str, np.ndarray], clip_ids: list[str], class_names: list[str], targets: np.ndarray,
                  rng: np.random.Generator) -> pd.DataFrame:
-    """Per clip and reconstruction condition: NMI with its own original (intra) and with another clip's (inter)."""
+    """Per clip and reconstruction condition: the NMI_MEASURES (see the module docstring), with clip i paired with a
+    derangement partner j for chance and inter; those three are NaN for a single clip (no other to pair with)."""
     others = derangement(len(clip_ids), rng)
+    paired = len(clip_ids) > 1
+    nan = float("nan")
     original = maps["original"]
+    original_bins = [quantise(m) for m in original]
+    inter_originals = [nmi_of_bins(original_bins[i], original_bins[others[i]]) if paired else nan
+                       for i in range(len(clip_ids))]
     rows = []
     for condition, reconstructed in maps.items():
         if condition == "original":
             continue
+        reconstructed_bins = [quantise(m) for m in reconstructed]
         for i, clip_id in enumerate(clip_ids):
+            j = others[i]
             rows.append({"clip_id": clip_id, "class": class_names[int(targets[i])], "condition": condition,
-                         "nmi_intra": normalised_mutual_information(original[i], reconstructed[i]),
-                         "nmi_inter": normalised_mutual_information(original[i], reconstructed[others[i]])
-                         if len(clip_ids) > 1 else float("nan")})  # one clip has no other to pair with
+                         "nmi_intra": nmi_of_bins(original_bins[i], reconstructed_bins[i]),
+                         "nmi_chance": nmi_of_bins(original_bins[i], reconstructed_bins[j]) if paired else nan,
+                         "nmi_inter": nmi_of_bins(reconstructed_bins[i], reconstructed_bins[j]) if paired else nan,
+                         "nmi_inter_originals": inter_originals[i],
+                         "nmi_intra_shared": normalised_mutual_information_shared(original[i], reconstructed[i])})
     return pd.DataFrame(rows)
 
 
 def nmi_summary(per_clip: pd.DataFrame, class_categories: list[int], class_names: list[str], category_names: list[str],
                 level: float, n_boot: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Mean intra and inter NMI with bootstrap CIs: overall, per category and per class, for each condition."""
+    """Mean of each of the NMI_MEASURES with bootstrap CIs (`<measure>_ci_low`, `<measure>_ci_high`): overall, per
+    category and per class, for each condition. `intra_ci_low`, `intra_ci_high` repeat nmi_intra's interval for
+    readers of the older names."""
     category_of = {name: category_names[class_categories[i]] for i, name in enumerate(class_names)}
     frame = per_clip.assign(category=per_clip["class"].map(category_of))
     rows = []
@@ -81,17 +141,19 @@ def nmi_summary(per_clip: pd.DataFrame, class_categories: list[int], class_names
         groups += [("category", name, part) for name, part in by_condition.groupby("category", sort=False)]
         groups += [("class", name, part) for name, part in by_condition.groupby("class", sort=False)]
         for scope, name, part in groups:
-            values = part[["nmi_intra", "nmi_inter"]].to_numpy()
-            mean, low, high = bootstrap_mean_ci(values, level, n_boot, rng)
-            rows.append({"condition": condition, "scope": scope, "group": name, "clips": len(part),
-                         "nmi_intra": mean[0], "intra_ci_low": low[0], "intra_ci_high": high[0],
-                         "nmi_inter": mean[1], "inter_ci_low": low[1], "inter_ci_high": high[1]})
+            mean, low, high = bootstrap_mean_ci(part[list(NMI_MEASURES)].to_numpy(), level, n_boot, rng)
+            row = {"condition": condition, "scope": scope, "group": name, "clips": len(part)}
+            for k, measure in enumerate(NMI_MEASURES):
+                row.update({measure: mean[k], f"{measure}_ci_low": low[k], f"{measure}_ci_high": high[k]})
+            row.update(intra_ci_low=low[0], intra_ci_high=high[0])
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
 @register_analysis("information", tables=(Tables.NMI_PER_CLIP, Tables.NMI_SUMMARY))
 def information_analysis(context: RunContext) -> None:
-    """Palacio's NMI of each clip's log-mel map with its reconstruction's, against the chance level."""
+    """Palacio's NMI of each clip's log-mel map with its reconstruction's, against the chance level; and between
+    reconstructions of different inputs, against the same inputs' originals."""
     run, shifts = context.run, context.config.shifts
     context.say(f"{run.label}: normalised mutual information (Palacio et al.) on the mel maps")
     maps = context.cache.get("mel_maps")
@@ -106,4 +168,5 @@ def information_analysis(context: RunContext) -> None:
     overall = summary[summary.scope == "overall"].drop(columns=["scope", "group"]).set_index("condition")
     context.summary["information"] = {
         "measure": "normalised mutual information of quantised log-mel maps (Palacio et al.)",
+        "notes": NMI_NOTES,
         **{condition: {k: float(v) for k, v in row.items()} for condition, row in overall.iterrows()}}

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 AnalyseConfig = Any  # probe.analyses.config.AnalyseConfig, which names PlantedTruth from an analysis module
 
 Scope = Literal["run", "comparison"]
-BUILTIN_MODULES = ("accuracy", "bandshift", "spectral", "information", "attribution", "examples", "routes", "transfer",
-                   "planted")
+BUILTIN_MODULES = ("accuracy", "bandshift", "spectral", "information", "attribution", "randomisation", "examples", "routes",
+                   "transfer", "planted")
 """The modules whose analyses come with probe, in the order they run (later ones read earlier ones' tables)."""
 
 

@@ -35,12 +35,19 @@ class RunOutputs:
     originals: np.ndarray
     reconstructions: dict[str, np.ndarray] = field(default_factory=dict)
     logits: dict[str, np.ndarray] = field(default_factory=dict)
+    groups: np.ndarray | None = None
+    """Per clip, its independent unit (source recording); None: every clip its own (`units`)."""
     condition_labels: dict[str, str] = field(default_factory=lambda: dict(CONDITION_LABELS))
     """How tables' condition names read in reports ("after" is a finetuned AE, or the processed audio of a compare)."""
 
     @property
     def conditions(self) -> tuple[str, ...]:
         return (ORIGINAL, *self.reconstructions)
+
+    @property
+    def units(self) -> np.ndarray:
+        """The independent unit of every clip, for cluster resampling: its group where known, else itself."""
+        return np.asarray(self.groups if self.groups is not None else self.clip_ids)
 
     @property
     def judge(self) -> str:
@@ -85,6 +92,17 @@ def setting_label(config: dict[str, Any]) -> str:
     return name + probe_of_run(config).label_suffix(penalty_of_run(config))
 
 
+def starts_random(config: dict[str, Any]) -> bool:
+    """Whether the run's AE started from freshly drawn weights (an AE named, no checkpoint loaded): its untuned
+    output is a random network's and no reference for what finetuning changed. Probe types with a model of their
+    own start as the identity (the spectral gain at 0 dB), and controls do not train."""
+    spec = probe_of_run(config)
+    if spec.model is not None or spec.control:
+        return False
+    autoencoder = Path(str(config.get("autoencoder", "")))
+    return not config.get("ae_weights") and autoencoder.suffix not in CHECKPOINT_SUFFIXES
+
+
 def run_label(config: dict[str, Any]) -> str:
     """`classifier--setting`, with the fold when it is not the default."""
     label = f"{classifier_label(config)}--{setting_label(config)}"
@@ -113,6 +131,7 @@ def load_run(path: str | Path, label: str | None = None) -> RunOutputs:
         originals=load(run.originals_file),
         reconstructions={c: load(run.reconstructions_file(c)) for c in RECONSTRUCTIONS},
         logits={c: np.asarray(load(run.logits_file(c))) for c in CONDITIONS},
+        groups=np.asarray(json.loads(run.clip_groups_file.read_text())) if run.clip_groups_file.is_file() else None,
     )
     n = len(outputs.targets)
     shapes = {name: array.shape[0] for name, array in

@@ -71,17 +71,18 @@ def group_means(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarra
 
 
 def descriptor_shifts(per_clip: pd.DataFrame, conditions: tuple[str, ...], level: float, n_boot: int,
-                      rng: np.random.Generator) -> pd.DataFrame:
-    """Per descriptor and reconstruction condition: the mean shift from the original, with a bootstrap CI."""
-    from probe.analyses.stats import bootstrap_mean_ci, wilcoxon_per_column
+                      rng: np.random.Generator, units: np.ndarray | None = None) -> pd.DataFrame:
+    """Per descriptor and reconstruction condition: the mean shift from the original, with a bootstrap interval over
+    the clips' `units` (source recordings) and the two-sided t-test p of a zero mean."""
+    from probe.analyses.stats import bootstrap_mean_ci, t_test_p
 
     original = per_clip[per_clip.condition == "original"].set_index("clip_id")
     rows = []
     for condition in conditions:
         rec = per_clip[per_clip.condition == condition].set_index("clip_id").loc[original.index]
         diffs = (rec[list(DESCRIPTORS)] - original[list(DESCRIPTORS)]).to_numpy()
-        mean, low, high = bootstrap_mean_ci(diffs, level, n_boot, rng)
-        p_values = wilcoxon_per_column(diffs)
+        mean, low, high = bootstrap_mean_ci(diffs, level, n_boot, rng, units)
+        p_values = t_test_p(diffs, units)
         for i, name in enumerate(DESCRIPTORS):
             rows.append({"condition": condition, "descriptor": name, "mean_original": float(original[name].mean()),
                          "mean_shift": mean[i], "ci_low": low[i], "ci_high": high[i], "p_value": p_values[i]})
@@ -112,4 +113,4 @@ def spectra_analysis(context: RunContext) -> None:
     context.cache["mel_maps"] = maps
     context.tables[Tables.DESCRIPTORS_PER_CLIP] = pd.concat(descriptor_rows, ignore_index=True)
     context.tables[Tables.DESCRIPTOR_SHIFTS] = descriptor_shifts(context.tables[Tables.DESCRIPTORS_PER_CLIP], tuple(run.reconstructions),
-                                                            config.shifts.level, config.shifts.n_boot, context.rng)
+                                                            config.shifts.level, config.shifts.n_boot, context.rng, run.units)

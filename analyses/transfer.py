@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.analyses.bandshift import ShiftSettings, summarise_per_band
+from probe.analyses.bandshift import ShiftSettings, assign_verdicts, summarise_per_band
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.runs import RunOutputs
 from probe.models.base import WaveformClassifier
@@ -77,7 +77,8 @@ def profile_divergence(per_group: pd.DataFrame, key: str, band_set: str = "octav
 def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings: ShiftSettings, rng: np.random.Generator,
                          band_sets: tuple[str, ...] = ("octave", "third_octave")) -> pd.DataFrame:
     """Classifier A minus classifier B, for the same probe setting on the same clips: per band, the paired per-clip
-    difference of their finetuned band shifts (dB), with a bootstrap CI and a corrected Wilcoxon p.
+    difference of their finetuned band shifts (dB), with a bootstrap interval over the clips' units and verdicts
+    (each pair and band set one family).
 
     `per_clip`: (classifier, setting) -> that run's `band_shift_per_clip` table. Positive: A's probe keeps more of
     the band than B's.
@@ -96,12 +97,15 @@ def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings
             if not len(first) or set(first.index) != set(second.index) or list(first.columns) != list(second.columns):
                 continue  # other clips or other bands: nothing to pair
             difference = (first - second.loc[first.index]).to_numpy()
-            bands = per_clip[(a, setting_a)]
-            bands = bands[(bands.band_set == band_set)].drop_duplicates("band_index").set_index("band_index").loc[first.columns]
-            rows.append(pd.DataFrame({
+            table = per_clip[(a, setting_a)]
+            units = None
+            if "unit" in table:
+                units = table.drop_duplicates("clip_id").set_index("clip_id").unit.loc[first.index].to_numpy()
+            bands = table[(table.band_set == band_set)].drop_duplicates("band_index").set_index("band_index").loc[first.columns]
+            rows += assign_verdicts([pd.DataFrame({
                 "setting": setting_a, "classifier_a": a, "classifier_b": b, "band_set": band_set,
                 "band_index": first.columns, "band": bands.band.to_numpy(), "centre_hz": bands.centre_hz.to_numpy(),
-                **summarise_per_band(difference, settings, rng)}))
+                **summarise_per_band(difference, settings, rng, units)})], settings)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 

@@ -29,6 +29,8 @@ class Clip:
     path: Path
     target: int
     fold: int
+    group: str | None = None
+    """The independent unit the clip belongs to (ESC-50's `src_file`: clips cut from one recording); None: itself."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def load_esc50(root: str | Path, audio_dir: str | None = None) -> ClipDataset:
         except ValueError:
             raise DatasetError(csv_path, f"line {line}: fold and target must be integers") from None
         names.setdefault(target, row["category"])
-        clips.append(Clip(row["filename"], audio_root / row["filename"], target, fold))
+        clips.append(Clip(row["filename"], audio_root / row["filename"], target, fold, row.get("src_file") or None))
     if sorted(names) != list(range(len(names))):
         # A subset of ESC-50 (ESC-10, a trimmed copy) keeps ESC-50's 50 targets and names.
         if max(names) >= len(esc50.CLASS_NAMES) or min(names) < 0:
@@ -153,7 +155,9 @@ def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> C
 
     Folds 1-5 are assigned by a stable hash of each file's relative path, so the split never
     changes when files are added elsewhere. Categories come from `categories_csv` (class,category)
-    or `root/meta/categories.csv`, else all classes form one category.
+    or `root/meta/categories.csv`, else all classes form one category. `root/meta/groups.csv`
+    (file,group) names the clips that share a source recording: the analyses resample such groups as
+    one unit, and a group's clips share a fold.
     """
     root = Path(root)
     if not root.is_dir():
@@ -161,12 +165,15 @@ def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> C
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name != "meta" and not p.name.startswith("."))
     if not class_dirs:
         raise DatasetError(root, "no class folders: expected root/<class>/<audio files>")
+    groups = _folder_groups(root)
     clips = []
     for target, class_dir in enumerate(class_dirs):
         for path in sorted(class_dir.rglob("*")):
             if is_audio_file(path) and not path.is_dir():
                 clip_id = path.relative_to(root).as_posix()
-                clips.append(Clip(clip_id, path, target, zlib.crc32(clip_id.encode()) % FOLDER_FOLDS + 1))
+                group = groups.get(clip_id)
+                fold_key = f"group:{group}" if group else clip_id  # one recording's clips share a fold
+                clips.append(Clip(clip_id, path, target, zlib.crc32(fold_key.encode()) % FOLDER_FOLDS + 1, group))
     if not clips:
         raise DatasetError(root, "no audio files in the class folders")
     class_names = tuple(p.name for p in class_dirs)
@@ -181,6 +188,17 @@ def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> C
         name=root.name, root=root, clips=tuple(clips), class_names=class_names, category_names=category_names,
         class_categories=class_categories, folds=tuple(range(1, FOLDER_FOLDS + 1)),
     )
+
+
+GROUPS_CSV = "meta/groups.csv"
+
+
+def _folder_groups(root: Path) -> dict[str, str]:
+    """`meta/groups.csv` (file,group: the file's path relative to root) as file -> group; empty without one."""
+    path = root / GROUPS_CSV
+    if not path.is_file():
+        return {}
+    return {row["file"]: row["group"] for row in _read_csv(path, required=("file", "group")) if row["group"]}
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:

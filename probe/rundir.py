@@ -59,6 +59,8 @@ class RunDir:
         self.originals_file = self.outputs / "originals.npy"
         self.targets_file = self.outputs / "targets.npy"
         self.clip_ids_file = self.outputs / "clip_ids.json"
+        self.clip_groups_file = self.outputs / "clip_groups.json"
+        """Per clip, its independent unit (its source recording; the clip itself where none is known)."""
         self.classes_file = self.outputs / "classes.json"
         self.objective_file = self.outputs / "objective.json"
         self.val_logits_file = self.outputs / "val_logits.npy"

@@ -23,7 +23,7 @@ from probe.reports import figures
 from probe.reports.config import ReportConfig
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
 from probe.reports.provenance import footer, reproduce
-from probe.reports.findings import findings
+from probe.reports.findings import findings, verdict_rule
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -67,9 +67,11 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     accuracy_rows = [{"label": run.label, "classifier": run.classifier, "setting": run.probe_setting, "objective": run.objective,
                       **{c: run.summary["accuracy"].get(c, {}).get("top1") for c in ("original", "before", "after")}}
                      for run in analysis.runs]
-    profiles = {run.label: run.overall(config.band_set, "after") for run in analysis.runs}
+    profiles = {run.label: run.overall(config.band_set, run.headline_condition) for run in analysis.runs
+                if not run.summary.get("control")}
     figure_paths = {"bands": _figure(figures.band_profiles(
-        {k: v for k, v in profiles.items() if len(v)}, f"{config.band_set.replace('_', '-')} band shift of the finetuned AEs"),
+        {k: v for k, v in profiles.items() if len(v)}, f"{config.band_set.replace('_', '-')} bands: what finetuning changed, against each control",
+        ylabel="energy change (dB)\nfinetuned − control"),
         site, "overview_bands", site)}
     accuracy = pd.DataFrame([{"group": r["label"], "condition": c, "top1": r[c]} for r in accuracy_rows
                              for c in ("original", "before", "after") if r[c] is not None])
@@ -89,7 +91,8 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
     labels = {c: analysis.runs[0].condition_label(c) for c in ("before", "after")} if analysis.runs else {}
-    html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs), 
+    html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs),
+        verdict_rule=verdict_rule(analysis.runs),
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         figures=figure_paths, pages=pages, stylesheet="style.css")
     write_text(site / "index.html", html)
@@ -113,7 +116,8 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
                 if len(frame):
                     curves[f"{run.setting}: {run.condition_label(condition)}"] = frame
         if curves:
-            overview[band_set] = _figure(figures.band_profiles(curves, f"{classifier}: {band_set.replace('_', '-')} band shift"),
+            overview[band_set] = _figure(figures.band_profiles(
+                curves, f"{classifier}: {band_set.replace('_', '-')} absolute band shift (includes the AE's own error)"),
                                          folder, f"bands_{band_set}", site)
     contrasts = {}
     for run in runs:
@@ -150,10 +154,11 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css",
         information=[_information_row(r) for r in runs if r.summary.get("information")],
         correlations=correlations.to_dict("records") if len(correlations) else [], tables=_tables(runs, folder),
-        provenance=provenance)
+        provenance=provenance, verdict_rule=verdict_rule(runs))
     write_text(folder / "index.html", html)
     return {"classifier": classifier, "href": f"{slug(classifier)}/index.html", "runs": [r.label for r in runs],
-            "sentences": [r.summary["bands"].get("after", {}).get(config.band_set, {}).get("sentence", "") for r in runs]}
+            "sentences": [f"{r.setting}: {r.headline(config.band_set)}" for r in runs
+                          if r.headline(config.band_set) and not r.summary.get("control")]}
 
 
 def _tables(runs: list[AnalysedRun], page_folder: Path) -> list[dict[str, Any]]:
@@ -174,8 +179,8 @@ def _three_routes(runs: list[AnalysedRun], classifier: str):
     """Every probe's third-octave band shift, with the classifier's attribution mass per mel band behind them."""
     profiles = {}
     for run in runs:
-        frame = run.overall("third_octave", "after")
-        if len(frame):
+        frame = run.overall("third_octave", run.headline_condition)
+        if len(frame) and not run.summary.get("control"):
             profiles[run.setting] = frame
     attribution = None
     profile = runs[0].table(Tables.ATTRIBUTION_BAND_PROFILE)
@@ -203,13 +208,25 @@ def _run_card(run: AnalysedRun) -> dict[str, Any]:
     return {"label": run.label, "setting": run.setting, "objective": run.objective, "clips": run.summary["clips"],
             "labels": {c: run.condition_label(c) for c in ("before", "after")},
             "accuracy": {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")},
-            "sentence": run.summary["bands"].get("after", {}).get("octave", {}).get("sentence", ""),
-            "agreement": attributions.get("agreement_with_band_shift", {}),
+            "sentence": run.headline("octave"),
+            "agreement": attributions.get("agreement_with_contrast", {}),
+            "caveat": PROBES[run.summary["probe"]].caveat if run.summary.get("probe") in PROBES.ensure_loaded() else "",
             "sanity": attributions.get("randomisation_check", {})}
 
 
+def _nmi_numbers(values: dict[str, Any]) -> dict[str, float]:
+    """The NMI means and CIs a page shows: intra, chance, inter (reconstructions) and inter (originals); NaN where
+    absent. An analysis from before nmi_chance called the chance level nmi_inter and had no inter of its own."""
+    if "nmi_chance" not in values:
+        values = {"nmi_chance": values.get("nmi_inter"), "nmi_chance_ci_low": values.get("inter_ci_low"),
+                  "nmi_chance_ci_high": values.get("inter_ci_high"), "nmi_intra": values.get("nmi_intra"),
+                  "nmi_intra_ci_low": values.get("intra_ci_low"), "nmi_intra_ci_high": values.get("intra_ci_high")}
+    names = [f"nmi_{m}{s}" for m in ("intra", "chance", "inter", "inter_originals") for s in ("", "_ci_low", "_ci_high")]
+    return {name: float(values[name]) if values.get(name) is not None else float("nan") for name in names}
+
+
 def _category_information(runs: list[AnalysedRun], category: str) -> list[dict[str, Any]]:
-    """Per setting: the finetuned probe's NMI within this category, with its CI and the chance level."""
+    """Per setting: the finetuned probe's NMI within this category (intra with its CI, chance, inter against originals)."""
     rows = []
     for run in runs:
         nmi = run.table(Tables.NMI_SUMMARY)
@@ -217,15 +234,17 @@ def _category_information(runs: list[AnalysedRun], category: str) -> list[dict[s
             continue
         row = nmi[(nmi.scope == "category") & (nmi.group == category) & (nmi.condition == "after")]
         if len(row):
-            rows.append({"setting": run.setting, **row.iloc[0].to_dict()})
+            rows.append({"setting": run.setting, **_nmi_numbers(row.iloc[0].to_dict())})
     return rows
 
 
 def _information_row(run: AnalysedRun) -> dict[str, Any]:
-    """Palacio's NMI for one setting: kept per condition (intra, with CI) against the chance level (inter)."""
+    """Palacio's NMI for one setting, per condition: kept (intra) against chance, and inter (reconstructions of two
+    different inputs) against the same inputs' originals."""
     information = run.summary["information"]
     return {"setting": run.setting,
-            "conditions": [{"label": run.condition_label(c), **information[c]} for c in ("before", "after") if c in information]}
+            "conditions": [{"label": run.condition_label(c), **_nmi_numbers(information[c])}
+                           for c in ("before", "after") if c in information]}
 
 
 def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, category_index: int, category: str,
@@ -249,11 +268,12 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
     curves = {}
     for run in runs:
         shifts = run.table(Tables.BAND_SHIFT_PER_CATEGORY)
-        shifts = shifts[(shifts.band_set == config.band_set) & (shifts.condition == "after") & (shifts.category == category)]
-        if len(shifts):
+        shifts = shifts[(shifts.band_set == config.band_set) & (shifts.condition == run.headline_condition)
+                        & (shifts.category == category)]
+        if len(shifts) and not run.summary.get("control"):
             curves[run.setting] = shifts
     if curves:
-        out["bands"] = _figure(figures.band_profiles(curves, f"{category}: band shift of the finetuned probes"),
+        out["bands"] = _figure(figures.band_profiles(curves, f"{category}: what finetuning changed, against the control"),
                                folder, f"{stem}_bands", site)
     arrays = {run.setting: run.arrays() for run in runs}
     first = arrays[runs[0].setting]
@@ -292,7 +312,8 @@ def _class_row(runs: list[AnalysedRun], name: str, band_set: str) -> dict[str, A
         per_class = run.table(Tables.ACCURACY_PER_CLASS)
         rows = per_class[per_class["class"] == name].set_index("condition") if len(per_class) else pd.DataFrame()
         shifts = run.table(Tables.BAND_SHIFT_PER_CLASS)
-        shifts = shifts[(shifts["class"] == name) & (shifts.band_set == band_set) & (shifts.condition == "after")]
+        shifts = shifts[(shifts["class"] == name) & (shifts.band_set == band_set) & (shifts.condition == run.headline_condition)]
+        shifts = shifts.dropna(subset=["mean_shift_db"])
         largest = shifts.loc[shifts.mean_shift_db.abs().idxmax()] if len(shifts) else None
         cells.append({
             "setting": run.setting,

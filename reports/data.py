@@ -12,6 +12,9 @@ import pandas as pd
 from probe.errors import ConfigError
 from probe.rundir import AFTER, CONDITION_LABELS, ORIGINAL, AnalysisDir, Tables, run_setting
 
+CONTRAST = "contrast"
+"""The condition name of the contrast rows (`probe.analyses.bandshift.CONTRAST`)."""
+
 
 @dataclass
 class AnalysedRun:
@@ -74,9 +77,32 @@ class AnalysedRun:
         return arrays["stft_frequencies_hz"], curves
 
     def overall(self, band_set: str, condition: str) -> pd.DataFrame:
-        """The overall band shifts of one band set and condition."""
-        overall = self.table(Tables.BAND_SHIFT_OVERALL)
-        return overall[(overall.band_set == band_set) & (overall.condition == condition)] if len(overall) else overall
+        """The overall rows of one band set and condition: an absolute shift (`before`, `after`), or the contrast
+        against the control (`contrast`)."""
+        name = Tables.BAND_CONTRAST_VS_CONTROL if condition == CONTRAST else Tables.BAND_SHIFT_OVERALL
+        table = self.table(name)
+        if not len(table) or "condition" not in table:  # a contrast table written before it carried its condition
+            table = table.assign(condition=CONTRAST) if len(table) and name == Tables.BAND_CONTRAST_VS_CONTROL else table
+        return table[(table.band_set == band_set) & (table.condition == condition)] if len(table) else table
+
+    @property
+    def headline_condition(self) -> str:
+        """What the run's conclusions read: the contrast against its control where there is one, else the absolute
+        shift of the finetuned output (a compare has no control)."""
+        return self.summary.get("bands", {}).get("headline") or AFTER
+
+    def headline(self, band_set: str) -> str:
+        """The run's finding on one band set as a clause: what finetuning changed against its control."""
+        bands = self.summary.get("bands", {})
+        described = bands.get(self.headline_condition, {}).get(band_set)
+        if not described:
+            return ""
+        if self.headline_condition == CONTRAST:
+            against = bands.get("reference_label") or "against the untuned probe"
+            random = " (a random-init AE has no meaningful untuned output: the reference is the identity)" \
+                if bands.get("random_start") else ""
+            return f"finetuning {described['sentence']} ({against}){random}"
+        return f"the {self.condition_label(AFTER)} {described['sentence']} (absolute shift against the original: no control)"
 
 
 @dataclass

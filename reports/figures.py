@@ -79,8 +79,9 @@ def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSiz
 
 
 def three_routes(profiles: dict[str, pd.DataFrame], attribution: pd.DataFrame | None, title: str,
-                 size: FigureSize = WEB) -> plt.Figure:
-    """The probes' band shifts (left axis, dB) and the attribution mass per mel band (right axis) on one frequency axis."""
+                 size: FigureSize = WEB, ylabel: str = "energy change (dB), finetuned − control") -> plt.Figure:
+    """The probes' changes against their controls (left axis, dB) and the attribution mass per mel band (right axis) on
+    one frequency axis."""
     fig, ax = _figure(size, height_scale=1.2)
     for colour, (name, frame) in zip(palette(len(profiles) + 1), profiles.items()):
         frame = frame.sort_values("centre_hz")
@@ -92,7 +93,7 @@ def three_routes(profiles: dict[str, pd.DataFrame], attribution: pd.DataFrame | 
                           label="attribution mass")
         twin.set_ylabel(f"attribution mass per mel band (%), {attribution.method.iloc[0].replace('_', ' ')}")
         twin.set_ylim(bottom=0)
-    _frequency_axes(ax, "frequency (Hz)", "energy shift (dB), probe output − original", title, size)
+    _frequency_axes(ax, "frequency (Hz)", ylabel, title, size)
     return fig
 
 
@@ -178,12 +179,14 @@ def attribution_grid(maps: dict[str, np.ndarray], title: str, size: FigureSize =
 
 
 def information_kept(rows: pd.DataFrame, title: str, size: FigureSize = WEB) -> plt.Figure:
-    """Palacio's NMI per run (rows: label, nmi_intra, intra_ci_low, intra_ci_high, nmi_inter), with the chance level."""
+    """Palacio's NMI per run (rows: label, nmi_intra, intra_ci_low, intra_ci_high, nmi_chance), with the chance level
+    (a clip against another clip's reconstruction; older analyses called it nmi_inter)."""
     fig, ax = _figure(size, height_scale=max(1.0, 0.2 * len(rows)))
     positions = np.arange(len(rows))
     errors = np.vstack([rows.nmi_intra - rows.intra_ci_low, rows.intra_ci_high - rows.nmi_intra])
     ax.barh(positions, rows.nmi_intra, xerr=np.nan_to_num(errors), color=palette(1)[0], capsize=2)
-    ax.scatter(rows.nmi_inter, positions, marker="|", s=120, color="black", zorder=3)
+    chance = rows.nmi_chance if "nmi_chance" in rows else rows.nmi_inter
+    ax.scatter(chance, positions, marker="|", s=120, color="black", zorder=3)
     ax.set_yticks(positions, rows.label)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)

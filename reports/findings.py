@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 
-from probe.reports.data import Analysis
+from probe.reports.data import Analysis, AnalysedRun
 from probe.rundir import Tables
 
 
@@ -19,9 +19,9 @@ def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
             sentences.append(f"{run.label}: accuracy {top1['original']:.3f} on the originals, {top1['before']:.3f} through "
                              f"the {run.condition_label('before')} and {top1['after']:.3f} through the "
                              f"{run.condition_label('after')}.")
-        described = run.summary["bands"].get("after", {}).get(band_set)
-        if described:
-            sentences.append(f"{run.label}: the {run.condition_label('after')} {described['sentence']}.")
+        headline = run.headline(band_set)
+        if headline:
+            sentences.append(f"{run.label}: {headline}.")
     sentences += _information(analysis)
     sentences += _route_agreement(analysis)
     sentences += _largest_band_difference(analysis, band_set)
@@ -36,17 +36,42 @@ def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
         for method, check in run.summary.get("attributions", {}).get("randomisation_check", {}).items():
             if not check["passed"] and (run.classifier, method) not in cautioned:
                 cautioned.add((run.classifier, method))
-                sentences.append(f"Caution: {run.classifier}'s {method.replace('_', ' ')} maps barely change when its "
-                                 f"weights are randomised (rank similarity {check['mean_rank_similarity']:.2f}).")
+                if "spearman_abs" not in check:  # an analysis from before the cascading check
+                    sentences.append(f"Caution: {run.classifier}'s {method.replace('_', ' ')} maps barely change when "
+                                     f"its weights are randomised (rank similarity {check['mean_rank_similarity']:.2f}).")
+                    continue
+                no_interval = not all(isinstance(check.get(k), (int, float)) and np.isfinite(check[k])
+                                      for k in ("spearman_abs_high", "spearman_signed_high"))
+                sentences.append(
+                    f"Caution: {run.classifier}'s {method.replace('_', ' ')} maps do not pass the randomisation check: with "
+                    f"every weight randomised they are not shown to differ from the trained network's (mean Spearman "
+                    f"{check['spearman_signed']:.2f} signed, {check['spearman_abs']:.2f} absolute, on {check['clips']} "
+                    f"clips{', too few for an interval' if no_interval else ''}; a pass needs the upper ends of both "
+                    f"95 % intervals below {check['max_similarity']:.2f}).")
     return sentences
+
+
+def verdict_rule(runs: list[AnalysedRun]) -> str:
+    """What the verdict words mean, with the threshold, the test and the family: stated on every page."""
+    bands = next((run.summary.get("bands", {}) for run in runs if "threshold_db" in run.summary.get("bands", {})), None)
+    if bands is None:
+        return ""
+    threshold, alpha = bands["threshold_db"], bands["alpha"]
+    family = ", ".join(f"{count} on {name.replace('_', '-')} bands" for name, count in bands.get("family_tests", {}).items())
+    return (f"Verdicts: 'suppressed' (or 'boosted') means the mean change over clips is shown to lie below −{threshold:g} dB "
+            f"(above +{threshold:g} dB) by a one-sided t-test; 'preserved' means it is shown to lie within ±{threshold:g} dB "
+            f"(two one-sided tests); anything else is 'inconclusive'. Tests at α = {alpha:g}, {bands['correction']}-corrected "
+            f"over every claim of a run's band set (tests per run: {family}). No interval or verdict from fewer than "
+            f"{bands['min_units']} independent clips (clips cut from one recording count once).")
 
 
 def _largest_band_difference(analysis: Analysis, band_set: str) -> list[str]:
     profiles = {}
     for run in analysis.runs:
-        overall = run.table(Tables.BAND_SHIFT_OVERALL)
-        rows = overall[(overall.band_set == band_set) & (overall.condition == "after")].sort_values("band_index")
-        if len(rows):
+        rows = run.overall(band_set, run.headline_condition).sort_values("band_index")
+        if len(rows) and "verdict" in rows:  # bands without a verdict of their own hold no finding to compare
+            rows = rows[~rows.verdict.isin(["noise floor", "too few clips", "too narrow"])]
+        if len(rows) and not run.summary.get("control"):
             profiles[run.label] = rows.set_index("band").mean_shift_db
     if len(profiles) < 2:
         return []
@@ -63,8 +88,9 @@ def _largest_band_difference(analysis: Analysis, band_set: str) -> list[str]:
         return []
     _, band, first, second = best
     a, b = profiles[first][band], profiles[second][band]
-    return [f"The classifiers differ most in the {band} band: {first}'s autoencoder changes its level by {a:+.1f} dB, "
-            f"{second}'s by {b:+.1f} dB."]
+    return [f"The runs differ most in the {band} band: finetuning changes its level by {a:+.1f} dB in {first} and "
+            f"{b:+.1f} dB in {second} (against each run's control; the largest of {len(profiles) * (len(profiles) - 1) // 2} "
+            "pairs of runs, a description, not a test)."]
 
 
 def _transfer(analysis: Analysis) -> list[str]:
@@ -83,7 +109,8 @@ def _transfer(analysis: Analysis) -> list[str]:
 
 
 def _information(analysis: Analysis) -> list[str]:
-    """Per classifier: the range of information its finetuned probes keep (Palacio's NMI), against chance."""
+    """Per classifier: the range of information its finetuned probes keep (Palacio's NMI), against chance; and any
+    probe whose reconstructions resemble each other more than their inputs do (Palacio's inter NMI)."""
     sentences = []
     for classifier, runs in analysis.by_classifier().items():
         kept = {run.setting: run.summary["information"]["after"] for run in runs
@@ -91,12 +118,19 @@ def _information(analysis: Analysis) -> list[str]:
         if not kept:
             continue
         least, most = min(kept, key=lambda k: kept[k]["nmi_intra"]), max(kept, key=lambda k: kept[k]["nmi_intra"])
-        chance = max((v["nmi_inter"] for v in kept.values() if v["nmi_inter"] == v["nmi_inter"]), default=None)
+        chances = [v.get("nmi_chance", np.nan) for v in kept.values()]
+        chance = max((c for c in chances if c == c), default=None)
         span = (f"{kept[least]['nmi_intra']:.2f} ({least})" if least == most else
                 f"between {kept[least]['nmi_intra']:.2f} ({least}) and {kept[most]['nmi_intra']:.2f} ({most})")
-        against = f"; chance level up to {chance:.2f}" if chance is not None else ""
-        sentences.append(f"{classifier}: the finetuned probes keep {span} of the original's time-frequency pattern "
-                         f"(normalised mutual information{against}).")
+        against = f"; chance level (another clip's reconstruction) up to {chance:.2f}" if chance is not None else ""
+        sentence = (f"{classifier}: the finetuned probes keep {span} of the original's time-frequency pattern "
+                    f"(normalised mutual information; rank-based NMI: blind to level changes{against}).")
+        for setting, v in kept.items():  # Palacio's inter: reconstructions of different inputs, against those inputs
+            inter, originals = v.get("nmi_inter", np.nan), v.get("nmi_inter_originals", np.nan)
+            if inter - originals > 0.1:
+                sentence += (f" {setting}: its reconstructions resemble each other more than the inputs do (NMI "
+                             f"{inter:.2f} against {originals:.2f}): a pattern imposed whatever the input.")
+        sentences.append(sentence)
     return sentences
 
 
@@ -105,10 +139,13 @@ def _route_agreement(analysis: Analysis) -> list[str]:
     table = analysis.comparison_tables.get(Tables.ROUTE_CORRELATIONS)
     if table is None or not len(table) or "kind_a" not in table:  # absent, or from an analysis before route kinds
         return []
-    mixed = table[table.kind_a != table.kind_b]  # a probe against an attribution method
+    mixed = table[(table.kind_a != table.kind_b) & table.spearman_rho.notna()]  # a probe against an attribution method
     sentences = []
     for classifier, rows in mixed.groupby("classifier", sort=False):
         best = rows.loc[rows.spearman_rho.idxmax()]
-        sentences.append(f"{classifier}: of the probes and the attributions, {best.route_a} and {best.route_b} rank the "
-                         f"mel bands most alike (Spearman ρ = {best.spearman_rho:+.2f}, p = {best.p_value:.2g}).")
+        interval = (f", 95 % interval over clips {best.ci_low:+.2f} to {best.ci_high:+.2f}"
+                    if "ci_low" in best and np.isfinite(best.ci_low) else ", too few clips for an interval")
+        sentences.append(f"{classifier}: of {len(rows)} probe–attribution pairs compared, {best.route_a} and "
+                         f"{best.route_b} rank the mel bands most alike (Spearman ρ = {best.spearman_rho:+.2f}{interval}; "
+                         "the best of several pairs is an optimistic pick).")
     return sentences

@@ -20,7 +20,8 @@ def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str
     written: list[Path] = []
     for run in analysis.runs:
         for band_set in ("octave", "third_octave"):
-            curves = {run.condition_label(c): run.overall(band_set, c) for c in ("after", "before")}
+            curves = {("contrast against the control" if c == "contrast" else f"{run.condition_label(c)} (absolute)"):
+                      run.overall(band_set, c) for c in ("contrast", "after", "before")}
             curves = {k: v for k, v in curves.items() if len(v)}
             if curves:
                 written += figures.save(figures.band_profiles(curves, run.label, size), out / f"{slug(run.label)}_bands_{band_set}",
@@ -29,9 +30,11 @@ def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str
         curves = {run.condition_label(c): curve for c, curve in differences.items()}
         written += figures.save(figures.spectrum_difference(frequencies, curves, run.label, size),
                                 out / f"{slug(run.label)}_spectrum", formats)
-    profiles = {run.label: run.overall("octave", "after") for run in analysis.runs}
-    written += figures.save(figures.band_profiles(profiles, "finetuned AEs, octave bands", size), out / "comparison_bands",
-                            formats)
+    profiles = {run.label: run.overall("octave", run.headline_condition) for run in analysis.runs
+                if not run.summary.get("control") and len(run.overall("octave", run.headline_condition))}
+    written += figures.save(figures.band_profiles(profiles, "what finetuning changed against each control, octave bands",
+                                                  size, ylabel="energy change (dB)\nfinetuned − control"),
+                            out / "comparison_bands", formats)
     kept = [{"label": run.label, **run.summary["information"]["after"]} for run in analysis.runs
             if "after" in run.summary.get("information", {})]
     if kept:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from probe.analyses import attribution, bands, bandshift, information, stats, transfer
+from probe.analyses import attribution, bands, bandshift, information, transfer
 from probe.app.cli import main
 from probe.models.base import WaveformClassifier
 from probe.models.frontend import MelConfig, MelFrontEnd
@@ -63,6 +63,61 @@ def test_the_contrast_against_the_control_cancels_what_the_probe_does_anyway() -
     assert (kept.mean_shift_db.abs() < 0.01).all() and (kept.ci_low_db <= kept.mean_shift_db).all()
 
 
+def test_the_headline_is_the_contrast_not_the_aes_own_error() -> None:
+    """An AE that low-passes at 2 kHz before and after finetuning: the absolute shift says "suppressed" above 2 kHz,
+    which is the AE's own error; the contrast against the untuned AE says finetuning preserved those bands."""
+    rng = np.random.default_rng(2)
+    originals = rng.standard_normal((24, RATE))
+    lowpassed = bands.power_spectra(_lowpass(originals, 2000))
+    spectra = {"original": bands.power_spectra(originals), "before": lowpassed, "after": lowpassed}
+    band_set = bands.band_sets_for(("octave",), RATE)[0]
+    tables = bandshift.band_shift_tables(spectra, [band_set], [f"c{i}" for i in range(24)], np.zeros(24, dtype=int),
+                                         ["noise"], [0], ["all"], bandshift.ShiftSettings(n_boot=300), rng)
+    overall, contrast = tables["band_shift_overall"], tables["band_contrast_vs_control"]
+    above = lambda t: t[(t.low_hz >= 2200) & (t.condition != "before")]  # noqa: E731
+    assert (above(overall).verdict == "suppressed").all()
+    assert len(above(contrast)) and (above(contrast).verdict == "preserved").all()
+    assert bandshift.describe_bands(contrast, "contrast", "octave")["sentence"].startswith("preserves")
+    assert (contrast.reference == "before").all() and (contrast.family_tests == overall.family_tests.iloc[0]).all()
+
+
+def test_a_random_start_is_contrasted_with_the_identity_on_its_chain(tmp_path: Path) -> None:
+    from probe.analyses.bandshift import chain_identity, reference_of
+    from probe.analyses.runs import starts_random
+
+    assert starts_random({"autoencoder": "random"}) and starts_random({"autoencoder": "tiny"})
+    assert not starts_random({"autoencoder": "runs/pre/best.pt"})
+    assert not starts_random({"autoencoder": "archisound", "ae_weights": "autoencoder1d-AT-v1"})
+    assert not starts_random({"autoencoder": "identity", "probe": "identity"})
+    assert not starts_random({"autoencoder": "spectral_gain", "probe": "spectral-gain"})
+
+    class Run:
+        path, sample_rate = tmp_path, 16000
+        config = {"autoencoder": "random", "ae_options": {"sample_rate": 48000}}
+        originals = np.sin(2 * np.pi * np.array([[250.0], [1000.0], [3000.0]]) * np.arange(16000) / 16000).astype(np.float32)
+
+    assert reference_of(Run) == "identity"
+    through = chain_identity(Run)
+    assert through.shape == Run.originals.shape and not np.array_equal(through, Run.originals)
+    assert np.allclose(through[:, 100:-100], Run.originals[:, 100:-100], atol=0.01)  # 16 -> 48 -> 16 kHz: exact below the roll-off
+    Run.config = {"autoencoder": "random", "ae_options": {"sample_rate": 16000}}
+    assert np.array_equal(chain_identity(Run), Run.originals)
+
+
+def test_bands_too_narrow_for_the_fft_are_merged_and_say_so() -> None:
+    for rate in (16000, 32000, 44100, 48000):
+        for name in ("octave", "third_octave"):
+            band_set = bands.band_sets_for((name,), rate)[0]
+            assert (band_set.fft_bins >= bands.MIN_FFT_BINS).all(), (rate, name, band_set.fft_bins[:4])
+            covered = band_set.weights.sum(0)
+            assert set(np.unique(covered[bands.fft_frequencies(rate) >= band_set.low_hz[0]])) == {1.0}
+    thirds = bands.band_sets_for(("third_octave",), 48000)[0]
+    assert thirds.merged_from[0].startswith("25 Hz+31.5 Hz") and thirds.labels[0].startswith("25 Hz–")
+    assert thirds.merged_from[-1] == "" and "1 kHz" in thirds.labels
+    columns = thirds.columns()
+    assert list(columns["merged_from"]) == list(thirds.merged_from) and len(columns["fft_bins"]) == len(thirds)
+
+
 def test_bands_near_the_noise_floor_get_no_verdict() -> None:
     """Originals with nothing above 2 kHz but window leakage (-38 dB and below, flagged at a 30 dB floor here):
     those bands' dB ratios are flagged, not read as findings."""
@@ -98,19 +153,6 @@ def test_a_band_a_clip_leaves_empty_is_left_out_of_its_mean() -> None:
     assert (high(unmasked).mean_shift_db > 3).all()  # the empty clips' noise swamps the unmasked mean
     per_clip = masked["band_shift_per_clip"]
     assert per_clip[(per_clip.clip_id == "c20") & (per_clip.centre_hz >= 4000)].shift_db.isna().all()
-
-
-def test_bootstrap_and_wilcoxon_leave_nans_out() -> None:
-    rng = np.random.default_rng(0)
-    values = rng.normal(2.0, 1.0, size=(40, 3))
-    values[::2, 1] = np.nan
-    values[:, 2] = np.nan
-    mean, low, high = stats.bootstrap_mean_ci(values, n_boot=500, rng=rng)
-    assert np.isclose(mean[0], values[:, 0].mean()) and np.isclose(mean[1], np.nanmean(values[:, 1]))
-    assert low[1] < mean[1] < high[1]
-    assert np.isnan([mean[2], low[2], high[2]]).all()
-    p_values = stats.wilcoxon_per_column(values)
-    assert p_values[0] < 1e-6 and p_values[1] < 1e-3 and p_values[2] == 1.0
 
 
 def test_band_sets_cover_the_spectrum_once() -> None:
@@ -149,27 +191,6 @@ def test_a_one_band_classifier_gets_its_attribution_in_that_band(method: str) ->
     assert (mass.argmax(1) == 11).all() and (mass[:, 11] > 0.99).all()
 
 
-def test_bootstrap_intervals_cover_the_true_mean_at_the_nominal_rate() -> None:
-    rng = np.random.default_rng(0)
-    replications = rng.normal(loc=1.0, scale=2.0, size=(50, 1000))  # 1000 independent samples of 50 in the columns
-    _, low, high = stats.bootstrap_mean_ci(replications, level=0.95, n_boot=2000, rng=rng)
-    coverage = np.mean((low <= 1.0) & (1.0 <= high))
-    assert 0.92 <= coverage <= 0.975
-    _, low90, high90 = stats.bootstrap_mean_ci(replications, level=0.90, n_boot=2000, rng=rng)
-    assert 0.87 <= np.mean((low90 <= 1.0) & (1.0 <= high90)) <= 0.93
-
-
-def test_corrections_known_answers_and_scipy_parity() -> None:
-    from scipy.stats import false_discovery_control
-
-    p = np.array([0.01, 0.04, 0.03, 0.005])
-    np.testing.assert_allclose(stats.holm(p), [0.03, 0.06, 0.06, 0.02])
-    np.testing.assert_allclose(stats.benjamini_hochberg(p), false_discovery_control(p))
-    differences = np.column_stack([np.zeros(10), np.linspace(1, 2, 10)])
-    p_values = stats.wilcoxon_per_column(differences)
-    assert p_values[0] == 1.0 and p_values[1] < 0.01
-
-
 # --- end to end on real tiny runs --------------------------------------------------------------
 
 
@@ -191,11 +212,21 @@ def test_probe_analyse_end_to_end(tmp_path: Path, two_runs: list[Path], capsys) 
         assert len(frame) > 0 and (run_dir / f"{name}.csv").is_file(), name
     per_clip = pd.read_parquet(run_dir / "band_shift_per_clip.parquet")
     assert set(per_clip.band_set) == {"octave", "third_octave", "mel"} and set(per_clip.condition) == {"before", "after"}
+    assert (per_clip.unit == per_clip.clip_id).all()  # the synthetic clips are each their own recording
+    for run in two_runs:
+        outputs = run / "outputs"
+        assert json.loads((outputs / "clip_groups.json").read_text()) == json.loads((outputs / "clip_ids.json").read_text())
     assert run_summary["bands"]["after"]["octave"]["sentence"]
     nmi = pd.read_parquet(run_dir / "nmi_summary.parquet")
     assert set(nmi.scope) == {"overall", "category", "class"} and set(nmi.condition) == {"before", "after"}
-    assert 0 <= run_summary["information"]["after"]["nmi_inter"] < run_summary["information"]["after"]["nmi_intra"] <= 1
-    assert set(run_summary["attributions"]["agreement_with_band_shift"]) == set(attribution.ATTRIBUTION_METHODS)
+    assert 0 <= run_summary["information"]["after"]["nmi_chance"] < run_summary["information"]["after"]["nmi_intra"] <= 1
+    assert "monotone" in run_summary["information"]["notes"]
+    agreement = run_summary["attributions"]["agreement_with_contrast"]
+    assert set(agreement) == set(attribution.ATTRIBUTION_METHODS)
+    assert all({"spearman_rho", "ci_low", "ci_high", "bands"} <= set(a) and "p_value" not in a for a in agreement.values())
+    # the tiny AE started from random weights: its reference is the identity, and the headline is the contrast
+    assert run_summary["bands"]["reference"] == "identity" and run_summary["bands"]["headline"] == "contrast"
+    assert run_summary["bands"]["contrast"]["octave"]["sentence"] and run_summary["bands"]["threshold_db"] == 3.0
     arrays = np.load(run_dir / "arrays.npz")
     assert arrays["mel_db_class_original"].shape[0] == len(run_summary["class_names"])
     example = run_summary["examples"][0]
@@ -278,10 +309,47 @@ def test_nmi_tables_separate_kept_from_lost_clips() -> None:
     per_clip = information.nmi_per_clip(maps, [f"c{i}" for i in range(12)], ["a", "b", "c", "d"], targets, rng)
     summary = information.nmi_summary(per_clip, [0, 0, 1, 1], ["a", "b", "c", "d"], ["x", "y"], 0.95, 500, rng)
     overall = summary[summary.scope == "overall"].set_index("condition")
-    assert overall.loc["after", "nmi_intra"] == pytest.approx(1.0) and overall.loc["after", "nmi_inter"] < 0.1
+    assert overall.loc["after", "nmi_intra"] == pytest.approx(1.0) and overall.loc["after", "nmi_chance"] < 0.1
+    assert overall.loc["after", "nmi_intra_shared"] == pytest.approx(1.0)  # a gain is not a compression
     assert overall.loc["before", "nmi_intra"] < 0.1
-    row = summary[(summary.scope == "category") & (summary.condition == "before")].iloc[0]
-    assert row.clips == 6 and row.intra_ci_low <= row.nmi_intra <= row.intra_ci_high
+    assert summary[(summary.scope == "category") & (summary.condition == "before")].iloc[0].clips == 6
+    row = overall.loc["before"]  # 12 clips: enough for an interval
+    assert row.nmi_intra_ci_low <= row.nmi_intra <= row.nmi_intra_ci_high
+    assert (row.intra_ci_low, row.intra_ci_high) == (row.nmi_intra_ci_low, row.nmi_intra_ci_high)  # the older names
+    for measure in information.NMI_MEASURES:
+        assert row[f"{measure}_ci_low"] <= row[measure] <= row[f"{measure}_ci_high"], measure
+
+
+def test_nmi_inter_finds_an_autoencoder_that_imposes_one_pattern() -> None:
+    rng = np.random.default_rng(101)
+    maps = {"original": rng.normal(-40, 15, (10, 64, 80))}
+    maps["identity"] = maps["original"].copy()
+    maps["one_pattern"] = np.repeat(rng.normal(-40, 15, (1, 64, 80)), 10, axis=0)  # the same output for every input
+    targets = np.repeat(np.arange(2), 5)
+    per_clip = information.nmi_per_clip(maps, [f"c{i}" for i in range(10)], ["a", "b"], targets, rng)
+    identity = per_clip[per_clip.condition == "identity"]
+    assert np.array_equal(identity.nmi_inter.to_numpy(), identity.nmi_inter_originals.to_numpy())
+    assert identity.nmi_inter.max() < 0.1 and identity.nmi_intra.min() == pytest.approx(1.0)
+    imposed = per_clip[per_clip.condition == "one_pattern"]
+    assert imposed.nmi_inter.min() == pytest.approx(1.0)
+    assert (imposed.nmi_inter - imposed.nmi_inter_originals).min() > 0.8
+    assert imposed.nmi_intra.max() < 0.1 and imposed.nmi_chance.max() < 0.1  # it keeps nothing of its input
+    single = information.nmi_per_clip({k: v[:1] for k, v in maps.items()}, ["c0"], ["a", "b"], targets[:1], rng)
+    assert single[["nmi_chance", "nmi_inter", "nmi_inter_originals"]].isna().all().all()
+    assert single[["nmi_intra", "nmi_intra_shared"]].notna().all().all()
+
+
+def test_nmi_shared_binning_registers_a_compression_that_ranks_cannot_see() -> None:
+    rank, shared = information.normalised_mutual_information, information.normalised_mutual_information_shared
+    for seed in range(100, 105):  # thresholds were set on seeds 0-4
+        pattern = np.random.default_rng(seed).normal(-40, 15, (64, 80))
+        compressed = pattern / 2  # power ** 0.5: the dB scale halved
+        assert rank(pattern, pattern) == pytest.approx(1.0) and shared(pattern, pattern) == pytest.approx(1.0)
+        assert rank(pattern, compressed) > 0.97  # ranks are blind to a monotone change of level
+        assert shared(pattern, compressed) < 0.92
+        assert shared(pattern, pattern - 6) == pytest.approx(1.0)  # a constant gain is not a compression
+    with pytest.raises(ValueError, match="differ in shape"):
+        shared(pattern, pattern[:10])
 
 
 def test_bands_at_the_gain_floor_read_as_not_needed() -> None:
@@ -291,35 +359,46 @@ def test_bands_at_the_gain_floor_read_as_not_needed() -> None:
                           "high_hz": band_set.high_hz, "mean_shift_db": -1.0, "verdict": "preserved"})
     frequencies = np.linspace(0, 8000, 513)
     edge = band_set.low_hz[7]  # the 4 kHz octave's lower edge
+    frame.loc[frame.low_hz >= edge, "verdict"] = "suppressed"
+    frame.loc[len(frame) - 1, "verdict"] = "too few clips"  # no test behind it: the floor does not make it a finding
     gain = np.where(frequencies >= edge, -59.0, -1.0)  # the probe pushed everything above it to its -60 dB floor
     marked = bandshift.mark_not_needed(frame, frequencies, gain, floor_db=-60.0)
     above = marked.low_hz >= edge
-    assert (marked.verdict[above] == "not needed").all() and (marked.verdict[~above] == "preserved").all()
+    assert (marked.at_gain_floor == above).all()
+    assert list(marked.verdict[above]) == ["not needed"] * (above.sum() - 1) + ["too few clips"]
+    assert (marked.verdict[~above] == "preserved").all()
     assert "does not need" in bandshift.describe_bands(marked, "after")["sentence"]
 
 
 def test_route_correlations_known_answers() -> None:
+    """Per-clip routes on 8 mel bins: rho of the mean profiles, an interval over the clips, no parametric p."""
     from probe.analyses import routes
 
-    bins = np.arange(8)
+    rng = np.random.default_rng(0)
+    bins, clips = np.arange(8), [f"c{i}" for i in range(12)]
     mass_profile = np.array([8, 7, 6, 5, 4, 3, 2, 1.0])  # attribution mass falls with frequency
-    mass = pd.DataFrame({"condition": "original", "method": "saliency", "mel_bin": np.tile(bins, 2),
-                         "mass": np.tile(mass_profile, 2)})
+    mass = pd.DataFrame({"clip_id": np.repeat(clips, 8), "condition": "original", "method": "saliency",
+                         "mel_bin": np.tile(bins, 12), "mass": (mass_profile * rng.uniform(0.9, 1.1, (12, 8))).ravel()})
 
-    def shift_table(profile: np.ndarray, floor: np.ndarray | None = None) -> pd.DataFrame:
-        return pd.DataFrame({"band_set": "mel", "condition": "after", "band_index": bins, "mean_shift_db": profile,
-                             "near_noise_floor": np.zeros(8, bool) if floor is None else floor})
+    def tables(profile: np.ndarray, floor: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
+        values = profile + rng.normal(0, 0.1, (12, 8))
+        per_clip = pd.DataFrame({"clip_id": np.repeat(clips, 8), "band_set": "mel", "condition": "after",
+                                 "band_index": np.tile(bins, 12), "contrast_db": values.ravel()})
+        contrast = pd.DataFrame({"band_set": "mel", "band_index": bins,
+                                 "verdict": np.where(floor if floor is not None else np.zeros(8, bool), "noise floor", "x")})
+        return {"band_shift_per_clip": per_clip, "band_contrast_vs_control": contrast}
 
-    from probe.analyses.attribution import band_profile
-
-    agreeing = {"band_shift_overall": shift_table(-np.arange(8.0)), "attribution_band_profile": band_profile(mass)}
-    opposed = {"band_shift_overall": shift_table(np.arange(8.0), floor=bins == 7)}
-    control = {"band_shift_overall": shift_table(np.zeros(8))}
-    table = routes.all_route_correlations([("clf", "keeps lows", agreeing), ("clf", "keeps highs", opposed),
-                                           ("clf", "identity", control)])
+    agreeing = {**tables(-np.arange(8.0)), "attribution_band_mass": mass}
+    opposed = tables(np.arange(8.0), floor=bins == 7)
+    control = tables(np.zeros(8)) | {"band_shift_per_clip": tables(np.zeros(8))["band_shift_per_clip"].assign(contrast_db=0.0)}
+    units = pd.Series(clips, index=clips)
+    table = routes.all_route_correlations([("clf", "keeps lows", agreeing, units), ("clf", "keeps highs", opposed, units),
+                                           ("clf", "identity", control, units)], n_boot=300)
+    assert "p_value" not in table and (table.pairs_compared == len(table)).all()
     rho = {frozenset((r.route_a, r.route_b)): r for r in table.itertuples()}
-    assert rho[frozenset(("keeps lows (band shift)", "saliency (attribution)"))].spearman_rho == pytest.approx(1.0)
-    against = rho[frozenset(("keeps highs (band shift)", "saliency (attribution)"))]
+    agree = rho[frozenset(("keeps lows (contrast)", "saliency (attribution)"))]
+    assert agree.spearman_rho == pytest.approx(1.0) and agree.ci_low > 0.9
+    against = rho[frozenset(("keeps highs (contrast)", "saliency (attribution)"))]
     assert against.spearman_rho == pytest.approx(-1.0) and against.bands == 7  # the noise-floor band is left out
     assert not any("identity" in name for pair in rho for name in pair)  # a constant profile has no ranks
 
@@ -347,36 +426,48 @@ def test_classifier_contrasts_pair_the_same_clips() -> None:
 
 
 def test_the_planted_analysis_reads_what_finetuning_changed() -> None:
-    """Known answer: finetuning lowers the low band by 6 dB and leaves the high band, on top of an AE that adds
-    +10 dB everywhere before finetuning; the contrast reads +6 dB (towards the high band) whatever the AE's own bias."""
+    """Known answer: finetuning lowers the low band by about 6 dB and leaves the high band, on top of an AE that adds
+    +10 dB everywhere before finetuning; the contrast reads +6 dB (towards the high band) whatever the AE's own
+    bias, and only a contrast shown beyond the threshold in the planted direction counts as recovered."""
     from probe.analyses.planted import PlantedTruth, planted_answer
     from probe.analyses.registry import RunResult
     from probe.synthetic import HIGH, LOW
 
+    rng = np.random.default_rng(0)
     band_set = bands.band_sets_for(("third_octave",), 16000)[0]
-    centres = band_set.centre_hz
     rows = []
-    for clip in range(6):
-        for index, centre in enumerate(centres):
+    for clip in range(12):
+        change = -6.0 + rng.normal(0, 0.5)
+        for index, centre in enumerate(band_set.centre_hz):
             low = 150 <= centre <= 1800
+            after = 10.0 + (change if low else 0.0)
             rows.append({"clip_id": f"c{clip}", "band_set": "third_octave", "band_index": index, "centre_hz": centre,
-                         "condition": "before", "shift_db": 10.0})
-            rows.append({"clip_id": f"c{clip}", "band_set": "third_octave", "band_index": index, "centre_hz": centre,
-                         "condition": "after", "shift_db": 10.0 - (6.0 if low else 0.0)})
+                         "condition": "after", "shift_db": after, "contrast_db": after - 10.0})
     per_clip = pd.DataFrame(rows)
-    profile = pd.DataFrame({"method": "integrated_gradients", "condition": "original", "band_index": [0, 1],
-                            "mass": [0.5, 0.5], "low_hz": [200.0, 5000.0], "centre_hz": [300.0, 5500.0],
-                            "high_hz": [400.0, 6000.0]})
-    results = [RunResult(None, {"classifier": name, "setting": setting, "control": setting == "control"},
-                         {"band_shift_per_clip": per_clip, "attribution_band_profile": profile})
+    # a uniform attribution map over 64 mel bins: the ranges hold 26 and 9 bins, and must still read 0 dB
+    edges = np.linspace(0, 8000, 65)
+    profile = pd.DataFrame({"method": "integrated_gradients", "condition": "original", "band_index": np.arange(64),
+                            "low_hz": edges[:-1], "centre_hz": (edges[:-1] + edges[1:]) / 2, "high_hz": edges[1:]})
+    mass = pd.DataFrame({"clip_id": np.repeat([f"c{i}" for i in range(12)], 64), "method": "integrated_gradients",
+                         "condition": "original", "mel_bin": np.tile(np.arange(64), 12), "mass": 1 / 64})
+    tables = {"band_shift_per_clip": per_clip, "attribution_band_profile": profile, "attribution_band_mass": mass}
+    results = [RunResult(None, {"classifier": name, "setting": setting, "control": setting == "control"}, tables)
                for name in ("relies_high", "relies_low") for setting in ("probe", "control")]
     truth = PlantedTruth((150.0, 1800.0), (4500.0, 7200.0), {"relies_high": HIGH, "relies_low": LOW})
     answer = planted_answer(results, truth)["classifiers"]
-    assert answer["relies_high"]["probes"]["probe"] == {"high_minus_low_db": 6.0, "recovered": True}
-    assert answer["relies_low"]["probes"]["probe"] == {"high_minus_low_db": 6.0, "recovered": False}
+    found = answer["relies_high"]["probes"]["probe"]
+    assert found["high_minus_low_db"] == pytest.approx(6.0, abs=0.4) and found["recovered"] is True
+    assert found["ci_low_db"] < found["high_minus_low_db"] < found["ci_high_db"] and found["clips"] == 12
+    assert answer["relies_low"]["probes"]["probe"]["recovered"] is False
     assert answer["relies_high"]["probes"]["control"]["recovered"] is None  # a control is never scored
-    # a uniform attribution map reads 0 dB between two ranges of one bin each
-    assert answer["relies_high"]["probes"]["attribution (integrated gradients)"]["high_minus_low_db"] == 0.0
+    uniform = answer["relies_high"]["probes"]["attribution (integrated gradients)"]
+    assert uniform["high_minus_low_db"] == 0.0 and uniform["recovered"] is False
+    # a contrast beyond zero but not shown beyond the threshold is no recovery
+    weak = per_clip.assign(contrast_db=per_clip.contrast_db / 3)
+    answer = planted_answer([RunResult(None, {"classifier": "relies_high", "setting": "probe"},
+                                       {"band_shift_per_clip": weak})], truth)["classifiers"]
+    assert 1.5 < answer["relies_high"]["probes"]["probe"]["high_minus_low_db"] < 2.5
+    assert answer["relies_high"]["probes"]["probe"]["recovered"] is False
 
 
 def test_the_analysis_registry_runs_in_a_fixed_order_and_holds_analyses_to_their_tables() -> None:

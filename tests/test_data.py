@@ -146,3 +146,31 @@ def test_cache_skips_bad_files_and_lists_them(tmp_path: Path) -> None:
     assert cached.waveforms.shape == (24, 4000) and cached.clip_ids == split.clip_ids
     with pytest.raises(AudioError, match="not an audio file"):
         decode_split(dataset, 8000, cache_dir=tmp_path / "cache", strict=True, progress=False)
+
+
+def test_clips_cut_from_one_recording_carry_its_group(tmp_path: Path) -> None:
+    """ESC-50's src_file, or a folder's meta/groups.csv, names the recording each clip was cut from: the analyses
+    resample such groups as one unit, and a folder dataset keeps a group's clips in one fold."""
+    root = _official_esc50(tmp_path / "ESC-50")
+    csv_path = root / "meta" / "esc50.csv"
+    rows = list(csv.DictReader(open(csv_path)))
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*rows[0], "src_file"])
+        writer.writeheader()
+        writer.writerows([{**r, "src_file": r["filename"].split("-A-")[0][:-1]} for r in rows])  # two takes, one source
+    clips = load_esc50(root).clips
+    assert all(c.group == c.clip_id.split("-A-")[0][:-1] for c in clips)
+    assert len({c.group for c in clips}) == len(clips) // 2
+
+    for name in ("bark", "meow"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(6):
+            sf.write(tmp_path / "data" / name / f"{i}.wav", np.zeros((100, 1), dtype=np.float32) + 0.1, 8000)
+    assert all(c.group is None for c in load_folder(tmp_path / "data").clips)
+    (tmp_path / "data" / "meta").mkdir()
+    (tmp_path / "data" / "meta" / "groups.csv").write_text(
+        "file,group\n" + "".join(f"{n}/{i}.wav,{n}-rec{i // 3}\n" for n in ("bark", "meow") for i in range(6)))
+    grouped = load_folder(tmp_path / "data").clips
+    assert {c.group for c in grouped} == {"bark-rec0", "bark-rec1", "meow-rec0", "meow-rec1"}
+    for group in {c.group for c in grouped}:
+        assert len({c.fold for c in grouped if c.group == group}) == 1

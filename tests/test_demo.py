@@ -13,6 +13,11 @@ from probe.app.cli import main
 pytestmark = pytest.mark.slow
 
 
+DEMO_SEED = 2
+"""The first validation seed: seeds 0 and 1 were used while the demo was tuned (`benchmarks.planted.TUNING_SEEDS`)."""
+VALIDATION = Path(__file__).resolve().parents[1] / "VALIDATION.md"
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo")
@@ -20,35 +25,52 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     old = os.environ.get("PROBE_HOME")
     os.environ["PROBE_HOME"] = str(home)
     try:
-        assert main(["demo", "--out", str(root / "out"), "--quiet"]) == 0
+        assert main(["demo", "--out", str(root / "out"), "--seed", str(DEMO_SEED), "--quiet"]) == 0
     finally:
         os.environ.pop("PROBE_HOME") if old is None else os.environ.__setitem__("PROBE_HOME", old)
     assert not home.exists(), "the demo must write nothing outside its output folder"
     return root / "out"
 
 
-def test_the_planted_band_is_recovered(demo: Path) -> None:
+def validated_cells() -> list[tuple[str, str]]:
+    """(classifier, probe) of every row of VALIDATION.md's planted table that holds with margin across seeds."""
+    cells = []
+    for line in VALIDATION.read_text().splitlines():
+        cols = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cols) == 8 and cols[-1] == "yes":
+            cells.append((cols[0], cols[2]))
+    return cells
+
+
+def test_what_the_validation_shows_to_hold_is_recovered(demo: Path) -> None:
+    """Only the cells VALIDATION.md shows to hold with margin over seeds are asserted, on a seed tuning did not see."""
     planted = json.loads((demo / "planted.json").read_text())
     classifiers = planted["classifiers"]
     assert {c["relies_on"] for c in classifiers.values()} == {"low", "high", None}
-    for name, entry in classifiers.items():
+    for entry in classifiers.values():
         probes = entry["probes"]
-        assert set(probes) >= {"pretrained AE", "random AE", "spectral gain", "attribution (integrated gradients)"}
+        assert set(probes) >= {"pretrained AE", "random AE", "spectral gain", "attribution (integrated gradients)",
+                               "identity (control)"}
         assert any(p.startswith("pretrained AE + energy") for p in probes)
-        if entry["relies_on"] is None:
-            continue
-        sign = 1 if entry["relies_on"] == "high" else -1
-        energy = next(p for p in probes if p.startswith("pretrained AE + energy"))
-        for reader in ("spectral gain", "attribution (integrated gradients)", energy):
-            contrast = probes[reader]["high_minus_low_db"]
-            assert sign * contrast >= planted["recovery_threshold_db"], f"{name}: {reader} gave {contrast:+.1f} dB"
-            assert probes[reader]["recovered"] is True
+        control = probes["identity (control)"]
+        assert control["high_minus_low_db"] == 0.0 and control["recovered"] is None  # the null reads zero
+        for result in probes.values():
+            assert result["ci_low_db"] <= result["high_minus_low_db"] <= result["ci_high_db"]
+    cells = validated_cells()
+    assert cells, "VALIDATION.md shows nothing to hold with margin: nothing to assert"
+    for classifier, probe in cells:
+        result = classifiers[classifier]["probes"][probe]
+        assert result["recovered"] is True, f"{classifier}: {probe} gave {result}"
 
 
 def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: Path) -> None:
     assert {p.name for p in demo.iterdir()} >= {"data", "classifiers", "runs", "analysis", "report", "planted.json"}
     index = (demo / "report" / "index.html").read_text()
-    assert "The planted answer" in index and "recovered" in index
+    assert "The planted answer" in index and "recovered" in index and "VALIDATION.md" in index
+    # the headline is what finetuning changed against the control, in verdict words that say what was tested
+    assert "finetuning" in index and "(after − before (the untuned probe))" in index
+    assert "after − identity on the same chain" in index  # the random AE's reference
+    assert "Verdicts: 'suppressed'" in index and "uncertain" not in index
     pages = list((demo / "report").glob("*/index.html"))
     assert {p.parent.name for p in pages} == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
     transfer = json.loads((demo / "analysis" / "summary.json").read_text())["comparison"]["transfer"]
@@ -68,7 +90,7 @@ def test_the_demo_report_renders_with_working_audio(demo: Path) -> None:
 def test_a_second_run_reuses_what_is_complete(demo: Path, capsys) -> None:
     done = {p: p.stat().st_mtime for p in (demo / "runs").glob("*/done.json")}
     analysis = (demo / "analysis" / "summary.json").stat().st_mtime
-    assert main(["demo", "--out", str(demo), "--quiet"]) == 0
+    assert main(["demo", "--out", str(demo), "--seed", str(DEMO_SEED), "--quiet"]) == 0
     assert {p: p.stat().st_mtime for p in (demo / "runs").glob("*/done.json")} == done
     assert (demo / "analysis" / "summary.json").stat().st_mtime == analysis
 

@@ -65,3 +65,21 @@ def test_stft_loss_known_answers() -> None:
     assert quieter == pytest.approx(0.5 + torch.log(torch.tensor(2.0)).item(), rel=1e-4)
     noise = float(multi_resolution_stft_loss(torch.randn(2, 1, 8000), x))
     assert noise > quieter
+
+
+def test_held_out_folds_play_no_part_in_pretraining(tmp_path: Path, synthetic_root: Path) -> None:
+    """The fold the probes will be analysed on is neither trained nor selected on (the demo holds out fold 1)."""
+    from probe.train.loop import OpenedRun
+
+    config = _config(tmp_path, synthetic_root, fold=2, hold_out_folds=(1,))
+    _, train, validation = OpenedRun(RunDir(tmp_path / "x"), None, torch.device("cpu"), False).splits(config)
+    assert {c.fold for c in validation.clips} == {2} and {c.fold for c in train.clips} == {3, 4, 5}
+    with pytest.raises(ConfigError, match="both the validation fold and held out"):
+        _config(tmp_path, synthetic_root, fold=1, hold_out_folds=(1,)).validate()
+    out = tmp_path / "cli"
+    assert main(["pretrain-ae", "--autoencoder", "tiny", "--data",
+                 f"esc50:{synthetic_root}", "--out", str(out), "--epochs", "1", "--batch-size", "4", "--fold", "2",
+                 "--hold-out", "1", "--quiet"]) == 0
+    import json
+
+    assert json.loads(RunDir(out).config.read_text())["config"]["hold_out_folds"] == [1]

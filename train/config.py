@@ -21,6 +21,9 @@ class TrainingConfig:
     ae_options: dict[str, Any] = field(default_factory=dict)
     data: str = "synthetic"
     fold: int = 1
+    hold_out_folds: tuple[int, ...] = ()
+    """Folds left out of training and validation alike (the fold a later analysis scores: a pretrained AE must
+    neither train nor be selected on it)."""
     out: str = "runs/train"
     epochs: int = 100
     learning_rate: float = 3e-5
@@ -57,6 +60,8 @@ class TrainingConfig:
             raise ConfigError(None, f"epochs must be at least {self.min_epochs}")
         if self.learning_rate <= 0:
             raise ConfigError(None, f"the learning rate must be positive, got {self.learning_rate}")
+        if self.fold in self.hold_out_folds:
+            raise ConfigError(None, f"fold {self.fold} cannot be both the validation fold and held out")
 
     def resolved_ae_weights(self) -> Path | None:
         """The AE's starting weights as a local path (a published name is looked up in the weights folder)."""

@@ -92,10 +92,12 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
         save_outputs(run, BEFORE, pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
         save_array(run.originals_file, val_x.cpu().numpy())
         save_array(run.targets_file, val.targets)
+        write_json(run.clip_groups_file, [c.group or c.clip_id for c in val.clips])
         save_array(run.logits_file(ORIGINAL), objective.bare_logits.cpu().numpy())
         write_json(run.objective_file, {"objective": config.objective_name(), "probe": spec.name,
                                         "autoencoder": config.autoencoder, "penalty": config.penalty,
                                         "per_class": config.per_class, "control": spec.control,
+                                        "ae_sample_rate": int(getattr(autoencoder, "sample_rate", 0) or classifier.sample_rate),
                                         **(spec.record(autoencoder) if spec.record else {})})
         write_json(run.classes_file, {"class_names": list(dataset.class_names),
                                                   "category_names": list(dataset.category_names),

@@ -78,7 +78,10 @@ class OpenedRun:
         from probe.data import load_dataset
 
         dataset = load_dataset(config.data, synthetic_root=self.run.path / "data")
-        return (dataset, *dataset.split(config.fold))
+        train, validation = dataset.split(config.fold)
+        if config.hold_out_folds:
+            train = train.subset([f for f in dataset.folds if f != config.fold and f not in config.hold_out_folds])
+        return dataset, train, validation
 
     def decode(self, config: TrainingConfig, splits, sample_rate: int) -> list:
         """Each split decoded once at `sample_rate` into the run's audio cache."""

@@ -265,7 +265,7 @@ def _training_fields(args: argparse.Namespace) -> dict[str, object]:
     from probe.train.config import TrainingConfig
 
     return {f.name: getattr(args, f.name) for f in fields(TrainingConfig)
-            if f.name not in ("autoencoder", "ae_weights", "ae_options", "progress")}
+            if f.name not in ("autoencoder", "ae_weights", "ae_options", "hold_out_folds", "progress")}
 
 
 def _parse_folds(text: str | None) -> list[int] | None:
@@ -381,6 +381,8 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, PretrainConfig, "autoencoder", help="where to start: random (Xavier), archisound, tiny, or a checkpoint")
     parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
     add_field(parser, PretrainConfig, "stft_weight", help="add this times a multi-resolution STFT loss to the MSE")
+    add_field(parser, PretrainConfig, "hold_out_folds", "--hold-out",
+              type=lambda text: tuple(map(int, comma_list(text))), help="folds neither trained nor selected on: the fold the finetuned probes will be analysed on")
     _training_args(parser, PretrainConfig)
 
 
@@ -390,7 +392,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from probe.train.pretrain import PretrainConfig, pretrain_autoencoder
 
     config = PretrainConfig(**_training_fields(args), autoencoder=args.autoencoder,
-                            ae_weights=args.ae_weights, stft_weight=args.stft_weight, progress=not args.quiet)
+                            ae_weights=args.ae_weights, stft_weight=args.stft_weight,
+                            hold_out_folds=tuple(args.hold_out_folds or ()), progress=not args.quiet)
     return _train_each_fold("pretrain-ae", pretrain_autoencoder, config, args,
                             lambda run: f"the pretrained AE is {run.best}; start finetuning from it with --autoencoder {run.best}")
 

@@ -70,6 +70,8 @@ class ProbeSpec:
     """The trained model -> {curve name: array} (see `Curve`)."""
     record: Callable[[Any], dict[str, Any]] | None = None
     """The trained model -> extra fields for outputs/objective.json (e.g. a gain's floor)."""
+    caveat: str = ""
+    """A bias of the probe a reader must know (the report prints it beside the probe's runs)."""
 
     def penalty_weight(self, given: float | None) -> float:
         """The weight of this probe's penalty: the given one, else its default (0 without a penalty)."""

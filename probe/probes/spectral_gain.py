@@ -41,4 +41,7 @@ register_probe(ProbeSpec(
                     help="weight of the mean-gain (parsimony) term of --probe spectral-gain"),
     per_class=True, curves=(GAIN, GAIN_PER_CLASS), save_curves=save_curves,
     record=lambda model: {"gain_floor_db": model.floor_db},
+    caveat=("its parsimony term is the mean gain over 64 mel-spaced bands, which weighs a low hertz more than a high "
+            "one (at 16 kHz: 16 bands per kHz in 150-1800 Hz, 4 in 4500-7200 Hz); it is biased towards dropping low "
+            "frequencies, so a low band it does not need is weaker evidence than a high one"),
 ))

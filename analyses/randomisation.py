@@ -1,0 +1,177 @@
+"""The cascading model-randomisation check of Adebayo et al. 2018 ("Sanity Checks for Saliency Maps").
+
+An attribution method that explains the classifier must give different maps once the classifier's weights are
+replaced by random ones. The layers are randomised from the output backwards, cumulatively, and after each stage
+the maps are compared with the trained network's by Spearman rank correlation, on the absolute and on the signed
+maps (Adebayo et al. show that absolute maps can stay similar where signed ones do not). A method passes when,
+at full randomisation, both similarities are shown to lie below `MAX_SIMILARITY`.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from probe.analyses.attribution import attribution_maps, clip_budget, select_clips
+from probe.analyses.config import AttributionSettings
+from probe.analyses.registry import RunContext, register_analysis
+from probe.analyses.stats import bootstrap_mean_ci
+from probe.errors import ConfigError
+from probe.models.base import WaveformClassifier
+from probe.rundir import Tables
+from probe.seeding import derive_seed
+
+MAX_SIMILARITY = 0.5
+"""A method passes when the upper end of the 95 % interval of the mean Spearman, signed and absolute, lies below
+this at full randomisation: maps of a network whose weights carry nothing of the training then share at most a
+quarter of their rank variance (rho^2 = 0.25) with the trained network's. Fixed before any result was seen."""
+LEVEL = 0.95
+N_BOOT = 2000
+FALLBACK_STD = 0.02
+"""The spread of the draws for a tensor without one of its own (one element, or constant such as an untrained
+norm weight or a zero bias)."""
+
+
+def parameter_layers(net: torch.nn.Module) -> list[tuple[str, list[torch.nn.Parameter]]]:
+    """The network's layers from the output backwards: each module's own parameters (modules without any skipped),
+    in reverse registration order. Registration order only approximates the forward order (a module may be used
+    elsewhere than it is registered; a raw parameter on a parent, such as PaSST's position embeddings, comes with
+    its parent, ahead of the parent's children). A parameter shared by several modules is listed once, with the
+    one nearest the output."""
+    layers, seen = [], set()
+    for name, module in reversed(list(net.named_modules())):
+        own = [p for _, p in module.named_parameters(recurse=False) if id(p) not in seen]
+        seen.update(id(p) for p in own)
+        if own:
+            layers.append((name or "(net)", own))
+    return layers
+
+
+def redraw_(parameters: Sequence[torch.nn.Parameter], generator: torch.Generator) -> None:
+    """Replace each parameter in place by draws from N(0, its own std), or N(0, FALLBACK_STD) where it has none,
+    keeping shape, dtype and device. Draws come from `generator` on the CPU in float32, so they are the same on
+    every device and no global generator is touched."""
+    with torch.no_grad():
+        for parameter in parameters:
+            std = float(parameter.detach().float().std()) if parameter.numel() > 1 else 0.0
+            if not math.isfinite(std) or std == 0.0:
+                std = FALLBACK_STD
+            draw = torch.randn(parameter.shape, generator=generator, dtype=torch.float32) * std
+            parameter.copy_(draw.to(device=parameter.device, dtype=parameter.dtype))
+
+
+def spearman_per_clip(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation per clip between two sets of maps (N, ...); NaN where a map is constant."""
+    from scipy.stats import rankdata
+
+    a = rankdata(first.reshape(len(first), -1), axis=1)
+    b = rankdata(second.reshape(len(second), -1), axis=1)
+    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+
+
+def _mean_ci(values: np.ndarray, seed: int) -> tuple[float, float, float]:
+    mean, low, high = bootstrap_mean_ci(values[:, None], level=LEVEL, n_boot=N_BOOT, rng=np.random.default_rng(seed))
+    return float(mean[0]), float(low[0]), float(high[0])
+
+
+def cascading_randomisation(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray,
+                            methods: Sequence[str], settings: AttributionSettings, device: torch.device, seed: int,
+                            stages: int | None = None) -> pd.DataFrame:
+    """One row per method and stage 1..S: stage k has re-drawn the top ceil(k L / S) of the L layers of
+    `parameter_layers` (cumulatively; the last stage all of them), on a deep copy of `classifier`. Columns:
+    `layers_randomised`, `deepest_layer`, `fraction_of_parameters`, the mean over clips of the Spearman between
+    the trained and the randomised maps, absolute (`spearman_abs`) and signed (`spearman_signed`), each with its
+    bootstrap interval over clips (`_low`, `_high`), `clips` (compared), `clips_constant` (those where a map is
+    constant, so has no ranks: left out of the means) and the method's verdict `passed` (from its last stage,
+    repeated on its rows).
+
+    The absolute map is |signed map|, which for probe's one-channel mel input is `attribution_maps`' default map,
+    so a stage costs one attribution pass. Every pass uses the same attribution seed, so GradientSHAP's draws do
+    not differ between the maps compared. A layer's draw depends on `seed` and its name alone; BatchNorm's running
+    statistics (buffers, not parameters) are kept. The global torch and numpy generators are left as they were."""
+    stages = settings.randomisation_stages if stages is None else stages
+    if stages < 1:
+        raise ConfigError(None, f"the randomisation check needs at least one stage, got {stages}")
+    attribution_seed = derive_seed(seed, "attributions")
+
+    def maps(network: WaveformClassifier, method: str) -> np.ndarray:
+        return attribution_maps(network, waveforms, targets, method, settings, device, attribution_seed, signed=True)
+
+    trained = {method: maps(classifier, method) for method in methods}
+    randomised = copy.deepcopy(classifier)
+    layers = parameter_layers(randomised.net)
+    if not layers:
+        raise ConfigError(None, f"{classifier.name}'s network has no parameters to randomise")
+    total = sum(p.numel() for _, parameters in layers for p in parameters)
+    stages = min(stages, len(layers))
+    rows, done, drawn = [], 0, 0
+    for stage in range(1, stages + 1):
+        upto = math.ceil(stage * len(layers) / stages)
+        for name, parameters in layers[done:upto]:
+            redraw_(parameters, torch.Generator().manual_seed(derive_seed(seed, "layer", name)))
+            drawn += sum(p.numel() for p in parameters)
+        done = upto
+        for method in methods:
+            signed_maps = maps(randomised, method)
+            similarity = {"abs": spearman_per_clip(np.abs(trained[method]), np.abs(signed_maps)),
+                          "signed": spearman_per_clip(trained[method], signed_maps)}
+            row: dict[str, Any] = {"method": method, "stage": stage, "layers_randomised": done,
+                                   "layers": len(layers), "deepest_layer": layers[done - 1][0],
+                                   "fraction_of_parameters": drawn / total}
+            for kind, values in similarity.items():
+                mean, low, high = _mean_ci(values, derive_seed(seed, "bootstrap", method, stage, kind))
+                row |= {f"spearman_{kind}": mean, f"spearman_{kind}_low": low, f"spearman_{kind}_high": high}
+            row["clips"] = len(signed_maps)
+            row["clips_constant"] = int((~np.isfinite(similarity["abs"]) | ~np.isfinite(similarity["signed"])).sum())
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    final = table[table.stage == stages].set_index("method")
+    # no interval (fewer clips than bootstrap_mean_ci's minimum) is no evidence of low similarity: NaN < x is False
+    passed = (final.spearman_abs_high < MAX_SIMILARITY) & (final.spearman_signed_high < MAX_SIMILARITY)
+    table["passed"] = table.method.map(passed).astype(bool)
+    return table
+
+
+def randomisation_summary(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per method, for the run summary: the similarities at full randomisation with their upper bounds, the
+    threshold, the number of clips, the stage curve and the verdict."""
+    summary = {}
+    for method, rows in table.groupby("method", sort=False):
+        rows = rows.sort_values("stage")
+        last = rows.iloc[-1]
+        summary[str(method)] = {
+            "spearman_abs": float(last.spearman_abs), "spearman_abs_high": float(last.spearman_abs_high),
+            "spearman_signed": float(last.spearman_signed), "spearman_signed_high": float(last.spearman_signed_high),
+            "max_similarity": MAX_SIMILARITY, "clips": int(last.clips), "clips_constant": int(last.clips_constant),
+            "passed": bool(last.passed),
+            "stages": [{"stage": int(r.stage), "layers_randomised": int(r.layers_randomised),
+                        "fraction_of_parameters": float(r.fraction_of_parameters),
+                        "spearman_abs": float(r.spearman_abs), "spearman_signed": float(r.spearman_signed)}
+                       for r in rows.itertuples()],
+        }
+    return summary
+
+
+@register_analysis("randomisation", tables=(Tables.ATTRIBUTION_SANITY,),
+                   enabled=lambda config: bool(config.attributions.methods))
+def randomisation_analysis(context: RunContext) -> None:
+    """The cascading randomisation check of every attribution method, on the first attributed clips."""
+    run, classifier, settings, cache = context.run, context.classifier, context.config.attributions, context.shared
+    if classifier is None:
+        return
+    sanity_idx = select_clips(run.targets, clip_budget(settings, context.device))[: settings.sanity_clips]
+    context.say(f"{run.label}: randomisation sanity check on {len(sanity_idx)} clips, "
+                f"{settings.randomisation_stages} cascading stages")
+    sanity_key = (run.classifier_key(), tuple(run.clip_ids), tuple(sanity_idx), "sanity")
+    if sanity_key not in cache:  # runs that share the classifier and the clips share the check
+        cache[sanity_key] = cascading_randomisation(
+            classifier, run.waveforms("original")[sanity_idx], run.targets[sanity_idx], settings.methods, settings,
+            context.device, derive_seed(context.config.seed, "randomisation"), settings.randomisation_stages)
+    context.tables[Tables.ATTRIBUTION_SANITY] = cache[sanity_key].copy()
+    context.summary.setdefault("attributions", {})["randomisation_check"] = randomisation_summary(cache[sanity_key])
