@@ -1,6 +1,7 @@
 """`probe demo` end to end on the CPU: the planted answer must be found in the demo's own output."""
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
@@ -13,8 +14,8 @@ from probe.app.cli import main
 pytestmark = pytest.mark.slow
 
 
-DEMO_SEED = 2
-"""The first validation seed: seeds 0 and 1 were used while the demo was tuned (`benchmarks.planted.TUNING_SEEDS`)."""
+DEMO_SEED = 7
+"""A seed neither the tuning (0, 1: `benchmarks.planted.TUNING_SEEDS`) nor VALIDATION.md (2-6) used: a fresh check."""
 VALIDATION = Path(__file__).resolve().parents[1] / "VALIDATION.md"
 
 
@@ -33,17 +34,20 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def validated_cells() -> list[tuple[str, str]]:
-    """(classifier, probe) of every row of VALIDATION.md's planted table that holds with margin across seeds."""
+    """(classifier, probe) of every row of VALIDATION.md's planted table that recovered on every seed and holds with
+    margin across them (the interval over seeds wholly beyond the threshold)."""
     cells = []
     for line in VALIDATION.read_text().splitlines():
         cols = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cols) == 8 and cols[-1] == "yes":
-            cells.append((cols[0], cols[2]))
+        if len(cols) == 9 and cols[7] == "yes":
+            hits, _, seeds = cols[3].partition(" of ")
+            if hits == seeds:
+                cells.append((cols[0], cols[2]))
     return cells
 
 
 def test_what_the_validation_shows_to_hold_is_recovered(demo: Path) -> None:
-    """Only the cells VALIDATION.md shows to hold with margin over seeds are asserted, on a seed tuning did not see."""
+    """Only the cells VALIDATION.md shows to hold on every seed and with margin are asserted, on a fresh seed."""
     planted = json.loads((demo / "planted.json").read_text())
     classifiers = planted["classifiers"]
     assert {c["relies_on"] for c in classifiers.values()} == {"low", "high", None}
@@ -65,7 +69,7 @@ def test_what_the_validation_shows_to_hold_is_recovered(demo: Path) -> None:
 
 def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: Path) -> None:
     assert {p.name for p in demo.iterdir()} >= {"data", "classifiers", "runs", "analysis", "report", "planted.json"}
-    index = (demo / "report" / "index.html").read_text()
+    index = html.unescape((demo / "report" / "index.html").read_text())
     assert "The planted answer" in index and "recovered" in index and "VALIDATION.md" in index
     # the headline is what finetuning changed against the control, in verdict words that say what was tested
     assert "finetuning" in index and "(after − before (the untuned probe))" in index
