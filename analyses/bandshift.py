@@ -222,7 +222,13 @@ def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octav
             spans = ", ".join(f"{format_hz(r['from_hz'])}–{format_hz(r['to_hz'])} ({r['mean_shift_db']:+.1f} dB)"
                               for r in ranges[name])
             parts.append(f"{verb} {spans}")
-    sentence = "; ".join(parts) if parts else "changes no band clearly"
+    untested = ranges["too few clips"]
+    if parts:
+        sentence = "; ".join(parts)
+    elif untested and not ranges["inconclusive"]:
+        sentence = f"has too few independent clips for a verdict (at least {MIN_INTERVAL_UNITS} are needed)"
+    else:
+        sentence = "changes no band clearly"
     return {"ranges": ranges, "sentence": sentence}
 
 

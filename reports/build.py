@@ -23,7 +23,7 @@ from probe.reports import figures
 from probe.reports.config import ReportConfig
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
 from probe.reports.provenance import footer, reproduce
-from probe.reports.findings import findings, verdict_rule
+from probe.reports.findings import cautions, findings, verdict_rule
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -94,6 +94,7 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs),
         verdict_rule=verdict_rule(analysis.runs),
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
+        band_set=config.band_set.replace("_", "-"),
         figures=figure_paths, pages=pages, stylesheet="style.css")
     write_text(site / "index.html", html)
 
@@ -150,7 +151,8 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
                          "information": _category_information(runs, category)})
 
     html = env.get_template("classifier.html.j2").render(
-        title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r) for r in runs],
+        title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r, config.band_set) for r in runs],
+        cautions=cautions(runs), band_set=config.band_set.replace("_", "-"),
         overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css",
         information=[_information_row(r) for r in runs if r.summary.get("information")],
         correlations=correlations.to_dict("records") if len(correlations) else [], tables=_tables(runs, folder),
@@ -202,16 +204,16 @@ def _clip_seconds(run: AnalysedRun) -> float:
     return 1.0
 
 
-def _run_card(run: AnalysedRun) -> dict[str, Any]:
+def _run_card(run: AnalysedRun, band_set: str) -> dict[str, Any]:
     accuracy = run.summary["accuracy"]
     attributions = run.summary.get("attributions", {})
     return {"label": run.label, "setting": run.setting, "objective": run.objective, "clips": run.summary["clips"],
             "labels": {c: run.condition_label(c) for c in ("before", "after")},
             "accuracy": {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")},
-            "sentence": run.headline("octave"),
+            "sentence": run.headline(band_set),
             "agreement": attributions.get("agreement_with_contrast", {}),
             "caveat": PROBES[run.summary["probe"]].caveat if run.summary.get("probe") in PROBES.ensure_loaded() else "",
-            "sanity": attributions.get("randomisation_check", {})}
+}
 
 
 def _nmi_numbers(values: dict[str, Any]) -> dict[str, float]:

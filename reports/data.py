@@ -97,6 +97,8 @@ class AnalysedRun:
         described = bands.get(self.headline_condition, {}).get(band_set)
         if not described:
             return ""
+        if self.summary.get("control"):
+            return f"nothing trains (the control, which should read 0 dB): it {described['sentence']}"
         if self.headline_condition == CONTRAST:
             against = bands.get("reference_label") or "against the untuned probe"
             random = " (a random-init AE has no meaningful untuned output: the reference is the identity)" \

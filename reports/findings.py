@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 
@@ -9,45 +10,67 @@ from probe.reports.data import Analysis, AnalysedRun
 from probe.rundir import Tables
 
 
-def findings(analysis: Analysis, band_set: str = "octave") -> list[str]:
-    """Sentences for the index page, most important first."""
-    sentences = []
-    for run in analysis.runs:
-        accuracy = run.summary["accuracy"]
-        top1 = {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")}
-        if top1["original"] is not None and top1["after"] is not None and top1["before"] is not None:
-            sentences.append(f"{run.label}: accuracy {top1['original']:.3f} on the originals, {top1['before']:.3f} through "
-                             f"the {run.condition_label('before')} and {top1['after']:.3f} through the "
-                             f"{run.condition_label('after')}.")
-        headline = run.headline(band_set)
-        if headline:
-            sentences.append(f"{run.label}: {headline}.")
-    sentences += _information(analysis)
-    sentences += _route_agreement(analysis)
-    sentences += _largest_band_difference(analysis, band_set)
-    sentences += _transfer(analysis)
+def findings(analysis: Analysis, band_set: str = "octave") -> list[dict[str, Any]]:
+    """The index's findings, grouped: one group per classifier (a sentence per probe setting, then what its
+    information, routes and attribution checks say), then one across classifiers. All on `band_set`."""
+    information, routes = _information(analysis), _route_agreement(analysis)
+    groups = []
+    for classifier, runs in analysis.by_classifier().items():
+        sentences = [sentence for run in runs if (sentence := _run_sentence(run, band_set))]
+        sentences += [s for s in (information.get(classifier), routes.get(classifier)) if s]
+        sentences += cautions(runs)
+        groups.append({"title": classifier, "sentences": sentences})
+    across = _largest_band_difference(analysis, band_set) + _transfer(analysis)
     divergent = analysis.comparison_tables.get(Tables.CLASS_DIVERGENCE)
     if divergent is not None and len(divergent):
         top = divergent.iloc[0]
-        sentences.append(f"The class treated most differently is {top['class']}: its band profiles differ by "
-                         f"{top.rms_difference_db:.1f} dB (RMS) between {top.most_different}.")
-    cautioned = set()  # attributions belong to the classifier: one caution per classifier and method
-    for run in analysis.runs:
+        across.append(f"The class treated most differently is {top['class']}: its band profiles differ by "
+                      f"{top.rms_difference_db:.1f} dB (RMS) between {top.most_different}.")
+    if across:
+        groups.append({"title": "Across classifiers", "sentences": across})
+    return groups
+
+
+def _run_sentence(run: AnalysedRun, band_set: str) -> str:
+    """One probe setting: its accuracy through the chain and what finetuning changed against its control."""
+    accuracy = run.summary["accuracy"]
+    top1 = {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")}
+    shown = " → ".join(f"{top1[c]:.3f}" for c in ("original", "before", "after") if top1[c] is not None)
+    headline = run.headline(band_set)
+    if not headline and not shown:
+        return ""
+    return f"{run.setting} (accuracy {shown}): {headline or 'no band analysis'}."
+
+
+def cautions(runs: list[AnalysedRun]) -> list[str]:
+    """One caution per classifier and attribution method that fails the randomisation check, saying what it means
+    and what to do (attributions belong to the classifier: the runs behind it share one check)."""
+    sentences, cautioned = [], set()
+    for run in runs:
         for method, check in run.summary.get("attributions", {}).get("randomisation_check", {}).items():
-            if not check["passed"] and (run.classifier, method) not in cautioned:
-                cautioned.add((run.classifier, method))
-                if "spearman_abs" not in check:  # an analysis from before the cascading check
-                    sentences.append(f"Caution: {run.classifier}'s {method.replace('_', ' ')} maps barely change when "
-                                     f"its weights are randomised (rank similarity {check['mean_rank_similarity']:.2f}).")
-                    continue
-                no_interval = not all(isinstance(check.get(k), (int, float)) and np.isfinite(check[k])
-                                      for k in ("spearman_abs_high", "spearman_signed_high"))
-                sentences.append(
-                    f"Caution: {run.classifier}'s {method.replace('_', ' ')} maps do not pass the randomisation check: with "
-                    f"every weight randomised they are not shown to differ from the trained network's (mean Spearman "
-                    f"{check['spearman_signed']:.2f} signed, {check['spearman_abs']:.2f} absolute, on {check['clips']} "
-                    f"clips{', too few for an interval' if no_interval else ''}; a pass needs the upper ends of both "
-                    f"95 % intervals below {check['max_similarity']:.2f}).")
+            if check["passed"] or (run.classifier, method) in cautioned:
+                continue
+            cautioned.add((run.classifier, method))
+            name = method.replace("_", " ")
+            if "spearman_abs" not in check:  # an analysis from before the cascading check
+                sentences.append(f"Caution: {run.classifier}'s {name} maps barely change when its weights are randomised "
+                                 f"(rank similarity {check['mean_rank_similarity']:.2f}); read them as a picture of the "
+                                 "input rather than of the classifier.")
+                continue
+            no_interval = not all(isinstance(check.get(k), (int, float)) and np.isfinite(check[k])
+                                  for k in ("spearman_abs_high", "spearman_signed_high"))
+            if no_interval:
+                advice = f"too few clips ({check['clips']}) to show a difference: attribute more clips to decide"
+            elif check["spearman_signed_high"] < check["max_similarity"]:
+                advice = ("the signed maps do change, the magnitudes do not: where the mass lies says more about the "
+                          "input than about the classifier, so lean on the probes' contrasts and on the signs")
+            else:
+                advice = "the maps do not depend on the weights: do not read them as what the classifier uses"
+            sentences.append(
+                f"Caution: {run.classifier}'s {name} maps fail the randomisation check (with every weight randomised, "
+                f"mean Spearman {check['spearman_signed']:.2f} signed and {check['spearman_abs']:.2f} absolute against "
+                f"the trained network's maps; a pass needs both 95 % upper bounds below {check['max_similarity']:.2f}): "
+                f"{advice}.")
     return sentences
 
 
@@ -108,10 +131,10 @@ def _transfer(analysis: Analysis) -> list[str]:
             f"against {own.get(worst.classifier_of, float('nan')):.3f} on those of the AEs finetuned for it."]
 
 
-def _information(analysis: Analysis) -> list[str]:
+def _information(analysis: Analysis) -> dict[str, str]:
     """Per classifier: the range of information its finetuned probes keep (Palacio's NMI), against chance; and any
     probe whose reconstructions resemble each other more than their inputs do (Palacio's inter NMI)."""
-    sentences = []
+    sentences = {}
     for classifier, runs in analysis.by_classifier().items():
         kept = {run.setting: run.summary["information"]["after"] for run in runs
                 if "after" in run.summary.get("information", {}) and not run.summary.get("control")}
@@ -123,29 +146,29 @@ def _information(analysis: Analysis) -> list[str]:
         span = (f"{kept[least]['nmi_intra']:.2f} ({least})" if least == most else
                 f"between {kept[least]['nmi_intra']:.2f} ({least}) and {kept[most]['nmi_intra']:.2f} ({most})")
         against = f"; chance level (another clip's reconstruction) up to {chance:.2f}" if chance is not None else ""
-        sentence = (f"{classifier}: the finetuned probes keep {span} of the original's time-frequency pattern "
+        sentence = (f"The finetuned probes keep {span} of the original's time-frequency pattern "
                     f"(normalised mutual information; rank-based NMI: blind to level changes{against}).")
         for setting, v in kept.items():  # Palacio's inter: reconstructions of different inputs, against those inputs
             inter, originals = v.get("nmi_inter", np.nan), v.get("nmi_inter_originals", np.nan)
             if inter - originals > 0.1:
                 sentence += (f" {setting}: its reconstructions resemble each other more than the inputs do (NMI "
                              f"{inter:.2f} against {originals:.2f}): a pattern imposed whatever the input.")
-        sentences.append(sentence)
+        sentences[classifier] = sentence
     return sentences
 
 
-def _route_agreement(analysis: Analysis) -> list[str]:
+def _route_agreement(analysis: Analysis) -> dict[str, str]:
     """Per classifier: how well the best-agreeing probe and attribution method rank the mel bands alike."""
     table = analysis.comparison_tables.get(Tables.ROUTE_CORRELATIONS)
     if table is None or not len(table) or "kind_a" not in table:  # absent, or from an analysis before route kinds
-        return []
+        return {}
     mixed = table[(table.kind_a != table.kind_b) & table.spearman_rho.notna()]  # a probe against an attribution method
-    sentences = []
+    sentences = {}
     for classifier, rows in mixed.groupby("classifier", sort=False):
         best = rows.loc[rows.spearman_rho.idxmax()]
         interval = (f", 95 % interval over clips {best.ci_low:+.2f} to {best.ci_high:+.2f}"
                     if "ci_low" in best and np.isfinite(best.ci_low) else ", too few clips for an interval")
-        sentences.append(f"{classifier}: of {len(rows)} probe–attribution pairs compared, {best.route_a} and "
-                         f"{best.route_b} rank the mel bands most alike (Spearman ρ = {best.spearman_rho:+.2f}{interval}; "
-                         "the best of several pairs is an optimistic pick).")
+        sentences[classifier] = (f"Of {len(rows)} probe–attribution pairs compared, {best.route_a} and {best.route_b} "
+                                 f"rank the mel bands most alike (Spearman ρ = {best.spearman_rho:+.2f}{interval}; the "
+                                 "best of several pairs is an optimistic pick).")
     return sentences

@@ -44,7 +44,9 @@ def test_report_pages_are_self_contained(report_dir: Path) -> None:
     assert classifier_page.count("<audio") >= 4 and "<section id=\"category-" in classifier_page
     assert list(report_dir.rglob("*.svg")) and len(list(report_dir.rglob("*.png"))) == len(list(report_dir.rglob("*.svg")))
     index = (report_dir / "index.html").read_text()
-    assert "Main findings" in index and "the finetuned AE" in index
+    assert "Main findings" in index and "finetuning" in index
+    # findings grouped per classifier, one sentence per probe setting, every page stating what the verdicts mean
+    assert index.count("<h3>small_cnn</h3>") == 1 and "Verdicts: " in index and "Verdicts: " in classifier_page
     assert "normalised mutual information" in index and "rank the mel bands most alike" in index
     assert "Information kept" in classifier_page and "Spearman ρ over the mel bands" in classifier_page
     assert list(report_dir.glob("*/figures/contrast_vs_control.svg")), "the contrast against the untuned control is drawn"
