@@ -107,6 +107,7 @@ def judge(per_clip: pd.Series, units: pd.Series | None, relies_on: str | None, t
 def planted_answer(results, truth: PlantedTruth, seed: int = 0) -> dict[str, Any]:
     """Per classifier and probe: the contrast, its interval and its verdict (the structure of the demo's planted.json)."""
     answer: dict[str, Any] = {"recovery_threshold_db": truth.recovery_db, "recovery_alpha": RECOVERY_ALPHA,
+                              "low_band_hz": list(truth.low_band_hz), "high_band_hz": list(truth.high_band_hz),
                               "metric": "per clip: mean over the bands in the high range minus the low range, "
                                         "against the control (probes) or per mel bin (attributions); mean over clips",
                               "classifiers": {}}

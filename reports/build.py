@@ -8,6 +8,7 @@ OUT/<classifier>/audio/        the example clips, copied beside the page (never 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,32 @@ def _environment():
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
+@dataclass(frozen=True)
+class Marks:
+    """What every band figure marks: the ±threshold its verdicts test against, and named ranges (planted bands)."""
+
+    threshold_db: float | None = None
+    bands_hz: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, analysis: Analysis) -> "Marks":
+        threshold = next((run.summary["bands"]["threshold_db"] for run in analysis.runs
+                          if "threshold_db" in run.summary.get("bands", {})), None)
+        planted = next((c["planted"] for c in analysis.comparisons if "planted" in c), {})
+        bands = {f"planted {name} band": tuple(planted[f"{name}_band_hz"]) for name in ("low", "high")
+                 if f"{name}_band_hz" in planted}
+        return cls(threshold, bands)
+
+    def figure_options(self) -> dict[str, Any]:
+        return {"threshold_db": self.threshold_db, "marked_hz": self.bands_hz}
+
+
 def build_report(config: ReportConfig) -> Path:
     """Write the report atomically; returns the path of its index.html."""
     if not config.analyses:
         raise ConfigError(None, "give at least one analysis folder (written by `probe analyse`)")
     analysis = load_analysis(list(config.analyses))
+    marks = Marks.of(analysis)
     env = _environment()
     env.globals["reproduce"] = reproduce(analysis, current_command())
     say = Progress(config.progress, prefix="probe report: ")
@@ -51,9 +73,9 @@ def build_report(config: ReportConfig) -> Path:
             correlations = analysis.comparison_tables.get(Tables.ROUTE_CORRELATIONS, pd.DataFrame())
             if len(correlations):
                 correlations = correlations[correlations.classifier == classifier]
-            pages.append(_classifier_page(env, site, classifier, runs, config, correlations, footer(analysis, runs)))
+            pages.append(_classifier_page(env, site, classifier, runs, config, correlations, footer(analysis, runs), marks))
         say("index")
-        _index_page(env, site, analysis, pages, config)
+        _index_page(env, site, analysis, pages, config, marks)
     return Path(config.out) / "index.html"
 
 
@@ -63,7 +85,8 @@ def _figure(fig, folder: Path, name: str, site: Path) -> str:
     return f"figures/{name}.png"
 
 
-def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]], config: ReportConfig) -> None:
+def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]], config: ReportConfig,
+                marks: Marks) -> None:
     accuracy_rows = [{"label": run.label, "classifier": run.classifier, "setting": run.probe_setting, "objective": run.objective,
                       **{c: run.summary["accuracy"].get(c, {}).get("top1") for c in ("original", "before", "after")}}
                      for run in analysis.runs]
@@ -71,7 +94,7 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
                 if not run.summary.get("control")}
     figure_paths = {"bands": _figure(figures.band_profiles(
         {k: v for k, v in profiles.items() if len(v)}, f"{config.band_set.replace('_', '-')} bands: what finetuning changed, against each control",
-        ylabel="energy change (dB)\nfinetuned − control"),
+        ylabel="energy change (dB)\nfinetuned − control", **marks.figure_options()),
         site, "overview_bands", site)}
     accuracy = pd.DataFrame([{"group": r["label"], "condition": c, "top1": r[c]} for r in accuracy_rows
                              for c in ("original", "before", "after") if r[c] is not None])
@@ -86,13 +109,14 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
         if curves:
             figure_paths["contrasts"] = _figure(figures.band_profiles(
                 curves, f"classifier against classifier, same probe ({config.band_set.replace('_', '-')})",
-                ylabel="difference of band shifts (dB)\nclassifier A − classifier B"), site, "classifier_contrasts", site)
+                ylabel="difference of band shifts (dB)\nclassifier A − classifier B", **marks.figure_options()), site,
+                "classifier_contrasts", site)
     transfer = analysis.comparison_tables.get(Tables.TRANSFER)
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
     labels = {c: analysis.runs[0].condition_label(c) for c in ("before", "after")} if analysis.runs else {}
     html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs),
-        verdict_rule=verdict_rule(analysis.runs),
+        verdict_rule=verdict_rule(analysis.runs), planted=_planted_rows(analysis),
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         band_set=config.band_set.replace("_", "-"),
         figures=figure_paths, pages=pages, stylesheet="style.css")
@@ -100,7 +124,7 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
 
 
 def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], config: ReportConfig,
-                     correlations: pd.DataFrame, provenance: dict[str, Any]) -> dict[str, Any]:
+                     correlations: pd.DataFrame, provenance: dict[str, Any], marks: Marks) -> dict[str, Any]:
     folder = site / slug(classifier)
     (folder / "figures").mkdir(parents=True)
     first = runs[0].summary
@@ -118,7 +142,8 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
                     curves[f"{run.setting}: {run.condition_label(condition)}"] = frame
         if curves:
             overview[band_set] = _figure(figures.band_profiles(
-                curves, f"{classifier}: {band_set.replace('_', '-')} absolute band shift (includes the AE's own error)"),
+                curves, f"{classifier}: {band_set.replace('_', '-')} absolute band shift (includes the AE's own error)",
+                **marks.figure_options()),
                                          folder, f"bands_{band_set}", site)
     contrasts = {}
     for run in runs:
@@ -127,8 +152,9 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
             contrasts[run.setting] = table[table.band_set == "third_octave"]
     if contrasts:
         overview["contrast"] = _figure(figures.band_profiles(
-            contrasts, f"{classifier}: what finetuning changed (finetuned − untuned, third-octave)",
-            ylabel="energy change (dB)\nfinetuned − untuned probe"), folder, "contrast_vs_control", site)
+            contrasts, f"{classifier}: what finetuning changed against the control (third-octave)",
+            ylabel="energy change (dB)\nfinetuned − control", **marks.figure_options()), folder,
+            "contrast_vs_control", site)
     routes = _three_routes(runs, classifier)
     if routes is not None:
         overview["routes"] = _figure(routes, folder, "three_routes", site)
@@ -146,7 +172,7 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
             continue
         sections.append({"name": category, "anchor": f"category-{category_index}",
                          "figures": _category_figures(runs, folder, site, category_index, category, members, class_names,
-                                                      seconds, config),
+                                                      seconds, config, marks),
                          "classes": [_class_row(runs, class_names[i], config.band_set) for i in members],
                          "information": _category_information(runs, category)})
 
@@ -161,6 +187,23 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
     return {"classifier": classifier, "href": f"{slug(classifier)}/index.html", "runs": [r.label for r in runs],
             "sentences": [f"{r.setting}: {r.headline(config.band_set)}" for r in runs
                           if r.headline(config.band_set) and not r.summary.get("control")]}
+
+
+def _planted_rows(analysis: Analysis) -> list[dict[str, Any]]:
+    """The planted answer (the demo's) as table rows: classifier, planted band, probe, contrast, interval, verdict."""
+    planted = next((c["planted"] for c in analysis.comparisons if "planted" in c), None)
+    if not planted:
+        return []
+    rows = []
+    for classifier, entry in planted["classifiers"].items():
+        for probe, result in entry["probes"].items():
+            verdict = {True: "recovered", False: "missed", None: "–"}[result.get("recovered")]
+            rows.append({"classifier": classifier, "relies_on": entry["relies_on"] or "both", "probe": probe,
+                         "contrast": result["high_minus_low_db"], "low": result.get("ci_low_db", float("nan")),
+                         "high": result.get("ci_high_db", float("nan")), "verdict": verdict,
+                         "against": {"identity": "the identity (includes the AE's own error)",
+                                     "before": "the untuned probe"}.get(result.get("reference"), "–")})
+    return rows
 
 
 def _tables(runs: list[AnalysedRun], page_folder: Path) -> list[dict[str, Any]]:
@@ -250,7 +293,8 @@ def _information_row(run: AnalysedRun) -> dict[str, Any]:
 
 
 def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, category_index: int, category: str,
-                      members: list[int], class_names: list[str], seconds: float, config: ReportConfig) -> dict[str, Any]:
+                      members: list[int], class_names: list[str], seconds: float, config: ReportConfig,
+                      marks: Marks) -> dict[str, Any]:
     """One figure per kind and category, with every AE setting of the page in it."""
     stem = f"category{category_index}"
     out: dict[str, Any] = {}
@@ -275,7 +319,8 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
         if len(shifts) and not run.summary.get("control"):
             curves[run.setting] = shifts
     if curves:
-        out["bands"] = _figure(figures.band_profiles(curves, f"{category}: what finetuning changed, against the control"),
+        out["bands"] = _figure(figures.band_profiles(curves, f"{category}: what finetuning changed, against the control",
+                                                     **marks.figure_options()),
                                folder, f"{stem}_bands", site)
     arrays = {run.setting: run.arrays() for run in runs}
     first = arrays[runs[0].setting]

@@ -67,9 +67,16 @@ def _figure(size: FigureSize, nrows: int = 1, ncols: int = 1, height_scale: floa
 
 
 def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSize = WEB,
-                  ylabel: str = "energy shift (dB)\nreconstruction − original") -> plt.Figure:
-    """Mean band shift (dB) with its CI band, one line per entry of `profiles` (rows sorted by band)."""
+                  ylabel: str = "energy shift (dB)\nreconstruction − original", threshold_db: float | None = None,
+                  marked_hz: dict[str, tuple[float, float]] | None = None) -> plt.Figure:
+    """Mean band shift (dB) with its CI band, one line per entry of `profiles` (rows sorted by band); optionally the
+    ±threshold the verdicts test against (grey) and named frequency ranges (the demo's planted bands)."""
     fig, ax = _figure(size)
+    if threshold_db:
+        ax.axhspan(-threshold_db, threshold_db, color="0.5", alpha=0.12, linewidth=0,
+                   label=f"±{threshold_db:g} dB (verdict threshold)")
+    for (name, (low, high)), colour in zip((marked_hz or {}).items(), ("#e69f00", "#56b4e9", "#009e73")):
+        ax.axvspan(low, high, color=colour, alpha=0.12, linewidth=0, label=name)
     for colour, (name, frame) in zip(palette(len(profiles)), profiles.items()):
         frame = frame.sort_values("centre_hz")
         ax.plot(frame.centre_hz, frame.mean_shift_db, marker="o", markersize=3, color=colour, label=name)

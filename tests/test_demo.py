@@ -75,6 +75,14 @@ def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: 
     assert "finetuning" in index and "(after − before (the untuned probe))" in index
     assert "after − identity on the same chain" in index  # the random AE's reference
     assert "Verdicts: 'suppressed'" in index and "uncertain" not in index
+    # the planted answer is a real table with coloured verdicts, not preformatted text, and band figures mark it
+    assert 'class="verdict-recovered"' in index and "<pre>" not in index
+    from probe.reports.build import Marks
+    from probe.reports.data import load_analysis
+
+    marks = Marks.of(load_analysis([demo / "analysis"]))
+    assert marks.threshold_db == 3.0 and marks.bands_hz == {"planted low band": (150.0, 1800.0),
+                                                            "planted high band": (4500.0, 7200.0)}
     pages = list((demo / "report").glob("*/index.html"))
     assert {p.parent.name for p in pages} == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
     transfer = json.loads((demo / "analysis" / "summary.json").read_text())["comparison"]["transfer"]
