@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+NARROW_WIDTHS = (390, 1400)
+"""Viewport widths at which no element may overflow the page horizontally (tables scroll inside themselves)."""
 
 
 def chromium() -> str:
@@ -20,7 +22,8 @@ def chromium() -> str:
 
 
 def check_in_chromium(pages: list[Path], screenshot_prefix: str) -> None:
-    """Every page loads without console errors; every img and audio source resolves; every audio has a duration.
+    """Every page loads without console errors; every img and audio source resolves; every audio has a duration; at
+    390 and 1400 px wide nothing overflows the page sideways (a wide table scrolls inside itself).
 
     Screenshots of the first two pages are kept in tests/artifacts/.
     """
@@ -34,6 +37,19 @@ def check_in_chromium(pages: list[Path], screenshot_prefix: str) -> None:
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
             for number, path in enumerate(pages):
+                for width in NARROW_WIDTHS:  # a phone and a laptop: nothing may stick out of the page sideways
+                    narrow = browser.new_page(viewport={"width": width, "height": 900})
+                    narrow.goto(path.as_uri(), wait_until="load")
+                    overflow = narrow.evaluate("""() => {
+                        const width = document.documentElement.clientWidth;
+                        return Array.from(document.querySelectorAll('body *'))
+                            .filter(el => el.getBoundingClientRect().right > width + 1
+                                          && !el.closest('table, pre, .scroll'))
+                            .slice(0, 5).map(el => el.tagName + '.' + el.className + ': ' + (el.textContent || '').slice(0, 40));
+                    }""")
+                    scroll = narrow.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                    assert scroll <= 1 and not overflow, f"{path} at {width} px: the page overflows by {scroll} px: {overflow}"
+                    narrow.close()
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 errors: list[str] = []
                 page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
