@@ -25,6 +25,7 @@ from probe.reports.config import ReportConfig
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
 from probe.reports.provenance import footer, reproduce
 from probe.reports.findings import cautions, findings, verdict_rule
+from probe.reports.gallery import write_gallery
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -74,8 +75,10 @@ def build_report(config: ReportConfig) -> Path:
             if len(correlations):
                 correlations = correlations[correlations.classifier == classifier]
             pages.append(_classifier_page(env, site, classifier, runs, config, correlations, footer(analysis, runs), marks))
+        say("listening gallery")
+        gallery = write_gallery(env, site, analysis, footer(analysis, analysis.runs), verdict_rule(analysis.runs))
         say("index")
-        _index_page(env, site, analysis, pages, config, marks)
+        _index_page(env, site, analysis, pages, config, marks, gallery)
     return Path(config.out) / "index.html"
 
 
@@ -86,7 +89,7 @@ def _figure(fig, folder: Path, name: str, site: Path) -> str:
 
 
 def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]], config: ReportConfig,
-                marks: Marks) -> None:
+                marks: Marks, gallery: str | None = None) -> None:
     accuracy_rows = [{"label": run.label, "classifier": run.classifier, "setting": run.probe_setting, "objective": run.objective,
                       **{c: run.summary["accuracy"].get(c, {}).get("top1") for c in ("original", "before", "after")}}
                      for run in analysis.runs]
@@ -116,7 +119,7 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
     labels = {c: analysis.runs[0].condition_label(c) for c in ("before", "after")} if analysis.runs else {}
     html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs),
-        verdict_rule=verdict_rule(analysis.runs), planted=_planted_rows(analysis),
+        verdict_rule=verdict_rule(analysis.runs), planted=_planted_rows(analysis), gallery=gallery,
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         band_set=config.band_set.replace("_", "-"),
         figures=figure_paths, pages=pages, stylesheet="style.css")

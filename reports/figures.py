@@ -222,3 +222,21 @@ def spectrum_difference(frequencies: np.ndarray, curves: dict[str, np.ndarray], 
         ax.plot(frequencies[keep], curve[keep], color=colour, label=name, linewidth=1)
     _frequency_axes(ax, "frequency (Hz)", ylabel, title, size)
     return fig
+
+
+def spectrogram_thumbnail(waveform: np.ndarray, sample_rate: int, floor_db: float = 80.0) -> plt.Figure:
+    """A small log-power spectrogram of one clip (no axes labels beyond the frequency), for the listening gallery."""
+    import torch
+
+    x = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
+    window = torch.hann_window(512)
+    power = torch.stft(x, 512, 128, window=window, center=True, return_complex=True).abs().pow(2).numpy()
+    db = 10 * np.log10(power + 1e-12)
+    db = np.maximum(db, db.max() - floor_db)
+    fig, ax = plt.subplots(figsize=(2.2, 1.1), dpi=100, layout="constrained")
+    ax.imshow(db, origin="lower", aspect="auto", cmap="magma", extent=(0, len(x) / sample_rate, 0, sample_rate / 2000))
+    ax.set_yticks([0, sample_rate / 4000, sample_rate / 2000])
+    ax.tick_params(labelsize=6, length=2)
+    ax.set_xticks([])
+    ax.set_ylabel("kHz", fontsize=6)
+    return fig

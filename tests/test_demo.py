@@ -96,7 +96,7 @@ def test_the_demo_report_renders_with_working_audio(demo: Path) -> None:
     from browser import check_in_chromium
 
     report = demo / "report"
-    check_in_chromium([report / "index.html", *sorted(report.glob("*/index.html"))], "demo-report")
+    check_in_chromium([report / "index.html", *sorted(report.glob("*/index.html")), report / "gallery.html"], "demo-report")
 
 
 def test_a_second_run_reuses_what_is_complete(demo: Path, capsys) -> None:

@@ -1,6 +1,7 @@
 """Reports: a static site from a real (small) analysis, escaped, self-contained, and rendered in headless Chromium."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def test_report_pages_are_self_contained(report_dir: Path) -> None:
         assert len(html) < 200_000
     classifier_page = next(report_dir.glob("*/index.html")).read_text()
     assert classifier_page.count("<audio") >= 4 and "<section id=\"category-" in classifier_page
-    assert list(report_dir.rglob("*.svg")) and len(list(report_dir.rglob("*.png"))) == len(list(report_dir.rglob("*.svg")))
+    figures_png = [p for p in report_dir.rglob("*.png") if p.parent.name == "figures"]  # gallery thumbnails: PNG only
+    assert list(report_dir.rglob("*.svg")) and len(figures_png) == len(list(report_dir.rglob("*.svg")))
     index = (report_dir / "index.html").read_text()
     assert "Main findings" in index and "finetuning" in index
     # findings grouped per classifier, one sentence per probe setting, every page stating what the verdicts mean
@@ -97,4 +99,19 @@ def test_paper_figures(tmp_path: Path, analysis_dir: Path, capsys) -> None:
 
 def test_report_renders_in_headless_chromium(report_dir: Path) -> None:
     """Every page loads without console errors; every img and audio source resolves; audio has a duration."""
-    check_in_chromium([report_dir / "index.html", *sorted(report_dir.glob("*/index.html"))], "report")
+    check_in_chromium([report_dir / "index.html", *sorted(report_dir.glob("*/index.html")), report_dir / "gallery.html"],
+                      "report")
+
+
+def test_the_gallery_puts_each_example_beside_every_probe(report_dir: Path, analysis_dir: Path) -> None:
+    """One row per category's first example (the study's six on ESC-50), the original and every finetuned probe as
+    columns, each cell an audio player over a spectrogram, the residual one click away."""
+    gallery = (report_dir / "gallery.html").read_text()
+    index = (report_dir / "index.html").read_text()
+    assert 'href="gallery.html"' in index
+    rows = gallery.count("<tr><td><strong>")
+    summary = json.loads(next(analysis_dir.glob("*/summary.json")).read_text())
+    assert rows == len({row["category"] for row in summary["examples"]})
+    settings = gallery.count('<span class="note">', 0, gallery.index("</thead>"))
+    assert gallery.count("<audio") == rows * (1 + settings) and gallery.count(">residual</a>") == rows * settings
+    assert len(list((report_dir / "gallery").glob("*.png"))) == rows * (1 + settings)
