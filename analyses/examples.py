@@ -8,10 +8,8 @@ import numpy as np
 
 from probe.analyses.registry import RunContext, register_analysis
 from probe.errors import ConfigError
+from probe.esc50 import STUDY_EXAMPLES
 from probe.rundir import AFTER, AnalysisDir
-
-STUDY_EXAMPLES = (8, 12, 31, 66, 86, 102)
-"""The study's sample page: crow, clapping, water drops, crackling fire, insects, pig (ESC-50 fold 1)."""
 
 
 def default_examples(run) -> list[int]:

@@ -42,3 +42,6 @@ CLIP_SECONDS = 5.0
 def category_of(target: int) -> int:
     """ESC-50's category of a class target: blocks of ten."""
     return target // CLASSES_PER_CATEGORY
+
+STUDY_EXAMPLES = (8, 12, 31, 66, 86, 102)
+"""The study's sample page: crow, clapping, water drops, crackling fire, insects, pig (validation positions, fold 1)."""

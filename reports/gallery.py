@@ -20,7 +20,7 @@ GALLERY = "gallery.html"
 def gallery_clips(analysis: Analysis) -> list[dict[str, Any]]:
     """The example rows every classifier's runs hold: the study's positions where the examples are them, else the
     first of each category."""
-    from probe.analyses.examples import STUDY_EXAMPLES
+    from probe.esc50 import STUDY_EXAMPLES
 
     by_classifier = analysis.by_classifier()
     shared = None
