@@ -52,18 +52,13 @@ def test_sigint_and_sigterm_stop_cleanly_and_resume(tmp_path: Path, synthetic_ro
     out = tmp_path / "run"
     command = [sys.executable, "-m", "probe.app.cli", "finetune", "--classifier", "small_cnn", "--classifier-weights",
                str(trained_classifier), "--autoencoder", "tiny", "--data", f"esc50:{synthetic_root}", "--out", str(out),
-               "--epochs", "1000", "--device", "cpu", "--quiet", "--resume"]
+               "--epochs", "30", "--device", "cpu", "--quiet", "--resume"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    run = RunDir(out)
-    deadline = time.monotonic() + 120
-    # Signal once training is under way (a step is on record), not after a fixed sleep: on a fast, idle machine a
-    # short run could finish first, on a busy one the signal could land before the handlers are installed.
-    while not (run.metrics.is_file() and run.read_metrics()) and time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1][-2000:]
-        time.sleep(0.2)
+    time.sleep(6.0)
     process.send_signal(stop)
     _, err = process.communicate(timeout=60)
     assert process.returncode == code and said in err
+    run = RunDir(out)
     assert not run.is_complete() and not list(out.rglob("*.tmp"))
     if run.latest.exists():
         assert {"model", "optimizer", "epoch"} <= set(torch.load(run.latest, weights_only=True))
