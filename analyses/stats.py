@@ -119,9 +119,13 @@ def t_test_p(values: np.ndarray, groups: np.ndarray | None = None, null: float =
     """p-value per column of a t-test of the mean against `null` on the cluster-robust standard error (df = units
     - 1): `less` (mean < null), `greater`, or `two-sided`. 1 where a column has fewer than two units; a column
     with no spread gives 0 or 1."""
+    return _t_p(*mean_and_se(values, groups), null, alternative)
+
+
+def _t_p(mean: np.ndarray, se: np.ndarray, units: np.ndarray, null: float, alternative: str) -> np.ndarray:
+    """`t_test_p` from a mean, its standard error and its units, so that several tests share one pass over the data."""
     from scipy.stats import t as student
 
-    mean, se, units = mean_and_se(values, groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         statistic = (mean - null) / se
     statistic = np.where(np.isnan(statistic) & (se == 0), 0.0, statistic)
@@ -142,9 +146,10 @@ def claim_p_values(values: np.ndarray, threshold: float,
     """Per column, the p-value of each claim a verdict can make about the mean shift m, against threshold T:
     `below` (m < -T, one-sided), `above` (m > T, one-sided), `within` (-T < m < T: two one-sided tests, the larger
     p). Each claim's null is its complement, so a small p is evidence for the claim's words."""
-    below = t_test_p(values, groups, -threshold, "less")
-    above = t_test_p(values, groups, threshold, "greater")
-    within = np.maximum(t_test_p(values, groups, -threshold, "greater"), t_test_p(values, groups, threshold, "less"))
+    moments = mean_and_se(values, groups)
+    below = _t_p(*moments, -threshold, "less")
+    above = _t_p(*moments, threshold, "greater")
+    within = np.maximum(_t_p(*moments, -threshold, "greater"), _t_p(*moments, threshold, "less"))
     return {"below": below, "above": above, "within": within}
 
 

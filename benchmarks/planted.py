@@ -103,8 +103,8 @@ def coverage() -> list[dict]:
     return rows
 
 
-def render(rows: list[dict], cover: list[dict], seeds: list[int], threshold_db: float, alpha: float, metric: str,
-           command: str, seconds: float) -> str:
+def render(rows: list[dict], cover: list[dict], seeds: list[int], threshold_db: float, alpha: float,
+           command: str) -> str:
     from probe.analyses import planted
 
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
@@ -170,15 +170,13 @@ def main() -> None:
     used = sorted(set(seeds) & set(TUNING_SEEDS))
     if used:
         raise SystemExit(f"seeds {used} were used to tune the demo; start at --first-seed {max(TUNING_SEEDS) + 1}")
-    started = time.perf_counter()
     answers = run_seeds(seeds, Path(args.out))
     first = next(iter(answers.values()))
     rows = across_seeds(answers)
     cover = coverage()
     command = f"python -m benchmarks.planted --seeds {args.seeds}" + \
         (f" --first-seed {args.first_seed}" if args.first_seed != 2 else "")
-    markdown = render(rows, cover, seeds, first["recovery_threshold_db"], first.get("recovery_alpha", 0.05),
-                      first.get("metric", ""), command, time.perf_counter() - started)
+    markdown = render(rows, cover, seeds, first["recovery_threshold_db"], first.get("recovery_alpha", 0.05), command)
     Path(args.markdown).write_text(markdown)
     results = ROOT / "benchmarks" / "results" / f"{datetime.now(timezone.utc):%Y%m%d}-planted.json"
     results.write_text(json.dumps({"seeds": seeds, "rows": rows, "coverage": cover, "answers": answers}, indent=2))

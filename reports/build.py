@@ -48,7 +48,7 @@ class Marks:
     def of(cls, analysis: Analysis) -> "Marks":
         threshold = next((run.summary["bands"]["threshold_db"] for run in analysis.runs
                           if "threshold_db" in run.summary.get("bands", {})), None)
-        planted = next((c["planted"] for c in analysis.comparisons if "planted" in c), {})
+        planted = analysis.planted
         bands = {f"planted {name} band": tuple(planted[f"{name}_band_hz"]) for name in ("low", "high")
                  if f"{name}_band_hz" in planted}
         return cls(threshold, bands)
@@ -194,7 +194,7 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
 
 def _planted_rows(analysis: Analysis) -> list[dict[str, Any]]:
     """The planted answer (the demo's) as table rows: classifier, planted band, probe, contrast, interval, verdict."""
-    planted = next((c["planted"] for c in analysis.comparisons if "planted" in c), None)
+    planted = analysis.planted
     if not planted:
         return []
     rows = []

@@ -117,6 +117,11 @@ class Analysis:
     provenances: list[dict[str, Any]] = field(default_factory=list)
     """Each analysis folder's provenance: seed, versions, git SHA, the command that made it (older ones: none)."""
 
+    @property
+    def planted(self) -> dict[str, Any]:
+        """The planted answer of the demo's analysis (comparison/planted); empty elsewhere."""
+        return next((c["planted"] for c in self.comparisons if "planted" in c), {})
+
     def by_classifier(self) -> dict[str, list[AnalysedRun]]:
         """Runs grouped by classifier name, in first-seen order: one report page each."""
         groups: dict[str, list[AnalysedRun]] = {}
