@@ -52,13 +52,20 @@ def test_sigint_and_sigterm_stop_cleanly_and_resume(tmp_path: Path, synthetic_ro
     out = tmp_path / "run"
     command = [sys.executable, "-m", "probe.app.cli", "finetune", "--classifier", "small_cnn", "--classifier-weights",
                str(trained_classifier), "--autoencoder", "tiny", "--data", f"esc50:{synthetic_root}", "--out", str(out),
-               "--epochs", "30", "--device", "cpu", "--quiet", "--resume"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(6.0)
+               "--epochs", "1000", "--device", "cpu", "--quiet", "--resume"]
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored, and Python then keeps it
+    # ignored (as it should: Ctrl-C is not meant for it). The test restores the default, as a terminal would have it.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run = RunDir(out)
+    deadline = time.monotonic() + 120
+    # Signal once training is under way (a step on record), not after a fixed sleep that a fast machine outlasts.
+    while not (run.metrics.is_file() and run.read_metrics()) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        time.sleep(0.2)
     process.send_signal(stop)
     _, err = process.communicate(timeout=60)
     assert process.returncode == code and said in err
-    run = RunDir(out)
     assert not run.is_complete() and not list(out.rglob("*.tmp"))
     if run.latest.exists():
         assert {"model", "optimizer", "epoch"} <= set(torch.load(run.latest, weights_only=True))
