@@ -260,23 +260,26 @@ def objective_record(run) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def chain_identity(run) -> np.ndarray:
+def chain_identity(run):
     """The originals through the run's resampling chain alone (to the AE's rate and back): what an identity in the
-    AE's place would have passed on. The originals themselves when the AE runs at the classifier's rate."""
+    AE's place would have passed on, computed a chunk at a time as it is read (`TransformedRows`). The originals
+    themselves when the AE runs at the classifier's rate."""
     import torch
 
+    from probe.analyses.runs import TransformedRows
     from probe.audio import make_resampler
 
     rate = objective_record(run).get("ae_sample_rate") or (run.config.get("ae_options") or {}).get("sample_rate")
     if not rate or int(rate) == run.sample_rate:
-        return np.asarray(run.originals)
+        return run.originals
     there, back = make_resampler(run.sample_rate, int(rate)), make_resampler(int(rate), run.sample_rate)
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(run.originals), 16):
-            x = torch.tensor(np.asarray(run.originals[start : start + 16]), dtype=torch.float32)
-            out.append(back(there(x))[..., : x.shape[-1]].numpy())
-    return np.concatenate(out)
+
+    def chain(clips: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.tensor(clips, dtype=torch.float32)
+            return back(there(x))[..., : x.shape[-1]].numpy()
+
+    return TransformedRows(run.originals, chain)
 
 
 def reference_of(run) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from probe.errors import ConfigError
+from probe.fileio import NpyRows
 from probe.models.checkpoint import CHECKPOINT_SUFFIXES
 from probe.probes import penalty_of_run, probe_of_run
 from probe.rundir import CONDITION_LABELS, CONDITIONS, ORIGINAL, RECONSTRUCTIONS, RunDir
@@ -20,7 +21,8 @@ from probe.rundir import CONDITION_LABELS, CONDITIONS, ORIGINAL, RECONSTRUCTIONS
 
 @dataclass
 class RunOutputs:
-    """One finetune run's validation outputs, as arrays (the waveforms are memory-mapped)."""
+    """One finetune run's validation outputs: the waveforms as rows read from disk on demand (`NpyRows`; the analyses
+    read them a chunk at a time, so memory does not grow with the clips), the rest as arrays."""
 
     path: Path
     label: str
@@ -32,8 +34,8 @@ class RunOutputs:
     class_categories: list[int]
     clip_ids: list[str]
     targets: np.ndarray
-    originals: np.ndarray
-    reconstructions: dict[str, np.ndarray] = field(default_factory=dict)
+    originals: "np.ndarray | NpyRows"
+    reconstructions: "dict[str, np.ndarray | NpyRows]" = field(default_factory=dict)
     logits: dict[str, np.ndarray] = field(default_factory=dict)
     groups: np.ndarray | None = None
     """Per clip, its independent unit (source recording); None: every clip its own (`units`)."""
@@ -64,13 +66,33 @@ class RunOutputs:
         """The category index of every clip."""
         return np.asarray(self.class_categories)[self.targets]
 
-    def waveforms(self, condition: str) -> np.ndarray:
+    def waveforms(self, condition: str) -> "np.ndarray | NpyRows":
         return self.originals if condition == ORIGINAL else self.reconstructions[condition]
 
     def classifier_weights(self) -> str | None:
         """The resolved path the run was trained with, else the name it was given."""
         resolved = self.provenance.get("inputs", {}).get("classifier_weights", {}).get("path")
         return resolved or self.config.get("classifier_weights")
+
+
+class TransformedRows:
+    """Rows of clips with `transform` (a batch of clips -> as many clips of the same length) applied to whatever is
+    read of them: a derived set of clips, computed a chunk at a time as the analyses read it."""
+
+    def __init__(self, rows: "np.ndarray | NpyRows", transform) -> None:
+        self.rows, self.transform, self.shape = rows, transform, tuple(rows.shape)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self[int(key) : int(key) + 1][0] if key >= 0 else self[len(self) + int(key)]
+        return self.transform(np.asarray(self.rows[key]))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[0 : len(self)]
+        return whole if dtype is None else whole.astype(dtype)
 
 
 def classifier_label(config: dict[str, Any]) -> str:
@@ -128,8 +150,8 @@ def load_run(path: str | Path, label: str | None = None) -> RunOutputs:
         class_names=list(classes["class_names"]), category_names=list(classes["category_names"]),
         class_categories=[int(c) for c in classes["class_categories"]],
         clip_ids=json.loads(run.clip_ids_file.read_text()), targets=np.asarray(load(run.targets_file)),
-        originals=load(run.originals_file),
-        reconstructions={c: load(run.reconstructions_file(c)) for c in RECONSTRUCTIONS},
+        originals=NpyRows(run.originals_file),
+        reconstructions={c: NpyRows(run.reconstructions_file(c)) for c in RECONSTRUCTIONS},
         logits={c: np.asarray(load(run.logits_file(c))) for c in CONDITIONS},
         groups=np.asarray(json.loads(run.clip_groups_file.read_text())) if run.clip_groups_file.is_file() else None,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -57,7 +58,8 @@ def main() -> None:
     parser.add_argument("--out", help="write the results here as JSON")
     parser.add_argument("analyse_args", nargs="*", help="further `probe analyse` flags (after --)")
     args = parser.parse_args()
-    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "device": args.device, "points": []}
+    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "device": args.device,
+               "cores": os.cpu_count(), "analyse_args": args.analyse_args, "points": []}
     for classifier in args.classifiers.split(","):
         for clips in map(int, args.clips.split(",")):
             point = measure(classifier, clips, args.seconds, args.device, args.analyse_args)

@@ -121,3 +121,70 @@ def safe_name(text: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9_.@-]+", "_", text).strip("._") or "run"
+
+
+class NpyRows:
+    """The rows of a C-ordered .npy file, read from disk when asked for: `rows[i]`, `rows[a:b]` and `rows[indices]`
+    give arrays, `len(rows)` and `rows.shape` work without reading. Unlike a memory map, nothing read stays in the
+    process's resident memory afterwards, so an analysis that reads its clips in chunks holds one chunk at a time
+    however many clips the file has."""
+
+    def __init__(self, path: str | Path) -> None:
+        import numpy as np
+
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(handle)
+                self.offset = handle.tell()
+        except (OSError, ValueError) as exc:
+            raise ProbeError(self.path, f"not a readable .npy file: {exc}") from exc
+        if fortran or not shape or dtype.hasobject:
+            raise ProbeError(self.path, "expected a C-ordered numeric array with at least one axis")
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.dtype = dtype
+        self.ndim = len(shape)
+        self._row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        import numpy as np
+
+        if isinstance(key, (int, np.integer)):
+            index = int(key) + (len(self) if key < 0 else 0)
+            if not 0 <= index < len(self):
+                raise IndexError(f"row {key} of {len(self)}")
+            return self._read(index, index + 1)[0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step == 1:
+                return self._read(start, max(start, stop))
+            key = np.arange(start, stop, step)
+        indices = np.asarray(key)
+        if indices.dtype == bool:
+            indices = np.flatnonzero(indices)
+        indices = indices.astype(np.int64).ravel()
+        out = np.empty((len(indices), *self.shape[1:]), dtype=self.dtype)
+        for position, index in enumerate(indices):
+            out[position] = self[int(index)]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self._read(0, len(self))
+        return whole if dtype is None else whole.astype(dtype)
+
+    def _read(self, start: int, stop: int):
+        import numpy as np
+
+        out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
+        if stop > start:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset + start * self._row_bytes)
+                if handle.readinto(memoryview(out).cast("B")) != out.nbytes:
+                    raise ProbeError(self.path, f"truncated: rows {start}-{stop} are not all there")
+        return out

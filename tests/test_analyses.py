@@ -97,7 +97,7 @@ def test_a_random_start_is_contrasted_with_the_identity_on_its_chain(tmp_path: P
         originals = np.sin(2 * np.pi * np.array([[250.0], [1000.0], [3000.0]]) * np.arange(16000) / 16000).astype(np.float32)
 
     assert reference_of(Run) == "identity"
-    through = chain_identity(Run)
+    through = np.asarray(chain_identity(Run))
     assert through.shape == Run.originals.shape and not np.array_equal(through, Run.originals)
     assert np.allclose(through[:, 100:-100], Run.originals[:, 100:-100], atol=0.01)  # 16 -> 48 -> 16 kHz: exact below the roll-off
     Run.config = {"autoencoder": "random", "ae_options": {"sample_rate": 16000}}
@@ -489,6 +489,25 @@ def test_reports_read_summaries_that_call_the_setting_autoencoder(tmp_path: Path
 
     assert AnalysedRun(tmp_path, {"label": "a", "autoencoder": "archisound"}).probe_setting == "archisound"
     assert AnalysedRun(tmp_path, {"label": "a", "setting": "pretrained AE"}).probe_setting == "pretrained AE"
+
+
+def test_measuring_a_pass_keeps_nothing_alive() -> None:
+    """Known answer: sigmoid saves its own output for backward. Measuring the saved bytes must leave that output
+    collectable (a pack hook returning it made a cycle through autograd's C++ graph: PaSST leaked 1.1 GB per call)."""
+    import weakref
+
+    from probe.analyses import attribution
+
+    outputs: list[weakref.ref] = []
+
+    class Net(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.sigmoid(x)
+            outputs.append(weakref.ref(y))
+            return y * 2
+
+    assert attribution.activation_bytes_per_sample(Net(), torch.zeros(1, 64)) == 64 * 4
+    assert outputs and all(ref() is None for ref in outputs), "a measured pass is still alive"
 
 
 def test_the_memory_budget_sizes_each_pass_and_leaves_the_maps_alone(tmp_path: Path) -> None:

@@ -43,3 +43,29 @@ def test_leftovers_of_a_killed_run_are_repaired_at_the_next_start(tmp_path: Path
         raise RuntimeError("this attempt fails too")
     assert (target / "a.txt").read_text() == "earlier, whole"
     assert [p.name for p in tmp_path.iterdir()] == ["analysis"]
+
+
+def test_npy_rows_read_what_numpy_wrote_and_refuse_what_it_cannot(tmp_path: Path) -> None:
+    """Round trip: every way the analyses index clips gives numpy's own answer; a truncated or non-.npy file gets an
+    error naming it."""
+    import numpy as np
+    import pytest
+
+    from probe.errors import ProbeError
+    from probe.fileio import NpyRows
+
+    array = np.random.default_rng(0).standard_normal((7, 3, 5)).astype(np.float32)
+    np.save(tmp_path / "a.npy", array)
+    rows = NpyRows(tmp_path / "a.npy")
+    assert rows.shape == array.shape and len(rows) == 7 and rows.dtype == array.dtype
+    for key in (slice(2, 5), slice(None), slice(5, 2), slice(0, 7, 3), [6, 0, 3], np.array([1, 1]), -1, 4):
+        assert np.array_equal(rows[key], array[key]), key
+    assert np.array_equal(np.asarray(rows), array)
+    with pytest.raises(IndexError):
+        rows[7]
+    (tmp_path / "short.npy").write_bytes((tmp_path / "a.npy").read_bytes()[:-8])
+    with pytest.raises(ProbeError, match="truncated"):
+        NpyRows(tmp_path / "short.npy")[5:7]
+    (tmp_path / "text.npy").write_text("not numpy")
+    with pytest.raises(ProbeError, match="text.npy.*not a readable .npy"):
+        NpyRows(tmp_path / "text.npy")
