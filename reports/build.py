@@ -61,12 +61,14 @@ def build_report(config: ReportConfig) -> Path:
     """Write the report atomically; returns the path of its index.html."""
     if not config.analyses:
         raise ConfigError(None, "give at least one analysis folder (written by `probe analyse`)")
+    if config.jobs is not None and config.jobs < 1:
+        raise ConfigError(None, f"--jobs is the number of processes that draw the figures, at least 1; got {config.jobs}")
     analysis = load_analysis(list(config.analyses))
     marks = Marks.of(analysis)
     env = _environment()
     env.globals["reproduce"] = reproduce(analysis, current_command())
     say = Progress(config.progress, prefix="probe report: ")
-    with staged_directory(config.out) as site:
+    with staged_directory(config.out) as site, figures.rendering_in_background(config.jobs):
         shutil.copy(TEMPLATES / "style.css", site / "style.css")
         pages = []
         for classifier, runs in analysis.by_classifier().items():

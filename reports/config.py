@@ -17,4 +17,7 @@ class ReportConfig:
     """The method whose maps the pages show; default: the first one analysed."""
     notes: tuple[str, ...] = ()
     """Extra lines for the top of the index (the demo puts its planted-answer check here)."""
+    jobs: int | None = None
+    """Processes that draw the figures while the pages are built; default one per core, at most 4; 1 draws them in
+    this process. The files are the same for any number."""
     progress: bool = True

@@ -6,10 +6,13 @@ colour-blind-safe palette. `FigureSize` picks web or paper proportions.
 from __future__ import annotations
 
 import math
-
+import os
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import matplotlib
 
@@ -41,27 +44,91 @@ def palette(n: int) -> list:
     return sns.color_palette("colorblind", max(n, 1))
 
 
+def _hz_label(hz: float, _position: int) -> str:
+    return f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"
+
+
 def hz_formatter() -> FuncFormatter:
-    return FuncFormatter(lambda hz, _: f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}")
+    return FuncFormatter(_hz_label)  # a module-level function: the figure pickles (`rendering_in_background`)
+
+
+RC = {"svg.fonttype": "none", "svg.hashsalt": "probe"}
+"""Settings read when a figure is drawn, not when it is built: a fixed salt makes the SVGs' element ids, and so the
+files, the same on every run; a worker that draws must have them too."""
+_background: ContextVar["Executor | None"] = ContextVar("figures_background", default=None)
+_pending: ContextVar["list[Future] | None"] = ContextVar("figures_pending", default=None)
 
 
 def save(fig: plt.Figure, path_stem: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-    """Write the figure in each format (atomically) and close it; returns the written paths."""
+    """Write the figure in each format (atomically) and close it; returns the paths it writes. Inside
+    `rendering_in_background` the drawing happens in a worker process and the files are there when the block ends."""
+    paths = [path_stem.with_suffix(f".{fmt}") for fmt in formats]
+    pool, pending = _background.get(), _pending.get()
+    if pool is not None and pending is not None:
+        import pickle
+
+        try:
+            payload = pickle.dumps(fig)
+        except Exception:  # an artist that does not pickle is drawn here instead
+            payload = None
+        if payload is not None:
+            plt.close(fig)
+            # drawing reads some settings afresh (the font size sizes the tick labels, and so how many ticks fit)
+            settings = {"font.size": plt.rcParams["font.size"], **RC}
+            pending.append(pool.submit(_draw_pickled, payload, paths, settings))
+            return paths
+    _draw(fig, paths)
+    return paths
+
+
+def _draw(fig: plt.Figure, paths: Sequence[Path]) -> None:
     from probe.fileio import atomic_write
 
-    written = []
-    for fmt in formats:
-        path = path_stem.with_suffix(f".{fmt}")
+    for path in paths:
         with atomic_write(path) as handle:
-            fig.savefig(handle, format=fmt)  # constrained layout already fits; a tight bbox would draw twice
-        written.append(path)
+            # constrained layout already fits (a tight bbox would draw twice); no date in an SVG, so reruns match
+            fig.savefig(handle, format=path.suffix[1:], metadata={"Date": None} if path.suffix == ".svg" else None)
     plt.close(fig)
-    return written
+
+
+def _draw_pickled(payload: bytes, paths: Sequence[Path], settings: dict) -> None:
+    import pickle
+
+    plt.rcParams.update(settings)
+    _draw(pickle.loads(payload), paths)
+
+
+@contextmanager
+def rendering_in_background(workers: int | None = None) -> Iterator[None]:
+    """Draw the figures saved inside the block in `workers` processes (default: one per core, at most 4; 1: here,
+    as usual) while the block goes on building the next; on leaving, wait for every file, and raise the first
+    error. Drawing (PNG and SVG) is most of a report's time, and the figures are independent."""
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    if workers < 2:
+        yield
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pending: list[Future] = []
+    # spawn, not fork: the parent may hold torch's or BLAS's thread pools, which a forked child can deadlock on
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool_token, pending_token = _background.set(pool), _pending.set(pending)
+        try:
+            yield
+            for future in pending:
+                future.result()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        finally:
+            _background.reset(pool_token)
+            _pending.reset(pending_token)
 
 
 def _figure(size: FigureSize, nrows: int = 1, ncols: int = 1, height_scale: float = 1.0, **kwargs):
-    # a fixed salt makes the SVGs' element ids, and so the files, the same on every run
-    plt.rcParams.update({"font.size": size.font_size, "svg.fonttype": "none", "svg.hashsalt": "probe"})
+    plt.rcParams.update({"font.size": size.font_size, **RC})
     return plt.subplots(nrows, ncols, figsize=(size.width, size.height * height_scale), dpi=size.dpi,
                         layout="constrained", **kwargs)
 

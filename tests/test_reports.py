@@ -115,3 +115,16 @@ def test_the_gallery_puts_each_example_beside_every_probe(report_dir: Path, anal
     settings = gallery.count('<span class="note">', 0, gallery.index("</thead>"))
     assert gallery.count("<audio") == rows * (1 + settings) and gallery.count(">residual</a>") == rows * settings
     assert len(list((report_dir / "gallery").glob("*.png"))) == rows * (1 + settings)
+
+
+def test_figures_drawn_in_worker_processes_are_the_ones_drawn_here(tmp_path: Path, analysis_dir: Path,
+                                                                    report_dir: Path) -> None:
+    """Parity: the report's figures drawn by worker processes (the default; pickled figures, the font size sent along)
+    match, byte for byte, the figures drawn in this process; and a rerun's SVGs match (no date stamped in them)."""
+    here = tmp_path / "here"
+    assert main(["report", str(analysis_dir), "--out", str(here), "--jobs", "1", "--quiet"]) == 0
+    drawn = sorted(p.relative_to(here) for p in here.rglob("*") if p.suffix in (".png", ".svg"))
+    assert len(drawn) > 10 and any(p.suffix == ".svg" for p in drawn)
+    assert drawn == sorted(p.relative_to(report_dir) for p in report_dir.rglob("*") if p.suffix in (".png", ".svg"))
+    differ = [str(p) for p in drawn if (here / p).read_bytes() != (report_dir / p).read_bytes()]
+    assert not differ, differ

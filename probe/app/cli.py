@@ -557,6 +557,8 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, ReportConfig, "band_set", choices=["octave", "third_octave"], help="band set of the overview profiles")
     add_field(parser, ReportConfig, "attribution_method", type=str, help="the attribution method the pages show",
               default_help="the first analysed")
+    add_field(parser, ReportConfig, "jobs", type=int, help="processes that draw the figures (1: in this one)",
+              default_help="one per core, at most 4")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -566,7 +568,7 @@ def run_report(args: argparse.Namespace) -> int:
     from probe.reports.build import ReportConfig, build_report
 
     index = build_report(ReportConfig(tuple(args.analyses), args.out, args.band_set, args.attribution_method,
-                                      progress=not args.quiet))
+                                      jobs=args.jobs, progress=not args.quiet))
     print(f"probe report: open {index.resolve().as_uri()}")
     return 0
 
