@@ -80,6 +80,14 @@ class AnalyseConfig:
             raise ConfigError(None, f"--residuals is examples or all, got {self.residuals!r}")
         if not 0 < self.shifts.level < 1:
             raise ConfigError(None, f"the confidence level must lie in (0, 1), got {self.shifts.level}")
+        attributions = self.attributions
+        for flag, value in (("--ig-steps", attributions.ig_steps), ("--shap-samples", attributions.shap_samples),
+                            ("--sanity-clips", attributions.sanity_clips),
+                            ("--randomisation-stages", attributions.randomisation_stages),
+                            ("--occlusion-patch", min(attributions.occlusion_patch)),
+                            ("--attribution-clips", 1 if attributions.max_clips is None else attributions.max_clips)):
+            if value < 1:
+                raise ConfigError(None, f"{flag} must be at least 1, got {value}")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ class ProbeError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
+    def __reduce__(self):
+        # pickled whole (a worker process raises it, the CLI prints it): the default would pass only the message
+        return type(self), (self.path, self.reason)
+
 
 class AudioError(ProbeError):
     """An audio file that cannot be read or holds unusable samples."""

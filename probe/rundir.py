@@ -86,13 +86,16 @@ class RunDir:
         """Write the config with provenance: versions, platform, git SHA and the inputs' SHA-256."""
         write_json(self.config, {"config": config, "provenance": provenance(inputs)})
 
-    def append_metrics(self, record: dict[str, Any]) -> None:
-        """Append one record and fsync; a torn last line is dropped by `read_metrics`."""
+    def append_metrics(self, record: dict[str, Any], durable: bool = True) -> None:
+        """Append one record; a torn last line is dropped by `read_metrics`. `durable`: fsync the file (and with it
+        every record appended before). A step's record need not be: a kill loses nothing the kernel has, and after a
+        power loss `--resume` truncates the metrics to the checkpoint's step anyway, whose epoch record is durable."""
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.metrics, "a") as handle:
             handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics.is_file():

@@ -119,6 +119,33 @@ def test_grid_runs_each_cell_once(tmp_path: Path, synthetic_root: Path, trained_
         parse_grid(["lr=1,2"])
 
 
+def test_grid_cells_in_worker_processes_match_the_cells_run_here(tmp_path: Path, synthetic_root: Path,
+                                                                   trained_classifier: Path) -> None:
+    """Two cells trained at once, each in a worker process on one thread, give the checkpoints and outputs that the
+    same cells give one after another in this process on one thread; a cell's error reaches the caller whole."""
+    from probe.train.finetune import GridEntry, finetune_grid
+
+    config = _config(tmp_path, synthetic_root, trained_classifier, epochs=2)
+    grid = {"autoencoder": [GridEntry("tiny", label="a"),
+                            GridEntry("tiny", label="b", overrides={"ae_options": {"sample_rate": 16000, "channels": 1,
+                                                                                    "seed": 1}})]}
+    here = finetune_grid(replace(config, out=str(tmp_path / "here")), grid, threads=1)
+    there = finetune_grid(replace(config, out=str(tmp_path / "there")), grid, jobs=2, threads=1)
+    assert [r.path.name for r in here] == [r.path.name for r in there] == ["small_cnn@small_cnn--a", "small_cnn@small_cnn--b"]
+    for mine, theirs in zip(here, there):
+        assert theirs.is_complete()
+        ours, workers = torch.load(mine.best, weights_only=True), torch.load(theirs.best, weights_only=True)
+        assert all(torch.equal(ours["state_dict"][k], workers["state_dict"][k]) for k in ours["state_dict"])
+        assert np.array_equal(np.load(mine.reconstructions_file("after")), np.load(theirs.reconstructions_file("after")))
+    assert not torch.equal(*(torch.load(r.best, weights_only=True)["state_dict"]["autoencoder.encoder.to_in.block.block1.project.weight"]
+                             for r in here)), "the two cells differ"
+    broken = {"autoencoder": [GridEntry("tiny", label="fine"), GridEntry(str(tmp_path / "missing.pt"), label="broken")]}
+    with pytest.raises(ConfigError, match="unknown autoencoder .*missing.pt"):
+        finetune_grid(replace(config, out=str(tmp_path / "broken"), epochs=1), broken, jobs=2)
+    with pytest.raises(ConfigError, match="--jobs"):
+        finetune_grid(replace(config, out=str(tmp_path / "none")), grid, jobs=0)
+
+
 def test_distributed_run_matches_a_single_process(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
     """Two CPU ranks under torchrun (gloo) take half a batch each; DDP's averaged gradient is the whole batch's."""
     import subprocess

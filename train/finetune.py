@@ -125,9 +125,9 @@ def _load_probe(config: FinetuneConfig, weights: Path | None, num_classes: int, 
         raise ConfigError(None, f"{config.autoencoder}: {exc}") from None
 
 
-def finetune_folds(config: FinetuneConfig, folds: list[int], resume: bool = False) -> list[RunDir]:
-    """Cross-validation: one run per validation fold, in `<out>/fold-K`; complete folds are skipped."""
-    return run_folds(finetune, config, folds, resume)
+def finetune_folds(config: FinetuneConfig, folds: list[int], resume: bool = False, jobs: int = 1) -> list[RunDir]:
+    """Cross-validation: one run per validation fold, in `<out>/fold-K`, `jobs` at a time; complete folds are skipped."""
+    return run_folds(finetune, config, folds, resume, jobs)
 
 
 @dataclass(frozen=True)
@@ -182,18 +182,31 @@ def grid_cell(config: FinetuneConfig, classifier: GridEntry, setting: GridEntry)
 
 
 def finetune_grid(config: FinetuneConfig, grid: dict[str, list[GridEntry]], folds: list[int] | None = None,
-                  resume: bool = False) -> list[RunDir]:
-    """The study's grid: one run (or one per fold) per classifier and probe setting, in OUT/CLASSIFIER--SETTING."""
+                  resume: bool = False, jobs: int = 1, threads: int | None = None) -> list[RunDir]:
+    """The study's grid: one run (or one per fold) per classifier and probe setting, in OUT/CLASSIFIER--SETTING;
+    `jobs` runs at a time in worker processes, with `threads` torch threads each (`probe.train.cells.run_cells`)."""
+    from probe.train.cells import run_cells
+    from probe.train.loop import fold_configs
+
     classifiers = grid.get("classifiers", [GridEntry(config.classifier, config.classifier_weights)])
     settings = grid.get("autoencoder", [GridEntry(config.autoencoder, config.ae_weights)])
     say = Progress(config.progress, prefix="probe finetune: ")
-    runs = []
+    cells = []
     for classifier in classifiers:
         for setting in settings:
             cell = grid_cell(config, classifier, setting)
-            say(f"grid cell {classifier.folder} x {setting.folder} -> {cell.out}")
-            runs += finetune_folds(cell, folds, resume) if folds else [finetune(cell, resume)]
-    return runs
+            cells += fold_configs(cell, folds) if folds else [cell]
+    say(f"{len(cells)} run(s): " + ", ".join(Path(cell.out).name if not folds else
+                                            f"{Path(cell.out).parent.name}/{Path(cell.out).name}" for cell in cells)
+        + (f"; {min(jobs, len(cells))} at a time" if jobs > 1 else ""))
+    return run_cells(finetune, cells, resume, jobs, threads, say, cost=expected_cost)
+
+
+def expected_cost(config: FinetuneConfig) -> float:
+    """A rough relative cost of a run, to start the long ones first: epochs, a tenth as much for a probe type with
+    a small model of its own (the spectral gain) than for an autoencoder; nothing for a control."""
+    spec = config.probe_spec
+    return 0.0 if spec.control else config.epochs * (0.1 if spec.model is not None else 1.0)
 
 
 @torch.no_grad()

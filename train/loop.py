@@ -188,7 +188,8 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
             result.step += 1
             losses.append(float(batch_loss))
             if dist.is_main:
-                run.append_metrics({"kind": "step", "step": result.step, "epoch": epoch + 1, "loss": losses[-1]})
+                run.append_metrics({"kind": "step", "step": result.step, "epoch": epoch + 1, "loss": losses[-1]},
+                                   durable=False)
             bar.update(len(batch))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         bar.close()
@@ -222,9 +223,18 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
 Config = TypeVar("Config", bound=TrainingConfig)
 
 
-def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: list[int], resume: bool = False) -> list[RunDir]:
-    """Cross-validation: one run per validation fold, in `<out>/fold-K`; complete folds are skipped."""
-    return [train(replace(config, fold=fold, out=str(Path(config.out) / f"fold-{fold}")), resume) for fold in folds]
+def fold_configs(config: Config, folds: list[int]) -> list[Config]:
+    """Cross-validation's runs: one per validation fold, in `<out>/fold-K`."""
+    return [replace(config, fold=fold, out=str(Path(config.out) / f"fold-{fold}")) for fold in folds]
+
+
+def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: list[int], resume: bool = False,
+              jobs: int = 1) -> list[RunDir]:
+    """Cross-validation: one run per validation fold, `jobs` at a time (`probe.train.cells`); complete folds are
+    skipped."""
+    from probe.train.cells import run_cells
+
+    return run_cells(train, fold_configs(config, folds), resume, jobs)
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:

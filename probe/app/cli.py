@@ -237,6 +237,9 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
     add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR or synthetic[:DIR]")
     add_field(parser, config_class, "fold", help="validation fold (the others train)")
     parser.add_argument("--folds", help="cross-validation: comma-separated validation folds, one run each in OUT/fold-K")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="with --folds or --grid: runs trained at once, each in its own process with an equal share "
+                             "of the cores (default: 1, one after another)")
     parser.add_argument("--out", required=True, help="the run directory")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     add_field(parser, config_class, "epochs", type=int, help="training epochs", default_help=epochs_help)
@@ -290,7 +293,7 @@ def _train_each_fold(command_name: str, train, config, args: argparse.Namespace,
     from probe.train.loop import run_folds
 
     folds = _parse_folds(args.folds)
-    runs = run_folds(train, config, folds, args.resume) if folds else [train(config, args.resume)]
+    runs = run_folds(train, config, folds, args.resume, args.jobs) if folds else [train(config, args.resume)]
     for run in runs:
         if run.is_complete():
             print(f"probe {command_name}: {hint(run)}")
@@ -367,9 +370,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     config.validate()
     folds = _parse_folds(args.folds)
     if args.grid:
-        runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume)
+        runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume, jobs=args.jobs)
     elif folds:
-        runs = finetune_folds(config, folds, resume=args.resume)
+        runs = finetune_folds(config, folds, resume=args.resume, jobs=args.jobs)
     else:
         runs = [finetune(config, resume=args.resume)]
     return _report_runs("finetune", runs)
@@ -467,6 +470,12 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, AttributionSettings, "max_memory_gb", "--max-memory", type=float,
               help="GB the attributions may hold at once; each pass through the classifier carries what fits",
               default_help="half the GPU on CUDA; a quarter of the RAM, at most 4, on a CPU")
+    add_field(parser, AttributionSettings, "ig_steps", help="integrated gradients: interpolation steps per clip")
+    add_field(parser, AttributionSettings, "shap_samples", help="GradientSHAP: samples per clip")
+    add_field(parser, AttributionSettings, "occlusion_patch", help="occlusion: mel bins,frames per occluded patch")
+    add_field(parser, AttributionSettings, "sanity_clips", help="clips of the randomisation check")
+    add_field(parser, AttributionSettings, "randomisation_stages",
+              help="cascading stages of the randomisation check (each costs one attribution pass per method)")
     add_field(parser, AnalyseConfig, "examples", type=str, help="validation positions kept as audio, comma-separated",
               default_help="the study's on ESC-50, else the first clip of each class")
     add_field(parser, AnalyseConfig, "residuals", choices=["examples", "all"],
@@ -474,6 +483,18 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, AnalyseConfig, "seed", help="seeds every random draw of the analysis")
     add_field(parser, AnalyseConfig, "device", help="auto, cpu, cuda, ...")
     parser.add_argument("--quiet", action="store_true")
+
+
+def _int_pair(values, flag: str) -> tuple[int, int]:
+    from probe.errors import ConfigError
+
+    try:
+        pair = tuple(int(v) for v in values)
+    except ValueError:
+        pair = ()
+    if len(pair) != 2:
+        raise ConfigError(None, f"{flag} takes two comma-separated integers, got {','.join(map(str, values))!r}")
+    return pair
 
 
 def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: bool):
@@ -490,7 +511,10 @@ def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: b
         shifts=ShiftSettings(n_boot=args.n_boot, level=args.level, correction=args.correction,
                              threshold_db=args.threshold_db, noise_floor_db=args.noise_floor_db,
                              clip_floor_db=None if args.clip_floor_db is None or args.clip_floor_db < 0 else args.clip_floor_db),
-        attributions=AttributionSettings(methods=args.methods, max_clips=args.max_clips, max_memory_gb=args.max_memory_gb),
+        attributions=AttributionSettings(methods=args.methods, max_clips=args.max_clips, max_memory_gb=args.max_memory_gb,
+                                         ig_steps=args.ig_steps, shap_samples=args.shap_samples,
+                                         occlusion_patch=_int_pair(args.occlusion_patch, "--occlusion-patch"),
+                                         sanity_clips=args.sanity_clips, randomisation_stages=args.randomisation_stages),
         examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
         progress=not args.quiet,
     )
