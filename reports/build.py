@@ -67,9 +67,11 @@ def build_report(config: ReportConfig) -> Path:
     marks = Marks.of(analysis)
     env = _environment()
     env.globals["reproduce"] = reproduce(analysis, current_command())
+    env.globals["data"] = table_links
     say = Progress(config.progress, prefix="probe report: ")
     with staged_directory(config.out) as site, figures.rendering_in_background(config.jobs):
-        shutil.copy(TEMPLATES / "style.css", site / "style.css")
+        for static in ("style.css", "sort.js"):
+            shutil.copy(TEMPLATES / static, site / static)
         pages = []
         for classifier, runs in analysis.by_classifier().items():
             say(f"page for {classifier} ({len(runs)} probe setting(s))")
@@ -120,11 +122,16 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
     labels = {c: analysis.runs[0].condition_label(c) for c in ("before", "after")} if analysis.runs else {}
+    on_pages = lambda name: [(f"{page['classifier']}: {name}", f"{page['href'].rpartition('/')[0]}/index.html#table-{name}")  # noqa: E731
+                             for page in pages]
+    data_links = {"accuracy": on_pages(Tables.ACCURACY_OVERALL), "bands": on_pages(Tables.BAND_CONTRAST_VS_CONTROL),
+                  **{key: _comparison_links(config, name, site) for key, name in
+                     (("contrasts", Tables.CLASSIFIER_CONTRASTS), ("transfer", Tables.TRANSFER))}}
     html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs),
         verdict_rule=verdict_rule(analysis.runs), planted=_planted_rows(analysis), gallery=gallery,
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         band_set=config.band_set.replace("_", "-"),
-        figures=figure_paths, pages=pages, stylesheet="style.css")
+        figures=figure_paths, data_links=data_links, pages=pages, stylesheet="style.css")
     write_text(site / "index.html", html)
 
 
@@ -212,17 +219,39 @@ def _planted_rows(analysis: Analysis) -> list[dict[str, Any]]:
 
 
 def _tables(runs: list[AnalysedRun], page_folder: Path) -> list[dict[str, Any]]:
-    """Every registered table of the page's runs, linked to its CSV in the analysis folder (relative to the page)."""
-    import os
-
-    rows = []
+    """Every registered table of the page's runs, linked to its CSV in the analysis folder (relative to the page);
+    the first row of each table name carries the anchor its figures link to (`table_links`)."""
+    rows, anchored = [], set()
     for run in runs:
         written = run.summary.get("tables", {})
         for name in run.table_names:
-            csv = AnalysisDir.table_file(run.folder, name, ".csv").resolve()
             rows.append({"setting": run.setting, "name": name, "analysis": written.get(name, ""),
-                         "rows": len(run.table(name)), "href": Path(os.path.relpath(csv, page_folder.resolve())).as_posix()})
+                         "rows": len(run.table(name)), "href": _csv_href(run.folder, name, page_folder),
+                         "anchor": None if name in anchored else f"table-{name}"})
+            anchored.add(name)
     return rows
+
+
+def _csv_href(folder: Path, name: str, page_folder: Path) -> str:
+    import os
+
+    csv = AnalysisDir.table_file(folder, name, ".csv").resolve()
+    return Path(os.path.relpath(csv, page_folder.resolve())).as_posix()
+
+
+def _comparison_links(config: ReportConfig, name: str, site: Path) -> list[tuple[str, str]]:
+    """A comparison table's CSV in each analysis folder that has it, relative to the site's root."""
+    links = []
+    for folder in config.analyses:
+        csv = AnalysisDir.table_file(AnalysisDir(Path(folder)).comparison, name, ".csv")
+        if csv.is_file():
+            links.append((f"{name}.csv", _csv_href(AnalysisDir(Path(folder)).comparison, name, site)))
+    return links
+
+
+def table_links(*names: str) -> list[tuple[str, str]]:
+    """A figure's data: its tables, linked to their rows in the page's table list (one CSV per setting there)."""
+    return [(name, f"#table-{name}") for name in names]
 
 
 def _three_routes(runs: list[AnalysedRun], classifier: str):
@@ -329,10 +358,11 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
                                folder, f"{stem}_bands", site)
     arrays = {run.setting: run.arrays() for run in runs}
     first = arrays[runs[0].setting]
-    out["mel"] = _figure(figures.spectrogram_grid(
-        first["mel_db_category_original"][category_index],
-        {setting: a["mel_db_category_after"][category_index] for setting, a in arrays.items()},
-        f"{category}: mean log-mel spectrograms", seconds), folder, f"{stem}_mel", site)
+    if not np.isnan(first["mel_db_category_original"][category_index]).all():  # a subset may hold none of its clips
+        out["mel"] = _figure(figures.spectrogram_grid(
+            first["mel_db_category_original"][category_index],
+            {setting: a["mel_db_category_after"][category_index] for setting, a in arrays.items()},
+            f"{category}: mean log-mel spectrograms", seconds), folder, f"{stem}_mel", site)
     for run in runs:  # a per-class probe curve (the spectral gain's): each class's, trained on that class's clips
         curve = next((c for spec in PROBES.ensure_loaded().values() for c in spec.curves
                       if c.per_class and c.name in arrays[run.setting].files), None)

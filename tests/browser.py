@@ -22,7 +22,8 @@ def chromium() -> str:
 
 
 def check_in_chromium(pages: list[Path], screenshot_prefix: str) -> None:
-    """Every page loads without console errors; every img and audio source resolves; every audio has a duration; at
+    """Every page loads without console errors; every img and audio source and every link resolves (an anchor to an
+    element on its page); a sortable table sorts when its heading is clicked; every audio has a duration; at
     390 and 1400 px wide nothing overflows the page sideways (a wide table scrolls inside itself).
 
     Screenshots of the first two pages are kept in tests/artifacts/.
@@ -67,6 +68,20 @@ def check_in_chromium(pages: list[Path], screenshot_prefix: str) -> None:
                         audio.addEventListener('error', () => resolve([audio.getAttribute('src'), -1]));
                         audio.load();
                     })))""")
+                links = page.evaluate("""() => Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))""")
+                for href in links:  # every link resolves: a file beside the page, and an anchor to an element there
+                    if href.startswith(("http:", "https:", "mailto:")):
+                        continue
+                    target, _, anchor = href.partition("#")
+                    file = (path.parent / target).resolve() if target else path
+                    assert file.exists(), f"{path}: the link {href} leads nowhere"
+                    if anchor and not target:
+                        assert page.evaluate("id => document.getElementById(id) !== null", anchor), \
+                            f"{path}: no element #{anchor} for the link {href}"
+                sortable = page.query_selector("table.sortable thead th")
+                if sortable is not None:  # a click sorts (sort.js loaded and ran) and says which way
+                    sortable.click()
+                    assert sortable.get_attribute("aria-sort") == "ascending", f"{path}: the table did not sort"
                 assert not errors, f"{path}: {errors}"
                 assert images and all(width > 0 for _, width in images), f"{path}: images not loaded: {images}"
                 assert all(duration > 0 for _, duration in durations), f"{path}: audio without duration: {durations}"

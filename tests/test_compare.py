@@ -110,3 +110,9 @@ def test_with_a_classifier_accuracy_and_attributions_come_too(tmp_path: Path, or
     accuracy = pd.read_parquet(folder / "accuracy_overall.parquet")
     assert set(accuracy.condition) == {"original", "after"}
     assert len(pd.read_parquet(folder / "attribution_band_mass.parquet")) > 0
+
+    site = tmp_path / "site"  # its report renders, and reads whole in a browser
+    assert main(["report", str(out), "--out", str(site), "--quiet"]) == 0
+    from browser import check_in_chromium
+
+    check_in_chromium([site / "index.html", *sorted(site.glob("*/index.html")), site / "gallery.html"], "compare")
