@@ -107,12 +107,10 @@ def rendering_in_background(workers: int | None = None) -> Iterator[None]:
     if workers < 2:
         yield
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from probe.workers import spawn_pool
 
     pending: list[Future] = []
-    # spawn, not fork: the parent may hold torch's or BLAS's thread pools, which a forked child can deadlock on
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with spawn_pool(workers) as pool:
         pool_token, pending_token = _background.set(pool), _pending.set(pending)
         try:
             yield

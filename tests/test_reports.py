@@ -129,3 +129,44 @@ def test_figures_drawn_in_worker_processes_are_the_ones_drawn_here(tmp_path: Pat
     assert drawn == sorted(p.relative_to(report_dir) for p in report_dir.rglob("*") if p.suffix in (".png", ".svg"))
     differ = [str(p) for p in drawn if (here / p).read_bytes() != (report_dir / p).read_bytes()]
     assert not differ, differ
+
+
+def test_a_killed_report_leaves_no_workers_behind(tmp_path: Path, analysis_dir: Path) -> None:
+    """kill -9 of `probe report` while its figure workers run: the workers die with it (they would otherwise wait for
+    work forever, each holding its imports' memory)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "probe.app.cli", "report", str(analysis_dir), "--out",
+                                str(tmp_path / "site"), "--jobs", "2", "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        listed = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        return [int(pid) for pid in listed]
+
+    deadline = time.monotonic() + 60
+    while len(children()) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    workers = children()
+    assert len(workers) >= 2, "the report's figure workers never started"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return False
+        return state != "Z"
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their report"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -61,13 +61,10 @@ def run_cells(train: Train, cells: list[Config], resume: bool = False, jobs: int
                     say(f"run {number}/{len(cells)} -> {getattr(cell, 'out', '')}")
                 runs.append(train(cell, resume))
         return runs
-    import multiprocessing
+    from probe.workers import spawn_pool
 
-    count = threads_per_job(jobs, threads)
     quiet = [replace(cell, progress=False) for cell in cells]
-    # spawn, not fork: this process may hold torch's thread pools, which a forked child can deadlock on
-    pool = ProcessPoolExecutor(min(jobs, len(cells)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=torch.set_num_threads, initargs=(count,))
+    pool = spawn_pool(min(jobs, len(cells)), threads_per_job(jobs, threads))
     futures: list[Future] = []
     try:
         order = sorted(range(len(quiet)), key=lambda i: -cost(cells[i])) if cost is not None else range(len(quiet))
