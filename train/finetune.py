@@ -181,24 +181,30 @@ def grid_cell(config: FinetuneConfig, classifier: GridEntry, setting: GridEntry)
                    **{**classifier.overrides, **setting.overrides})
 
 
-def finetune_grid(config: FinetuneConfig, grid: dict[str, list[GridEntry]], folds: list[int] | None = None,
-                  resume: bool = False, jobs: int = 1, threads: int | None = None) -> list[RunDir]:
-    """The study's grid: one run (or one per fold) per classifier and probe setting, in OUT/CLASSIFIER--SETTING;
-    `jobs` runs at a time in worker processes, with `threads` torch threads each (`probe.train.cells.run_cells`)."""
-    from probe.train.cells import run_cells
+def grid_cells(config: FinetuneConfig, grid: dict[str, list[GridEntry]],
+               folds: list[int] | None = None) -> list[FinetuneConfig]:
+    """The grid's runs: one (or one per fold) per classifier and probe setting, in OUT/CLASSIFIER--SETTING[/fold-K]."""
     from probe.train.loop import fold_configs
 
     classifiers = grid.get("classifiers", [GridEntry(config.classifier, config.classifier_weights)])
     settings = grid.get("autoencoder", [GridEntry(config.autoencoder, config.ae_weights)])
-    say = Progress(config.progress, prefix="probe finetune: ")
     cells = []
     for classifier in classifiers:
         for setting in settings:
             cell = grid_cell(config, classifier, setting)
             cells += fold_configs(cell, folds) if folds else [cell]
-    say(f"{len(cells)} run(s): " + ", ".join(Path(cell.out).name if not folds else
-                                            f"{Path(cell.out).parent.name}/{Path(cell.out).name}" for cell in cells)
-        + (f"; {min(jobs, len(cells))} at a time" if jobs > 1 else ""))
+    return cells
+
+
+def finetune_grid(config: FinetuneConfig, grid: dict[str, list[GridEntry]], folds: list[int] | None = None,
+                  resume: bool = False, jobs: int = 1, threads: int | None = None) -> list[RunDir]:
+    """The study's grid (`grid_cells`), `jobs` runs at a time in worker processes, with `threads` torch threads each
+    (`probe.train.cells.run_cells`)."""
+    from probe.train.cells import cell_names, run_cells
+
+    cells = grid_cells(config, grid, folds)
+    say = Progress(config.progress, prefix="probe finetune: ")
+    say(f"{len(cells)} run(s): " + ", ".join(cell_names(cells)) + (f"; {min(jobs, len(cells))} at a time" if jobs > 1 else ""))
     return run_cells(finetune, cells, resume, jobs, threads, say, cost=expected_cost)
 
 

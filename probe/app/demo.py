@@ -12,7 +12,8 @@ Study mode (`--data esc50:DIR --weights-dir DIR`): the study's grid, mn10, dymn1
 the ESC-50-pretrained and the random AE, with the same analyses and report.
 
 The demo composes the parts and has none of its own: the planted classifiers train through the
-shared training loop, the probes through `finetune_grid`, the scoring is `analyses/planted.py`.
+shared training loop, the probes are `finetune`'s grid cells, all scheduled by `probe.train.cells.run_tasks`, and the
+scoring is `analyses/planted.py`.
 """
 from __future__ import annotations
 
@@ -31,11 +32,15 @@ PLANTED = {"low_band_cnn": "low", "high_band_cnn": "high", "full_band_cnn": None
 PRETRAIN_FOLDS = {"fold": 2, "hold_out_folds": (1,)}
 """The AE pretrains on folds 3-5 and is selected (best.pt) on fold 2: fold 1, where the probes are analysed, plays
 no part in it."""
-FINETUNE_THREADS = 1
-"""Each of the 15 finetunes runs on one torch thread, as many at once as there are cores: on two cores the finetunes
-take 172 s instead of 197 s one after another on two threads each (the tiny models keep two threads busy only part
-of the time), and their numbers no longer depend on the machine's core count (a thread count can reorder a
-reduction)."""
+THREADS = 1
+"""Each of the demo's 19 training runs (3 CNNs, the AE pretraining, 15 probes) runs on one torch thread, as many at
+once as there are cores, each starting once the runs it needs are done (`probe.train.cells.run_tasks`): the tiny
+models keep two threads busy only part of the time, so two runs side by side beat one run on two threads, and no
+core idles while the AE pretrains. Their numbers do not depend on the machine's core count (a thread count can
+reorder a reduction)."""
+RELATIVE_EPOCH_COST = {"classifier": 0.15, "pretrain": 0.65}
+"""An epoch's rough cost against one AE finetuning epoch (`finetune.expected_cost`), measured on one thread: only the
+order in which the runs start depends on it (the pretraining first: six probes wait on it)."""
 CONTROL = "identity (control)"
 """The no-autoencoder control: shown beside the probes; it points at no band by construction."""
 TINY_AE_WIDTH = 16
@@ -90,11 +95,12 @@ def run_demo(config: DemoConfig) -> Path:
 def _synthetic(config: DemoConfig) -> Path:
     from probe.data import load_esc50
     from probe.synthetic import SyntheticConfig, write_synthetic_dataset
-    from probe.train.finetune import FinetuneConfig, GridEntry, finetune_grid
-    from probe.train.pretrain import PretrainConfig, pretrain_autoencoder
+    from probe.train.cells import Task, cell_names, run_tasks
+    from probe.train.finetune import FinetuneConfig, GridEntry, expected_cost, grid_cells
+    from probe.train.pretrain import PretrainConfig
 
     out = Path(config.out)
-    step = Progress(config.progress, total=6)
+    step = Progress(config.progress, total=4)
     synthetic = SyntheticConfig(seed=config.seed)
     step(f"synthetic dataset: {synthetic.num_classes} classes in 5 categories, {synthetic.sample_rate} Hz, "
          f"low band {synthetic.low_band_hz[0]:g}-{synthetic.low_band_hz[1]:g} Hz, high band "
@@ -103,18 +109,14 @@ def _synthetic(config: DemoConfig) -> Path:
     dataset = load_esc50(root)
     data = f"esc50:{root}"
 
-    step("training three small CNNs: one relies on the low band, one on the high band, one on both")
-    classifiers = [GridEntry("small_cnn", str(_planted_classifier(name, index, dataset, synthetic, out / "classifiers",
-                                                                  config)), label=name)
-                   for index, name in enumerate(PLANTED)]
-
-    step(f"pretraining the tiny AE by reconstruction ({config.pretrain_epochs} epochs; folds 3-5, selected on fold 2)")
+    folder = out / "classifiers"
+    classifiers = [GridEntry("small_cnn", str(folder / f"{name}.pt"), label=name) for name in PLANTED]
     ae_options = {"sample_rate": synthetic.sample_rate, "channels": 1, "seed": config.seed, "width": TINY_AE_WIDTH}
-    pretrained = str(pretrain_autoencoder(PretrainConfig(
+    pretraining = PretrainConfig(
         autoencoder="tiny", ae_options=ae_options, data=data, out=str(out / "runs" / "pretrain-ae"),
         epochs=config.pretrain_epochs, learning_rate=3e-3, batch_size=8, micro_batch_size=None, scheduler="none",
-        seed=config.seed, device=config.device, progress=False, **PRETRAIN_FOLDS)).best)
-
+        seed=config.seed, device=config.device, progress=False, **PRETRAIN_FOLDS)
+    pretrained = str(Path(pretraining.out) / "best.pt")
     settings = [
         GridEntry(pretrained, label="pretrained AE"),
         GridEntry("tiny", label="random AE", overrides={"ae_options": ae_options}),
@@ -124,12 +126,25 @@ def _synthetic(config: DemoConfig) -> Path:
                   overrides={"probe": "spectral-gain", "learning_rate": None, "epochs": config.gain_epochs}),
         GridEntry("identity", label=CONTROL, overrides={"epochs": 0}),
     ]
-    step(f"finetuning {len(settings)} probes behind each classifier ({len(settings) * len(classifiers)} runs)")
     base = FinetuneConfig(data=data, epochs=config.finetune_epochs, learning_rate=3e-3, batch_size=8, seed=config.seed,
                           device=config.device, classifier="small_cnn", out=str(out / "runs"), progress=False)
-    cells = len(settings) * len(classifiers)
-    runs = [run.path for run in finetune_grid(base, {"classifiers": classifiers, "autoencoder": settings}, resume=True,
-                                              jobs=min(cells, os.cpu_count() or 1), threads=FINETUNE_THREADS)]
+    cells = grid_cells(base, {"classifiers": classifiers, "autoencoder": settings})
+    names = cell_names(cells)
+    tasks = [Task(name, _planted_classifier, (name, index, dataset, synthetic, folder, config),
+                  cost=config.classifier_epochs * RELATIVE_EPOCH_COST["classifier"])
+             for index, name in enumerate(PLANTED)]
+    tasks.append(Task("pretrain-ae", _pretrain, (pretraining,),
+                      cost=config.pretrain_epochs * RELATIVE_EPOCH_COST["pretrain"]))
+    tasks += [Task(name, _finetune_path, (cell,), cost=expected_cost(cell),
+                   needs=(cell.classifier_label,) + (("pretrain-ae",) if cell.autoencoder == pretrained else ()))
+              for name, cell in zip(names, cells)]
+    jobs = min(len(tasks), os.cpu_count() or 1)
+    step(f"training three small CNNs (one relies on the low band, one on the high band, one on both), pretraining the "
+         f"tiny AE by reconstruction ({config.pretrain_epochs} epochs; folds 3-5, selected on fold 2), and finetuning "
+         f"{len(settings)} probes behind each CNN ({len(cells)} runs): {jobs} at a time, each starting once what it "
+         "needs is done")
+    finished = run_tasks(tasks, jobs, THREADS, Progress(config.progress, prefix="    "))
+    runs = [Path(finished[name]) for name in names]
     for run in runs:
         done = json.loads(RunDir(run).done.read_text())
         best = done["best_val_accuracy"]
@@ -140,6 +155,18 @@ def _synthetic(config: DemoConfig) -> Path:
 
     truth = PlantedTruth(synthetic.low_band_hz, synthetic.high_band_hz, dict(PLANTED), attribution_setting="pretrained AE")
     return _analyse_and_report(config, out, runs, step, truth)
+
+
+def _pretrain(config) -> str:
+    from probe.train.pretrain import pretrain_autoencoder
+
+    return str(pretrain_autoencoder(config).best)
+
+
+def _finetune_path(config) -> str:
+    from probe.train.finetune import finetune
+
+    return str(finetune(config, resume=True).path)
 
 
 def _planted_classifier(name: str, index: int, dataset, synthetic, folder: Path, config: DemoConfig) -> Path:
