@@ -131,7 +131,8 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     context.summary.update({
         "label": run.label, "path": str(run.path), "classifier": classifier_label(run.config),
         "setting": setting_label(run.config), "probe": spec.name,
-        "objective": objective_record(run).get("objective") or "cross-entropy", "control": spec.control,
+        "objective": objective_record(run).get("objective") or "cross-entropy",
+        "penalty": float(objective_record(run).get("penalty") or 0.0), "control": spec.control,
         "clips": len(run.targets), "sample_rate": run.sample_rate, "class_names": run.class_names,
         "category_names": run.category_names, "class_categories": run.class_categories,
         "condition_labels": run.condition_labels, "settings": {"shifts": asdict(config.shifts), "seed": config.seed},

@@ -22,12 +22,15 @@ from probe.progress import Progress
 from probe.rundir import AnalysisDir, Tables, current_command
 from probe.reports import figures
 from probe.reports.config import ReportConfig
+from probe.reports.answer import RELIABILITY, answer_table, answers
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
 from probe.reports.provenance import footer, reproduce
 from probe.reports.findings import cautions, findings, verdict_rule
 from probe.reports.gallery import write_gallery
 
 TEMPLATES = Path(__file__).parent / "templates"
+ANSWER_CSV = "answer.csv"
+"""The index heatmap's cells (`probe.reports.answer.answer_table`), beside the index."""
 
 
 def _environment():
@@ -121,14 +124,27 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     transfer = analysis.comparison_tables.get(Tables.TRANSFER)
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
+    chosen = answers(analysis, config.band_set)
+    cells = answer_table(chosen, config.band_set)
+    if len(cells):
+        write_text(site / ANSWER_CSV, cells.to_csv(index=False))
+        figure_paths["answer"] = _figure(figures.answer_heatmap(
+            cells, marks.threshold_db, f"what each classifier needs: its most reliable probe, {config.band_set.replace('_', '-')} "
+            "bands"), site, "answer", site)
+    page_of = {page["classifier"]: page["href"] for page in pages}
+    answer_rows = [{"classifier": a.classifier, "sentence": a.sentence, "href": page_of.get(a.classifier)} for a in chosen]
     labels = {c: analysis.runs[0].condition_label(c) for c in ("before", "after")} if analysis.runs else {}
     on_pages = lambda name: [(f"{page['classifier']}: {name}", f"{page['href'].rpartition('/')[0]}/index.html#table-{name}")  # noqa: E731
                              for page in pages]
     data_links = {"accuracy": on_pages(Tables.ACCURACY_OVERALL), "bands": on_pages(Tables.BAND_CONTRAST_VS_CONTROL),
+                  "answer": [(ANSWER_CSV, ANSWER_CSV)] + [
+                      entry for entry in on_pages(Tables.BAND_CONTRAST_VS_CONTROL)
+                      if entry[0].rpartition(": ")[0] in {a.classifier for a in chosen}],
                   **{key: _comparison_links(config, name, site) for key, name in
                      (("contrasts", Tables.CLASSIFIER_CONTRASTS), ("transfer", Tables.TRANSFER))}}
     html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs),
-        verdict_rule=verdict_rule(analysis.runs), planted=_planted_rows(analysis), gallery=gallery,
+        verdict_rule=verdict_rule(analysis.runs), planted=_planted_rows(analysis), gallery=gallery, answers=answer_rows,
+        reliability=[kind for kind, _ in RELIABILITY],
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         band_set=config.band_set.replace("_", "-"),
         figures=figure_paths, data_links=data_links, pages=pages, stylesheet="style.css")

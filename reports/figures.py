@@ -142,6 +142,7 @@ def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSiz
                    label=f"±{threshold_db:g} dB (verdict threshold)")
     for (name, (low, high)), colour in zip((marked_hz or {}).items(), ("#e69f00", "#56b4e9", "#009e73")):
         ax.axvspan(low, high, color=colour, alpha=0.12, linewidth=0, label=name)
+    _mark_noise_floor(ax, profiles.values())
     for colour, (name, frame) in zip(palette(len(profiles)), profiles.items()):
         frame = frame.sort_values("centre_hz")
         ax.plot(frame.centre_hz, frame.mean_shift_db, marker="o", markersize=3, color=colour, label=name)
@@ -150,11 +151,28 @@ def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSiz
     return fig
 
 
+def _mark_noise_floor(ax, frames) -> None:
+    """Hatch the bands that lie near the noise floor of the originals (`near_noise_floor`, in any of the frames): a
+    shift there is a change of almost nothing, and no verdict is given."""
+    floor = [frame[frame.near_noise_floor.astype(bool)] for frame in frames
+             if len(frame) and {"near_noise_floor", "low_hz", "high_hz"} <= set(frame.columns)]
+    spans: list[list[float]] = []
+    for low, high in sorted({(float(r.low_hz), float(r.high_hz)) for part in floor for r in part.itertuples()}):
+        if spans and low <= spans[-1][1] * 1.0001:
+            spans[-1][1] = max(spans[-1][1], high)
+        else:
+            spans.append([low, high])
+    for index, (low, high) in enumerate(spans):
+        ax.axvspan(low, high, facecolor="none", edgecolor="0.6", hatch="///", linewidth=0,
+                   label="near the originals' noise floor (no verdict)" if index == 0 else None)
+
+
 def three_routes(profiles: dict[str, pd.DataFrame], attribution: pd.DataFrame | None, title: str,
                  size: FigureSize = WEB, ylabel: str = "energy change (dB), finetuned − control") -> plt.Figure:
     """The probes' changes against their controls (left axis, dB) and the attribution mass per mel band (right axis) on
     one frequency axis."""
     fig, ax = _figure(size, height_scale=1.2)
+    _mark_noise_floor(ax, profiles.values())
     for colour, (name, frame) in zip(palette(len(profiles) + 1), profiles.items()):
         frame = frame.sort_values("centre_hz")
         ax.plot(frame.centre_hz, frame.mean_shift_db, marker="o", markersize=3, color=colour, label=name)
@@ -267,6 +285,41 @@ def information_kept(rows: pd.DataFrame, title: str, size: FigureSize = WEB) -> 
     return fig
 
 
+def answer_heatmap(cells: pd.DataFrame, threshold_db: float | None, title: str, size: FigureSize = WEB) -> plt.Figure:
+    """Classifiers (rows) by band (columns): the contrast of each classifier's most reliable probe against its control
+    (`probe.reports.answer.answer_table`), blue where finetuning removed energy. A dot marks a verdict a test showed
+    beyond the threshold; hatching marks a band with no verdict (noise floor, too few clips, inconclusive)."""
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.patches import Patch, Rectangle
+
+    rows = list(dict.fromkeys(cells.classifier))
+    bands = cells.drop_duplicates("band").sort_values("centre_hz").band.tolist()
+    grid = cells.pivot(index="classifier", columns="band", values="contrast_db").reindex(index=rows, columns=bands)
+    limit = max(float(np.nanmax(np.abs(grid.to_numpy()))) if np.isfinite(grid.to_numpy()).any() else 0.0,
+                2 * (threshold_db or 1.0))
+    fig, ax = _figure(size, height_scale=max(0.55, 0.18 * len(rows) + 0.35))
+    image = ax.imshow(grid.to_numpy(), aspect="auto", cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit),
+                      interpolation="nearest")
+    for _, cell in cells.iterrows():
+        y, x = rows.index(cell.classifier), bands.index(cell.band)
+        if cell.no_verdict:
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, hatch="////", edgecolor="0.35", linewidth=0))
+        elif cell.significant:
+            ax.plot(x, y, "o", color="black", markersize=3)
+    labels = cells.drop_duplicates("classifier").set_index("classifier")
+    ax.set_yticks(range(len(rows)), [f"{name}\n({labels.loc[name, 'probe']})" for name in rows])
+    ax.set_xticks(range(len(bands)), bands, rotation=90, fontsize=size.font_size * 0.8)
+    ax.set_title(title)
+    colourbar = fig.colorbar(image, ax=ax, pad=0.01)
+    colourbar.set_label("finetuned − control (dB)")
+    marks = [plt.Line2D([], [], marker="o", color="black", linestyle="", markersize=3,
+                        label=f"a test shows it beyond ±{threshold_db:g} dB" if threshold_db else "significant"),
+             Patch(facecolor="white", edgecolor="0.35", hatch="////", label="no verdict (noise floor, too few clips, "
+                                                                           "inconclusive)")]
+    fig.legend(handles=marks, loc="outside lower center", ncol=2, fontsize=size.font_size * 0.8, frameon=False)
+    return fig
+
+
 def transfer_heatmap(frame: pd.DataFrame, size: FigureSize = WEB) -> plt.Figure:
     """Accuracy of each classifier (columns) on each run's finetuned reconstructions (rows)."""
     matrix = frame.pivot(index="autoencoder_of", columns="classifier_of", values="accuracy_after")
@@ -289,19 +342,27 @@ def spectrum_difference(frequencies: np.ndarray, curves: dict[str, np.ndarray], 
     return fig
 
 
-def spectrogram_thumbnail(waveform: np.ndarray, sample_rate: int, floor_db: float = 80.0) -> plt.Figure:
-    """A small log-power spectrogram of one clip (no axes labels beyond the frequency), for the listening gallery."""
+THUMBNAIL_PIXELS = (110, 220)
+"""The gallery's spectrograms, (height, width): drawn at the size the page shows them."""
+
+
+def spectrogram_thumbnail(waveform: np.ndarray, path: Path, floor_db: float = 80.0) -> Path:
+    """A small log-power spectrogram of one clip as a bare PNG image (0 Hz to Nyquist upwards, the loudest `floor_db`;
+    the gallery's note says so), for the listening gallery. Straight from the array to pixels, with no axes: a
+    figure per clip made the gallery a quarter of the report's time."""
     import torch
+    from matplotlib.image import imsave
+
+    from probe.fileio import atomic_write
 
     x = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
     window = torch.hann_window(512)
-    power = torch.stft(x, 512, 128, window=window, center=True, return_complex=True).abs().pow(2).numpy()
-    db = 10 * np.log10(power + 1e-12)
-    db = np.maximum(db, db.max() - floor_db)
-    fig, ax = plt.subplots(figsize=(2.2, 1.1), dpi=100, layout="constrained")
-    ax.imshow(db, origin="lower", aspect="auto", cmap="magma", extent=(0, len(x) / sample_rate, 0, sample_rate / 2000))
-    ax.set_yticks([0, sample_rate / 4000, sample_rate / 2000])
-    ax.tick_params(labelsize=6, length=2)
-    ax.set_xticks([])
-    ax.set_ylabel("kHz", fontsize=6)
-    return fig
+    power = torch.stft(x, 512, 128, window=window, center=True, return_complex=True).abs().pow(2)
+    db = 10 * torch.log10(power + 1e-12)
+    db = torch.maximum(db, db.max() - floor_db)
+    pixels = torch.nn.functional.interpolate(db[None, None], size=THUMBNAIL_PIXELS, mode="bilinear", antialias=True,
+                                             align_corners=False)[0, 0].numpy()
+    with atomic_write(path) as handle:
+        imsave(handle, pixels, cmap="magma", origin="lower", format="png", vmin=float(db.max()) - floor_db,
+               vmax=float(db.max()))
+    return path

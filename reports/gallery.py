@@ -47,8 +47,8 @@ def _cell(run: AnalysedRun, clip_id: str, kind: str, site: Path) -> dict[str, An
     folder = f"{slug(run.classifier)}/{AnalysisDir.AUDIO}/{slug(run.label)}"
     audio = site / folder / row["files"][kind]
     thumbnail = Path("gallery") / f"{slug(run.label)}_{row['position']:04d}_{kind}"
-    waveform, rate = sf.read(str(audio), dtype="float32", always_2d=True)
-    figures.save(figures.spectrogram_thumbnail(waveform.mean(1), rate), site / thumbnail, formats=("png",))
+    waveform, _ = sf.read(str(audio), dtype="float32", always_2d=True)
+    figures.spectrogram_thumbnail(waveform.mean(1), site / thumbnail.with_suffix(".png"))
     residual = row["files"].get("residual")
     return {"audio": f"{folder}/{row['files'][kind]}", "image": f"{thumbnail}.png",
             "residual": f"{folder}/{residual}" if residual and kind != "original" else None,

@@ -77,6 +77,13 @@ def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: 
     assert "Verdicts: 'suppressed'" in index and "uncertain" not in index
     # the planted answer is a real table with coloured verdicts, not preformatted text, and band figures mark it
     assert 'class="verdict-recovered"' in index and "<pre>" not in index
+    # the index opens with the answer: the heatmap, then one sentence per classifier, read off the probe the declared
+    # rule ranks first (the demo has a spectral gain behind every classifier)
+    assert index.index("What each classifier needs") < index.index("About these runs") < index.index("Main findings")
+    answers = index[index.index('<ul class="answers">'):].split("</ul>")[0]
+    assert answers.count("<li>") == 3 and "figures/answer.png" in index
+    for name in ("low_band_cnn", "high_band_cnn", "full_band_cnn"):
+        assert f"<li>{name} " in answers and f"read off spectral gain, its most reliable probe" in answers
     from probe.reports.build import Marks
     from probe.reports.data import load_analysis
 

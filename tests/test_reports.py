@@ -54,6 +54,26 @@ def test_report_pages_are_self_contained(report_dir: Path) -> None:
     assert list(report_dir.glob("*/figures/contrast_vs_control.svg")), "the contrast against the untuned control is drawn"
 
 
+def test_the_index_opens_with_the_answer_and_its_cells_are_the_analysis_numbers(report_dir: Path,
+                                                                                analysis_dir: Path) -> None:
+    """The two random-init AE runs behind one classifier: the answer comes from the first (the rule ranks them alike),
+    against the identity; answer.csv holds that run's contrast per band, exactly as the analysis wrote it."""
+    import pandas as pd
+
+    index = (report_dir / "index.html").read_text()
+    assert index.index("What each classifier needs") < index.index("Main findings")
+    answers = index[index.index('<ul class="answers">'):].split("</ul>")[0]
+    assert answers.count("<li>") == 1 and "random AE, its most reliable probe" in answers
+    assert "the identity on the same chain" in answers and "needs" not in answers  # no penalty: only "kept"
+    cells = pd.read_csv(report_dir / "answer.csv")
+    first = sorted(analysis_dir.glob("*/summary.json"))[0].parent
+    contrast = pd.read_parquet(first / "band_contrast_vs_control.parquet")
+    contrast = contrast[contrast.band_set == "octave"].sort_values("band_index")
+    assert cells.run.unique().tolist() == [json.loads((first / "summary.json").read_text())["label"]]
+    assert cells.contrast_db.to_numpy() == pytest.approx(contrast.mean_shift_db.to_numpy(), nan_ok=True)
+    assert 'href="answer.csv"' in index
+
+
 def test_names_are_html_escaped(tmp_path: Path, trained_classifier: Path) -> None:
     """Class and file names from a user's folder dataset cannot inject markup."""
     import numpy as np

@@ -1,0 +1,112 @@
+"""The index's first section: one answer per classifier, read off its most reliable probe.
+
+The rule that picks the probe is fixed here, from VALIDATION.md (five seeds of the demo's planted experiment, run
+before this section existed): the spectral gain and the energy-penalised AE recovered both planted bands on every
+seed with their intervals beyond the threshold; the plain pretrained AE and the random AE missed the low band on
+most seeds (with no penalty, an AE keeps what it reconstructs well, needed or not). So a classifier's answer comes
+from the first of these its runs have, in this order, against that probe's own control.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pandas as pd
+
+from probe.analyses.bands import format_hz
+from probe.reports.data import CONTRAST, AnalysedRun, Analysis
+
+PARSIMONY = ("spectral gain", "energy-penalised AE")
+"""Probes under a penalty on what they pass: a band they keep is one the classifier needs."""
+RELIABILITY: tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...] = (
+    ("spectral gain", lambda s: s.get("probe") == "spectral-gain"),
+    ("energy-penalised AE", lambda s: s.get("probe") == "autoencoder" and float(s.get("penalty") or 0) > 0),
+    ("pretrained AE", lambda s: s.get("probe") == "autoencoder" and not s.get("bands", {}).get("random_start")),
+    ("random AE", lambda s: s.get("probe") == "autoencoder"),
+)
+"""Probe kinds, most reliable first, each with the test that a run's analysis summary is of that kind."""
+SIGNIFICANT = ("suppressed", "boosted", "not needed")
+"""Verdicts a test showed beyond the threshold (a dot in the heatmap)."""
+NO_VERDICT = ("inconclusive", "too few clips", "too narrow", "noise floor")
+"""Verdicts that say nothing about the band (hatched in the heatmap)."""
+
+
+@dataclass
+class Answer:
+    """One classifier's answer: the run it was read from, that run's probe kind, and a plain sentence."""
+
+    classifier: str
+    run: AnalysedRun
+    kind: str
+    sentence: str
+
+
+def probe_kind(summary: dict[str, Any]) -> tuple[int, str] | None:
+    """(rank, kind) of a run by `RELIABILITY`; None for a control, a run with no contrast, or another probe type."""
+    if summary.get("control") or summary.get("bands", {}).get("headline") != CONTRAST:
+        return None
+    return next(((rank, kind) for rank, (kind, test) in enumerate(RELIABILITY) if test(summary)), None)
+
+
+def answers(analysis: Analysis, band_set: str) -> list[Answer]:
+    """Per classifier with a ranked probe: its most reliable run (the first listed among equals) and its sentence."""
+    out = []
+    for classifier, runs in analysis.by_classifier().items():
+        ranked = [(kind, index, run) for index, run in enumerate(runs) if (kind := probe_kind(run.summary))]
+        if not ranked:
+            continue
+        (_, kind), _, run = min(ranked, key=lambda item: (item[0][0], item[1]))
+        out.append(Answer(classifier, run, kind, sentence(classifier, run, kind, band_set)))
+    return out
+
+
+def sentence(classifier: str, run: AnalysedRun, kind: str, band_set: str) -> str:
+    """What the run's contrast says in plain words. A parsimony probe's kept bands are "needed"; a plain AE's are only
+    "kept" (with no penalty it keeps what it reconstructs well, needed or not)."""
+    described = run.summary.get("bands", {}).get(CONTRAST, {}).get(band_set)
+    if not described:
+        return f"{classifier}: no {band_set.replace('_', '-')} band analysis in its {run.setting} run."
+    ranges = described["ranges"]
+    spans = lambda *verdicts: _spans([r for v in verdicts for r in ranges.get(v, [])])  # noqa: E731
+    if kind in PARSIMONY:
+        parts = [f"needs {s}" for s in [spans("preserved", "boosted")] if s]
+        parts += [f"can do without {s}" for s in [spans("suppressed", "not needed")] if s]
+    else:
+        parts = [f"{verb} {s}" for verb, verdict in (("keeps", "preserved"), ("boosts", "boosted"),
+                                                     ("suppresses", "suppressed")) if (s := spans(verdict))]
+    open_ = spans(*NO_VERDICT)
+    said = " and ".join(parts) if parts else "shows no clear need for any band"
+    source = run.setting if run.setting == kind else f"{run.setting}, a {kind}"
+    return (f"{classifier} {said}" + (f"; no verdict on {open_}" if open_ else "") +
+            f" (read off {source}, its most reliable probe, against {_reference(run)}).")
+
+
+def _spans(ranges: list[dict[str, Any]]) -> str:
+    """Hz ranges in frequency order, neighbours merged: "140 Hz–1.78 kHz, 2–8 kHz"."""
+    merged: list[list[float]] = []
+    for start, end in sorted((r["from_hz"], r["to_hz"]) for r in ranges):
+        if merged and start <= merged[-1][1] * 1.0001:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return ", ".join(f"{format_hz(start)}–{format_hz(end)}" for start, end in merged)
+
+
+def _reference(run: AnalysedRun) -> str:
+    return "the identity on the same chain" if run.summary.get("bands", {}).get("random_start") else "the untuned probe"
+
+
+def answer_table(chosen: list[Answer], band_set: str) -> pd.DataFrame:
+    """The heatmap's cells: per classifier and band, the chosen run's contrast, interval and verdict, with the marks."""
+    frames = []
+    for answer in chosen:
+        rows = answer.run.overall(band_set, CONTRAST).sort_values("band_index")
+        frames.append(pd.DataFrame({
+            "classifier": answer.classifier, "run": answer.run.label, "probe": answer.run.setting, "kind": answer.kind,
+            "band": rows.band.to_numpy(), "centre_hz": rows.centre_hz.to_numpy(),
+            "contrast_db": rows.mean_shift_db.to_numpy(), "ci_low_db": rows.ci_low_db.to_numpy(),
+            "ci_high_db": rows.ci_high_db.to_numpy(), "verdict": rows.verdict.to_numpy(),
+            "significant": rows.verdict.isin(SIGNIFICANT).to_numpy(),
+            "no_verdict": (rows.verdict.isin(NO_VERDICT) | rows.near_noise_floor.astype(bool)).to_numpy(),
+        }))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
