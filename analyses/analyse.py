@@ -2,6 +2,7 @@
 into an analysis folder (its layout: `probe.rundir.AnalysisDir`)."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +24,7 @@ from probe.errors import ConfigError
 from probe.fileio import atomic_write, staged_directory, write_json, write_text
 from probe.probes import probe_of_run
 from probe.progress import Progress
-from probe.rundir import AnalysisDir, provenance
+from probe.rundir import AnalysisDir, RunDir, provenance
 from probe.seeding import derive_seed, seeded
 
 __all__ = ["AnalyseConfig", "AttributionSettings", "ShiftSettings", "analyse", "analyse_run", "check_names",
@@ -137,6 +138,7 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         "category_names": run.category_names, "class_categories": run.class_categories,
         "condition_labels": run.condition_labels, "settings": {"shifts": asdict(config.shifts), "seed": config.seed},
         "provenance": {**run.provenance, "seed": run.config.get("seed")},
+        "possible_leakage": json.loads(RunDir(run.path).done.read_text()).get("possible_leakage"),
         "timings": {},
     })
     context.summary["tables"] = _run_analyses(registry.analyses("run"), context, config)

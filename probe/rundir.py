@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.fileio import atomic_write, sha256_file, write_json
+from probe.folds import FOLDS_FILE
 
 TRACKED_PACKAGES = ("probe", "torch", "torchaudio", "numpy", "scipy", "pandas", "librosa", "captum", "hear21passt",
                     "audio-encoders-pytorch", "archisound")
@@ -56,6 +57,7 @@ class RunDir:
         self.best = self.path / "best.pt"
         self.outputs = self.path / "outputs"
         self.done = self.path / "done.json"
+        self.folds = self.path / FOLDS_FILE
         self.originals_file = self.outputs / "originals.npy"
         self.targets_file = self.outputs / "targets.npy"
         self.clip_ids_file = self.outputs / "clip_ids.json"
@@ -78,6 +80,10 @@ class RunDir:
         """What `probe analyse` needs from a finetune run."""
         return [self.originals_file, self.targets_file, self.clip_ids_file, self.classes_file,
                 *(self.reconstructions_file(c) for c in RECONSTRUCTIONS), *(self.logits_file(c) for c in CONDITIONS)]
+
+    def fold_entry(self) -> dict[str, Any]:
+        """{"folds": the run's fold record} for its checkpoints (`probe.folds`); empty where none was written."""
+        return {"folds": json.loads(self.folds.read_text())} if self.folds.is_file() else {}
 
     def is_complete(self) -> bool:
         return self.done.is_file()

@@ -43,9 +43,14 @@ def _run_sentence(run: AnalysedRun, band_set: str) -> str:
 
 
 def cautions(runs: list[AnalysedRun]) -> list[str]:
-    """One caution per classifier and attribution method that fails the randomisation check, saying what it means
-    and what to do (attributions belong to the classifier: the runs behind it share one check)."""
+    """The classifier's cautions, each once, saying what it means and what to do: a suspected fold leakage, and each
+    attribution method that fails the randomisation check (attributions belong to the classifier: the runs behind it
+    share one check)."""
     sentences, cautioned = [], set()
+    leak = next((run.summary["possible_leakage"] for run in runs if run.summary.get("possible_leakage")), None)
+    if leak:  # the classifier's, not the setting's: said once
+        sentences.append(f"Caution, possible fold leakage: {leak}. Check which folds its checkpoint was trained on, "
+                         "or give per-fold checkpoints (a {fold} template).")
     for run in runs:
         for method, check in run.summary.get("attributions", {}).get("randomisation_check", {}).items():
             if check["passed"] or (run.classifier, method) in cautioned:

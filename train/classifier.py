@@ -17,6 +17,7 @@ from torch import nn
 
 from probe.download import resolve_weights
 from probe.errors import ConfigError
+from probe.folds import refuse_leak, with_fold
 from probe.models.base import WaveformClassifier
 from probe.models.classifiers import load_classifier
 from probe.rundir import RunDir
@@ -119,8 +120,11 @@ def initial_weights(config: ClassifierTrainConfig) -> Path | None:
 
 
 def train_classifier(config: ClassifierTrainConfig, resume: bool = False) -> RunDir:
-    """Run (or resume) classifier training; `RUNDIR/best.pt` is the best epoch's classifier."""
-    config = config.resolved()
+    """Run (or resume) classifier training; `RUNDIR/best.pt` is the best epoch's classifier, and RUNDIR/folds.json
+    says which folds it learned from. Refused when the starting checkpoint learned from the validation fold."""
+    config = with_fold(config).resolved()
+    if config.init not in ("audioset", "none"):
+        refuse_leak("starting checkpoint", config.init, config.data, config.fold)
     opened = open_run(config, resume)
     run, dist, device = opened.run, opened.dist, opened.device
     if run.is_complete():

@@ -7,6 +7,7 @@ re-run the models.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 from probe.download import resolve_weights
 from probe.errors import ConfigError
 from probe.fileio import safe_name, write_json
+from probe.folds import checkpoint_path, refuse_leak, suspected_leak, warn_shared, with_fold
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.models.classifiers import load_classifier
 from probe.pipeline import ProbePipeline
@@ -58,8 +60,11 @@ class ClassifierObjective(Objective):
 
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
-    """Run (or resume) one finetuning run; returns its run directory."""
-    config = config.resolved()
+    """Run (or resume) one finetuning run; returns its run directory. Refused before anything is written when the
+    classifier or the AE start learned from the validation fold (`probe.folds`)."""
+    config = with_fold(config).resolved()
+    classifier_folds = refuse_leak("classifier", config.classifier_weights, config.data, config.fold)
+    refuse_leak("autoencoder", config.ae_weights or checkpoint_path(config.autoencoder), config.data, config.fold)
     spec = config.probe_spec
     opened = open_run(config, resume)
     run, dist, device = opened.run, opened.dist, opened.device
@@ -111,8 +116,10 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     save_outputs(run, AFTER, pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
     for name, curve in (spec.save_curves(autoencoder) if spec.save_curves else {}).items():
         save_array(run.curve_file(name), curve)
+    leak = suspected_leak(classifier_folds, objective.bare_accuracy)
     run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score if result.step else None,
-                   "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped})
+                   "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped,
+                   **({"possible_leakage": leak} if leak else {})})
     return run
 
 
@@ -126,8 +133,22 @@ def _load_probe(config: FinetuneConfig, weights: Path | None, num_classes: int, 
 
 
 def finetune_folds(config: FinetuneConfig, folds: list[int], resume: bool = False, jobs: int = 1) -> list[RunDir]:
-    """Cross-validation: one run per validation fold, in `<out>/fold-K`, `jobs` at a time; complete folds are skipped."""
+    """Cross-validation: one run per validation fold, in `<out>/fold-K`, `jobs` at a time; complete folds are skipped.
+    Every fold's leakage is checked before any run starts."""
+    from probe.train.loop import fold_configs
+
+    _check_cells(fold_configs(config, folds))
     return run_folds(finetune, config, folds, resume, jobs)
+
+
+def _check_cells(cells: list[FinetuneConfig]) -> None:
+    """Refuse a grid or cross-validation where any cell would leak, before any cell runs; warn once about a
+    checkpoint of unknown folds that serves several validation folds."""
+    filled = [with_fold(cell) for cell in cells]
+    for cell in filled:
+        refuse_leak("classifier", cell.classifier_weights, cell.data, cell.fold)
+        refuse_leak("autoencoder", cell.ae_weights or checkpoint_path(cell.autoencoder), cell.data, cell.fold)
+    warn_shared(filled, lambda text: print(f"probe finetune: {text}", file=sys.stderr, flush=True))
 
 
 @dataclass(frozen=True)
@@ -151,10 +172,29 @@ class GridEntry:
 
     @property
     def folder(self) -> str:
-        """A folder-safe name: the label, else the model name plus the weights' stem when given."""
+        """A folder-safe name: the label, else the model name plus the weights' stem when given. A `{fold}` template
+        is named by what it holds per fold (`runs/pre/fold-{fold}/best.pt`: pre; `passt_esc50_fold{fold}`:
+        passt_esc50), since the cell's folds are its subfolders."""
         if self.label:
             return safe_name(self.label)
-        return safe_name(self.name if not self.weights else f"{self.name}@{Path(self.weights).stem}")
+        if "{fold}" in self.name:
+            return safe_name(_template_stem(self.name))
+        if not self.weights:
+            return safe_name(self.name)
+        if "{fold}" not in self.weights:
+            return safe_name(f"{self.name}@{Path(self.weights).stem}")
+        stem = _template_stem(self.weights)
+        return safe_name(self.name if stem == self.name else f"{self.name}@{stem}")
+
+
+def _template_stem(template: str) -> str:
+    """The telling part of a per-fold checkpoint template: its last path part that is neither the fold nor a
+    run's generic best.pt/latest.pt."""
+    import re
+
+    parts = [re.sub(r"[_-]?fold[_-]?\{fold\}|\{fold\}", "", Path(part).stem if i == 0 else part)
+             for i, part in enumerate(reversed(Path(template).parts))]
+    return next((part for part in parts if part and part not in ("best", "latest")), "fold")
 
 
 GRID_AXES = ("classifiers", "autoencoder")
@@ -175,10 +215,17 @@ def parse_grid(items: list[str]) -> dict[str, list[GridEntry]]:
 def grid_cell(config: FinetuneConfig, classifier: GridEntry, setting: GridEntry) -> FinetuneConfig:
     """The run of one grid cell, in OUT/CLASSIFIER--SETTING."""
     return replace(config, classifier=classifier.name, classifier_weights=classifier.weights,
-                   classifier_label=classifier.label or config.classifier_label, autoencoder=setting.name,
-                   ae_weights=setting.weights, setting_label=setting.label or config.setting_label,
+                   classifier_label=classifier.label or config.classifier_label,
+                   autoencoder=setting.name, ae_weights=setting.weights,
+                   setting_label=setting.label or config.setting_label or _fold_free(setting),
                    out=str(Path(config.out) / f"{classifier.folder}--{setting.folder}"),
                    **{**classifier.overrides, **setting.overrides})
+
+
+def _fold_free(entry: GridEntry) -> str | None:
+    """A per-fold template's name for every fold (its folder), so that a setting's folds share one label; None for
+    an entry without a template (its label comes from the model, as for a single run)."""
+    return entry.folder if "{fold}" in entry.name + (entry.weights or "") else None
 
 
 def grid_cells(config: FinetuneConfig, grid: dict[str, list[GridEntry]],
@@ -204,6 +251,7 @@ def finetune_grid(config: FinetuneConfig, grid: dict[str, list[GridEntry]], fold
 
     cells = grid_cells(config, grid, folds)
     say = Progress(config.progress, prefix="probe finetune: ")
+    _check_cells(cells)
     say(f"{len(cells)} run(s): " + ", ".join(cell_names(cells)) + (f"; {min(jobs, len(cells))} at a time" if jobs > 1 else ""))
     return run_cells(finetune, cells, resume, jobs, threads, say, cost=expected_cost)
 

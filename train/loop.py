@@ -81,6 +81,11 @@ class OpenedRun:
         train, validation = dataset.split(config.fold)
         if config.hold_out_folds:
             train = train.subset([f for f in dataset.folds if f != config.fold and f not in config.hold_out_folds])
+        if self.dist.is_main:  # what the run's checkpoints learned from (`probe.folds`)
+            from probe.folds import training_record, write_record
+
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            write_record(self.run.path, training_record(config, dataset.folds))
         return dataset, train, validation
 
     def decode(self, config: TrainingConfig, splits, sample_rate: int) -> list:
@@ -208,7 +213,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
             say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "
                 f"{record['clips_per_s']:.3g} clips/s")
             if improved:
-                run.save(run.best, model.checkpoint())
+                run.save(run.best, {**model.checkpoint(), **run.fold_entry()})
             run.save(run.latest, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else {},

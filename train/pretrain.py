@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from probe.audio import to_stereo
+from probe.folds import with_fold
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.rundir import RunDir
 from probe.train.config import PretrainConfig
@@ -57,7 +58,9 @@ class ReconstructionObjective(Objective):
 
 
 def pretrain_autoencoder(config: PretrainConfig, resume: bool = False) -> RunDir:
-    """Run (or resume) reconstruction pretraining; `RUNDIR/best.pt` is the pretrained AE."""
+    """Run (or resume) reconstruction pretraining; `RUNDIR/best.pt` is the pretrained AE, and RUNDIR/folds.json says
+    which folds it learned from."""
+    config = with_fold(config)
     opened = open_run(config, resume)
     run, dist, device = opened.run, opened.dist, opened.device
     if run.is_complete():

@@ -313,14 +313,16 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
 
     probes = PROBES.ensure_loaded()
     add_field(parser, FinetuneConfig, "classifier", help="a name from `probe models`, or package.module:factory")
-    parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name)")
+    parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name); {fold} is "
+                                                     "filled with the validation fold, e.g. passt_esc50_fold{fold}")
     parser.add_argument("--probe", choices=list(probes),
                         help="; ".join(f"{spec.name}: {spec.description}" for spec in probes.values())
                              + " (default: the one that builds --autoencoder, else autoencoder)")
     add_field(parser, FinetuneConfig, "autoencoder", help="archisound, random, tiny, or a probe AE checkpoint")
     parser.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an autoencoder build option, e.g. sample_rate=48000 channels=2 with --probe identity (repeatable)")
-    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
+    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name); {fold} is "
+                                             "filled with the validation fold, e.g. runs/pre/fold-{fold}/best.pt")
     for spec in probes.values():
         if spec.penalty is not None:
             parser.add_argument(f"--{spec.penalty.name}-penalty", type=float, dest=f"penalty_{spec.penalty.name}",
@@ -382,7 +384,8 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
     from probe.train.config import PretrainConfig
 
     add_field(parser, PretrainConfig, "autoencoder", help="where to start: random (Xavier), archisound, tiny, or a checkpoint")
-    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name)")
+    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name); {fold} is "
+                                             "filled with the validation fold, e.g. runs/pre/fold-{fold}/best.pt")
     add_field(parser, PretrainConfig, "stft_weight", help="add this times a multi-resolution STFT loss to the MSE")
     add_field(parser, PretrainConfig, "hold_out_folds", "--hold-out",
               type=lambda text: tuple(map(int, comma_list(text))), help="folds neither trained nor selected on: the fold the finetuned probes will be analysed on")

@@ -177,6 +177,7 @@ def _planted_classifier(name: str, index: int, dataset, synthetic, folder: Path,
     import torch
 
     from probe.cache import decode_split
+    from probe.folds import training_record
     from probe.models.classifiers import load_classifier, save_classifier
     from probe.synthetic import render_planted_clips
     from probe.train.classifier import NoisyClassification, fit_classifier
@@ -208,7 +209,8 @@ def _planted_classifier(name: str, index: int, dataset, synthetic, folder: Path,
                                 lambda model: NoisyClassification(model, val_x, val_y, 16, autocast_for(torch.device("cpu")),
                                                                   generator),
                                 torch.from_numpy(clips), torch.from_numpy(targets), shuffle=generator, resume=True)
-    return save_classifier(classifier, path)
+    # what it learned from: its training clips are folds 2-5 (fold 1 validates), so the finetunes behind it can tell
+    return save_classifier(classifier, path, folds=training_record(training, dataset.folds).to_json())
 
 
 def _analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Progress, truth=None) -> Path:

@@ -20,13 +20,14 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "probe.classifiers"
 
 
-def save_classifier(classifier: WaveformClassifier, path: str | Path) -> Path:
-    """Write `classifier` in probe's checkpoint format, atomically."""
+def save_classifier(classifier: WaveformClassifier, path: str | Path, folds: dict[str, Any] | None = None) -> Path:
+    """Write `classifier` in probe's checkpoint format, atomically, with the record of the folds it learned from
+    (`probe.folds.FoldRecord.to_json`) where one is given."""
     from probe.fileio import atomic_write
 
     path = Path(path)
     with atomic_write(path) as handle:
-        torch.save(classifier.checkpoint(), handle)
+        torch.save({**classifier.checkpoint(), **({"folds": folds} if folds else {})}, handle)
     return path
 
 

@@ -46,6 +46,7 @@ WEIGHTS = (
         f"esc50-passt-s-n-f128-p16-s10-fold{fold}-acc.{acc}.pt",
         sha256=sha, size_bytes=341731206, num_classes=50,
         note=f"ESC-50, validated on fold {fold}, acc .{acc}",
+        trained_on_folds=tuple(other for other in ESC50_FOLDS if other != fold),
     )
     for fold, (acc, sha) in ESC50_FOLDS.items()
 )

@@ -24,6 +24,8 @@ class WeightSource:
     size_bytes: int | None = None
     num_classes: int | None = None
     note: str = ""
+    trained_on_folds: tuple[int, ...] | None = None
+    """The ESC-50 folds it was trained on, where it is a fold checkpoint (`probe.folds` refuses validating on them)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""Fold leakage: per-fold weights through `{fold}` templates, training folds recorded by every training run, a run that
+would validate on a fold its checkpoint learned refused with the one-line error, unknown folds warned about."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from probe.app.cli import main
+from probe.errors import ConfigError
+from probe.folds import FoldRecord, read_record, refuse_leak, suspected_leak, with_fold
+from probe.rundir import RunDir
+from probe.train.config import FinetuneConfig
+
+CLASSIFIER = ["train-classifier", "--classifier", "small_cnn", "--init", "none", "--option", "sample_rate=16000",
+              "--option", "channels=8", "--lr", "3e-3", "--batch-size", "8", "--device", "cpu", "--quiet", "--epochs", "1"]
+IDENTITY = ["finetune", "--classifier", "small_cnn", "--autoencoder", "identity", "--epochs", "0", "--device", "cpu",
+            "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def per_fold_classifiers(tmp_path_factory, synthetic_root: Path) -> Path:
+    """`probe train-classifier --folds 1,2`: OUT/fold-1/best.pt learned folds 2-5, OUT/fold-2/best.pt folds 1, 3-5."""
+    out = tmp_path_factory.mktemp("classifiers") / "clf"
+    assert main([*CLASSIFIER, "--data", f"esc50:{synthetic_root}", "--out", str(out), "--folds", "1,2"]) == 0
+    return out
+
+
+def test_every_training_run_records_its_folds_beside_and_inside_its_checkpoint(per_fold_classifiers: Path,
+                                                                               synthetic_root: Path, tmp_path: Path):
+    record = read_record(per_fold_classifiers / "fold-2" / "best.pt")
+    assert record == FoldRecord(f"esc50:{synthetic_root.resolve()}", (1, 3, 4, 5), 2, ())
+    moved = tmp_path / "elsewhere.pt"  # a copy away from its run directory still says what it learned
+    shutil.copy(per_fold_classifiers / "fold-2" / "best.pt", moved)
+    assert read_record(moved) == record
+
+
+def test_a_fold_1_checkpoint_validated_on_fold_2_is_refused(per_fold_classifiers: Path, synthetic_root: Path,
+                                                            tmp_path: Path, capsys):
+    out = tmp_path / "leak"
+    code = main([*IDENTITY, "--classifier-weights", str(per_fold_classifiers / "fold-1" / "best.pt"),
+                 "--data", f"esc50:{synthetic_root}", "--fold", "2", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert str(per_fold_classifiers / "fold-1" / "best.pt") in err and "validation fold 2" in err
+    assert not out.exists(), "nothing is written for a refused run"
+    # cross-validation with the one checkpoint: refused before any fold runs
+    code = main([*IDENTITY, "--classifier-weights", str(per_fold_classifiers / "fold-1" / "best.pt"),
+                 "--data", f"esc50:{synthetic_root}", "--folds", "1,2", "--out", str(out)])
+    assert code == 2 and not out.exists()
+
+
+def test_a_fold_template_gives_each_fold_its_own_checkpoint(per_fold_classifiers: Path, synthetic_root: Path,
+                                                            tmp_path: Path, capsys):
+    template = str(per_fold_classifiers / "fold-{fold}" / "best.pt")
+    out = tmp_path / "cv"
+    assert main([*IDENTITY, "--classifier-weights", template, "--data", f"esc50:{synthetic_root}", "--folds", "1,2",
+                 "--out", str(out)]) == 0
+    for fold in (1, 2):
+        stored = json.loads(RunDir(out / f"fold-{fold}").config.read_text())["config"]
+        assert stored["classifier_weights"] == template.format(fold=fold) and stored["fold"] == fold
+        assert "possible_leakage" not in json.loads(RunDir(out / f"fold-{fold}").done.read_text())
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_one_checkpoint_of_unknown_folds_for_several_folds_is_warned_about_once(trained_classifier: Path,
+                                                                                synthetic_root: Path, tmp_path: Path,
+                                                                                capsys):
+    assert read_record(trained_classifier) is None  # saved without a record: its folds are unknown
+    assert main([*IDENTITY, "--classifier-weights", str(trained_classifier), "--data", f"esc50:{synthetic_root}",
+                 "--folds", "1,2", "--out", str(tmp_path / "cv")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and str(trained_classifier) in err and "{fold}" in err
+
+
+def test_published_fold_checkpoints_are_known_without_downloading():
+    record = read_record("passt_esc50_fold1")
+    assert record.trained_on == (2, 3, 4, 5)
+    assert refuse_leak("classifier", "passt_esc50_fold1", "esc50:/anywhere", 1) == record
+    with pytest.raises(ConfigError, match="trained on folds 2, 3, 4, 5, which include validation fold 3"):
+        refuse_leak("classifier", "passt_esc50_fold1", "esc50:/anywhere", 3)
+    assert refuse_leak("classifier", "passt_esc50_fold1", "folder:/mine", 3) == record  # another dataset's folds
+    assert read_record("passt_as") is None and read_record("mn10") is None
+
+
+def test_templates_fill_only_fold():
+    config = FinetuneConfig(classifier="passt", classifier_weights="passt_esc50_fold{fold}", fold=3,
+                            autoencoder="runs/pre/fold-{fold}/best.pt")
+    filled = with_fold(config)
+    assert filled.classifier_weights == "passt_esc50_fold3" and filled.autoencoder == "runs/pre/fold-3/best.pt"
+    assert with_fold(config, 5).classifier_weights == "passt_esc50_fold5"
+    with pytest.raises(ConfigError, match="only {fold}"):
+        with_fold(FinetuneConfig(classifier_weights="x_{folds}.pt"))
+
+
+def test_a_near_perfect_bare_classifier_of_unknown_folds_is_flagged():
+    assert "0.995" in suspected_leak(None, 0.995)
+    assert suspected_leak(None, 0.96) is None  # ESC-50's published level on unseen folds
+    assert suspected_leak(FoldRecord("esc50", (2, 3, 4, 5)), 1.0) is None  # known not to have learned the fold
+
+
+def test_the_report_says_a_suspected_leak_once_per_classifier(tmp_path: Path):
+    from probe.reports.data import AnalysedRun
+    from probe.reports.findings import cautions
+
+    note = suspected_leak(None, 1.0)
+    runs = [AnalysedRun(tmp_path, {"label": f"mn10--{s}", "classifier": "mn10", "possible_leakage": note})
+            for s in ("pretrained", "random")]
+    said = cautions(runs)
+    assert len(said) == 1 and said[0].startswith("Caution, possible fold leakage: the bare classifier scores 1.000")
+    assert cautions([AnalysedRun(tmp_path, {"label": "x", "possible_leakage": None})]) == []
+
+
+def test_a_grid_of_fold_templates_names_cells_by_what_they_hold(per_fold_classifiers: Path, synthetic_root: Path,
+                                                                tmp_path: Path):
+    """The study's leak-free grid: per-fold classifiers (and AEs) through templates; cells named without the fold,
+    every fold's run under its cell, and the setting's label the same on every fold (so that folds pool)."""
+    template = f"{per_fold_classifiers}/fold-{{fold}}/best.pt"
+    assert main(["finetune", "--grid", f"classifiers=small_cnn@{template}", "autoencoder=identity", "--epochs", "0",
+                 "--data", f"esc50:{synthetic_root}", "--folds", "1,2", "--out", str(tmp_path / "grid"), "--device",
+                 "cpu", "--quiet"]) == 0
+    cell = tmp_path / "grid" / "small_cnn@clf--identity"
+    assert sorted(p.name for p in cell.iterdir()) == ["fold-1", "fold-2"]
+    configs = [json.loads(RunDir(cell / f"fold-{k}").config.read_text())["config"] for k in (1, 2)]
+    assert [c["classifier_weights"] for c in configs] == [template.format(fold=k) for k in (1, 2)]
