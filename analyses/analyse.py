@@ -18,8 +18,9 @@ from probe.analyses.bands import band_sets_for
 from probe.analyses.bandshift import objective_record
 from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
 from probe.analyses.stats import CORRECTIONS
+from probe.analyses.tables import identity_columns, with_identity
 from probe.analyses.registry import ComparisonContext
-from probe.analyses.runs import RunOutputs, classifier_label, load_run, setting_label, unique_labels
+from probe.analyses.runs import RunOutputs, classifier_label, expand_runs, load_run, setting_label, unique_labels
 from probe.errors import ConfigError
 from probe.fileio import atomic_write, staged_directory, write_json, write_text
 from probe.probes import probe_of_run
@@ -65,7 +66,7 @@ def _analyse(config: AnalyseConfig) -> Path:
 
     say = Progress(config.progress)
     device = pick_device(config.device)
-    runs = [load_run(path) for path in config.runs]
+    runs = [load_run(path) for path in expand_runs(config.runs)]
     unique_labels(runs)
     loaded: dict[tuple, Any] = {}  # one instance per distinct classifier, shared by the runs behind it
     classifiers = {}
@@ -130,7 +131,8 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     context = registry.RunContext(run, classifier, folder, config, device, say, np.random.default_rng(config.seed),
                                   {} if shared is None else shared)
     context.summary.update({
-        "label": run.label, "path": str(run.path), "classifier": classifier_label(run.config),
+        "label": run.label, "path": str(run.path), "fold": int(run.config.get("fold", 1)),
+        "classifier": classifier_label(run.config),
         "setting": setting_label(run.config), "probe": spec.name,
         "objective": objective_record(run).get("objective") or "cross-entropy",
         "penalty": float(objective_record(run).get("penalty") or 0.0), "control": spec.control,
@@ -142,8 +144,9 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         "timings": {},
     })
     context.summary["tables"] = _run_analyses(registry.analyses("run"), context, config)
+    identity = identity_columns(context.summary)
     for name, frame in context.tables.items():
-        write_table(folder, name, frame)
+        write_table(folder, name, with_identity(frame, identity))
     with atomic_write(folder / AnalysisDir.ARRAYS) as handle:
         np.savez_compressed(handle, **context.arrays)
     write_json(folder / AnalysisDir.SUMMARY, context.summary)

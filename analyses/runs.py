@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -129,6 +129,21 @@ def run_label(config: dict[str, Any]) -> str:
     """`classifier--setting`, with the fold when it is not the default."""
     label = f"{classifier_label(config)}--{setting_label(config)}"
     return label if config.get("fold", 1) == 1 else f"{label}--fold{config['fold']}"
+
+
+def expand_runs(paths: Sequence[str | Path]) -> list[str]:
+    """Run directories as given; a folder that is no run itself (a grid, a cross-validation) stands for every
+    finetune run beneath it, in path order (pretraining and classifier runs beneath it are not probes: left out)."""
+    runs = []
+    for path in map(Path, paths):
+        if RunDir(path).config.is_file() or not path.is_dir():
+            runs.append(str(path))  # load_run says what is wrong with it, if anything
+            continue
+        found = sorted(done.parent for done in path.rglob("done.json") if RunDir(done.parent).originals_file.is_file())
+        if not found:
+            raise ConfigError(path, "neither a run directory nor a folder holding finetune runs")
+        runs += [str(run) for run in found]
+    return runs
 
 
 def load_run(path: str | Path, label: str | None = None) -> RunOutputs:

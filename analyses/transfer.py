@@ -112,7 +112,9 @@ def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings
 @register_analysis(Tables.CLASSIFIER_CONTRASTS, tables=(Tables.CLASSIFIER_CONTRASTS,), scope="comparison")
 def classifier_contrast_analysis(context: ComparisonContext) -> None:
     """Classifier against classifier for the same probe setting on the same clips."""
-    per_clip = {(r.run.judge, r.setting): r.tables[Tables.BAND_SHIFT_PER_CLIP] for r in context.results}
+    from probe.analyses.pooled import pooled_per_clip
+
+    per_clip = pooled_per_clip(context.results, Tables.BAND_SHIFT_PER_CLIP)  # every fold's clips, not only one fold's
     contrasts = classifier_contrasts(per_clip, context.config.shifts, np.random.default_rng(context.config.seed))
     if len(contrasts):
         context.tables[Tables.CLASSIFIER_CONTRASTS] = contrasts

@@ -143,6 +143,7 @@ class Tables:
     BAND_SHIFT_PER_CLASS = "band_shift_per_class"
     BAND_SHIFT_PER_CATEGORY = "band_shift_per_category"
     BAND_CONTRAST_VS_CONTROL = "band_contrast_vs_control"
+    BAND_CONTRAST_POOLED = "band_contrast_pooled"
     DESCRIPTORS_PER_CLIP = "descriptors_per_clip"
     DESCRIPTOR_SHIFTS = "descriptor_shifts"
     NMI_PER_CLIP = "nmi_per_clip"

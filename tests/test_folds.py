@@ -125,3 +125,49 @@ def test_a_grid_of_fold_templates_names_cells_by_what_they_hold(per_fold_classif
     assert sorted(p.name for p in cell.iterdir()) == ["fold-1", "fold-2"]
     configs = [json.loads(RunDir(cell / f"fold-{k}").config.read_text())["config"] for k in (1, 2)]
     assert [c["classifier_weights"] for c in configs] == [template.format(fold=k) for k in (1, 2)]
+
+
+def test_probe_analyse_pools_the_folds_and_every_table_names_its_run(per_fold_classifiers: Path, synthetic_root: Path,
+                                                                     tmp_path: Path):
+    """Two folds of one (classifier, setting): the pooled contrast is over both folds' clips (its mean per band is the
+    mean of every clip's contrast), each fold's table stays beside it, and `probe.analyses.load` gives each table
+    across runs with run, classifier, setting, fold and seed columns."""
+    import numpy as np
+
+    import probe.analyses
+
+    grid = tmp_path / "grid"
+    assert main(["finetune", "--grid", f"classifiers=small_cnn@{per_fold_classifiers}/fold-{{fold}}/best.pt",
+                 "autoencoder=spectral_gain", "--probe", "spectral-gain", "--epochs", "1", "--data",
+                 f"esc50:{synthetic_root}", "--folds", "1,2", "--out", str(grid), "--device", "cpu", "--quiet"]) == 0
+    runs = sorted(str(p) for p in grid.glob("*/fold-*"))
+    assert len(runs) == 2
+    analysis = tmp_path / "analysis"
+    assert main(["analyse", str(grid), "--out", str(analysis), "--methods", "none", "--bootstrap", "200", "--device",
+                 "cpu", "--quiet"]) == 0  # the grid's folder stands for its runs
+    assert [entry["path"] for entry in json.loads((analysis / "summary.json").read_text())["runs"]] == runs
+    tables = probe.analyses.load(analysis)
+    per_clip = tables["band_shift_per_clip"]
+    assert set(per_clip.fold) == {1, 2} and per_clip.seed.unique().tolist() == [0]
+    for name, frame in tables.items():
+        if name in json.loads((analysis / "summary.json").read_text())["comparison_tables"]:
+            continue
+        assert {"run", "classifier", "setting", "fold", "seed"} <= set(frame.columns), name
+    pooled = tables["band_contrast_pooled"]
+    pooled = pooled[pooled.band_set == "octave"].sort_values("band_index")
+    assert pooled.folds.unique().tolist() == ["1,2"] and pooled.setting.nunique() == 1
+    after = per_clip[(per_clip.band_set == "octave") & (per_clip.condition == "after")]
+    expected = after.groupby("band_index").contrast_db.mean().loc[pooled.band_index]
+    assert pooled.mean_shift_db.to_numpy() == pytest.approx(expected.to_numpy(), nan_ok=True)
+    assert pooled.clips.max() == after.clip_id.nunique() == sum(
+        len(json.loads((Path(run) / "outputs" / "clip_ids.json").read_text())) for run in runs)
+    assert np.isin(pooled.verdict, ["suppressed", "boosted", "preserved", "inconclusive", "too few clips",
+                                    "too narrow", "noise floor"]).all()
+
+
+def test_a_folder_with_no_finetune_runs_is_a_one_line_error(tmp_path: Path, capsys):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    assert main(["analyse", str(tmp_path / "empty"), "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "neither a run directory nor a folder holding finetune runs" in err
+    assert not (tmp_path / "a").exists()

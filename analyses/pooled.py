@@ -1,0 +1,74 @@
+"""Folds pooled: a cross-validated (classifier, probe setting) read over all its folds' clips at once.
+
+Each fold's run scores its own validation clips with its own classifier and probe, so the folds' per-clip contrasts
+are independent samples of one question; pooled, ESC-50's five folds give 2000 clips instead of 400. The pooled
+table has the same intervals, tests and verdicts as one run's `band_contrast_vs_control`; each fold's own table
+stays in its run's folder beside it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probe.analyses.bandshift import assign_verdicts, summarise_per_band
+from probe.analyses.registry import ComparisonContext, register_analysis
+from probe.rundir import AFTER, Tables
+from probe.seeding import derive_seed
+
+BAND_COLUMNS = ("band", "low_hz", "centre_hz", "high_hz", "fft_bins", "merged_from")
+
+
+def by_fold(results: list[Any]) -> dict[tuple[str, str], dict[int, Any]]:
+    """The runs of each (classifier label, setting), by validation fold (the first run of a fold stands)."""
+    groups: dict[tuple[str, str], dict[int, Any]] = {}
+    for result in results:
+        fold = int(result.run.config.get("fold", 1))
+        groups.setdefault((result.run.judge, result.setting), {}).setdefault(fold, result)
+    return groups
+
+
+def pooled_per_clip(results: list[Any], table: str) -> dict[tuple[str, str], pd.DataFrame]:
+    """A per-clip table of each (classifier, setting), its folds' rows together (each fold's clips are its own)."""
+    return {key: pd.concat([runs[fold].tables[table] for fold in sorted(runs)], ignore_index=True)
+            for key, runs in by_fold(results).items()}
+
+
+def pooled_contrasts(results: list[Any], settings, rng: np.random.Generator) -> pd.DataFrame:
+    """Per (classifier, setting) analysed on two or more folds, and per band set: the contrast against the control
+    per band over every fold's clips, with its interval, tests and verdicts (each band set one family)."""
+    frames = []
+    for (classifier, setting), runs in by_fold(results).items():
+        if len(runs) < 2:
+            continue
+        folds = sorted(runs)
+        per_clip = pd.concat([runs[f].tables[Tables.BAND_SHIFT_PER_CLIP] for f in folds], ignore_index=True)
+        per_clip = per_clip[per_clip.condition == AFTER]
+        if "contrast_db" not in per_clip or per_clip.contrast_db.isna().all():
+            continue  # no control to contrast with
+        controls = pd.concat([runs[f].tables[Tables.BAND_CONTRAST_VS_CONTROL] for f in folds], ignore_index=True)
+        for band_set, part in per_clip.groupby("band_set", sort=False):
+            values = part.pivot(index="clip_id", columns="band_index", values="contrast_db")
+            units = part.drop_duplicates("clip_id").set_index("clip_id").unit.loc[values.index].to_numpy()
+            own = controls[controls.band_set == band_set]
+            bands = own.drop_duplicates("band_index").set_index("band_index").loc[values.columns]
+            floor = own.groupby("band_index").near_noise_floor.any().loc[values.columns].to_numpy()
+            frame = pd.DataFrame({"classifier": classifier, "setting": setting, "folds": ",".join(map(str, folds)),
+                                  "band_set": band_set, "band_index": values.columns,
+                                  **{c: bands[c].to_numpy() for c in BAND_COLUMNS if c in bands},
+                                  **summarise_per_band(values.to_numpy(), settings, rng, units),
+                                  "near_noise_floor": floor})
+            frames += assign_verdicts([frame], settings)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+@register_analysis(Tables.BAND_CONTRAST_POOLED, tables=(Tables.BAND_CONTRAST_POOLED,), scope="comparison")
+def pooled_contrast_analysis(context: ComparisonContext) -> None:
+    """The contrast against the control of every cross-validated (classifier, setting), its folds pooled."""
+    pooled = pooled_contrasts(context.results, context.config.shifts,
+                              np.random.default_rng(derive_seed(context.config.seed, "pooled")))
+    if len(pooled):
+        context.tables[Tables.BAND_CONTRAST_POOLED] = pooled
+        context.summary["pooled_folds"] = {f"{c}--{s}": folds for (c, s, folds) in
+                                           pooled[["classifier", "setting", "folds"]].drop_duplicates().itertuples(index=False)}
