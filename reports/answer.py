@@ -1,10 +1,11 @@
 """The index's first section: one answer per classifier, read off its most reliable probe.
 
 The rule that picks the probe is fixed here, from VALIDATION.md (five seeds of the demo's planted experiment, run
-before this section existed): the spectral gain and the energy-penalised AE recovered both planted bands on every
-seed with their intervals beyond the threshold; the plain pretrained AE and the random AE missed the low band on
-most seeds (with no penalty, an AE keeps what it reconstructs well, needed or not). So a classifier's answer comes
-from the first of these its runs have, in this order, against that probe's own control.
+before this section existed): the spectral gain recovered both planted bands on every seed, the energy-penalised AE
+on all but one low-band seed (4 of 5), both with their intervals across seeds beyond the threshold; the plain
+pretrained AE and the random AE missed the low band on most seeds (2 and 1 of 5: with no penalty, an AE keeps what
+it reconstructs well, needed or not). So a classifier's answer comes from the first of these its runs have, in this
+order, against that probe's own control.
 """
 from __future__ import annotations
 

@@ -158,8 +158,10 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
-        shuffle.set_state(state["shuffle_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        shuffle.set_state(state["shuffle_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it to the device; RNG states live on the CPU
+        if state.get("cuda_rng") and torch.cuda.is_available():  # dropout, noise and mixup draws on the GPU
+            torch.cuda.set_rng_state_all([rng.cpu() for rng in state["cuda_rng"]])
         if "objective" in state:
             objective.load_state_dict(state["objective"])
         result = LoopResult(state["epoch"], state["step"], state["best_score"])
@@ -218,6 +220,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else {},
                 "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "objective": objective.state_dict(),
                 "epoch": result.epoch, "step": result.step, "best_score": result.best_score,
             })
