@@ -132,17 +132,26 @@ def run_label(config: dict[str, Any]) -> str:
 
 
 def expand_runs(paths: Sequence[str | Path]) -> list[str]:
-    """Run directories as given; a folder that is no run itself (a grid, a cross-validation) stands for every
-    finetune run beneath it, in path order (pretraining and classifier runs beneath it are not probes: left out)."""
+    """Run directories as given; a folder that is no run itself (a grid, a cross-validation) stands for every complete
+    finetune run beneath it, in path order (pretraining and classifier runs are not probes: left out). Unfinished runs
+    beneath it are left out with one warning; a folder with no complete run is an error naming it."""
+    import sys
+
     runs = []
     for path in map(Path, paths):
-        if RunDir(path).config.is_file() or not path.is_dir():
+        beneath = sorted(config.parent for config in path.rglob("config.json")) if path.is_dir() else []
+        if RunDir(path).config.is_file() or not beneath:
             runs.append(str(path))  # load_run says what is wrong with it, if anything
             continue
-        found = sorted(done.parent for done in path.rglob("done.json") if RunDir(done.parent).originals_file.is_file())
-        if not found:
-            raise ConfigError(path, "neither a run directory nor a folder holding finetune runs")
-        runs += [str(run) for run in found]
+        complete = [run for run in beneath if RunDir(run).is_complete() and RunDir(run).originals_file.is_file()]
+        unfinished = [run for run in beneath if not RunDir(run).is_complete()]
+        if not complete:
+            raise ConfigError(path, f"holds no complete finetune run ({len(unfinished)} unfinished: finish them with "
+                                    "`probe finetune ... --resume`)" if unfinished else "holds no finetune run")
+        if unfinished:
+            print(f"probe analyse: warning: {len(unfinished)} unfinished run(s) under {path} left out: "
+                  f"{', '.join(str(run.relative_to(path)) for run in unfinished)}", file=sys.stderr, flush=True)
+        runs += [str(run) for run in complete]
     return runs
 
 

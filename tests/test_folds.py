@@ -165,9 +165,10 @@ def test_probe_analyse_pools_the_folds_and_every_table_names_its_run(per_fold_cl
                                     "too narrow", "noise floor"]).all()
 
 
-def test_a_folder_with_no_finetune_runs_is_a_one_line_error(tmp_path: Path, capsys):
-    (tmp_path / "empty" / "sub").mkdir(parents=True)
-    assert main(["analyse", str(tmp_path / "empty"), "--out", str(tmp_path / "a"), "--quiet"]) == 2
+def test_a_grid_folder_with_no_complete_run_is_a_one_line_error(tmp_path: Path, capsys):
+    (tmp_path / "grid" / "cell").mkdir(parents=True)
+    (tmp_path / "grid" / "cell" / "config.json").write_text("{}")  # started, never finished
+    assert main(["analyse", str(tmp_path / "grid"), "--out", str(tmp_path / "a"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "neither a run directory nor a folder holding finetune runs" in err
+    assert len(err.splitlines()) == 1 and str(tmp_path / "grid") in err and "no complete finetune run (1 unfinished" in err
     assert not (tmp_path / "a").exists()
