@@ -140,7 +140,7 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         "category_names": run.category_names, "class_categories": run.class_categories,
         "condition_labels": run.condition_labels, "settings": {"shifts": asdict(config.shifts), "seed": config.seed},
         "provenance": {**run.provenance, "seed": run.config.get("seed")},
-        "possible_leakage": json.loads(RunDir(run.path).done.read_text()).get("possible_leakage"),
+        "possible_leakage": _possible_leakage(RunDir(run.path)),
         "timings": {},
     })
     context.summary["tables"] = _run_analyses(registry.analyses("run"), context, config)
@@ -151,6 +151,11 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         np.savez_compressed(handle, **context.arrays)
     write_json(folder / AnalysisDir.SUMMARY, context.summary)
     return registry.RunResult(run, context.summary, context.tables)
+
+
+def _possible_leakage(run: RunDir) -> str | None:
+    """The training run's leakage flag (`probe.folds.suspected_leak`); none for a compare's processed folder."""
+    return json.loads(run.done.read_text()).get("possible_leakage") if run.done.is_file() else None
 
 
 def _jsonable(config: AnalyseConfig) -> dict[str, Any]:

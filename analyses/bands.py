@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from probe.registries import Registry
+from probe.units import format_hz
 
 ANALYSIS_N_FFT = 4096
 ANALYSIS_HOP = 1024
@@ -72,13 +73,6 @@ NOMINAL_HZ = np.array([m * 10.0**e for e in range(0, 5) for m in R10_MANTISSAS])
 def nominal_hz(centre_hz: float) -> float:
     """The nominal (IEC 61260 R10) name of a base-2 band centre: 31.25 -> 31.5, 1259 -> 1250."""
     return float(NOMINAL_HZ[np.argmin(np.abs(np.log(NOMINAL_HZ / centre_hz)))])
-
-
-def format_hz(hz: float) -> str:
-    """125 Hz, 1 kHz, 2.5 kHz, 16 kHz."""
-    if hz < 1000:
-        return f"{hz:.3g} Hz"
-    return f"{hz / 1000:.3g} kHz"
 
 
 def fractional_octave_bands(name: str, sample_rate: int, fraction: int) -> BandSet:

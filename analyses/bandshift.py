@@ -213,7 +213,7 @@ def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octav
             current = []
         current.append(row)
     close()
-    from probe.analyses.bands import format_hz
+    from probe.units import format_hz
 
     parts = []
     for name, verb in (("suppressed", "suppresses"), ("boosted", "boosts"), ("preserved", "preserves"),

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from probe.errors import DownloadError
 from probe.fileio import sha256_file, staged_directory, write_text
+from probe.locks import waiting_for
 from probe.models.registry import WeightSource
 from probe.progress import bars_enabled
 from probe.models.zoo import all_weight_sources
@@ -82,56 +83,60 @@ def download(
     if destination.exists() and (sha256 is None or sha256_file(destination) == sha256):
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    offset = partial.stat().st_size if partial.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "probe"})
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
-    try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and offset:  # the .part is already complete
-            response = None
-        else:
-            raise DownloadError(url, f"HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DownloadError(url, f"cannot connect ({reason}); are you offline?") from exc
-    if response is not None:
-        with response:
-            resumed = response.status == 206
-            if not resumed:
-                offset = 0
-            length = response.headers.get("Content-Length")
-            total = offset + int(length) if length else None
-            if total is not None and size_bytes is not None and total != size_bytes:
-                raise DownloadError(url, f"the server offers {total} bytes, the published file has {size_bytes}; nothing was downloaded")
-            with open(partial, "ab" if resumed else "wb") as handle, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=destination.name, disable=not bars_enabled(progress)
-            ) as bar:
-                try:
-                    for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
-                        handle.write(chunk)
-                        bar.update(len(chunk))
-                except OSError as exc:
-                    raise DownloadError(url, f"connection lost after {handle.tell()} bytes; run again to resume") from exc
-                handle.flush()
-                os.fsync(handle.fileno())
-            if total is not None and partial.stat().st_size != total:
-                raise DownloadError(url, f"incomplete: {partial.stat().st_size} of {total} bytes; run again to resume")
-    actual = sha256_file(partial)
-    if sha256 is not None and actual != sha256:
-        partial.unlink()
-        origin = "published" if published else f"recorded at the first download in {record.name}"
-        raise DownloadError(destination, f"SHA-256 mismatch: got {actual}, expected {sha256} ({origin}); the file was deleted")
-    os.replace(partial, destination)
-    if sha256 is None:
-        write_text(record, f"{actual}  {destination.name}\n")
-        log.warning(
-            "%s: no published SHA-256; recorded %s... in %s, and later downloads are checked against it",
-            destination.name, actual[:16], record.name,
-        )
-    return destination
+    # two jobs that need one file: the second waits, then finds it complete (one .part, never two writers)
+    with waiting_for(destination.parent, f"downloading into {destination.parent}"):
+        if destination.exists() and (sha256 is None or sha256_file(destination) == sha256):
+            return destination
+        partial = destination.with_name(destination.name + ".part")
+        offset = partial.stat().st_size if partial.exists() else 0
+        request = urllib.request.Request(url, headers={"User-Agent": "probe"})
+        if offset:
+            request.add_header("Range", f"bytes={offset}-")
+        try:
+            response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and offset:  # the .part is already complete
+                response = None
+            else:
+                raise DownloadError(url, f"HTTP {exc.code} {exc.reason}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DownloadError(url, f"cannot connect ({reason}); are you offline?") from exc
+        if response is not None:
+            with response:
+                resumed = response.status == 206
+                if not resumed:
+                    offset = 0
+                length = response.headers.get("Content-Length")
+                total = offset + int(length) if length else None
+                if total is not None and size_bytes is not None and total != size_bytes:
+                    raise DownloadError(url, f"the server offers {total} bytes, the published file has {size_bytes}; nothing was downloaded")
+                with open(partial, "ab" if resumed else "wb") as handle, tqdm(
+                    total=total, initial=offset, unit="B", unit_scale=True, desc=destination.name, disable=not bars_enabled(progress)
+                ) as bar:
+                    try:
+                        for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                            handle.write(chunk)
+                            bar.update(len(chunk))
+                    except OSError as exc:
+                        raise DownloadError(url, f"connection lost after {handle.tell()} bytes; run again to resume") from exc
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                if total is not None and partial.stat().st_size != total:
+                    raise DownloadError(url, f"incomplete: {partial.stat().st_size} of {total} bytes; run again to resume")
+        actual = sha256_file(partial)
+        if sha256 is not None and actual != sha256:
+            partial.unlink()
+            origin = "published" if published else f"recorded at the first download in {record.name}"
+            raise DownloadError(destination, f"SHA-256 mismatch: got {actual}, expected {sha256} ({origin}); the file was deleted")
+        os.replace(partial, destination)
+        if sha256 is None:
+            write_text(record, f"{actual}  {destination.name}\n")
+            log.warning(
+                "%s: no published SHA-256; recorded %s... in %s, and later downloads are checked against it",
+                destination.name, actual[:16], record.name,
+            )
+        return destination
 
 
 def download_source(source: WeightSource, directory: str | Path, *, mirror: str | None = None, progress: bool = True) -> Path:

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from probe.analyses.bands import format_hz
 from probe.reports.data import CONTRAST, AnalysedRun, Analysis
+from probe.units import format_hz
 
 PARSIMONY = ("spectral gain", "energy-penalised AE")
 """Probes under a penalty on what they pass: a band they keep is one the classifier needs."""

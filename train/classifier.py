@@ -18,6 +18,7 @@ from torch import nn
 from probe.download import resolve_weights
 from probe.errors import ConfigError
 from probe.folds import refuse_leak, with_fold
+from probe.locks import releasing_run
 from probe.models.base import WaveformClassifier
 from probe.models.classifiers import load_classifier
 from probe.rundir import RunDir
@@ -87,6 +88,7 @@ class NoisyClassification(Objective):
         return classification_metrics(batched_logits(self.module, self.val_x, self.micro, self.autocast), self.val_y)
 
 
+@releasing_run
 def fit_classifier(config: ClassifierTrainConfig, build: Callable[[], WaveformClassifier],
                    objective: Callable[[WaveformClassifier], Any], train_x: torch.Tensor, train_y: torch.Tensor,
                    shuffle: torch.Generator | None = None, resume: bool = False) -> WaveformClassifier:
@@ -119,6 +121,7 @@ def initial_weights(config: ClassifierTrainConfig) -> Path | None:
     return resolve_weights(config.init)
 
 
+@releasing_run
 def train_classifier(config: ClassifierTrainConfig, resume: bool = False) -> RunDir:
     """Run (or resume) classifier training; `RUNDIR/best.pt` is the best epoch's classifier, and RUNDIR/folds.json
     says which folds it learned from. Refused when the starting checkpoint learned from the validation fold."""

@@ -18,6 +18,7 @@ from probe.download import resolve_weights
 from probe.errors import ConfigError
 from probe.fileio import safe_name, write_json
 from probe.folds import checkpoint_path, refuse_leak, suspected_leak, warn_shared, with_fold
+from probe.locks import releasing_run
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.models.classifiers import load_classifier
 from probe.pipeline import ProbePipeline
@@ -59,6 +60,7 @@ class ClassifierObjective(Objective):
         return {**metrics, "val_accuracy_bare_classifier": self.bare_accuracy}, score
 
 
+@releasing_run
 def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     """Run (or resume) one finetuning run; returns its run directory. Refused before anything is written when the
     classifier or the AE start learned from the validation fold (`probe.folds`)."""
@@ -137,11 +139,11 @@ def finetune_folds(config: FinetuneConfig, folds: list[int], resume: bool = Fals
     Every fold's leakage is checked before any run starts."""
     from probe.train.loop import fold_configs
 
-    _check_cells(fold_configs(config, folds))
+    check_cells(fold_configs(config, folds))
     return run_folds(finetune, config, folds, resume, jobs)
 
 
-def _check_cells(cells: list[FinetuneConfig]) -> None:
+def check_cells(cells: list[FinetuneConfig]) -> None:
     """Refuse a grid or cross-validation where any cell would leak, before any cell runs; warn once about a
     checkpoint of unknown folds that serves several validation folds."""
     filled = [with_fold(cell) for cell in cells]
@@ -235,6 +237,9 @@ def grid_cells(config: FinetuneConfig, grid: dict[str, list[GridEntry]],
 
     classifiers = grid.get("classifiers", [GridEntry(config.classifier, config.classifier_weights)])
     settings = grid.get("autoencoder", [GridEntry(config.autoencoder, config.ae_weights)])
+    names = [entry.name for entry in classifiers]  # two checkpoints of one model: named by their folders
+    classifiers = [replace(entry, label=entry.label or entry.folder) if names.count(entry.name) > 1 else entry
+                   for entry in classifiers]
     cells = []
     for classifier in classifiers:
         for setting in settings:
@@ -251,7 +256,7 @@ def finetune_grid(config: FinetuneConfig, grid: dict[str, list[GridEntry]], fold
 
     cells = grid_cells(config, grid, folds)
     say = Progress(config.progress, prefix="probe finetune: ")
-    _check_cells(cells)
+    check_cells(cells)
     say(f"{len(cells)} run(s): " + ", ".join(cell_names(cells)) + (f"; {min(jobs, len(cells))} at a time" if jobs > 1 else ""))
     return run_cells(finetune, cells, resume, jobs, threads, say, cost=expected_cost)
 

@@ -81,7 +81,7 @@ class OpenedRun:
         train, validation = dataset.split(config.fold)
         if config.hold_out_folds:
             train = train.subset([f for f in dataset.folds if f != config.fold and f not in config.hold_out_folds])
-        if self.dist.is_main:  # what the run's checkpoints learned from (`probe.folds`)
+        if self.dist is None or self.dist.is_main:  # what the run's checkpoints learned from (`probe.folds`)
             from probe.folds import training_record, write_record
 
             self.run.path.mkdir(parents=True, exist_ok=True)
@@ -105,6 +105,10 @@ def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
     if run.latest.exists() and not resume and not run.is_complete():
         raise ConfigError(run.path, "holds an unfinished run: pass --resume to continue it, or choose another --out")
     dist, device = init_distributed(config.device)
+    if dist.is_main:  # one process per run directory: a second is refused, naming the first
+        from probe.locks import hold_run
+
+        hold_run(run.path)
     if config.deterministic:
         import os
 
@@ -205,7 +209,8 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
         if scheduler is not None and per_epoch_schedule:
             scheduler.step(metrics["val_loss"])
         record = {"kind": "epoch", "step": result.step, "epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                  **metrics, "lr": optimizer.param_groups[0]["lr"], "clips_per_s": sum(map(len, batches)) / seconds}
+                  **metrics, "lr": optimizer.param_groups[0]["lr"], "clips_per_s": sum(map(len, batches)) / seconds,
+                  "seconds": round(seconds, 3)}
         result.epoch = epoch + 1
         improved = score > result.best_score
         result.best_score = max(result.best_score, score)

@@ -14,6 +14,7 @@ from torch import nn
 
 from probe.audio import to_stereo
 from probe.folds import with_fold
+from probe.locks import releasing_run
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.rundir import RunDir
 from probe.train.config import PretrainConfig
@@ -57,6 +58,7 @@ class ReconstructionObjective(Objective):
         return {"val_loss": val_loss, "val_mse": mse / len(self.val_x)}, -val_loss
 
 
+@releasing_run
 def pretrain_autoencoder(config: PretrainConfig, resume: bool = False) -> RunDir:
     """Run (or resume) reconstruction pretraining; `RUNDIR/best.pt` is the pretrained AE, and RUNDIR/folds.json says
     which folds it learned from."""

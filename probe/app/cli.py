@@ -337,6 +337,19 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
                              "autoencoder=archisound@pretrained.pt,random; complete runs are skipped")
     _training_args(parser, FinetuneConfig, epochs_help=_probe_defaults("epochs"),
                    learning_rate_help=_probe_defaults("learning_rate"))
+    cluster = parser.add_argument_group("cluster (with --grid or --folds; needs pip install 'probe[cluster]')")
+    cluster.add_argument("--launcher", choices=("local", "slurm"),
+                         help="submit the cells through submitit: slurm (one array job, a task per cell; returns "
+                              "at once: watch with `probe status OUT`) or local (the same tasks as processes here; "
+                              "waits)")
+    cluster.add_argument("--partition", help="SLURM partition")
+    cluster.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per task (default: 0)")
+    cluster.add_argument("--cpus-per-task", type=int, help="CPUs per task")
+    cluster.add_argument("--time-min", type=int, default=24 * 60, help="time limit per task in minutes (default: "
+                                                                       "1440); a task past it is requeued and resumes")
+    cluster.add_argument("--parallel", type=int, help="at most this many tasks at once")
+    cluster.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                         help="an extra sbatch option, e.g. --sbatch account=abc (repeatable)")
 
 
 def _penalty(args: argparse.Namespace, probe_name: str) -> float | None:
@@ -371,6 +384,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     config = replace(config, penalty=_penalty(args, config.probe_spec.name))
     config.validate()
     folds = _parse_folds(args.folds)
+    if args.launcher:
+        return _launch(config, args, folds)
     if args.grid:
         runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume, jobs=args.jobs)
     elif folds:
@@ -380,12 +395,39 @@ def run_finetune(args: argparse.Namespace) -> int:
     return _report_runs("finetune", runs)
 
 
+def _launch(config, args: argparse.Namespace, folds: list[int] | None) -> int:
+    """`--launcher`: the grid's (or the folds') cells as submitit tasks; local waits for them, slurm returns."""
+    from probe.errors import ConfigError
+    from probe.progress import Progress
+    from probe.rundir import RunDir
+    from probe.train.finetune import parse_grid
+    from probe.train.launch import LaunchConfig, launch_cells, wait_for
+
+    if not (args.grid or folds):
+        raise ConfigError(None, "--launcher submits a grid's cells or folds: give --grid or --folds")
+    launch = LaunchConfig(args.launcher, None, args.partition, args.gpus_per_task, args.cpus_per_task, args.time_min,
+                          args.parallel, {key: str(value) for key, value in _options(args.sbatch, "--sbatch").items()})
+    cells, jobs = launch_cells(config, parse_grid(args.grid) if args.grid else None, folds, launch)
+    say = Progress(config.progress, prefix="probe finetune: ")
+    if launch.launcher == "slurm":
+        print(f"probe finetune: submitted {len(jobs)} task(s) as job {str(jobs[0].job_id).split('_')[0]}; "
+              f"watch them with `probe status {config.out}`")
+        return 0
+    failures = wait_for(jobs, cells, say)
+    for failure in failures:
+        print(f"probe: error: {failure}", file=sys.stderr)
+    return (2 if len(failures) == len(cells) else 1) if failures else _report_runs(
+        "finetune", [RunDir(cell.out) for cell in cells])
+
+
 def _pretrain_args(parser: argparse.ArgumentParser) -> None:
     from probe.train.config import PretrainConfig
 
     add_field(parser, PretrainConfig, "autoencoder", help="where to start: random (Xavier), archisound, tiny, or a checkpoint")
     parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name); {fold} is "
                                              "filled with the validation fold, e.g. runs/pre/fold-{fold}/best.pt")
+    parser.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="build option of the autoencoder, e.g. sample_rate=16000 for tiny (repeatable)")
     add_field(parser, PretrainConfig, "stft_weight", help="add this times a multi-resolution STFT loss to the MSE")
     add_field(parser, PretrainConfig, "hold_out_folds", "--hold-out",
               type=lambda text: tuple(map(int, comma_list(text))), help="folds neither trained nor selected on: the fold the finetuned probes will be analysed on")
@@ -399,6 +441,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
     config = PretrainConfig(**_training_fields(args), autoencoder=args.autoencoder,
                             ae_weights=args.ae_weights, stft_weight=args.stft_weight,
+                            ae_options=_options(args.ae_option, "--ae-option"),
                             hold_out_folds=tuple(args.hold_out_folds or ()), progress=not args.quiet)
     return _train_each_fold("pretrain-ae", pretrain_autoencoder, config, args,
                             lambda run: f"the pretrained AE is {run.best}; start finetuning from it with --autoencoder {run.best}")
@@ -597,6 +640,28 @@ def run_report(args: argparse.Namespace) -> int:
     index = build_report(ReportConfig(tuple(args.analyses), args.out, args.band_set, args.attribution_method,
                                       jobs=args.jobs, progress=not args.quiet))
     print(f"probe report: open {index.resolve().as_uri()}")
+    return 0
+
+
+def _status_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folders", nargs="+", help="a grid's folder (or any folder of run directories, or one run)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
+
+
+@command("status", "where every run of a grid stands: state, epoch, best score, time per epoch, job id")
+@arguments(_status_args)
+def run_status(args: argparse.Namespace) -> int:
+    import json
+
+    from probe.train.status import format_status, grid_status
+
+    for folder in args.folders:
+        rows = grid_status(folder)
+        if args.json:
+            for row in rows:
+                print(json.dumps(row))
+        else:
+            print(f"{folder}:\n{format_status(rows)}" if len(args.folders) > 1 else format_status(rows))
     return 0
 
 
