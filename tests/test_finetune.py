@@ -176,3 +176,36 @@ def test_zero_epochs_stores_an_untrained_evaluation(tmp_path: Path, synthetic_ro
     np.testing.assert_array_equal(np.load(run.outputs / "reconstructions_before.npy"),
                                   np.load(run.outputs / "reconstructions_after.npy"))
     assert json.loads(run.done.read_text())["best_val_accuracy"] is None
+
+
+def test_ranks_share_batch_norm_statistics_and_rank_0_writes_first(tmp_path: Path) -> None:
+    """Two CPU ranks under torchrun: each rank's BatchNorm statistics become their mean over the ranks (best.pt is
+    every rank's, not rank 0's), and rank 0's work (decoding, generating data) is done before the others start."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "ranks.py"
+    script.write_text(f"""
+import time
+from pathlib import Path
+import torch
+from probe.train.distributed import init_distributed
+dist, _ = init_distributed("cpu")
+bn = torch.nn.BatchNorm1d(3)
+bn.running_mean.fill_(float(dist.rank * 2))  # rank 0: 0, rank 1: 2
+bn.running_var.fill_(float(1 + dist.rank))   # rank 0: 1, rank 1: 2
+dist.average_batch_norm(torch.nn.Sequential(bn))
+shared = Path({str(tmp_path / "shared.txt")!r})
+def work():
+    if dist.is_main:
+        time.sleep(1)  # slow on purpose: the other rank must wait for it
+        shared.write_text("from rank 0")
+    return shared.read_text()
+seen = dist.main_first(work)
+print(dist.rank, bn.running_mean.tolist(), bn.running_var.tolist(), seen, flush=True)
+""")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = sorted(line for line in result.stdout.splitlines() if line[:1] in "01")
+    assert lines == [f"{rank} [1.0, 1.0, 1.0] [1.5, 1.5, 1.5] from rank 0" for rank in (0, 1)]

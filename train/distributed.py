@@ -2,19 +2,23 @@
 
 Single-process runs (the default) see `Distributed(rank=0, world_size=1)` and pay nothing.
 Under `torchrun --nproc_per_node N probe finetune ...` every rank holds the whole (cached)
-dataset, takes its own slice of each batch, and rank 0 alone writes the run directory.
+dataset, takes its own slice of each batch, and rank 0 alone writes the run directory. Rank 0 decodes (or
+generates) the data first and the others read its cache; a classifier's BatchNorm statistics are averaged over
+the ranks at every epoch's end.
 """
 from __future__ import annotations
 
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import ContextManager
+from typing import Callable, ContextManager, TypeVar
 
 import torch
 from torch import nn
 
 from probe.devices import pick_device
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,27 @@ class Distributed:
     def barrier(self) -> None:
         if self.enabled:
             torch.distributed.barrier()
+
+    def main_first(self, work: Callable[[], T]) -> T:
+        """`work()` on rank 0, then, once it is done, on the other ranks: what rank 0 writes (a decoded cache, a
+        generated dataset), the others read, and no two ranks write one file."""
+        if not self.enabled:
+            return work()
+        result = work() if self.is_main else None
+        self.barrier()
+        return result if self.is_main else work()  # type: ignore[return-value]
+
+    def average_batch_norm(self, module: nn.Module) -> None:
+        """Every rank's BatchNorm running statistics replaced by their mean over the ranks: each rank saw its own
+        share of every batch, and best.pt must not hold rank 0's alone."""
+        if not self.enabled:
+            return
+        for layer in module.modules():
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.track_running_stats:
+                for buffer in (layer.running_mean, layer.running_var):
+                    if buffer is not None:
+                        torch.distributed.all_reduce(buffer)
+                        buffer.div_(self.world_size)
 
 
 def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:

@@ -77,7 +77,8 @@ class OpenedRun:
         """(dataset, training split, validation split) of the config's data and fold."""
         from probe.data import load_dataset
 
-        dataset = load_dataset(config.data, synthetic_root=self.run.path / "data")
+        load = lambda: load_dataset(config.data, synthetic_root=self.run.path / "data")  # noqa: E731
+        dataset = self.dist.main_first(load) if self.dist is not None else load()  # one rank generates synthetic data
         train, validation = dataset.split(config.fold)
         if config.hold_out_folds:
             train = train.subset([f for f in dataset.folds if f != config.fold and f not in config.hold_out_folds])
@@ -92,8 +93,9 @@ class OpenedRun:
         """Each split decoded once at `sample_rate` into the run's audio cache."""
         from probe.cache import decode_split
 
-        return [decode_split(split, sample_rate, clip_seconds=config.clip_seconds, cache_dir=self.run.path / "cache",
-                             progress=self.progress) for split in splits]
+        decode = lambda: [decode_split(split, sample_rate, clip_seconds=config.clip_seconds,  # noqa: E731
+                                       cache_dir=self.run.path / "cache", progress=self.progress) for split in splits]
+        return self.dist.main_first(decode) if self.dist is not None else decode()  # rank 0 fills the cache
 
 
 def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
@@ -205,6 +207,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         bar.close()
         seconds = time.perf_counter() - started
+        dist.average_batch_norm(model)  # a classifier in training: its statistics are every rank's, not rank 0's
         metrics, score = objective.evaluate()
         if scheduler is not None and per_epoch_schedule:
             scheduler.step(metrics["val_loss"])
