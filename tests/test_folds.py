@@ -172,3 +172,16 @@ def test_a_grid_folder_with_no_complete_run_is_a_one_line_error(tmp_path: Path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(tmp_path / "grid") in err and "no complete finetune run (1 unfinished" in err
     assert not (tmp_path / "a").exists()
+
+
+def test_a_shared_cache_decodes_each_split_once_for_the_whole_grid(per_fold_classifiers: Path, trained_classifier: Path,
+                                                                   synthetic_root: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    assert main(["finetune", "--grid", f"classifiers=small_cnn@{per_fold_classifiers}/fold-1/best.pt,"
+                 f"small_cnn@{trained_classifier}", "autoencoder=identity", "--epochs", "0", "--data",
+                 f"esc50:{synthetic_root}", "--out", str(tmp_path / "grid"), "--cache-dir", str(cache), "--device",
+                 "cpu", "--quiet"]) == 0
+    runs = sorted((tmp_path / "grid").iterdir())
+    assert len(runs) == 2 and all(RunDir(run).is_complete() and not (run / "cache").exists() for run in runs)
+    assert len(list(cache.glob("*.npy"))) == 2  # the training and the validation split, once for both cells
+    assert json.loads(RunDir(runs[0]).config.read_text())["config"]["cache_dir"] == str(cache)

@@ -42,6 +42,9 @@ class TrainingConfig:
     deterministic: bool = False
     """torch's deterministic algorithms (and no cuDNN autotuning): on CUDA, a rerun gives the same numbers, slower;
     an operation with no deterministic CUDA implementation is then an error instead of a silent difference."""
+    cache_dir: str | None = None
+    """Where the decoded clips are cached: None, the run's own cache/; a folder several runs share (`shared`:
+    $PROBE_HOME/cache/decoded) decodes each dataset, rate and length once, one process at a time."""
     progress: bool = True
 
     min_epochs = 1  # a class attribute, not a field

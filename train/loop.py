@@ -93,9 +93,29 @@ class OpenedRun:
         """Each split decoded once at `sample_rate` into the run's audio cache."""
         from probe.cache import decode_split
 
+        cache = shared_cache(config.cache_dir) if config.cache_dir else self.run.path / "cache"
         decode = lambda: [decode_split(split, sample_rate, clip_seconds=config.clip_seconds,  # noqa: E731
-                                       cache_dir=self.run.path / "cache", progress=self.progress) for split in splits]
+                                       cache_dir=cache, progress=self.progress) for split in splits]
+        if config.cache_dir:  # several runs, perhaps several jobs: one decodes, the others wait and read its cache
+            plain = decode
+            decode = lambda: _locked(cache, plain)  # noqa: E731
         return self.dist.main_first(decode) if self.dist is not None else decode()  # rank 0 fills the cache
+
+
+def shared_cache(value: str) -> Path:
+    """A shared decode cache's folder: `shared` is $PROBE_HOME/cache/decoded; anything else, that folder."""
+    if value == "shared":
+        from probe.download import probe_home
+
+        return probe_home() / "cache" / "decoded"
+    return Path(value).expanduser()
+
+
+def _locked(cache: Path, decode):
+    from probe.locks import waiting_for
+
+    with waiting_for(cache, f"decoding into {cache}"):
+        return decode()
 
 
 def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
