@@ -46,6 +46,38 @@ def test_finetune_survives_repeated_kill_9(tmp_path: Path, synthetic_root: Path,
     assert json.loads(run.done.read_text())["epochs"] == 12
 
 
+def test_a_job_killed_inside_an_epoch_resumes_where_it_was(tmp_path: Path, synthetic_root: Path,
+                                                           trained_classifier: Path) -> None:
+    """With --checkpoint-minutes, latest.pt is also saved inside an epoch; a kill -9 there (a pre-empted job) resumes
+    mid-epoch, with the same permutation and generators, to the uninterrupted run's numbers."""
+    common = ["finetune", "--classifier", "small_cnn", "--classifier-weights", str(trained_classifier), "--autoencoder",
+              "tiny", "--data", f"esc50:{synthetic_root}", "--epochs", "2", "--batch-size", "2", "--lr", "3e-3",
+              "--device", "cpu", "--quiet"]
+    from probe.app.cli import main
+
+    assert main([*common, "--out", str(tmp_path / "reference")]) == 0
+    out = tmp_path / "killed"
+    run = RunDir(out)
+    process = subprocess.Popen([sys.executable, "-m", "probe.app.cli", *common, "--out", str(out), "--checkpoint-minutes",
+                                "0.00001"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len([r for r in run.read_metrics() if r["kind"] == "step"]) < 5:  # a few batches into the first epoch
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended or stalled"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    state = torch.load(run.latest, weights_only=True)
+    assert state["epoch"] == 0 and state["in_epoch"]["batches_done"] >= 4  # saved inside the first epoch
+    assert main([*common, "--out", str(out), "--checkpoint-minutes", "0.00001", "--resume"]) == 0
+    reference = RunDir(tmp_path / "reference")
+    losses = lambda r: [m["loss"] for m in r.read_metrics() if m["kind"] == "step"]  # noqa: E731
+    assert losses(run) == losses(reference)
+    ours, theirs = (torch.load(r.best, weights_only=False)["state_dict"] for r in (run, reference))
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    epochs = lambda r: [(m["epoch"], m["train_loss"]) for m in r.read_metrics() if m["kind"] == "epoch"]  # noqa: E731
+    assert epochs(run) == epochs(reference)  # the epoch's mean loss counts the batches before the kill too
+
+
 @pytest.mark.parametrize(("stop", "code", "said"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_sigint_and_sigterm_stop_cleanly_and_resume(tmp_path: Path, synthetic_root: Path, trained_classifier: Path,
                                                     stop: signal.Signals, code: int, said: str) -> None:

@@ -42,6 +42,9 @@ class TrainingConfig:
     deterministic: bool = False
     """torch's deterministic algorithms (and no cuDNN autotuning): on CUDA, a rerun gives the same numbers, slower;
     an operation with no deterministic CUDA implementation is then an error instead of a silent difference."""
+    checkpoint_minutes: float | None = None
+    """Also save latest.pt inside an epoch once this many minutes have passed since the last save (a pre-empted or
+    killed job then loses at most that much, and resumes exactly where it was); None: at epoch ends only."""
     cache_dir: str | None = None
     """Where the decoded clips are cached: None, the run's own cache/; a folder several runs share (`shared`:
     $PROBE_HOME/cache/decoded) decodes each dataset, rate and length once, one process at a time."""
@@ -63,6 +66,8 @@ class TrainingConfig:
             raise ConfigError(None, f"epochs must be at least {self.min_epochs}")
         if self.learning_rate <= 0:
             raise ConfigError(None, f"the learning rate must be positive, got {self.learning_rate}")
+        if self.checkpoint_minutes is not None and self.checkpoint_minutes <= 0:
+            raise ConfigError(None, f"--checkpoint-minutes must be positive, got {self.checkpoint_minutes}")
         if self.fold in self.hold_out_folds:
             raise ConfigError(None, f"fold {self.fold} cannot be both the validation fold and held out")
 

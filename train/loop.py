@@ -191,18 +191,38 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
         if "objective" in state:
             objective.load_state_dict(state["objective"])
         result = LoopResult(state["epoch"], state["step"], state["best_score"])
+        in_epoch = state.get("in_epoch")  # saved inside an epoch: that epoch goes on from where it was
         if dist.is_main:
             run.truncate_metrics(lambda r: r.get("step", 0) <= result.step)
+    else:
+        in_epoch = None
 
     last_epoch = config.epochs if config.stop_after_epochs is None else min(config.epochs, result.epoch + config.stop_after_epochs)
+    def save_latest(extra: dict | None = None) -> None:
+        run.save(run.latest, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "objective": objective.state_dict(),
+            "epoch": result.epoch, "step": result.step, "best_score": result.best_score, **(extra or {}),
+        })
+
+    every_s = config.checkpoint_minutes * 60 if config.checkpoint_minutes else None
     for epoch in range(result.epoch, last_epoch):
         objective.module.train()
-        started, losses = time.perf_counter(), []
-        order = torch.randperm(len(train_x), generator=shuffle).to(device)
+        started, losses, done, previous_s = time.perf_counter(), [], 0, 0.0
+        if in_epoch is not None:  # the permutation drawn before the interruption, and the batches already taken
+            order, done = in_epoch["order"].to(device), int(in_epoch["batches_done"])
+            losses, previous_s, in_epoch = [float(v) for v in in_epoch["losses"]], float(in_epoch["seconds"]), None
+        else:
+            order = torch.randperm(len(train_x), generator=shuffle).to(device)
         batches = [b for b in order.split(config.batch_size) if len(b) >= dist.world_size]
-        bar = tqdm(total=sum(map(len, batches)), desc=f"epoch {epoch + 1}/{config.epochs}", unit="clip",
+        bar = tqdm(total=sum(map(len, batches)), initial=sum(map(len, batches[:done])),
+                   desc=f"epoch {epoch + 1}/{config.epochs}", unit="clip",
                    disable=not bars_enabled(config.progress and dist.is_main), leave=False, dynamic_ncols=True)
-        for batch in batches:
+        saved_at = time.perf_counter()
+        for number, batch in enumerate(batches[done:], done + 1):
             optimizer.zero_grad(set_to_none=True)
             chunks = dist.shard(batch).split(config.micro)
             batch_loss = torch.zeros((), device=device)
@@ -225,8 +245,13 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
                                    durable=False)
             bar.update(len(batch))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if every_s is not None and number < len(batches) and time.perf_counter() - saved_at >= every_s:
+                if dist.is_main:
+                    save_latest({"in_epoch": {"order": order.cpu(), "batches_done": number, "losses": losses,
+                                              "seconds": previous_s + time.perf_counter() - started}})
+                saved_at = time.perf_counter()
         bar.close()
-        seconds = time.perf_counter() - started
+        seconds = previous_s + time.perf_counter() - started
         dist.average_batch_norm(model)  # a classifier in training: its statistics are every rank's, not rank 0's
         metrics, score = objective.evaluate()
         if scheduler is not None and per_epoch_schedule:
@@ -244,14 +269,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
                 f"{record['clips_per_s']:.3g} clips/s")
             if improved:
                 run.save(run.best, {**model.checkpoint(), **run.fold_entry()})
-            run.save(run.latest, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "objective": objective.state_dict(),
-                "epoch": result.epoch, "step": result.step, "best_score": result.best_score,
-            })
+            save_latest()
         dist.barrier()
     return result
 

@@ -258,6 +258,9 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
     add_field(parser, config_class, "stop_after_epochs", type=int, help="stop (resumably) after this many epochs")
     add_field(parser, config_class, "deterministic",
               help="torch's deterministic algorithms: on CUDA a rerun gives the same numbers, slower (see README)")
+    add_field(parser, config_class, "checkpoint_minutes", type=float,
+              help="also save latest.pt inside an epoch every this many minutes (for pre-emptible jobs)",
+              default_help="at epoch ends only")
     add_field(parser, config_class, "cache_dir", type=str,
               help="decoded-clip cache shared by runs (shared: $PROBE_HOME/cache/decoded): a grid decodes each dataset "
                    "once", default_help="each run's own cache/")
