@@ -367,6 +367,9 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
         shifts = shifts[(shifts.band_set == config.band_set) & (shifts.condition == run.headline_condition)
                         & (shifts.category == category)]
         if len(shifts) and not run.summary.get("control"):
+            overall = run.overall(config.band_set, run.headline_condition)
+            if "near_noise_floor" in overall:  # the floor is the originals' (all clips): marked on every category
+                shifts = shifts.merge(overall[["band_index", "near_noise_floor"]], on="band_index", how="left")
             curves[run.setting] = shifts
     if curves:
         out["bands"] = _figure(figures.band_profiles(curves, f"{category}: what finetuning changed, against the control",

@@ -154,7 +154,7 @@ def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSiz
 def _mark_noise_floor(ax, frames) -> None:
     """Hatch the bands that lie near the noise floor of the originals (`near_noise_floor`, in any of the frames): a
     shift there is a change of almost nothing, and no verdict is given."""
-    floor = [frame[frame.near_noise_floor.astype(bool)] for frame in frames
+    floor = [frame[frame.near_noise_floor.eq(True)] for frame in frames
              if len(frame) and {"near_noise_floor", "low_hz", "high_hz"} <= set(frame.columns)]
     spans: list[list[float]] = []
     for low, high in sorted({(float(r.low_hz), float(r.high_hz)) for part in floor for r in part.itertuples()}):
