@@ -149,12 +149,20 @@ def band_sets_for(names: tuple[str, ...], sample_rate: int, classifier: object =
     return [band_set for band_set in built if band_set is not None]
 
 
+def long_enough_for_stft(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """`x` (..., samples), zero-padded at the end where it is too short for a centred STFT's reflect padding (half a
+    window): a clip shorter than that gets its frames all the same, and original and reconstruction alike."""
+    short = n_fft // 2 + 1 - x.shape[-1]
+    return torch.nn.functional.pad(x, (0, short)) if short > 0 else x
+
+
 def power_spectra(waveforms: np.ndarray, batch: int = 64) -> np.ndarray:
     """Mean power spectrum per clip, (N, n_fft/2 + 1), from a Hann-windowed STFT."""
     window = torch.hann_window(ANALYSIS_N_FFT, dtype=torch.float64)
     spectra = []
     for start in range(0, len(waveforms), batch):
-        x = torch.tensor(np.asarray(waveforms[start : start + batch]), dtype=torch.float64)
+        x = long_enough_for_stft(torch.tensor(np.asarray(waveforms[start : start + batch]), dtype=torch.float64),
+                                 ANALYSIS_N_FFT)
         spec = torch.stft(x, ANALYSIS_N_FFT, ANALYSIS_HOP, window=window, center=True, return_complex=True)
         spectra.append((spec.abs() ** 2).mean(-1).numpy())
     return np.concatenate(spectra)

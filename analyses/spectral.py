@@ -20,7 +20,9 @@ MAX_MAP_FRAMES = 100
 
 
 def _magnitudes(waveforms: np.ndarray) -> torch.Tensor:
-    x = torch.tensor(np.asarray(waveforms), dtype=torch.float32)
+    from probe.analyses.bands import long_enough_for_stft
+
+    x = long_enough_for_stft(torch.tensor(np.asarray(waveforms), dtype=torch.float32), DESCRIPTOR_N_FFT)
     window = torch.hann_window(DESCRIPTOR_N_FFT)
     return torch.stft(x, DESCRIPTOR_N_FFT, DESCRIPTOR_HOP, window=window, center=True, return_complex=True).abs()
 

@@ -21,7 +21,7 @@ pytest.importorskip("submitit")
 
 CLASSIFIER = ["train-classifier", "--classifier", "small_cnn", "--init", "none", "--option", "sample_rate=16000",
               "--option", "channels=8", "--lr", "3e-3", "--batch-size", "8", "--device", "cpu", "--quiet", "--epochs", "1"]
-EPOCHS = 6
+EPOCHS = 3
 
 
 def _grid(root: Path, synthetic_root: Path, out: Path) -> list[str]:

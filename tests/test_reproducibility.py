@@ -82,7 +82,9 @@ def _finetune_outputs(tmp_path: Path, synthetic_root: Path, classifier: Path, na
     assert main(["finetune", "--classifier", "small_cnn", "--classifier-weights", str(classifier), "--data",
                  f"esc50:{synthetic_root}", "--out", str(out), "--device", "cpu", "--quiet", "--epochs", "2",
                  "--batch-size", "5", "--seed", "3", *extra]) == 0
-    losses = [{k: v for k, v in record.items() if k != "clips_per_s"}
+    from probe.train.loop import TIMING_FIELDS
+
+    losses = [{k: v for k, v in record.items() if k not in TIMING_FIELDS}
               for record in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
     arrays = {path.name: np.load(path) for path in sorted((out / "outputs").glob("*.npy"))}
     return losses, arrays

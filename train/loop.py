@@ -102,6 +102,10 @@ class OpenedRun:
         return self.dist.main_first(decode) if self.dist is not None else decode()  # rank 0 fills the cache
 
 
+TIMING_FIELDS = ("clips_per_s", "seconds")
+"""The fields of an epoch record that time it: they differ between identical runs; every other field repeats."""
+
+
 def shared_cache(value: str) -> Path:
     """A shared decode cache's folder: `shared` is $PROBE_HOME/cache/decoded; anything else, that folder."""
     if value == "shared":
