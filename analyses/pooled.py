@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probe.analyses.bandshift import assign_verdicts, summarise_per_band
+from probe.analyses.bandshift import CONTRAST, assign_verdicts, describe_bands, summarise_per_band
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.rundir import AFTER, Tables
 from probe.seeding import derive_seed
@@ -70,5 +70,10 @@ def pooled_contrast_analysis(context: ComparisonContext) -> None:
                               np.random.default_rng(derive_seed(context.config.seed, "pooled")))
     if len(pooled):
         context.tables[Tables.BAND_CONTRAST_POOLED] = pooled
-        context.summary["pooled_folds"] = {f"{c}--{s}": folds for (c, s, folds) in
-                                           pooled[["classifier", "setting", "folds"]].drop_duplicates().itertuples(index=False)}
+        described = {}
+        for (classifier, setting, folds), rows in pooled.groupby(["classifier", "setting", "folds"], sort=False):
+            rows = rows.assign(condition=CONTRAST)
+            described[f"{classifier}--{setting}"] = {
+                "classifier": classifier, "setting": setting, "folds": folds,
+                "bands": {band_set: describe_bands(rows, CONTRAST, band_set) for band_set in rows.band_set.unique()}}
+        context.summary["pooled"] = described  # what the report's answer reads, in the runs' own words

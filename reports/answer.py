@@ -34,12 +34,14 @@ NO_VERDICT = ("inconclusive", "too few clips", "too narrow", "noise floor")
 
 @dataclass
 class Answer:
-    """One classifier's answer: the run it was read from, that run's probe kind, and a plain sentence."""
+    """One classifier's answer: the run it was read from, that run's probe kind, and a plain sentence; `folds`, where
+    the run's setting was cross-validated and the answer reads its folds pooled."""
 
     classifier: str
     run: AnalysedRun
     kind: str
     sentence: str
+    folds: str | None = None
 
 
 def probe_kind(summary: dict[str, Any]) -> tuple[int, str] | None:
@@ -57,14 +59,18 @@ def answers(analysis: Analysis, band_set: str) -> list[Answer]:
         if not ranked:
             continue
         (_, kind), _, run = min(ranked, key=lambda item: (item[0][0], item[1]))
-        out.append(Answer(classifier, run, kind, sentence(classifier, run, kind, band_set)))
+        pooled = analysis.pooled.get(f"{classifier}--{run.summary.get('setting')}")
+        said = sentence(classifier, run, kind, band_set, pooled["bands"].get(band_set) if pooled else None)
+        out.append(Answer(classifier, run, kind, said, pooled["folds"] if pooled else None))
     return out
 
 
-def sentence(classifier: str, run: AnalysedRun, kind: str, band_set: str) -> str:
-    """What the run's contrast says in plain words. A parsimony probe's kept bands are "needed"; a plain AE's are only
-    "kept" (with no penalty it keeps what it reconstructs well, needed or not)."""
-    described = run.summary.get("bands", {}).get(CONTRAST, {}).get(band_set)
+def sentence(classifier: str, run: AnalysedRun, kind: str, band_set: str,
+             pooled: dict[str, Any] | None = None) -> str:
+    """What the run's contrast (or, given, its setting's folds pooled) says in plain words. A parsimony probe's kept
+    bands are "needed"; a plain AE's are only "kept" (with no penalty it keeps what it reconstructs well, needed or
+    not)."""
+    described = pooled or run.summary.get("bands", {}).get(CONTRAST, {}).get(band_set)
     if not described:
         return f"{classifier}: no {band_set.replace('_', '-')} band analysis in its {run.setting} run."
     ranges = described["ranges"]
@@ -78,6 +84,7 @@ def sentence(classifier: str, run: AnalysedRun, kind: str, band_set: str) -> str
     open_ = spans(*NO_VERDICT)
     said = " and ".join(parts) if parts else "shows no clear need for any band"
     source = run.setting if run.setting == kind else f"{run.setting}, a {kind}"
+    source += ", every fold's clips pooled" if pooled else ""
     return (f"{classifier} {said}" + (f"; no verdict on {open_}" if open_ else "") +
             f" (read off {source}, its most reliable probe, against {_reference(run)}).")
 
@@ -97,13 +104,19 @@ def _reference(run: AnalysedRun) -> str:
     return "the identity on the same chain" if run.summary.get("bands", {}).get("random_start") else "the untuned probe"
 
 
-def answer_table(chosen: list[Answer], band_set: str) -> pd.DataFrame:
-    """The heatmap's cells: per classifier and band, the chosen run's contrast, interval and verdict, with the marks."""
+def answer_table(chosen: list[Answer], band_set: str, pooled: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The heatmap's cells: per classifier and band, the chosen run's contrast (its setting's folds pooled, where
+    `pooled`, comparison/band_contrast_pooled, has them), interval and verdict, with the marks."""
     frames = []
     for answer in chosen:
-        rows = answer.run.overall(band_set, CONTRAST).sort_values("band_index")
+        rows = answer.run.overall(band_set, CONTRAST)
+        if answer.folds and pooled is not None and len(pooled):
+            rows = pooled[(pooled.classifier == answer.classifier) & (pooled.band_set == band_set)
+                          & (pooled.setting == answer.run.summary.get("setting"))]
+        rows = rows.sort_values("band_index")
         frames.append(pd.DataFrame({
             "classifier": answer.classifier, "run": answer.run.label, "probe": answer.run.setting, "kind": answer.kind,
+            "folds": answer.folds or str(answer.run.summary.get("fold", 1)),
             "band": rows.band.to_numpy(), "centre_hz": rows.centre_hz.to_numpy(),
             "contrast_db": rows.mean_shift_db.to_numpy(), "ci_low_db": rows.ci_low_db.to_numpy(),
             "ci_high_db": rows.ci_high_db.to_numpy(), "verdict": rows.verdict.to_numpy(),

@@ -125,7 +125,7 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
     chosen = answers(analysis, config.band_set)
-    cells = answer_table(chosen, config.band_set)
+    cells = answer_table(chosen, config.band_set, analysis.comparison_tables.get(Tables.BAND_CONTRAST_POOLED))
     if len(cells):
         write_text(site / ANSWER_CSV, cells.to_csv(index=False))
         figure_paths["answer"] = _figure(figures.answer_heatmap(

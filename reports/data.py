@@ -122,6 +122,12 @@ class Analysis:
         """The planted answer of the demo's analysis (comparison/planted); empty elsewhere."""
         return next((c["planted"] for c in self.comparisons if "planted" in c), {})
 
+    @property
+    def pooled(self) -> dict[str, Any]:
+        """Cross-validated settings, their folds pooled (comparison/band_contrast_pooled), by `classifier--setting`:
+        the folds and the bands described; empty without folds."""
+        return {key: value for c in self.comparisons for key, value in c.get("pooled", {}).items()}
+
     def by_classifier(self) -> dict[str, list[AnalysedRun]]:
         """Runs grouped by classifier name, in first-seen order: one report page each."""
         groups: dict[str, list[AnalysedRun]] = {}

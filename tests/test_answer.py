@@ -96,3 +96,22 @@ def test_band_figures_mark_the_noise_floor(tmp_path, flagged):
         span = next(h for h, label in zip(handles, labels) if "noise floor" in label)
         assert span.get_x() == pytest.approx(707.0) and span.get_x() + span.get_width() == pytest.approx(2828.0)
     figures.plt.close(fig)
+
+
+def test_a_cross_validated_setting_answers_with_its_folds_pooled(tmp_path):
+    """Two folds of one setting: the sentence and the cells come from comparison/band_contrast_pooled, not fold 1."""
+    runs = [_run(tmp_path, {**_summary("mn10", "gain", probe="spectral-gain"), "label": f"mn10--gain--fold{f}",
+                            "fold": f}) for f in (1, 2)]
+    pooled_ranges = {v: [] for v in ("suppressed", "boosted", "preserved", "inconclusive", "too few clips",
+                                     "too narrow", "noise floor", "not needed")}
+    pooled_ranges["suppressed"] = [{"from_hz": 177.0, "to_hz": 2828.0}]
+    comparisons = [{"pooled": {"mn10--gain": {"classifier": "mn10", "setting": "gain", "folds": "1,2",
+                                              "bands": {"octave": {"ranges": pooled_ranges}}}}}]
+    table = runs[0].table("band_contrast_vs_control").assign(classifier="mn10", setting="gain", folds="1,2",
+                                                             mean_shift_db=[-7.0, -8.0, -9.0, -10.0])
+    analysis = Analysis(runs, comparisons, {"band_contrast_pooled": table})
+    (chosen,) = answers(analysis, "octave")
+    assert chosen.folds == "1,2" and "every fold's clips pooled" in chosen.sentence
+    assert chosen.sentence.startswith("mn10 can do without 177 Hz–2.83 kHz")
+    cells = answer_table([chosen], "octave", analysis.comparison_tables["band_contrast_pooled"])
+    assert cells.contrast_db.tolist() == [-7.0, -8.0, -9.0, -10.0] and set(cells.folds) == {"1,2"}

@@ -163,6 +163,9 @@ def test_probe_analyse_pools_the_folds_and_every_table_names_its_run(per_fold_cl
         len(json.loads((Path(run) / "outputs" / "clip_ids.json").read_text())) for run in runs)
     assert np.isin(pooled.verdict, ["suppressed", "boosted", "preserved", "inconclusive", "too few clips",
                                     "too narrow", "noise floor"]).all()
+    described = json.loads((analysis / "summary.json").read_text())["comparison"]["pooled"]
+    (entry,) = described.values()  # what the report's answer reads
+    assert entry["folds"] == "1,2" and "sentence" in entry["bands"]["octave"]
 
 
 def test_a_grid_folder_with_no_complete_run_is_a_one_line_error(tmp_path: Path, capsys):
