@@ -55,16 +55,17 @@ def hz_formatter() -> FuncFormatter:
 RC = {"svg.fonttype": "none", "svg.hashsalt": "probe"}
 """Settings read when a figure is drawn, not when it is built: a fixed salt makes the SVGs' element ids, and so the
 files, the same on every run; a worker that draws must have them too."""
-_background: ContextVar["Executor | None"] = ContextVar("figures_background", default=None)
-_pending: ContextVar["list[Future] | None"] = ContextVar("figures_pending", default=None)
+_background: ContextVar["tuple[Executor, list[Future]] | None"] = ContextVar("figures_background", default=None)
+"""Inside `rendering_in_background`: the pool that draws, and the figures it has been given."""
 
 
 def save(fig: plt.Figure, path_stem: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
     """Write the figure in each format (atomically) and close it; returns the paths it writes. Inside
     `rendering_in_background` the drawing happens in a worker process and the files are there when the block ends."""
     paths = [path_stem.with_suffix(f".{fmt}") for fmt in formats]
-    pool, pending = _background.get(), _pending.get()
-    if pool is not None and pending is not None:
+    background = _background.get()
+    if background is not None:
+        pool, pending = background
         import pickle
 
         try:
@@ -111,7 +112,7 @@ def rendering_in_background(workers: int | None = None) -> Iterator[None]:
 
     pending: list[Future] = []
     with spawn_pool(workers) as pool:
-        pool_token, pending_token = _background.set(pool), _pending.set(pending)
+        token = _background.set((pool, pending))
         try:
             yield
             for future in pending:
@@ -121,8 +122,7 @@ def rendering_in_background(workers: int | None = None) -> Iterator[None]:
                 future.cancel()
             raise
         finally:
-            _background.reset(pool_token)
-            _pending.reset(pending_token)
+            _background.reset(token)
 
 
 def _figure(size: FigureSize, nrows: int = 1, ncols: int = 1, height_scale: float = 1.0, **kwargs):
