@@ -128,14 +128,15 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     """Every registered per-run analysis of one run into `folder`; returns its summary and tables."""
     folder.mkdir(parents=True)
     spec = probe_of_run(run.config)
+    objective = objective_record(run)
     context = registry.RunContext(run, classifier, folder, config, device, say, np.random.default_rng(config.seed),
                                   {} if shared is None else shared)
     context.summary.update({
         "label": run.label, "path": str(run.path), "fold": int(run.config.get("fold", 1)),
         "classifier": classifier_label(run.config),
         "setting": setting_label(run.config), "probe": spec.name,
-        "objective": objective_record(run).get("objective") or "cross-entropy",
-        "penalty": float(objective_record(run).get("penalty") or 0.0), "control": spec.control,
+        "objective": objective.get("objective") or "cross-entropy",
+        "penalty": float(objective.get("penalty") or 0.0), "control": spec.control,
         "clips": len(run.targets), "sample_rate": run.sample_rate, "class_names": run.class_names,
         "category_names": run.category_names, "class_categories": run.class_categories,
         "condition_labels": run.condition_labels, "settings": {"shifts": asdict(config.shifts), "seed": config.seed},

@@ -29,10 +29,17 @@ def by_fold(results: list[Any]) -> dict[tuple[str, str], dict[int, Any]]:
     return groups
 
 
+def fold_tables(runs: dict[int, Any], names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """The named tables of one (classifier, setting)'s runs by fold, each with every fold's rows together, in fold
+    order (each fold's clips are its own); a table no run wrote is left out."""
+    ordered = [runs[fold] for fold in sorted(runs)]
+    return {name: pd.concat([r.tables[name] for r in ordered if name in r.tables], ignore_index=True)
+            for name in names if any(name in r.tables for r in ordered)}
+
+
 def pooled_per_clip(results: list[Any], table: str) -> dict[tuple[str, str], pd.DataFrame]:
-    """A per-clip table of each (classifier, setting), its folds' rows together (each fold's clips are its own)."""
-    return {key: pd.concat([runs[fold].tables[table] for fold in sorted(runs)], ignore_index=True)
-            for key, runs in by_fold(results).items()}
+    """A per-clip table of each (classifier, setting), its folds' rows together."""
+    return {key: fold_tables(runs, (table,))[table] for key, runs in by_fold(results).items()}
 
 
 def pooled_contrasts(results: list[Any], settings, rng: np.random.Generator) -> pd.DataFrame:
@@ -43,11 +50,12 @@ def pooled_contrasts(results: list[Any], settings, rng: np.random.Generator) -> 
         if len(runs) < 2:
             continue
         folds = sorted(runs)
-        per_clip = pd.concat([runs[f].tables[Tables.BAND_SHIFT_PER_CLIP] for f in folds], ignore_index=True)
+        tables = fold_tables(runs, (Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL))
+        per_clip = tables[Tables.BAND_SHIFT_PER_CLIP]
         per_clip = per_clip[per_clip.condition == AFTER]
         if "contrast_db" not in per_clip or per_clip.contrast_db.isna().all():
             continue  # no control to contrast with
-        controls = pd.concat([runs[f].tables[Tables.BAND_CONTRAST_VS_CONTROL] for f in folds], ignore_index=True)
+        controls = tables[Tables.BAND_CONTRAST_VS_CONTROL]
         for band_set, part in per_clip.groupby("band_set", sort=False):
             values = part.pivot(index="clip_id", columns="band_index", values="contrast_db")
             units = part.drop_duplicates("clip_id").set_index("clip_id").unit.loc[values.index].to_numpy()

@@ -10,7 +10,6 @@ not independent samples.
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,11 +107,8 @@ def all_route_correlations(runs: list[tuple[str, str, dict[str, pd.DataFrame], p
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 
-def pooled_tables(results: list[Any]) -> dict[str, pd.DataFrame]:
-    """The per-clip tables the routes read, every fold's rows together."""
-    names = (Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL, Tables.ATTRIBUTION_BAND_MASS)
-    return {name: pd.concat([r.tables[name] for r in results if name in r.tables], ignore_index=True)
-            for name in names if any(name in r.tables for r in results)}
+ROUTE_TABLES = (Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL, Tables.ATTRIBUTION_BAND_MASS)
+"""The tables the routes read."""
 
 
 @register_analysis(Tables.ROUTE_CORRELATIONS, tables=(Tables.ROUTE_CORRELATIONS,), scope="comparison")
@@ -120,13 +116,12 @@ def route_correlation_analysis(context: ComparisonContext) -> None:
     """Rank correlations, with bootstrap intervals over clips, between every pair of routes (probe contrasts,
     attribution mass) per classifier."""
     shifts = context.config.shifts
-    from probe.analyses.pooled import by_fold
+    from probe.analyses.pooled import by_fold, fold_tables
 
     runs = []  # per (classifier, setting): its folds' tables together, clips of every fold (one run per fold)
     for (judge, setting), folds in by_fold(context.results).items():
-        ordered = [folds[fold] for fold in sorted(folds)]
-        runs.append((judge, setting, pooled_tables(ordered),
-                     pd.concat([pd.Series(r.run.units, index=r.run.clip_ids) for r in ordered])))
+        units = pd.concat([pd.Series(folds[f].run.units, index=folds[f].run.clip_ids) for f in sorted(folds)])
+        runs.append((judge, setting, fold_tables(folds, ROUTE_TABLES), units))
     correlations = all_route_correlations(runs, shifts.level, min(shifts.n_boot, 1000),
                                           np.random.default_rng(derive_seed(context.config.seed, "routes")))
     if len(correlations):

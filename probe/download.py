@@ -81,8 +81,7 @@ def download(
     if not published and record.exists():
         sha256 = record.read_text().split()[0]
     if destination.exists() and (sha256 is None or sha256_file(destination) == sha256):
-        return destination
-    destination.parent.mkdir(parents=True, exist_ok=True)
+        return destination  # checked before the lock too: jobs that find the file whole need not queue to hash it
     # two jobs that need one file: the second waits, then finds it complete (one .part, never two writers)
     with waiting_for(destination.parent, f"downloading into {destination.parent}"):
         if destination.exists() and (sha256 is None or sha256_file(destination) == sha256):

@@ -141,11 +141,23 @@ def checkpoint_path(value: str | None) -> str | None:
     return value if value and Path(value).suffix in (".pt", ".pth", ".ckpt", ".bin") else None
 
 
+def ae_checkpoint(config: Any) -> str | None:
+    """A finetuning config's AE checkpoint: its weights, or the autoencoder itself where that is a checkpoint path."""
+    return config.ae_weights or checkpoint_path(config.autoencoder)
+
+
+def refuse_leaks(config: Any) -> FoldRecord | None:
+    """`refuse_leak` for a finetuning config's classifier and AE checkpoints; returns the classifier's record."""
+    record = refuse_leak("classifier", config.classifier_weights, config.data, config.fold)
+    refuse_leak("autoencoder", ae_checkpoint(config), config.data, config.fold)
+    return record
+
+
 def warn_shared(cells: list[Any], say=None) -> None:
     """Warn once when one checkpoint of unknown training folds serves several validation folds of a grid."""
     serving: dict[str, set[int]] = {}
     for cell in cells:
-        for weights in (cell.classifier_weights, cell.ae_weights or checkpoint_path(cell.autoencoder)):
+        for weights in (cell.classifier_weights, ae_checkpoint(cell)):
             if weights:
                 serving.setdefault(str(weights), set()).add(cell.fold)
     unknown = [weights for weights, folds in serving.items() if len(folds) > 1 and read_record(weights) is None]

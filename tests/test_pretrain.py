@@ -69,10 +69,11 @@ def test_stft_loss_known_answers() -> None:
 
 def test_held_out_folds_play_no_part_in_pretraining(tmp_path: Path, synthetic_root: Path) -> None:
     """The fold the probes will be analysed on is neither trained nor selected on (the demo holds out fold 1)."""
+    from probe.train.distributed import Distributed
     from probe.train.loop import OpenedRun
 
     config = _config(tmp_path, synthetic_root, fold=2, hold_out_folds=(1,))
-    _, train, validation = OpenedRun(RunDir(tmp_path / "x"), None, torch.device("cpu"), False).splits(config)
+    _, train, validation = OpenedRun(RunDir(tmp_path / "x"), Distributed(), torch.device("cpu"), False).splits(config)
     assert {c.fold for c in validation.clips} == {2} and {c.fold for c in train.clips} == {3, 4, 5}
     with pytest.raises(ConfigError, match="both the validation fold and held out"):
         _config(tmp_path, synthetic_root, fold=1, hold_out_folds=(1,)).validate()

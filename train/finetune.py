@@ -17,7 +17,7 @@ import torch
 from probe.download import resolve_weights
 from probe.errors import ConfigError
 from probe.fileio import safe_name, write_json
-from probe.folds import checkpoint_path, refuse_leak, suspected_leak, warn_shared, with_fold
+from probe.folds import refuse_leaks, suspected_leak, warn_shared, with_fold
 from probe.locks import releasing_run
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.models.classifiers import load_classifier
@@ -65,8 +65,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     """Run (or resume) one finetuning run; returns its run directory. Refused before anything is written when the
     classifier or the AE start learned from the validation fold (`probe.folds`)."""
     config = with_fold(config).resolved()
-    classifier_folds = refuse_leak("classifier", config.classifier_weights, config.data, config.fold)
-    refuse_leak("autoencoder", config.ae_weights or checkpoint_path(config.autoencoder), config.data, config.fold)
+    classifier_folds = refuse_leaks(config)
     spec = config.probe_spec
     opened = open_run(config, resume)
     run, dist, device = opened.run, opened.dist, opened.device
@@ -148,8 +147,7 @@ def check_cells(cells: list[FinetuneConfig]) -> None:
     checkpoint of unknown folds that serves several validation folds."""
     filled = [with_fold(cell) for cell in cells]
     for cell in filled:
-        refuse_leak("classifier", cell.classifier_weights, cell.data, cell.fold)
-        refuse_leak("autoencoder", cell.ae_weights or checkpoint_path(cell.autoencoder), cell.data, cell.fold)
+        refuse_leaks(cell)
     warn_shared(filled, lambda text: print(f"probe finetune: {text}", file=sys.stderr, flush=True))
 
 

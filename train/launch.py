@@ -2,9 +2,9 @@
 cell, or the same tasks as local processes.
 
 Each task trains its own run directory with `--resume`: a complete cell returns at once, a stopped one continues from
-its last epoch. On SLURM's pre-emption signal or the time limit, submitit asks the task to checkpoint; it is then
-requeued and resumes from `latest.pt` (the epoch in progress is trained again, to the same result: resumes are
-exact). The run directory's lock (`probe.locks`) keeps a requeued task and a stray one apart.
+its last checkpoint. On SLURM's pre-emption signal or the time limit, submitit asks the task to checkpoint; it is
+then requeued and resumes from `latest.pt`, to the same result (resumes are exact; with `--checkpoint-minutes`,
+latest.pt is saved inside an epoch too, so little of it is trained again). The run directory's lock (`probe.locks`) keeps a requeued task and a stray one apart.
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class CellTask:
             return str(finetune(self.cell, resume=True).path)
 
     def checkpoint(self, *args: Any, **kwargs: Any):
-        """submitit's hook on pre-emption and timeout: run this task again (it resumes from its last epoch)."""
+        """submitit's hook on pre-emption and timeout: run this task again (it resumes from its last checkpoint)."""
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(CellTask(self.cell, self.threads))
@@ -116,4 +116,3 @@ def wait_for(jobs: list[Any], cells: list[Any], say) -> list[str]:
             message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             failures.append(f"{cell.out}: job {job.job_id} failed: {message}")
     return failures
-

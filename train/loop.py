@@ -6,6 +6,7 @@ per-epoch metrics, atomic `latest`/`best` checkpoints and exact resume.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, replace
@@ -77,12 +78,12 @@ class OpenedRun:
         """(dataset, training split, validation split) of the config's data and fold."""
         from probe.data import load_dataset
 
-        load = lambda: load_dataset(config.data, synthetic_root=self.run.path / "data")  # noqa: E731
-        dataset = self.dist.main_first(load) if self.dist is not None else load()  # one rank generates synthetic data
+        # one rank generates synthetic data; the others read it
+        dataset = self.dist.main_first(lambda: load_dataset(config.data, synthetic_root=self.run.path / "data"))
         train, validation = dataset.split(config.fold)
         if config.hold_out_folds:
             train = train.subset([f for f in dataset.folds if f != config.fold and f not in config.hold_out_folds])
-        if self.dist is None or self.dist.is_main:  # what the run's checkpoints learned from (`probe.folds`)
+        if self.dist.is_main:  # what the run's checkpoints learned from (`probe.folds`)
             from probe.folds import training_record, write_record
 
             self.run.path.mkdir(parents=True, exist_ok=True)
@@ -93,13 +94,17 @@ class OpenedRun:
         """Each split decoded once at `sample_rate` into the run's audio cache."""
         from probe.cache import decode_split
 
+        from probe.locks import waiting_for
+
         cache = shared_cache(config.cache_dir) if config.cache_dir else self.run.path / "cache"
-        decode = lambda: [decode_split(split, sample_rate, clip_seconds=config.clip_seconds,  # noqa: E731
-                                       cache_dir=cache, progress=self.progress) for split in splits]
-        if config.cache_dir:  # several runs, perhaps several jobs: one decodes, the others wait and read its cache
-            plain = decode
-            decode = lambda: _locked(cache, plain)  # noqa: E731
-        return self.dist.main_first(decode) if self.dist is not None else decode()  # rank 0 fills the cache
+
+        def decode() -> list:
+            # a shared cache serves several runs, perhaps several jobs: one decodes, the others wait and read it
+            with waiting_for(cache, f"decoding into {cache}") if config.cache_dir else contextlib.nullcontext():
+                return [decode_split(split, sample_rate, clip_seconds=config.clip_seconds, cache_dir=cache,
+                                     progress=self.progress) for split in splits]
+
+        return self.dist.main_first(decode)  # rank 0 fills the cache; the other ranks read it
 
 
 TIMING_FIELDS = ("clips_per_s", "seconds")
@@ -113,13 +118,6 @@ def shared_cache(value: str) -> Path:
 
         return probe_home() / "cache" / "decoded"
     return Path(value).expanduser()
-
-
-def _locked(cache: Path, decode):
-    from probe.locks import waiting_for
-
-    with waiting_for(cache, f"decoding into {cache}"):
-        return decode()
 
 
 def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
