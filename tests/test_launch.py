@@ -93,3 +93,11 @@ def test_a_leak_is_refused_before_anything_is_submitted(tmp_path: Path, syntheti
                  "--epochs", "0", "--data", f"esc50:{synthetic_root}", "--folds", "1,2", "--out", str(out),
                  "--launcher", "local", "--quiet"])
     assert code == 2 and "validation fold 2" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_failed_task_is_one_line_with_its_own_error(tmp_path: Path, capsys):
+    """Every task failed: exit 2, and the line names the run and the task's error, not the path of its log."""
+    assert main(["finetune", "--grid", "classifiers=nosuchnet", "autoencoder=identity", "--epochs", "0", "--folds", "1",
+                 "--out", str(tmp_path / "grid"), "--launcher", "local", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nosuchnet--identity" in err and "unknown classifier 'nosuchnet'" in err

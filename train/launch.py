@@ -8,6 +8,7 @@ latest.pt is saved inside an epoch too, so little of it is trained again). The r
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,9 @@ def wait_for(jobs: list[Any], cells: list[Any], say) -> list[str]:
         try:
             job.result()
             say(f"{Path(cell.out).name}: done (job {job.job_id})")
-        except Exception as exc:  # the task's traceback is in its log: one line here
-            message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        except Exception as exc:  # the task's traceback is in its log: one line here, its error's where there is one
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raised = [line for line in lines if re.match(r"[\w.]+(Error|Exception|Interrupt|Exit)\b[^:]*: ", line)]
+            message = (raised or lines or [type(exc).__name__])[-1]
             failures.append(f"{cell.out}: job {job.job_id} failed: {message}")
     return failures
