@@ -83,7 +83,7 @@ def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: 
     answers = index[index.index('<ul class="answers">'):].split("</ul>")[0]
     assert answers.count("<li>") == 3 and "figures/answer.png" in index
     for name in ("low_band_cnn", "high_band_cnn", "full_band_cnn"):
-        assert f"<li>{name} " in answers and f"read off spectral gain, its most reliable probe" in answers
+        assert f"<li>{name} " in answers and "read off spectral gain, its most reliable probe" in answers
     from probe.reports.build import Marks
     from probe.reports.data import load_analysis
 
