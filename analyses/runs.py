@@ -96,7 +96,12 @@ class TransformedRows:
 
 
 def classifier_label(config: dict[str, Any]) -> str:
-    return str(config.get("classifier_label") or config.get("classifier", "classifier"))
+    """The given label, else the classifier's name; a name holding a path (`hf:/models/ast`, `hf:MIT/ast-...`) by its
+    last part, so that labels stay folder names."""
+    if config.get("classifier_label"):
+        return str(config["classifier_label"])
+    name = str(config.get("classifier", "classifier"))
+    return Path(name).name if "/" in name else name
 
 
 def setting_label(config: dict[str, Any]) -> str:

@@ -35,7 +35,7 @@ from probe.fileio import atomic_write, sha256_file, write_json
 from probe.folds import FOLDS_FILE
 
 TRACKED_PACKAGES = ("probe", "torch", "torchaudio", "numpy", "scipy", "pandas", "librosa", "captum", "hear21passt",
-                    "audio-encoders-pytorch", "archisound")
+                    "audio-encoders-pytorch", "archisound", "transformers")
 _command: list[str] | None = None
 
 ORIGINAL, BEFORE, AFTER = "original", "before", "after"

@@ -255,15 +255,21 @@ def spectrogram_grid(original: np.ndarray, reconstructions: dict[str, np.ndarray
 
 
 def attribution_grid(maps: dict[str, np.ndarray], title: str, size: FigureSize = WEB) -> plt.Figure:
-    """Mean attribution maps side by side (e.g. one per class), a shared colour scale per map."""
+    """Mean attribution maps side by side (e.g. one per class), a shared colour scale per map. A classifier whose input
+    is the waveform (wav2vec2 and its kin) has maps of one row: its attribution mass over time, drawn as a curve."""
     names = list(maps)
-    fig, axes = _figure(size, 1, len(names), squeeze=False, height_scale=0.8)
+    over_time = all(np.asarray(maps[name]).shape[0] == 1 for name in names)
+    fig, axes = _figure(size, 1, len(names), squeeze=False, height_scale=0.8, sharey=over_time)
     for ax, name in zip(axes[0], names):
-        ax.imshow(maps[name], origin="lower", aspect="auto", cmap="viridis")
+        if over_time:
+            ax.fill_between(np.arange(maps[name].shape[-1]), 0, maps[name][0], color="C0", linewidth=0)
+            ax.set_xlim(0, maps[name].shape[-1] - 1)
+        else:
+            ax.imshow(maps[name], origin="lower", aspect="auto", cmap="viridis")
+            ax.set_yticks([])
         ax.set_title(name, fontsize=size.font_size * 0.85)
         ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0][0].set_ylabel("mel band")
+    axes[0][0].set_ylabel("attribution mass over time" if over_time else "mel band")
     fig.suptitle(title, fontsize=size.font_size * 1.1)
     return fig
 

@@ -115,9 +115,12 @@ class FinetuneConfig(TrainingConfig):
         return get_probe(self.probe) if self.probe else probe_for(self.autoencoder)
 
     def resolved(self) -> "FinetuneConfig":
-        """The same run with the probe type's defaults filled in."""
+        """The same run with the probe type's defaults filled in, and a classifier folder (`hf:./ast`) made absolute."""
+        from probe.models.classifiers import canonical_classifier_name
+
         spec = self.probe_spec
         return replace(self, probe=spec.name, autoencoder=spec.model or self.autoencoder,
+                       classifier=canonical_classifier_name(self.classifier),
                        epochs=spec.epochs if self.epochs is None else self.epochs,
                        learning_rate=spec.learning_rate if self.learning_rate is None else self.learning_rate,
                        penalty=spec.penalty_weight(self.penalty) if spec.penalty else None)

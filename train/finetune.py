@@ -94,7 +94,8 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
                                     config.per_class)
 
     if not is_resuming(run, resume) and dist.is_main:
-        start_fresh(run, config, {"classifier_weights": classifier_weights, "ae_weights": ae_weights})
+        start_fresh(run, config, {"classifier_weights": classifier_weights, "ae_weights": ae_weights,
+                                  **({"classifier_source": classifier.source_file} if classifier.source_file else {})})
         save_outputs(run, BEFORE, pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
         save_array(run.originals_file, val_x.cpu().numpy())
         save_array(run.targets_file, val.targets)

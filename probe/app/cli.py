@@ -87,7 +87,9 @@ def _predict_args(parser: argparse.ArgumentParser) -> None:
     from probe.inference import PredictConfig
 
     _file_command_args(parser, PredictConfig)
-    parser.add_argument("--classifier", required=True, help="a name from `probe models`, or package.module:factory")
+    parser.add_argument("--classifier", required=True,
+                        help="a name from `probe models`, hf:PATH_OR_REPO (a transformers audio classifier), "
+                             "or package.module:factory")
     add_field(parser, PredictConfig, "num_classes", type=int, help="class count",
               default_help="the checkpoint's head, else 50")
     parser.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -318,7 +320,8 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     from probe.train.config import FinetuneConfig
 
     probes = PROBES.ensure_loaded()
-    add_field(parser, FinetuneConfig, "classifier", help="a name from `probe models`, or package.module:factory")
+    add_field(parser, FinetuneConfig, "classifier", help="a name from `probe models`, hf:PATH_OR_REPO (a transformers "
+                                                        "audio classifier), or package.module:factory")
     parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name); {fold} is "
                                                      "filled with the validation fold, e.g. passt_esc50_fold{fold}")
     parser.add_argument("--probe", choices=list(probes),
@@ -599,7 +602,8 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("originals", help="folder of original audio (a folder per class gives per-class tables)")
     parser.add_argument("processed", help="folder of processed audio, same relative paths (the extension may differ)")
     add_field(parser, CompareConfig, "out", help="the analysis folder (replaced atomically); `probe report` reads it")
-    add_field(parser, CompareConfig, "classifier", type=str, help="also score a classifier on both sides (a name from `probe models`)")
+    add_field(parser, CompareConfig, "classifier", type=str,
+              help="also score a classifier on both sides (a name from `probe models`, or hf:PATH_OR_REPO)")
     add_field(parser, CompareConfig, "weights", type=str, help="the classifier's checkpoint")
     add_field(parser, CompareConfig, "categories_csv", "--categories", type=str, help="a class,category CSV for the class folders")
     add_field(parser, CompareConfig, "sample_rate", type=int, help="analysis rate",

@@ -50,6 +50,13 @@ class WaveformClassifier(nn.Module):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    source_file = None
+    """The file the network's weights were read from when not given as `weights` (a transformers checkpoint's), for
+    the run's provenance."""
+
+    multi_label = False
+    """Whether the outputs are independent sigmoids (AudioSet-style tagging) rather than one softmax."""
+
     min_frames = 1
     """The fewest front-end frames the network takes (PaSST: one 16-frame patch)."""
 

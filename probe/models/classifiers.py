@@ -20,6 +20,26 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "probe.classifiers"
 
 
+def _hugging_face(source: str, num_classes: int | None, class_names: list[str] | None,
+                  options: dict[str, Any]) -> WaveformClassifier:
+    from probe.models.huggingface import load_hf_classifier
+
+    return load_hf_classifier(source, num_classes, class_names, options)
+
+
+SCHEMES: dict[str, Callable[..., WaveformClassifier]] = {"hf": _hugging_face}
+"""`SCHEME:SOURCE` classifier names: each scheme's loader builds the classifier from SOURCE (hf: a transformers
+checkpoint folder or hub id). Any other `a:b` is a user's `package.module:factory`."""
+
+
+def canonical_classifier_name(name: str) -> str:
+    """The name a run records: a scheme's local folder as an absolute path (the analyses load it from anywhere), any
+    other name as it is."""
+    scheme, _, source = name.partition(":")
+    path = Path(source).expanduser()
+    return f"{scheme}:{path.resolve()}" if scheme in SCHEMES and path.is_dir() else name
+
+
 def save_classifier(classifier: WaveformClassifier, path: str | Path, folds: dict[str, Any] | None = None) -> Path:
     """Write `classifier` in probe's checkpoint format, atomically, with the record of the folds it learned from
     (`probe.folds.FoldRecord.to_json`) where one is given."""
@@ -41,7 +61,8 @@ def load_classifier(
     device: str | torch.device = "cpu",
     **options: Any,
 ) -> WaveformClassifier:
-    """Build a registered classifier (or `package.module:factory`), load `weights` strictly, freeze it.
+    """Build a registered classifier (or `hf:PATH_OR_REPO`, or `package.module:factory`), load `weights` strictly,
+    freeze it.
 
     `weights` may be a published checkpoint (the network's plain state_dict) or one written
     by probe. `num_classes` defaults to the checkpoint's head, else 50 (ESC-50); giving a
@@ -51,8 +72,10 @@ def load_classifier(
     if isinstance(checkpoint, dict) and checkpoint.get("format") == CLASSIFIER_FORMAT:
         options = {**checkpoint.get("options", {}), **options}
         class_names = class_names or checkpoint.get("class_names")
-    if ":" in name or _entry_point(name) is not None:
-        classifier = _build_user_classifier(name, num_classes or 50, class_names, options)
+    scheme, _, source = name.partition(":")
+    if scheme in SCHEMES or ":" in name or _entry_point(name) is not None:
+        classifier = (SCHEMES[scheme](source, num_classes, class_names, options) if scheme in SCHEMES
+                      else _build_user_classifier(name, num_classes or 50, class_names, options))
         if checkpoint is not None:
             load_state_dict_strict(classifier.net, extract_state_dict(checkpoint, weights), weights)
     else:

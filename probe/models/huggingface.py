@@ -1,0 +1,237 @@
+"""Hugging Face audio classifiers, probed as they are: `hf:PATH_OR_REPO`.
+
+transformers' `AutoModelForAudioClassification` behind a torch copy of the checkpoint's own feature
+extractor, built from its saved config. The extractors transformers ships run on numpy and cut the
+gradient the autoencoder learns from; these front-ends keep it. One front-end per extractor class:
+
+- `ASTFeatureExtractor` (AST): Kaldi fbank (torchaudio's, as the extractor calls it), padded or cut to
+  `max_length` frames, then `(x - mean) / (2 std)`. The network's input, (frames, mel bins), is held as
+  (1, mel bins, frames): the shape every analysis reads as a mel spectrogram.
+- `Wav2Vec2FeatureExtractor` (wav2vec2, HuBERT, WavLM, ...): per-clip zero mean and unit variance when
+  `do_normalize`, plus an all-ones attention mask where the extractor returns one. The input
+  representation is the waveform itself, held as (1, 1, samples).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from probe.errors import ConfigError
+from probe.models.base import WaveformClassifier
+from probe.models.frontend import MelConfig
+
+log = logging.getLogger(__name__)
+
+SCHEME = "hf"
+FrontEndBuilder = Callable[[Any, Any], nn.Module]
+FRONT_ENDS: dict[str, FrontEndBuilder] = {}
+"""Extractor class name -> builder of its differentiable front-end from (extractor, model config)."""
+GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
+
+
+def front_end(extractor_class: str) -> Callable[[FrontEndBuilder], FrontEndBuilder]:
+    """Decorator: build the front-end for checkpoints whose feature extractor is `extractor_class`."""
+
+    def decorate(builder: FrontEndBuilder) -> FrontEndBuilder:
+        FRONT_ENDS[extractor_class] = builder
+        return builder
+
+    return decorate
+
+
+class KaldiFbank(nn.Module):
+    """ASTFeatureExtractor in torch: waveform (B, L) -> normalised fbank (B, 1, mel bins, max_length frames)."""
+
+    def __init__(self, sample_rate: int, num_mel_bins: int, max_length: int, do_normalize: bool, mean: float,
+                 std: float) -> None:
+        super().__init__()
+        self.sample_rate, self.num_mel_bins, self.max_length = int(sample_rate), int(num_mel_bins), int(max_length)
+        self.do_normalize, self.mean, self.std = bool(do_normalize), float(mean), float(std)
+        # Kaldi's framing (25 ms windows every 10 ms, FFT rounded up to a power of two, 20 Hz to Nyquist): the analyses
+        # read the network's mel bands from it.
+        window = int(0.025 * sample_rate)
+        self.config = MelConfig(sample_rate=self.sample_rate, n_fft=1 << (window - 1).bit_length(), win_length=window,
+                                hop_length=int(0.010 * sample_rate), n_mels=self.num_mel_bins, fmin_hz=20.0,
+                                fmax_hz=sample_rate / 2)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        from torchaudio.compliance.kaldi import fbank
+
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            frames = []
+            for clip in waveform.float():  # Kaldi's fbank takes one clip at a time
+                features = fbank(clip.unsqueeze(0), sample_frequency=self.sample_rate, window_type="hanning",
+                                 num_mel_bins=self.num_mel_bins)
+                missing = self.max_length - features.shape[0]
+                features = nn.functional.pad(features, (0, 0, 0, missing)) if missing > 0 else features[: self.max_length]
+                frames.append(features)
+            features = torch.stack(frames)
+            if self.do_normalize:
+                features = (features - self.mean) / (2 * self.std)
+        return features.transpose(1, 2).unsqueeze(1)
+
+    def model_inputs(self, representation: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The keyword arguments of the network's forward: `input_values` (B, frames, mel bins)."""
+        return {"input_values": representation[:, 0].transpose(1, 2)}
+
+
+class NormalisedWaveform(nn.Module):
+    """Wav2Vec2FeatureExtractor in torch: waveform (B, L) -> (B, 1, 1, L), zero mean and unit variance per clip."""
+
+    def __init__(self, sample_rate: int, do_normalize: bool, attention_mask: bool, min_samples: int) -> None:
+        super().__init__()
+        self.sample_rate, self.do_normalize, self.attention_mask = int(sample_rate), bool(do_normalize), bool(attention_mask)
+        self.min_samples = int(min_samples)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        x = waveform.float()
+        if self.do_normalize:
+            x = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-7)
+        return x[:, None, None]
+
+    def model_inputs(self, representation: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`input_values` (B, L), and the mask of a batch of equal-length clips where the extractor gives one."""
+        x = representation[:, 0, 0]
+        mask = {"attention_mask": torch.ones(x.shape, dtype=torch.long, device=x.device)} if self.attention_mask else {}
+        return {"input_values": x, **mask}
+
+
+@front_end("ASTFeatureExtractor")
+def ast_front_end(extractor: Any, config: Any) -> KaldiFbank:
+    return KaldiFbank(extractor.sampling_rate, extractor.num_mel_bins, extractor.max_length, extractor.do_normalize,
+                      extractor.mean, extractor.std)
+
+
+@front_end("Wav2Vec2FeatureExtractor")
+def wav2vec2_front_end(extractor: Any, config: Any) -> NormalisedWaveform:
+    return NormalisedWaveform(extractor.sampling_rate, extractor.do_normalize, extractor.return_attention_mask,
+                              conv_receptive_field(getattr(config, "conv_kernel", ()), getattr(config, "conv_stride", ())))
+
+
+def conv_receptive_field(kernels: tuple[int, ...] | list[int], strides: tuple[int, ...] | list[int]) -> int:
+    """The fewest samples a stack of strided convolutions turns into one frame (wav2vec2-base: 400)."""
+    samples = 1
+    for kernel, stride in zip(reversed(list(kernels)), reversed(list(strides))):
+        samples = (samples - 1) * stride + kernel
+    return samples
+
+
+class HuggingFaceClassifier(WaveformClassifier):
+    """A transformers audio classifier behind its front-end; `output_order` puts its outputs in the data's class order."""
+
+    def __init__(self, *args: Any, output_order: list[int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        order = torch.as_tensor(output_order if output_order is not None else [], dtype=torch.long)
+        self.register_buffer("output_order", order, persistent=False)
+
+    @property
+    def min_samples(self) -> int:
+        own = getattr(self.frontend, "min_samples", None)
+        return int(own) if own is not None else super().min_samples
+
+    def logits_from_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        logits = self.net(**self.frontend.model_inputs(mel)).logits
+        return logits[:, self.output_order] if self.output_order.numel() else logits
+
+
+def weights_file(source: str) -> Path | None:
+    """The weights file of a local checkpoint folder (for the run's provenance hashes), else None."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (Path(source) / name).is_file():
+            return Path(source) / name
+    return None
+
+
+def load_hf_classifier(source: str, num_classes: int | None, class_names: list[str] | None,
+                       options: dict[str, Any]) -> HuggingFaceClassifier:
+    """`source` (a local folder written by `save_pretrained`, or a hub id) as a waveform-in, logits-out classifier at its
+    extractor's sample rate. `options` go to both `from_pretrained` calls (e.g. `revision`). Class names are the
+    model's `id2label`, or `class_names` (the data's): a permutation of the model's names reorders the outputs."""
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    name = f"{SCHEME}:{source}"
+    folder = Path(source).expanduser()
+    if source.startswith(("/", ".", "~")) and not folder.is_dir():
+        raise ConfigError(folder, "no such folder (a transformers checkpoint written by save_pretrained)")
+    with quiet_transformers():
+        try:
+            extractor = _from_pretrained(AutoFeatureExtractor, source, options)
+            model = _from_pretrained(AutoModelForAudioClassification, source, options)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(None, f"cannot load the Hugging Face classifier {source!r}: {reason}") from None
+    builder = FRONT_ENDS.get(type(extractor).__name__)
+    if builder is None:
+        raise ConfigError(None, f"{name}: its feature extractor {type(extractor).__name__} has no differentiable "
+                                f"front-end here; supported: {', '.join(sorted(FRONT_ENDS))}")
+    labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+    if num_classes is not None and num_classes != len(labels):
+        raise ConfigError(None, f"{name} has {len(labels)} outputs but the data has {num_classes} classes; probe it "
+                                "on data with its own classes")
+    order = output_order(labels, class_names, name) if class_names else None
+    classifier = HuggingFaceClassifier(
+        name, builder(extractor, model.config), model, sample_rate=extractor.sampling_rate,
+        class_names=list(class_names) if class_names else labels, options=options, output_order=order,
+    )
+    classifier.multi_label = getattr(model.config, "problem_type", None) == "multi_label_classification"
+    classifier.source_file = weights_file(source)
+    return classifier
+
+
+def _from_pretrained(cls: Any, source: str, options: dict[str, Any]) -> Any:
+    """From a local folder or the hub's local cache first, then from the hub itself (which retries for a minute when
+    it cannot be reached)."""
+    if Path(source).expanduser().is_dir():
+        return cls.from_pretrained(str(Path(source).expanduser()), **options)
+    try:
+        return cls.from_pretrained(source, local_files_only=True, **options)
+    except OSError:
+        print(f"probe: fetching {source} from the Hugging Face hub (HF_HUB_OFFLINE=1: the local cache only)",
+              file=sys.stderr, flush=True)
+        return cls.from_pretrained(source, **options)
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' notes, its weight-loading bar and the hub's retry warnings are not the user's concern here: the
+    outcome is (a loaded model, or one error line)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hub = logging.getLogger("huggingface_hub")
+    hub_level = hub.level
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    hub.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hub.setLevel(hub_level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def output_order(labels: list[str], class_names: list[str], name: str) -> list[int] | None:
+    """Where the model's names are the data's in another order, the model output for each of the data's classes;
+    None where output i is taken as class i (warned about where the names differ and the model's are not generic)."""
+    def key(text: str) -> str:
+        return re.sub(r"[\s_-]+", " ", text).strip().lower()
+
+    model_keys, data_keys = [key(label) for label in labels], [key(c) for c in class_names]
+    if model_keys == data_keys or all(GENERIC_LABEL.match(label) for label in labels):
+        return None
+    if sorted(model_keys) == sorted(data_keys) and len(set(model_keys)) == len(model_keys):
+        log.info("%s: its outputs are reordered to the data's class order", name)
+        return [model_keys.index(k) for k in data_keys]
+    differing = [(m, d) for m, d in zip(labels, class_names) if key(m) != key(d)]
+    log.warning("%s: %d of its labels differ from the data's class names (first: %r vs %r); output i is taken as the "
+                "data's class i", name, len(differing), *differing[0])
+    return None

@@ -1,0 +1,206 @@
+"""`hf:PATH_OR_REPO`: transformers audio classifiers behind probe's differentiable copies of their feature extractors.
+
+The models are tiny ones built offline from a config with seeded weights and written with `save_pretrained`, the
+format the hub serves: parity is against transformers' own feature extractor followed by the model.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from probe.errors import ConfigError
+from probe.models.classifiers import load_classifier
+
+transformers = pytest.importorskip("transformers")
+SAMPLE_RATE = 16000
+
+
+def save_ast(folder: Path, labels: list[str], max_length: int = 64, num_mel_bins: int = 32) -> Path:
+    torch.manual_seed(0)
+    config = transformers.ASTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_length=max_length,
+        num_mel_bins=num_mel_bins, initializer_range=0.5, id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)})
+    transformers.ASTForAudioClassification(config).save_pretrained(folder)
+    transformers.ASTFeatureExtractor(num_mel_bins=num_mel_bins, max_length=max_length).save_pretrained(folder)
+    return folder
+
+
+def save_wav2vec2(folder: Path, num_labels: int = 5, attention_mask: bool = True) -> Path:
+    torch.manual_seed(0)
+    config = transformers.Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16),
+        conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        num_labels=num_labels, feat_extract_norm="layer", initializer_range=0.5)
+    transformers.Wav2Vec2ForSequenceClassification(config).save_pretrained(folder)
+    transformers.Wav2Vec2FeatureExtractor(return_attention_mask=attention_mask).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ast_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_ast(tmp_path_factory.mktemp("hf") / "ast", ["dog", "rooster", "pig", "cow", "frog"])
+
+
+@pytest.fixture(scope="module")
+def wav2vec2_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_wav2vec2(tmp_path_factory.mktemp("hf") / "wav2vec2")
+
+
+def clips(lengths: tuple[int, ...] = (8000, 8000, 8000), seed: int = 0) -> list[np.ndarray]:
+    """Noise with a tone at a different level per clip (the per-clip normalisations must differ)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(max(lengths)) / SAMPLE_RATE
+    return [(0.05 * (i + 1) * rng.standard_normal(n) + 0.3 * np.sin(2 * np.pi * 440 * (i + 1) * t[:n])).astype(np.float32)
+            for i, n in enumerate(lengths)]
+
+
+def reference_logits(folder: Path, waveforms: list[np.ndarray]) -> torch.Tensor:
+    """What transformers itself gives: its feature extractor on numpy, then the model."""
+    extractor = transformers.AutoFeatureExtractor.from_pretrained(folder)
+    model = transformers.AutoModelForAudioClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        return torch.cat([model(**extractor(w, sampling_rate=SAMPLE_RATE, return_tensors="pt")).logits for w in waveforms])
+
+
+@pytest.mark.parametrize("lengths", [(8000, 8000, 8000), (16000, 16000)], ids=["padded", "truncated"])
+def test_ast_logits_equal_transformers_own_pipeline(ast_folder: Path, lengths: tuple[int, ...]) -> None:
+    waveforms = clips(lengths)
+    classifier = load_classifier(f"hf:{ast_folder}")
+    ours = classifier(torch.from_numpy(np.stack(waveforms)))
+    reference = reference_logits(ast_folder, waveforms)
+    assert reference.abs().max() > 0.1  # logits big enough for the tolerance to mean something
+    torch.testing.assert_close(ours, reference, atol=1e-4, rtol=1e-4)
+    assert classifier.sample_rate == SAMPLE_RATE and classifier.class_names == ["dog", "rooster", "pig", "cow", "frog"]
+    # the network's input, held as a mel spectrogram: (B, 1, mel bins, max_length frames), with Kaldi's mel bands
+    assert classifier.mel(torch.from_numpy(np.stack(waveforms))).shape == (len(lengths), 1, 32, 64)
+    assert classifier.frontend.config.n_fft == 512 and classifier.frontend.config.hop_length == 160
+
+
+@pytest.mark.parametrize("attention_mask", [True, False])
+def test_wav2vec2_logits_equal_transformers_own_pipeline(tmp_path: Path, attention_mask: bool) -> None:
+    folder = save_wav2vec2(tmp_path / "w2v", attention_mask=attention_mask)
+    waveforms = clips()
+    classifier = load_classifier(f"hf:{folder}")
+    ours = classifier(torch.from_numpy(np.stack(waveforms)))
+    reference = reference_logits(folder, waveforms)
+    assert reference.abs().max() > 0.1
+    torch.testing.assert_close(ours, reference, atol=1e-4, rtol=1e-4)
+    assert classifier.class_names == [f"LABEL_{i}" for i in range(5)]
+    assert classifier.min_samples == 10 + (8 - 1) * 5  # the convolutions' receptive field
+
+
+@pytest.mark.parametrize("family", ["ast", "wav2vec2"])
+def test_gradients_reach_the_waveform_and_not_the_frozen_weights(family: str, ast_folder: Path,
+                                                                 wav2vec2_folder: Path) -> None:
+    classifier = load_classifier(f"hf:{ast_folder if family == 'ast' else wav2vec2_folder}")
+    classifier.train()  # pinned in eval mode: dropout stays off
+    waveform = torch.from_numpy(np.stack(clips())).requires_grad_()
+    first, second = classifier(waveform), classifier(waveform)
+    torch.testing.assert_close(first, second)
+    first[:, 0].sum().backward()
+    assert torch.isfinite(waveform.grad).all() and (waveform.grad.abs().sum(-1) > 0).all()
+    assert not any(p.requires_grad or p.grad is not None for p in classifier.parameters())
+    assert not classifier.training and not classifier.net.training
+
+
+def test_outputs_follow_the_data_class_order(ast_folder: Path) -> None:
+    x = torch.from_numpy(np.stack(clips()))
+    model_order = load_classifier(f"hf:{ast_folder}")
+    data_names = ["Frog", "cow", "pig", "rooster", "dog"]  # the model's names, reversed, one in other case
+    reordered = load_classifier(f"hf:{ast_folder}", num_classes=5, class_names=data_names)
+    assert reordered.class_names == data_names
+    torch.testing.assert_close(reordered(x), model_order(x).flip(-1))
+
+
+def test_errors_are_one_line_config_errors(ast_folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="has 5 outputs but the data has 50 classes"):
+        load_classifier(f"hf:{ast_folder}", num_classes=50)
+    with pytest.raises(ConfigError, match="no such folder") as missing:
+        load_classifier(f"hf:{tmp_path / 'nothing-here'}")
+    assert "\n" not in str(missing.value) and "nothing-here" in str(missing.value)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot load the Hugging Face classifier") as unreadable:
+        load_classifier(f"hf:{broken}")
+    assert "\n" not in str(unreadable.value)
+    other = tmp_path / "whisper"
+    shutil.copytree(ast_folder, other)
+    transformers.WhisperFeatureExtractor().save_pretrained(other)
+    with pytest.raises(ConfigError, match="WhisperFeatureExtractor has no differentiable front-end here; "
+                                          "supported: ASTFeatureExtractor, Wav2Vec2FeatureExtractor"):
+        load_classifier(f"hf:{other}")
+
+
+def test_a_saved_probe_checkpoint_loads_back_into_the_same_model(ast_folder: Path, tmp_path: Path) -> None:
+    from probe.models.classifiers import save_classifier
+
+    classifier = load_classifier(f"hf:{ast_folder}")
+    path = save_classifier(classifier, tmp_path / "ast.pt")
+    with torch.no_grad():
+        for parameter in classifier.net.parameters():
+            parameter.add_(0.01)  # the checkpoint, not the folder, must decide the weights
+    save_classifier(classifier, tmp_path / "shifted.pt")
+    x = torch.from_numpy(np.stack(clips()))
+    torch.testing.assert_close(load_classifier(f"hf:{ast_folder}", weights=tmp_path / "shifted.pt")(x), classifier(x))
+    torch.testing.assert_close(load_classifier(f"hf:{ast_folder}", weights=path)(x), load_classifier(f"hf:{ast_folder}")(x))
+
+
+def test_waveform_attributions_are_maps_over_time(wav2vec2_folder: Path) -> None:
+    from probe.analyses.attribution import attribution_maps
+    from probe.analyses.config import AttributionSettings
+
+    classifier = load_classifier(f"hf:{wav2vec2_folder}")
+    waveforms = np.stack(clips())
+    maps = attribution_maps(classifier, waveforms, np.array([0, 1, 2]), "saliency", AttributionSettings(),
+                            torch.device("cpu"))
+    assert maps.shape == (3, 1, 8000)
+    np.testing.assert_allclose(maps.sum((1, 2)), 1.0, rtol=1e-5)
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "probe.app.cli", *args], capture_output=True, text=True, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+@pytest.mark.slow
+def test_a_tiny_ast_goes_through_finetune_analyse_and_report(synthetic_root: Path, tmp_path: Path) -> None:
+    """The README's command with a folder given relative to the working directory; the analyses run elsewhere."""
+    from probe.data import load_esc50
+
+    names = list(load_esc50(synthetic_root).class_names)
+    save_ast(tmp_path / "models" / "my-ast", names)
+    run, analysis, report = tmp_path / "run", tmp_path / "analysis", tmp_path / "report"
+    finetune = cli("finetune", "--classifier", "hf:models/my-ast", "--autoencoder", "tiny", "--ae-option",
+                   "sample_rate=16000", "--ae-option", "channels=1", "--data", f"esc50:{synthetic_root}", "--epochs", "2",
+                   "--out", str(run), "--device", "cpu", "--quiet", cwd=tmp_path)
+    assert "differ from the data's class names" not in finetune.stderr
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["config"]["classifier"] == f"hf:{tmp_path / 'models' / 'my-ast'}"
+    assert stored["provenance"]["inputs"]["classifier_source"]["sha256"]
+    assert stored["provenance"]["versions"]["transformers"] == transformers.__version__
+
+    cli("analyse", str(run), "--out", str(analysis), "--methods", "saliency", "--bootstrap", "100", "--no-transfer",
+        "--device", "cpu", "--quiet", cwd=Path(sys.prefix))
+    folder = analysis / "my-ast--tiny@16kHz"
+    mass = pd.read_parquet(folder / "attribution_band_mass.parquet")
+    assert mass.mel_bin.nunique() == 32  # on the fbank the AST reads
+    bands = pd.read_parquet(folder / "band_shift_overall.parquet")
+    assert (bands.band_set == "mel").sum() and bands.classifier.eq("my-ast").all()
+
+    cli("report", str(analysis), "--out", str(report), "--quiet", cwd=tmp_path)
+    page = (report / "my-ast" / "index.html").read_text()
+    assert "my-ast" in page and "<audio" in page
+    predicted = cli("predict", "--classifier", "hf:models/my-ast", str(next((synthetic_root / "audio").iterdir())),
+                    cwd=tmp_path)
+    assert predicted.stdout.splitlines()[0].endswith(",".join(f"logit_{name}" for name in names))
