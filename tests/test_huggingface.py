@@ -201,6 +201,10 @@ def test_a_tiny_ast_goes_through_finetune_analyse_and_report(synthetic_root: Pat
     cli("report", str(analysis), "--out", str(report), "--quiet", cwd=tmp_path)
     page = (report / "my-ast" / "index.html").read_text()
     assert "my-ast" in page and "<audio" in page
+    compared = tmp_path / "compared"
+    cli("compare", str(synthetic_root / "audio"), str(synthetic_root / "audio"), "--out", str(compared), "--classifier",
+        "hf:models/my-ast", "--quiet", cwd=tmp_path)
+    assert (compared / "audio" / "accuracy_overall.parquet").is_file()
     predicted = cli("predict", "--classifier", "hf:models/my-ast", str(next((synthetic_root / "audio").iterdir())),
                     cwd=tmp_path)
     assert predicted.stdout.splitlines()[0].endswith(",".join(f"logit_{name}" for name in names))
