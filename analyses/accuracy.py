@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from probe.analyses.bandshift import objective_record
 from probe.analyses.registry import RunContext, register_analysis
+from probe.metrics import mean_average_precision
 from probe.rundir import Tables
 
 ACCURACY_TABLES = (Tables.ACCURACY_OVERALL, Tables.ACCURACY_PER_CLASS, Tables.ACCURACY_PER_CATEGORY, Tables.CONFUSION)
@@ -48,12 +50,24 @@ def accuracy_tables(logits: dict[str, np.ndarray], targets: np.ndarray, class_na
 
 @register_analysis("accuracy", tables=ACCURACY_TABLES)
 def accuracy_analysis(context: RunContext) -> None:
-    """Top-1 and top-5 accuracy per condition, class and category, and the confusion counts."""
+    """Top-1 and top-5 accuracy per condition, class and category, and the confusion counts. A run trained without
+    labels (`--objective fidelity`) stored the classifier's own top class on each original as its target: its
+    accuracy is agreement with the original's decision (1 on the originals by definition), and `scored_against` says
+    so; a multi-label classifier's runs add the mAP against the original's tags."""
     run = context.run
     if not run.logits:
         context.summary["accuracy"] = {}
         return
-    context.say(f"{run.label}: accuracy on {len(run.targets)} clips")
+    record = objective_record(run)
+    scored_against = record.get("targets", "labels")
+    context.say(f"{run.label}: {'accuracy' if scored_against == 'labels' else 'agreement'} on {len(run.targets)} clips")
     context.tables.update(accuracy_tables(run.logits, run.targets, run.class_names, run.class_categories,
                                           run.category_names))
-    context.summary["accuracy"] = context.tables[Tables.ACCURACY_OVERALL].set_index("condition")[["top1", "top5"]].to_dict("index")
+    columns = ["top1", "top5"]
+    if record.get("multi_label") and "original" in run.logits:
+        overall = context.tables[Tables.ACCURACY_OVERALL]
+        tags = run.logits["original"] > 0  # the original's decisions: its sigmoid outputs above 0.5
+        overall["map"] = [mean_average_precision(run.logits[c], tags) for c in overall.condition]
+        columns.append("map")
+    context.summary["accuracy"] = {**context.tables[Tables.ACCURACY_OVERALL].set_index("condition")[columns]
+                                   .to_dict("index"), "scored_against": scored_against}

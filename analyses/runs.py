@@ -116,7 +116,9 @@ def setting_label(config: dict[str, Any]) -> str:
         name = f"{name}@{rate / 1000:g}kHz"
     if config.get("per_class"):
         name = f"{name} per class"
-    return name + probe_of_run(config).label_suffix(penalty_of_run(config))
+    objective = config.get("objective", "labels")
+    return name + probe_of_run(config).label_suffix(penalty_of_run(config)) + \
+        ("" if objective == "labels" else f" ({objective})")
 
 
 def starts_random(config: dict[str, Any]) -> bool:

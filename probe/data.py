@@ -19,6 +19,8 @@ from probe.errors import DatasetError
 
 ESC50_AUDIO_DIRS = ("audio_32k", "audio")  # PaSST's 32 kHz layout first, then the official 44.1 kHz one
 FOLDER_FOLDS = 5
+UNLABELED = -1
+"""The target of a clip with no label (`--data audio:DIR`)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class ClipDataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the clips have classes (an `audio:DIR` folder has none)."""
+        return bool(self.class_names)
 
     def category_of(self, target: int) -> int:
         return self.class_categories[target]
@@ -173,7 +180,7 @@ def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> C
                 clip_id = path.relative_to(root).as_posix()
                 group = groups.get(clip_id)
                 fold_key = f"group:{group}" if group else clip_id  # one recording's clips share a fold
-                clips.append(Clip(clip_id, path, target, zlib.crc32(fold_key.encode()) % FOLDER_FOLDS + 1, group))
+                clips.append(Clip(clip_id, path, target, _hashed_fold(fold_key), group))
     if not clips:
         raise DatasetError(root, "no audio files in the class folders")
     class_names = tuple(p.name for p in class_dirs)
@@ -188,6 +195,40 @@ def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> C
         name=root.name, root=root, clips=tuple(clips), class_names=class_names, category_names=category_names,
         class_categories=class_categories, folds=tuple(range(1, FOLDER_FOLDS + 1)),
     )
+
+
+def load_audio_folder(root: str | Path) -> ClipDataset:
+    """Any folder of audio, unlabeled (`--data audio:DIR`): every audio file beneath `root` (but `root/meta`), with no
+    classes; every clip's target is `UNLABELED`. Folds 1-5 by a stable hash of each file's relative path, and
+    `root/meta/groups.csv` as in `load_folder`. Only a label-free objective (`--objective fidelity`) can train on it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(root, "not a folder")
+    groups = _folder_groups(root)
+    clips = []
+    for path in sorted(root.rglob("*")):
+        clip_id = path.relative_to(root).as_posix()
+        if path.is_dir() or not is_audio_file(path) or clip_id.startswith(("meta/", ".")):
+            continue
+        group = groups.get(clip_id)
+        clips.append(Clip(clip_id, path, UNLABELED, _hashed_fold(f"group:{group}" if group else clip_id), group))
+    if not clips:
+        raise DatasetError(root, "no audio files beneath it")
+    return ClipDataset(name=root.name, root=root, clips=tuple(clips), class_names=(), category_names=(),
+                       class_categories=(), folds=tuple(range(1, FOLDER_FOLDS + 1)))
+
+
+def categories_of(class_names: Sequence[str]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Categories for a classifier's own classes (unlabeled data): ESC-50's five where they are ESC-50's classes, else
+    one category, `all`."""
+    if tuple(class_names) == esc50.CLASS_NAMES:
+        return esc50.CATEGORY_NAMES, tuple(esc50.category_of(i) for i in range(len(class_names)))
+    return ("all",), tuple(0 for _ in class_names)
+
+
+def _hashed_fold(key: str) -> int:
+    """A fold (1-5) that depends on `key` alone: adding files elsewhere never moves a clip."""
+    return zlib.crc32(key.encode()) % FOLDER_FOLDS + 1
 
 
 GROUPS_CSV = "meta/groups.csv"
@@ -217,16 +258,22 @@ def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     return rows
 
 
+DATA_KINDS = {"esc50": load_esc50, "folder": load_folder, "audio": load_audio_folder}
+"""`--data KIND:DIR` -> the loader of that layout (`synthetic[:DIR]` writes its data first)."""
+UNLABELED_KINDS = ("audio",)
+"""The kinds whose clips have no classes: only a label-free objective trains on them."""
+
+
 def load_dataset(spec: str, synthetic_root: str | Path | None = None) -> ClipDataset:
-    """Resolve a `--data` value: `esc50:DIR`, `folder:DIR`, or `synthetic` (written under `synthetic_root`)."""
+    """Resolve a `--data` value: `esc50:DIR`, `folder:DIR`, `audio:DIR` (unlabeled), or `synthetic` (written under
+    `synthetic_root`)."""
     kind, _, location = spec.partition(":")
-    if kind == "esc50" and location:
-        return load_esc50(location)
-    if kind == "folder" and location:
-        return load_folder(location)
+    if kind in DATA_KINDS and location:
+        return DATA_KINDS[kind](location)
     if kind == "synthetic":
         from probe.synthetic import SyntheticConfig, write_synthetic_dataset
 
         root = Path(location or synthetic_root or "synthetic-data")
         return load_esc50(write_synthetic_dataset(root, SyntheticConfig()))
-    raise DatasetError(None, f"unknown --data {spec!r}; use esc50:DIR, folder:DIR or synthetic[:DIR]")
+    raise DatasetError(None, f"unknown --data {spec!r}; use {', '.join(f'{k}:DIR' for k in DATA_KINDS)} or "
+                             "synthetic[:DIR]")

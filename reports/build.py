@@ -194,8 +194,10 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
                                    folder, "spectrum", site)
 
     sections = []
+    present = _classes_with_clips(runs)
     for category_index, category in enumerate(category_names):
-        members = [i for i, c in enumerate(class_categories) if c == category_index]
+        members = [i for i, c in enumerate(class_categories)
+                   if c == category_index and (present is None or class_names[i] in present)]
         if not members:
             continue
         sections.append({"name": category, "anchor": f"category-{category_index}",
@@ -305,7 +307,9 @@ def _run_card(run: AnalysedRun, band_set: str) -> dict[str, Any]:
             "accuracy": {c: accuracy.get(c, {}).get("top1") for c in ("original", "before", "after")},
             "sentence": run.headline(band_set),
             "agreement": attributions.get("agreement_with_contrast", {}),
-            "caveat": PROBES[run.summary["probe"]].caveat if run.summary.get("probe") in PROBES.ensure_loaded() else "",
+            "caveat": "; ".join(filter(None, [
+                PROBES[run.summary["probe"]].caveat if run.summary.get("probe") in PROBES.ensure_loaded() else "",
+                run.scoring_note()])),
 }
 
 
@@ -406,6 +410,14 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
     return out
 
 
+def _classes_with_clips(runs: list[AnalysedRun]) -> set[str] | None:
+    """The classes some run has clips of (an AudioSet classifier on unlabeled audio: the few of its 527 classes that
+    were its top class on some clip); None where no run has per-class accuracy (every class is shown)."""
+    tables = [run.table(Tables.ACCURACY_PER_CLASS) for run in runs]
+    tables = [table for table in tables if len(table)]
+    return set().union(*(set(table["class"]) for table in tables)) if tables else None
+
+
 def _class_row(runs: list[AnalysedRun], name: str, band_set: str) -> dict[str, Any]:
     """Per class: accuracy per run and condition, and the band it shifts most."""
     cells = []
@@ -420,8 +432,10 @@ def _class_row(runs: list[AnalysedRun], name: str, band_set: str) -> dict[str, A
             "setting": run.setting,
             "accuracy": {c: (float(rows.loc[c, "top1"]) if len(rows) and c in rows.index else None)
                          for c in ("original", "before", "after")},
-            "largest_shift": None if largest is None else {"band": largest.band, "db": float(largest.mean_shift_db),
-                                                           "low": float(largest.ci_low_db), "high": float(largest.ci_high_db)},
+            "largest_shift": None if largest is None else {
+                "band": largest.band, "db": float(largest.mean_shift_db),  # no interval below the minimum n: None
+                **{key: (None if pd.isna(largest[column]) else float(largest[column]))
+                   for key, column in (("low", "ci_low_db"), ("high", "ci_high_db"))}},
         })
     return {"name": name, "cells": cells}
 

@@ -54,6 +54,27 @@ class AnalysedRun:
     def objective(self) -> str:
         return str(self.summary.get("objective") or "cross-entropy")
 
+    @property
+    def without_labels(self) -> bool:
+        """Whether the run was scored against the classifier's own decisions on the originals (`--objective
+        fidelity`): its "accuracy" is agreement, and its classes are the classifier's top class on each original."""
+        return (self.summary.get("accuracy") or {}).get("scored_against") == "decisions"
+
+    @property
+    def accuracy_word(self) -> str:
+        return "agreement" if self.without_labels else "accuracy"
+
+    def scoring_note(self) -> str:
+        """What the accuracy columns mean for a run without labels (empty for a labelled run)."""
+        if not self.without_labels:
+            return ""
+        accuracy = self.summary["accuracy"]
+        maps = {c: accuracy.get(c, {}).get("map") for c in ("before", "after")}
+        shown = ", ".join(f"{self.condition_label(c)} {v:.3f}" for c, v in maps.items() if v is not None)
+        return ("trained without labels: accuracy is agreement with the classifier's own top-1 decision on each "
+                "original (so the originals read 1.000), and each clip's class is that decision"
+                + (f"; mAP against the original's tags (outputs above 0.5): {shown}" if shown else ""))
+
     def table(self, name: str) -> pd.DataFrame:
         """A table by its registered name; empty when this analysis did not write it."""
         if name not in self._tables:

@@ -39,7 +39,7 @@ def _run_sentence(run: AnalysedRun, band_set: str) -> str:
     headline = run.headline(band_set)
     if not headline and not shown:
         return ""
-    return f"{run.setting} (accuracy {shown}): {headline or 'no band analysis'}."
+    return f"{run.setting} ({run.accuracy_word} {shown}): {headline or 'no band analysis'}."
 
 
 def cautions(runs: list[AnalysedRun]) -> list[str]:

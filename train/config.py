@@ -107,6 +107,9 @@ class FinetuneConfig(TrainingConfig):
     """How analyses and reports name the probe setting (default: the AE's name, plus the penalty if any)."""
     per_class: bool = False
     """One probe per class (the spectral gain), each trained on its own class's clips and applied by label."""
+    objective: str = "labels"
+    """What the classifier's loss compares against (`probe.train.objectives`): `labels` (cross-entropy, the study's),
+    or `fidelity` (the KL divergence from its own output on the original: no labels needed)."""
 
     min_epochs = 0  # 0 epochs: evaluate an AE behind the classifier and store the outputs, untrained
 
@@ -136,14 +139,23 @@ class FinetuneConfig(TrainingConfig):
             raise ConfigError(None, f"--probe {spec.name} has no penalty term")
         if self.penalty is not None and self.penalty < 0:
             raise ConfigError(None, "penalty weights must be >= 0")
+        from probe.train.objectives import OBJECTIVES
+
+        from probe.data import UNLABELED_KINDS
+
+        if OBJECTIVES.lookup(self.objective).needs_labels and self.data.partition(":")[0] in UNLABELED_KINDS:
+            raise ConfigError(None, f"--data {self.data} has no labels: probe it with --objective fidelity")
         if self.per_class and not spec.per_class:
             raise ConfigError(None, f"--per-class needs a probe with one curve per class "
                                     f"({', '.join(s.name for s in PROBES.values() if s.per_class)}), not {spec.name}")
 
     def objective_name(self) -> str:
         """How the report names what this run optimised."""
+        from probe.train.objectives import OBJECTIVES
+
         config = self.resolved()
-        return config.probe_spec.objective_name(config.epochs, config.penalty, config.per_class)
+        return config.probe_spec.objective_name(config.epochs, config.penalty, config.per_class,
+                                                OBJECTIVES.lookup(config.objective).describes)
 
 
 @dataclass(frozen=True)

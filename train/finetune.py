@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from probe.download import resolve_weights
+from probe.data import categories_of
 from probe.errors import ConfigError
 from probe.fileio import safe_name, write_json
 from probe.folds import refuse_leaks, suspected_leak, warn_shared, with_fold
@@ -26,38 +27,44 @@ from probe.probes import Penalty
 from probe.progress import Progress
 from probe.rundir import AFTER, BEFORE, ORIGINAL, RunDir
 from probe.train.config import FinetuneConfig
-from probe.train.loop import (Objective, accuracy, classification_metrics, autocast_for, batched_logits, is_resuming, open_run, run_folds,
+from probe.train.objectives import OBJECTIVES, LabelObjective, TaskObjective
+from probe.train.loop import (Objective, accuracy, autocast_for, batched_logits, is_resuming, open_run, run_folds,
                               save_array, start_fresh, train_loop)
 
 
 class ClassifierObjective(Objective):
-    """Cross-entropy of the frozen classifier on the probe's output, plus the probe's penalty; best.pt by val accuracy."""
+    """The frozen classifier's loss on the probe's output (`task`: against the labels, or against its own output on the
+    original), plus the probe's penalty; best.pt by the task's score (val accuracy, agreement or mAP)."""
 
-    def __init__(self, pipeline: ProbePipeline, val_x: torch.Tensor, val_y: torch.Tensor, micro: int,
+    def __init__(self, pipeline: ProbePipeline, val_x: torch.Tensor, val_labels: torch.Tensor, micro: int,
                  autocast: dict[str, Any], penalty: Penalty | None = None, weight: float = 0.0,
-                 conditional: bool = False) -> None:
-        self.module, self.val_x, self.val_y, self.micro, self.autocast = pipeline, val_x, val_y, micro, autocast
+                 conditional: bool = False, task: TaskObjective = LabelObjective()) -> None:
+        self.module, self.val_x, self.micro, self.autocast, self.task = pipeline, val_x, micro, autocast, task
         self.penalty, self.weight = (penalty, weight) if penalty is not None and weight else (None, 0.0)
         self.conditional = conditional
+        self.multi_label = bool(pipeline.classifier.multi_label)
         self.bare_logits = batched_logits(pipeline.classifier, val_x, micro, autocast)
-        self.bare_accuracy = accuracy(self.bare_logits, val_y)
+        self.val_y = task.targets(val_labels, lambda: self.bare_logits)
+        self.bare_accuracy = accuracy(self.bare_logits, val_labels) if task.needs_labels else None
 
     def loss(self, module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        labels = y if self.conditional else None
-        if self.penalty is None:
-            return torch.nn.functional.cross_entropy(module(x, labels=labels), y)
+        labels = self.task.decisions(y) if self.conditional else None
         reconstruction = None
-        if self.penalty.needs_reconstruction:
+        if self.penalty is not None and self.penalty.needs_reconstruction:
             logits, reconstruction = module(x, with_reconstruction=True, labels=labels)
         else:
             logits = module(x, labels=labels)
-        term = self.penalty.term(self.module.autoencoder, x, reconstruction, labels)
-        return torch.nn.functional.cross_entropy(logits, y) + self.weight * term
+        loss = self.task.loss(logits, y, self.multi_label)
+        if self.penalty is None:
+            return loss
+        return loss + self.weight * self.penalty.term(self.module.autoencoder, x, reconstruction, labels)
 
     def evaluate(self) -> tuple[dict[str, float], float]:
-        logits = batched_logits(self.module, self.val_x, self.micro, self.autocast, self.val_y if self.conditional else None)
-        metrics, score = classification_metrics(logits, self.val_y)
-        return {**metrics, "val_accuracy_bare_classifier": self.bare_accuracy}, score
+        labels = self.task.decisions(self.val_y) if self.conditional else None
+        logits = batched_logits(self.module, self.val_x, self.micro, self.autocast, labels)
+        metrics, score = self.task.metrics(logits, self.val_y, self.multi_label)
+        bare = {"val_accuracy_bare_classifier": self.bare_accuracy} if self.bare_accuracy is not None else {}
+        return {**metrics, **bare}, score
 
 
 @releasing_run
@@ -72,17 +79,19 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     if run.is_complete():
         return run
     dataset, train_set, val_set = opened.splits(config)
+    task = OBJECTIVES.lookup(config.objective)
+    if task.needs_labels and not dataset.labelled:
+        raise ConfigError(dataset.root, "has no labels: probe it with --objective fidelity")
     classifier_weights = resolve_weights(config.classifier_weights) if config.classifier_weights else None
     ae_weights = config.resolved_ae_weights()
     classifier = load_classifier(
-        config.classifier, classifier_weights, dataset.num_classes, class_names=list(dataset.class_names),
-        device=device, **config.classifier_options,
+        config.classifier, classifier_weights, dataset.num_classes or None,
+        class_names=list(dataset.class_names) or None, device=device, **config.classifier_options,
     )
     train, val = opened.decode(config, (train_set, val_set), classifier.sample_rate)
-    (train_x, train_y), (val_x, val_y) = train.tensors(device), val.tensors(device)
+    (train_x, train_labels), (val_x, val_labels) = train.tensors(device), val.tensors(device)
 
-    autoencoder = _load_probe(config, ae_weights, dataset.num_classes, device)
-    labels = val_y if config.per_class else None
+    autoencoder = _load_probe(config, ae_weights, classifier.num_classes, device)
     if not (config.finetune_encoder and config.finetune_decoder):
         if not isinstance(autoencoder, WaveformAutoencoder):
             raise ConfigError(None, f"{config.autoencoder} has no encoder and decoder to freeze")
@@ -90,26 +99,31 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
         autoencoder.decoder.requires_grad_(config.finetune_decoder)
     pipeline = ProbePipeline(autoencoder, classifier).to(device)
     autocast = autocast_for(device)
-    objective = ClassifierObjective(pipeline, val_x, val_y, config.micro, autocast, spec.penalty, config.penalty or 0.0,
-                                    config.per_class)
+    objective = ClassifierObjective(pipeline, val_x, val_labels, config.micro, autocast, spec.penalty,
+                                    config.penalty or 0.0, config.per_class, task)
+    train_y = task.targets(train_labels, lambda: batched_logits(classifier, train_x, config.micro, autocast))
+    decisions = task.decisions(objective.val_y)
+    labels = decisions if config.per_class else None
 
     if not is_resuming(run, resume) and dist.is_main:
         start_fresh(run, config, {"classifier_weights": classifier_weights, "ae_weights": ae_weights,
                                   **({"classifier_source": classifier.source_file} if classifier.source_file else {})})
         save_outputs(run, BEFORE, pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
         save_array(run.originals_file, val_x.cpu().numpy())
-        save_array(run.targets_file, val.targets)
+        save_array(run.targets_file, decisions.cpu().numpy())
         write_json(run.clip_groups_file, [c.group or c.clip_id for c in val.clips])
         save_array(run.logits_file(ORIGINAL), objective.bare_logits.cpu().numpy())
         write_json(run.objective_file, {"objective": config.objective_name(), "probe": spec.name,
                                         "autoencoder": config.autoencoder, "penalty": config.penalty,
                                         "per_class": config.per_class, "control": spec.control,
+                                        "targets": "labels" if task.needs_labels else "decisions",
+                                        "multi_label": classifier.multi_label,
                                         "ae_sample_rate": int(getattr(autoencoder, "sample_rate", 0) or classifier.sample_rate),
                                         **(spec.record(autoencoder) if spec.record else {})})
-        write_json(run.classes_file, {"class_names": list(dataset.class_names),
-                                                  "category_names": list(dataset.category_names),
-                                                  "class_categories": list(dataset.class_categories),
-                                                  "sample_rate": classifier.sample_rate})
+        category_names, class_categories = ((dataset.category_names, dataset.class_categories) if dataset.labelled
+                                            else categories_of(classifier.class_names))
+        write_json(run.classes_file, {"class_names": list(classifier.class_names), "category_names": list(category_names),
+                                      "class_categories": list(class_categories), "sample_rate": classifier.sample_rate})
     dist.barrier()
 
     result = train_loop(config, run, autoencoder, objective, train_x, train_y, device, resume, dist)
@@ -119,7 +133,8 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     for name, curve in (spec.save_curves(autoencoder) if spec.save_curves else {}).items():
         save_array(run.curve_file(name), curve)
     leak = suspected_leak(classifier_folds, objective.bare_accuracy)
-    run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_accuracy": result.best_score if result.step else None,
+    best = f"best_{task.score_key(classifier.multi_label)}"
+    run.mark_done({"epochs": config.epochs, "steps": result.step, best: result.best_score if result.step else None,
                    "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped,
                    **({"possible_leakage": leak} if leak else {})})
     return run

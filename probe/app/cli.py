@@ -236,7 +236,7 @@ def run_download(args: argparse.Namespace) -> int:
 def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_help: str | None = None,
                    learning_rate_help: str | None = None) -> None:
     """The arguments every training command shares (TrainingConfig's fields), with `config_class`'s defaults."""
-    add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR or synthetic[:DIR]")
+    add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR (a folder per class), audio:DIR (any audio, unlabeled: --objective fidelity) or synthetic[:DIR]")
     add_field(parser, config_class, "fold", help="validation fold (the others train)")
     parser.add_argument("--folds", help="cross-validation: comma-separated validation folds, one run each in OUT/fold-K")
     parser.add_argument("--jobs", type=int, default=1,
@@ -318,6 +318,7 @@ def _probe_defaults(attribute: str) -> str:
 def _finetune_args(parser: argparse.ArgumentParser) -> None:
     from probe.probes import PROBES
     from probe.train.config import FinetuneConfig
+    from probe.train.objectives import OBJECTIVES
 
     probes = PROBES.ensure_loaded()
     add_field(parser, FinetuneConfig, "classifier", help="a name from `probe models`, hf:PATH_OR_REPO (a transformers "
@@ -339,6 +340,10 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, FinetuneConfig, "per_class",
               help="one curve per class, each trained on its class's clips (--probe "
                    + ", ".join(spec.name for spec in probes.values() if spec.per_class) + ")")
+    add_field(parser, FinetuneConfig, "objective", choices=OBJECTIVES.names(),
+              help="what the classifier's loss compares against: labels (cross-entropy on the data's labels, the "
+                   "study's) or fidelity (the KL divergence from its own output on the original: no labels needed, "
+                   "e.g. with --data audio:DIR)")
     add_field(parser, FinetuneConfig, "finetune_encoder", help="train the AE's encoder")
     add_field(parser, FinetuneConfig, "finetune_decoder", help="train the AE's decoder")
     parser.add_argument("--grid", nargs="+", metavar="AXIS=NAME[@WEIGHTS],...",
@@ -388,7 +393,7 @@ def run_finetune(args: argparse.Namespace) -> int:
                             classifier=args.classifier, classifier_weights=args.classifier_weights,
                             autoencoder=args.autoencoder, ae_weights=args.ae_weights,
                             ae_options=_options(args.ae_option, "--ae-option"), per_class=args.per_class,
-                            finetune_encoder=args.finetune_encoder, finetune_decoder=args.finetune_decoder,
+                            objective=args.objective, finetune_encoder=args.finetune_encoder, finetune_decoder=args.finetune_decoder,
                             progress=not args.quiet)
     config = replace(config, penalty=_penalty(args, config.probe_spec.name))
     config.validate()

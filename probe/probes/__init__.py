@@ -79,11 +79,11 @@ class ProbeSpec:
             return 0.0
         return self.penalty.default if given is None else float(given)
 
-    def objective_name(self, epochs: int, penalty: float | None, per_class: bool) -> str:
-        """How the report names what a run of this probe optimised."""
+    def objective_name(self, epochs: int, penalty: float | None, per_class: bool, main_term: str = "cross-entropy") -> str:
+        """How the report names what a run of this probe optimised (`main_term`: the classifier's loss)."""
         if not epochs:
             return "none: not trained (a control, or an AE evaluated as it is)"
-        terms = ["cross-entropy"]
+        terms = [main_term]
         weight = self.penalty_weight(penalty)
         if self.penalty is not None and weight:
             terms.append(f"{weight:g} x {self.penalty.describes}")
