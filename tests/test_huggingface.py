@@ -23,12 +23,15 @@ transformers = pytest.importorskip("transformers")
 SAMPLE_RATE = 16000
 
 
-def save_ast(folder: Path, labels: list[str], max_length: int = 64, num_mel_bins: int = 32) -> Path:
+def save_ast(folder: Path, labels: list[str], max_length: int = 64, num_mel_bins: int = 32,
+             multi_label: bool = False) -> Path:
+    """A tiny AST with seeded weights, saved as the hub serves one (`multi_label`: sigmoid outputs, AudioSet-style)."""
     torch.manual_seed(0)
     config = transformers.ASTConfig(
         hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_length=max_length,
         num_mel_bins=num_mel_bins, initializer_range=0.5, id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)})
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification" if multi_label else None)
     transformers.ASTForAudioClassification(config).save_pretrained(folder)
     transformers.ASTFeatureExtractor(num_mel_bins=num_mel_bins, max_length=max_length).save_pretrained(folder)
     return folder

@@ -718,6 +718,9 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, DemoConfig, "weights_dir", type=str,
               help="with --data: the folder holding the classifier and AE checkpoints")
     add_field(parser, DemoConfig, "device", help="auto, cpu, cuda, ...")
+    add_field(parser, DemoConfig, "objective", choices=["labels", "fidelity"],
+              help="the probes' objective; fidelity probes the same planted CNNs with the labels withheld, beside the "
+                   "labelled runs (runs-fidelity/, report-fidelity/, planted-fidelity.json)")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -727,7 +730,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from probe.app.demo import DemoConfig, run_demo as demo
 
     index = demo(DemoConfig(out=args.out, seed=args.seed, data=args.data, weights_dir=args.weights_dir, device=args.device,
-                            progress=not args.quiet))
+                            objective=args.objective, progress=not args.quiet))
     print(f"probe demo: the report is {index.resolve().as_uri()}")
     return 0
 

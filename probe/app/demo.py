@@ -49,10 +49,12 @@ TINY_AE_WIDTH = 16
 show that a band is kept when the AE reconstructs it in the first place."""
 
 
-def planted_intro(truth) -> str:
+def planted_intro(truth, objective: str = "labels") -> str:
     """The report's first note: what was planted, and what "recovered" means."""
     (low_lo, low_hi), (high_lo, high_hi) = truth.low_band_hz, truth.high_band_hz
-    return (f"The planted answer: low_band_cnn was trained to rely on the low band ({low_lo:g}-{low_hi:g} Hz), "
+    withheld = ("The probes here were trained without labels (--objective fidelity): on the KL divergence from each "
+                "CNN's own output on the original. " if objective != "labels" else "")
+    return withheld + (f"The planted answer: low_band_cnn was trained to rely on the low band ({low_lo:g}-{low_hi:g} Hz), "
             f"high_band_cnn on the high band ({high_lo:g}-{high_hi:g} Hz), full_band_cnn on both. Each line is a probe's "
             "high-minus-low contrast (dB) with its 95 % interval over the clips, measured against its untuned control (for "
             "the random AE: the identity); 'recovered' means a one-sided test (alpha 0.05) shows it pointing at the "
@@ -77,6 +79,15 @@ class DemoConfig:
     progress: bool = True
     report: bool = True
     """False: stop after the analyses (the multi-seed validation needs no report)."""
+    objective: str = "labels"
+    """What the probes' classifier loss compares against (`probe.train.objectives`). `fidelity` probes the same
+    planted classifiers with the labels withheld, into runs-fidelity/, analysis-fidelity/, report-fidelity/ and
+    planted-fidelity.json beside the labelled ones; the data, the CNNs and the AE pretraining are shared."""
+
+    @property
+    def suffix(self) -> str:
+        """What names this objective's folders: nothing for the study's (labels), `-fidelity` for fidelity."""
+        return "" if self.objective == "labels" else f"-{self.objective}"
 
 
 def run_demo(config: DemoConfig) -> Path:
@@ -127,7 +138,8 @@ def _synthetic(config: DemoConfig) -> Path:
         GridEntry("identity", label=CONTROL, overrides={"epochs": 0}),
     ]
     base = FinetuneConfig(data=data, epochs=config.finetune_epochs, learning_rate=3e-3, batch_size=8, seed=config.seed,
-                          device=config.device, classifier="small_cnn", out=str(out / "runs"), progress=False)
+                          device=config.device, classifier="small_cnn", out=str(out / f"runs{config.suffix}"),
+                          objective=config.objective, progress=False)
     cells = grid_cells(base, {"classifiers": classifiers, "autoencoder": settings})
     names = cell_names(cells)
     tasks = [Task(name, _planted_classifier, (name, index, dataset, synthetic, folder, config),
@@ -147,9 +159,10 @@ def _synthetic(config: DemoConfig) -> Path:
     runs = [Path(finished[name]) for name in names]
     for run in runs:
         done = json.loads(RunDir(run).done.read_text())
-        best = done["best_val_accuracy"]
-        step.note(f"{run.name}: " + (f"best val accuracy {best:.3f}" if best is not None else
-                                     f"nothing trained; val accuracy {done['bare_classifier_accuracy']:.3f}"))
+        key, best = next(((k, v) for k, v in done.items() if k.startswith("best_val_")), ("", None))
+        bare = done.get("bare_classifier_accuracy")
+        step.note(f"{run.name}: " + (f"{key.removeprefix('best_').replace('_', ' ')} {best:.3f}" if best is not None
+                                     else "nothing trained" + (f"; val accuracy {bare:.3f}" if bare is not None else "")))
 
     from probe.analyses.planted import PlantedTruth
 
@@ -219,7 +232,7 @@ def _analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: P
     from probe.analyses.planted import describe_planted
     from probe.reports.build import ReportConfig, build_report
 
-    analysis = out / "analysis"
+    analysis = out / f"analysis{config.suffix}"
     step(f"analysing {len(runs)} runs -> {analysis}")
     if not _complete(analysis, runs):
         analyse(AnalyseConfig(
@@ -230,14 +243,14 @@ def _analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: P
     notes: tuple[str, ...] = ()
     if truth is not None:
         answer = json.loads(AnalysisDir(analysis).summary.read_text())["comparison"]["planted"]
-        write_json(out / "planted.json", answer)
-        notes = (planted_intro(truth),)  # the report draws the planted table itself, from the analysis
+        write_json(out / f"planted{config.suffix}.json", answer)
+        notes = (planted_intro(truth, config.objective),)  # the report draws the planted table itself, from the analysis
         for line in describe_planted(answer):
             step.note(line)
     if not config.report:
         return analysis
-    step(f"writing the report -> {out / 'report'}")
-    return build_report(ReportConfig((str(analysis),), str(out / "report"), band_set="third_octave", notes=notes,
+    step(f"writing the report -> {out / f'report{config.suffix}'}")
+    return build_report(ReportConfig((str(analysis),), str(out / f"report{config.suffix}"), band_set="third_octave", notes=notes,
                                      progress=False))
 
 
@@ -280,7 +293,8 @@ def _study(config: DemoConfig) -> Path:
     step("finetuning the grid: 3 classifiers x (pretrained, random)")
     grid = {"classifiers": [GridEntry(name, str(weights / filename)) for name, filename in STUDY_CLASSIFIERS.items()],
             "autoencoder": [GridEntry(str(pretrained.best), label="pretrained AE"), GridEntry("random", label="random AE")]}
-    base = FinetuneConfig(data=config.data, out=str(out / "runs"), seed=config.seed, device=config.device,
+    base = FinetuneConfig(data=config.data, out=str(out / f"runs{config.suffix}"), seed=config.seed, device=config.device,
+                          objective=config.objective,
                           progress=config.progress)
     runs = [run.path for run in finetune_grid(base, grid, resume=True)]
     return _analyse_and_report(config, out, runs, step)
