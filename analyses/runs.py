@@ -146,7 +146,8 @@ def expand_runs(paths: Sequence[str | Path]) -> list[str]:
 
     runs = []
     for path in map(Path, paths):
-        beneath = sorted(config.parent for config in path.rglob("config.json")) if path.is_dir() else []
+        beneath = sorted(config.parent for config in path.rglob("config.json")
+                         if RunDir(config.parent).is_run()) if path.is_dir() else []
         if RunDir(path).config.is_file() or not beneath:
             runs.append(str(path))  # load_run says what is wrong with it, if anything
             continue

@@ -88,6 +88,14 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.done.is_file()
 
+    def is_run(self) -> bool:
+        """Whether the folder is a probe run (its config.json holds a run's config and provenance), not some other
+        folder with a config.json (a transformers checkpoint, say)."""
+        try:
+            return "provenance" in json.loads(self.config.read_text())
+        except (OSError, ValueError):
+            return False
+
     def write_config(self, config: dict[str, Any], inputs: dict[str, str | None]) -> None:
         """Write the config with provenance: versions, platform, git SHA and the inputs' SHA-256."""
         write_json(self.config, {"config": config, "provenance": provenance(inputs)})

@@ -145,3 +145,13 @@ def test_a_527_output_tagger_goes_through_finetune_analyse_and_report_on_unlabel
     shown = {audioset_class_names()[i] for i in np.unique(original.argmax(1))}
     listed = [name for name in audioset_class_names() if f"<tr><td>{html.escape(name)}</td>" in page]
     assert set(listed) == shown  # the per-class rows: the classes that were some clip's top class, not all 527
+
+
+def test_multi_label_is_a_property_of_the_classifier_not_a_guess(tmp_path: Path) -> None:
+    from probe.models.classifiers import load_classifier, save_classifier
+
+    tagger = load_classifier("mn10", num_classes=527)  # EfficientAT's AudioSet head: 527 independent sigmoids
+    assert tagger.multi_label and not load_classifier("mn10", num_classes=50).multi_label
+    assert not load_classifier("small_cnn", num_classes=527, sample_rate=16000).multi_label  # no tagger weights exist
+    path = save_classifier(tagger, tmp_path / "tagger.pt")
+    assert load_classifier("mn10", weights=path).multi_label  # the checkpoint carries it

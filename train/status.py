@@ -18,6 +18,10 @@ JOB_FILE = "job.json"
 COLUMNS = ("run", "state", "epoch", "best", "s/epoch", "job")
 
 
+SCORE_KEYS = ("val_accuracy", "val_map", "val_agreement")
+"""The epoch-record keys that pick best.pt (`probe.train.objectives`): the first one a run has is its best score."""
+
+
 def run_status(folder: Path) -> dict[str, Any]:
     """One run's state, epochs done of its total, best validation score, mean seconds per epoch, and job id."""
     run = RunDir(folder)
@@ -33,7 +37,8 @@ def run_status(folder: Path) -> dict[str, Any]:
         state = "stopped"
     else:
         state = "not started"
-    best = max((r["val_accuracy"] for r in epochs if "val_accuracy" in r), default=None)
+    score = next((key for key in SCORE_KEYS if any(key in r for r in epochs)), None)
+    best = max((r[score] for r in epochs if score in r), default=None) if score else None
     if best is None:  # a pretraining run: its lowest validation loss
         best = min((r["val_loss"] for r in epochs if "val_loss" in r), default=None)
     seconds = [r["seconds"] for r in epochs if "seconds" in r]
@@ -47,8 +52,8 @@ def grid_status(root: Path) -> list[dict[str, Any]]:
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(root, "no such folder")
-    folders = sorted({path.parent for path in root.rglob("config.json")} | ({root} if RunDir(root).config.is_file()
-                                                                                 else set()))
+    folders = sorted(folder for folder in {path.parent for path in root.rglob("config.json")} | {root}
+                     if RunDir(folder).is_run())
     if not folders:
         raise ConfigError(root, "holds no run directories (no config.json beneath it)")
     rows = [run_status(folder) for folder in folders]

@@ -76,9 +76,14 @@ class DemoConfig:
     gain_epochs: int = 8
     energy_penalty: float = 1.0
     attribution_clips: int = 40
+    """Clips per run the attributions explain; 0: no attributions."""
     progress: bool = True
     report: bool = True
     """False: stop after the analyses (the multi-seed validation needs no report)."""
+    probes: tuple[str, ...] = ()
+    """Only these probe settings (by their report labels, e.g. "spectral gain"); empty: every one. For quick checks."""
+    planted_classifiers: tuple[str, ...] = ()
+    """Only the probes behind these planted CNNs (e.g. low_band_cnn); empty: all three."""
     objective: str = "labels"
     """What the probes' classifier loss compares against (`probe.train.objectives`). `fidelity` probes the same
     planted classifiers with the labels withheld, into runs-fidelity/, analysis-fidelity/, report-fidelity/ and
@@ -140,6 +145,12 @@ def _synthetic(config: DemoConfig) -> Path:
     base = FinetuneConfig(data=data, epochs=config.finetune_epochs, learning_rate=3e-3, batch_size=8, seed=config.seed,
                           device=config.device, classifier="small_cnn", out=str(out / f"runs{config.suffix}"),
                           objective=config.objective, progress=False)
+    chosen = [c for c in classifiers if not config.planted_classifiers or c.label in config.planted_classifiers]
+    chosen_settings = [s for s in settings if not config.probes or s.label in config.probes]
+    if not chosen or not chosen_settings:
+        raise ConfigError(None, f"no probe to run: the planted classifiers are {', '.join(PLANTED)}; the probe settings "
+                                f"{', '.join(s.label for s in settings)}")
+    classifiers, settings = chosen, chosen_settings
     cells = grid_cells(base, {"classifiers": classifiers, "autoencoder": settings})
     names = cell_names(cells)
     tasks = [Task(name, _planted_classifier, (name, index, dataset, synthetic, folder, config),
@@ -237,8 +248,9 @@ def _analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: P
     if not _complete(analysis, runs):
         analyse(AnalyseConfig(
             runs=tuple(str(r) for r in runs), out=str(analysis), shifts=ShiftSettings(n_boot=1000),
-            attributions=AttributionSettings(methods=("integrated_gradients", "saliency"), conditions=("original",),
-                                             max_clips=config.attribution_clips),
+            attributions=AttributionSettings(
+                methods=("integrated_gradients", "saliency") if config.attribution_clips else (),
+                conditions=("original",), max_clips=config.attribution_clips or None),
             seed=config.seed, device=config.device, progress=False, planted=truth))
     notes: tuple[str, ...] = ()
     if truth is not None:

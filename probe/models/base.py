@@ -112,6 +112,7 @@ class WaveformClassifier(nn.Module):
             "classifier": self.name,
             "options": self.options,
             "class_names": self.class_names,
+            "multi_label": self.multi_label,
             "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
         }
 

@@ -69,9 +69,11 @@ def load_classifier(
     different count keeps the body's weights and replaces the head.
     """
     checkpoint = read_checkpoint(weights) if weights is not None else None
+    saved_multi_label = None
     if isinstance(checkpoint, dict) and checkpoint.get("format") == CLASSIFIER_FORMAT:
         options = {**checkpoint.get("options", {}), **options}
         class_names = class_names or checkpoint.get("class_names")
+        saved_multi_label = checkpoint.get("multi_label")
     scheme, _, source = name.partition(":")
     if scheme in SCHEMES or ":" in name or _entry_point(name) is not None:
         classifier = (SCHEMES[scheme](source, num_classes, class_names, options) if scheme in SCHEMES
@@ -85,6 +87,7 @@ def load_classifier(
         built_classes = num_classes or (len(class_names) if class_names else None) or file_classes or 50
         classifier = spec.builder(num_classes=built_classes, trained=weights is not None, **options)
         classifier.class_names = list(class_names) if class_names else default_class_names(built_classes)
+        classifier.multi_label = built_classes in spec.tagger_classes
         if state is not None:
             if file_classes is not None and file_classes != built_classes:
                 log.info("%s: replacing the %d-class head with a %d-class one", weights, file_classes, built_classes)
@@ -92,6 +95,8 @@ def load_classifier(
                 _load_body(classifier.net, state, weights, spec.head_keys)
             else:
                 load_state_dict_strict(classifier.net, state, weights)
+    if saved_multi_label is not None:
+        classifier.multi_label = bool(saved_multi_label)
     if len(classifier.class_names) != classifier.num_classes:
         raise ConfigError(None, f"{len(classifier.class_names)} class names for {classifier.num_classes} classes")
     classifier = classifier.to(device)
@@ -138,7 +143,7 @@ def _build_user_classifier(
 
     The factory takes `num_classes` and returns either a `WaveformClassifier` or any module
     mapping a waveform (B, L) to logits; such a module may define `sample_rate` (default
-    32000) and `class_names`.
+    32000), `class_names` and `multi_label` (independent sigmoid outputs; default False).
     """
     factory = _entry_point(name)
     if factory is None:
@@ -153,6 +158,8 @@ def _build_user_classifier(
     if not isinstance(model, nn.Module):
         raise ConfigError(None, f"classifier factory {name!r} returned {type(model).__name__}, not a torch module")
     names = class_names or getattr(model, "class_names", None) or default_class_names(num_classes)
-    return WaveformClassifier(
+    classifier = WaveformClassifier(
         name, nn.Identity(), model, sample_rate=getattr(model, "sample_rate", 32000), class_names=list(names), options=options
     )
+    classifier.multi_label = bool(getattr(model, "multi_label", False))
+    return classifier

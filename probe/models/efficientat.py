@@ -1,6 +1,7 @@
 """Registry entries for EfficientAT's mn10 and dymn10 (and the study's DyMN ablations)."""
 from __future__ import annotations
 
+from probe.audioset import NUM_CLASSES as AUDIOSET_CLASSES
 from probe.esc50 import SAMPLE_RATE_32K
 from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.dymn import SCRATCH_TEMPERATURE, TRAINED_TEMPERATURE, DyMN, DynamicParts
@@ -33,7 +34,7 @@ def _frontend() -> MelFrontEnd:
 @register(
     "classifier", "mn10", sample_rate=SAMPLE_RATE_32K, head_keys=HEAD_KEYS, citation=CITATION_MN,
     description="EfficientAT MobileNetV3 (width 1.0, MLP head) on 128-band log-mel; ESC-50 fold-1 val acc .960 in the study",
-    weights=(MN10_AUDIOSET,),
+    weights=(MN10_AUDIOSET,), tagger_classes=(AUDIOSET_CLASSES,),
 )
 def build_mn10(num_classes: int = 50, trained: bool = False, width_mult: float = 1.0) -> WaveformClassifier:
     net = MobileNetV3(num_classes=num_classes, width_mult=width_mult)
@@ -70,5 +71,5 @@ DYMN_VARIANTS = {
 for _name, (_parts, _description, _weights) in DYMN_VARIANTS.items():
     register(
         "classifier", _name, sample_rate=SAMPLE_RATE_32K, head_keys=HEAD_KEYS, citation=CITATION_DYMN,
-        description=_description, weights=_weights,
+        description=_description, weights=_weights, tagger_classes=(AUDIOSET_CLASSES,),
     )(_dymn_builder(_name, _parts))

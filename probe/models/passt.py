@@ -12,6 +12,7 @@ import io
 import torch
 from torch import nn
 
+from probe.audioset import NUM_CLASSES as AUDIOSET_CLASSES
 from probe.esc50 import SAMPLE_RATE_32K
 from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.frontend import MelConfig
@@ -90,6 +91,7 @@ class PasstClassifier(WaveformClassifier):
 
 @register(
     "classifier", "passt", sample_rate=SAMPLE_RATE_32K, head_keys=HEAD_KEYS, citation=CITATION, weights=WEIGHTS,
+    tagger_classes=(AUDIOSET_CLASSES,),
     description="PaSST-S (passt_s_swa_p16_128_ap476) via hear21passt; ESC-50 fold-1 val acc .967; clips up to 10 s",
 )
 def build_passt(num_classes: int = 50, trained: bool = False) -> WaveformClassifier:

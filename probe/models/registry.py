@@ -41,6 +41,9 @@ class ModelSpec:
     weights: tuple[WeightSource, ...] = field(default_factory=tuple)
     head_keys: tuple[str, ...] = ()
     """State-dict keys of the classification head (weight and bias), for re-heading."""
+    tagger_classes: tuple[int, ...] = ()
+    """Head sizes at which the network is a multi-label tagger (independent sigmoids): AudioSet's 527 for the networks
+    whose published AudioSet weights were trained so. Sets `WaveformClassifier.multi_label`."""
 
 
 _REGISTRY: dict[ModelKind, dict[str, ModelSpec]] = {"classifier": {}, "autoencoder": {}}
@@ -55,13 +58,15 @@ def register(
     citation: str = "",
     weights: tuple[WeightSource, ...] = (),
     head_keys: tuple[str, ...] = (),
+    tagger_classes: tuple[int, ...] = (),
 ) -> Callable[[Callable[..., object]], Callable[..., object]]:
     """Decorator: register `builder` under `name` for `kind`."""
 
     def decorate(builder: Callable[..., object]) -> Callable[..., object]:
         if name in _REGISTRY[kind]:
             raise ValueError(f"{kind} {name!r} is registered twice")
-        _REGISTRY[kind][name] = ModelSpec(name, kind, builder, sample_rate, description, citation, tuple(weights), tuple(head_keys))
+        _REGISTRY[kind][name] = ModelSpec(name, kind, builder, sample_rate, description, citation, tuple(weights), tuple(head_keys),
+                                         tuple(tagger_classes))
         return builder
 
     return decorate
