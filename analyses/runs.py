@@ -6,6 +6,7 @@ finetuning) and `after` (the finetuned AE).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -101,7 +102,11 @@ def classifier_label(config: dict[str, Any]) -> str:
     if config.get("classifier_label"):
         return str(config["classifier_label"])
     name = str(config.get("classifier", "classifier"))
-    return Path(name).name if "/" in name else name
+    if "/" not in name:
+        return name
+    path = Path(name)
+    # a training checkpoint's folder (checkpoint-500) says nothing without its run's: run-a-checkpoint-500
+    return f"{path.parent.name}-{path.name}" if re.fullmatch(r"checkpoint-\d+", path.name) else path.name
 
 
 def setting_label(config: dict[str, Any]) -> str:

@@ -138,7 +138,12 @@ def _categories(root: Path, class_names: tuple[str, ...]) -> tuple[tuple[str, ..
     custom = root / CATEGORIES_CSV
     if custom.is_file():
         return read_categories_csv(custom, class_names)
-    if len(class_names) == len(esc50.CLASS_NAMES):
+    return _default_categories(class_names, len(class_names) == len(esc50.CLASS_NAMES))
+
+
+def _default_categories(class_names: tuple[str, ...], esc50_layout: bool) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """ESC-50's five categories (blocks of ten classes) where `esc50_layout`, else one category, `all`."""
+    if esc50_layout:
         return esc50.CATEGORY_NAMES, tuple(esc50.category_of(t) for t in range(len(class_names)))
     return ("all",), tuple(0 for _ in class_names)
 
@@ -221,9 +226,7 @@ def load_audio_folder(root: str | Path) -> ClipDataset:
 def categories_of(class_names: Sequence[str]) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """Categories for a classifier's own classes (unlabeled data): ESC-50's five where they are ESC-50's classes, else
     one category, `all`."""
-    if tuple(class_names) == esc50.CLASS_NAMES:
-        return esc50.CATEGORY_NAMES, tuple(esc50.category_of(i) for i in range(len(class_names)))
-    return ("all",), tuple(0 for _ in class_names)
+    return _default_categories(tuple(class_names), tuple(class_names) == esc50.CLASS_NAMES)
 
 
 def _hashed_fold(key: str) -> int:

@@ -98,6 +98,7 @@ def _figure(fig, folder: Path, name: str, site: Path) -> str:
 def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]], config: ReportConfig,
                 marks: Marks, gallery: str | None = None) -> None:
     accuracy_rows = [{"label": run.label, "classifier": run.classifier, "setting": run.probe_setting, "objective": run.objective,
+                      "scored": run.accuracy_word,
                       **{c: run.summary["accuracy"].get(c, {}).get("top1") for c in ("original", "before", "after")}}
                      for run in analysis.runs]
     profiles = {run.label: run.overall(config.band_set, run.headline_condition) for run in analysis.runs
@@ -109,7 +110,8 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     accuracy = pd.DataFrame([{"group": r["label"], "condition": c, "top1": r[c]} for r in accuracy_rows
                              for c in ("original", "before", "after") if r[c] is not None])
     if len(accuracy):
-        figure_paths["accuracy"] = _figure(figures.accuracy_bars(accuracy, "group", "top-1 accuracy per run"),
+        scored = " / ".join(dict.fromkeys(row["scored"] for row in accuracy_rows))
+        figure_paths["accuracy"] = _figure(figures.accuracy_bars(accuracy, "group", f"top-1 {scored} per run"),
                                            site, "overview_accuracy", site)
     contrasts = analysis.comparison_tables.get(Tables.CLASSIFIER_CONTRASTS)
     if contrasts is not None and len(contrasts):
@@ -363,7 +365,8 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
             accuracy.insert(0, rows[rows.condition == "original"])
     accuracy_frame = pd.concat(accuracy, ignore_index=True) if accuracy else pd.DataFrame()
     if len(accuracy_frame):
-        out["accuracy"] = _figure(figures.accuracy_bars(accuracy_frame, "class", f"{category}: accuracy per class"),
+        scored = " / ".join(dict.fromkeys(run.accuracy_word for run in runs))
+        out["accuracy"] = _figure(figures.accuracy_bars(accuracy_frame, "class", f"{category}: {scored} per class"),
                                   folder, f"{stem}_accuracy", site)
     curves = {}
     for run in runs:
@@ -429,7 +432,7 @@ def _class_row(runs: list[AnalysedRun], name: str, band_set: str) -> dict[str, A
         shifts = shifts.dropna(subset=["mean_shift_db"])
         largest = shifts.loc[shifts.mean_shift_db.abs().idxmax()] if len(shifts) else None
         cells.append({
-            "setting": run.setting,
+            "setting": run.setting, "scored": run.accuracy_word,
             "accuracy": {c: (float(rows.loc[c, "top1"]) if len(rows) and c in rows.index else None)
                          for c in ("original", "before", "after")},
             "largest_shift": None if largest is None else {

@@ -40,6 +40,7 @@ def validated_cells(objective: str = "labels") -> list[tuple[str, str]]:
     from benchmarks.planted import SECTIONS
 
     text = VALIDATION.read_text()
+    assert SECTIONS[objective] in text, f"VALIDATION.md has no {SECTIONS[objective]!r}: run python -m benchmarks.planted"
     section = text.split(SECTIONS[objective] + "\n", 1)[1].split("\n## ", 1)[0]
     cells = []
     for line in section.splitlines():

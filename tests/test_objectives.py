@@ -48,6 +48,17 @@ def test_mean_average_precision_known_answers() -> None:
     scores = np.array([[0.8, 0.1], [0.9, 0.9], [0.7, 0.2], [0.1, 0.3]])
     assert math.isclose(mean_average_precision(scores, positives), ((1 / 2 + 2 / 3) / 2 + 1) / 2)
     assert math.isnan(mean_average_precision(scores, np.zeros_like(positives)))
+    constant = np.ones((4, 1))  # tied scores are taken together: no credit for where the positives happen to sit
+    assert mean_average_precision(constant, positives[:, :1]) == mean_average_precision(constant, positives[::-1, :1]) == 0.5
+
+
+def test_mean_average_precision_equals_sklearn_with_ties() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    scores, positives = rng.integers(0, 4, (40, 6)).astype(float), rng.random((40, 6)) < 0.3
+    expected = np.mean([metrics.average_precision_score(positives[:, c], scores[:, c]) for c in range(6)
+                        if positives[:, c].any()])
+    assert math.isclose(mean_average_precision(scores, positives), expected, rel_tol=1e-12)
 
 
 def test_fidelity_scores_agreement_with_the_original_decision() -> None:
@@ -155,3 +166,34 @@ def test_multi_label_is_a_property_of_the_classifier_not_a_guess(tmp_path: Path)
     assert not load_classifier("small_cnn", num_classes=527, sample_rate=16000).multi_label  # no tagger weights exist
     path = save_classifier(tagger, tmp_path / "tagger.pt")
     assert load_classifier("mn10", weights=path).multi_label  # the checkpoint carries it
+    assert not load_classifier("mn10", weights=path, multi_label=False).multi_label  # the caller's word wins
+
+
+def test_a_hub_audioset_ast_without_problem_type_is_a_tagger(tmp_path: Path) -> None:
+    from test_huggingface import save_ast
+
+    from probe.audioset import audioset_class_names
+    from probe.models.classifiers import load_classifier
+
+    names = audioset_class_names()
+    assert load_classifier(f"hf:{save_ast(tmp_path / 'as', names)}").multi_label  # AudioSet's 527 tags
+    assert not load_classifier(f"hf:{save_ast(tmp_path / 'five', names[:5])}").multi_label
+
+
+def test_without_labels_a_tagger_keeps_its_own_head_on_labelled_data(tmp_path: Path, synthetic_root: Path) -> None:
+    """On ESC-50-layout data (5 classes here) an AudioSet tagger probed with fidelity keeps its 527 outputs: the data's
+    classes play no part, and its bare accuracy is not checked against labels of other classes."""
+    from probe.models.classifiers import load_classifier
+    from probe.train.finetune import FinetuneConfig, finetune
+
+    torch.manual_seed(4)
+    weights = tmp_path / "mn10_as.pt"
+    torch.save(load_classifier("mn10", num_classes=527).net.state_dict(), weights)  # EfficientAT's published format
+    run = finetune(FinetuneConfig(classifier="mn10", classifier_weights=str(weights), probe="spectral-gain",
+                                  data=f"esc50:{synthetic_root}", objective="fidelity", epochs=1,
+                                  out=str(tmp_path / "run"), progress=False))
+    classes = json.loads(run.classes_file.read_text())
+    assert len(classes["class_names"]) == 527 and classes["category_names"] == ["all"]
+    assert np.load(run.logits_file("after")).shape[1] == 527
+    assert json.loads(run.objective_file.read_text())["multi_label"] is True
+    assert json.loads(run.done.read_text())["bare_classifier_accuracy"] is None

@@ -12,6 +12,14 @@ from probe.errors import ConfigError
 from probe.probes import PROBES, ProbeSpec, get_probe, probe_for
 
 
+def refuse_unlabeled(data: str, instead: str) -> None:
+    """A `ConfigError` when `data` names clips without labels (`--data audio:DIR`), saying what to do `instead`."""
+    from probe.data import UNLABELED_KINDS
+
+    if data.partition(":")[0] in UNLABELED_KINDS:
+        raise ConfigError(None, f"--data {data} has no labels: {instead}")
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """What every autoencoder training run shares; written to RUNDIR/config.json."""
@@ -141,10 +149,8 @@ class FinetuneConfig(TrainingConfig):
             raise ConfigError(None, "penalty weights must be >= 0")
         from probe.train.objectives import OBJECTIVES
 
-        from probe.data import UNLABELED_KINDS
-
-        if OBJECTIVES.lookup(self.objective).needs_labels and self.data.partition(":")[0] in UNLABELED_KINDS:
-            raise ConfigError(None, f"--data {self.data} has no labels: probe it with --objective fidelity")
+        if OBJECTIVES.lookup(self.objective).needs_labels:
+            refuse_unlabeled(self.data, "probe it with --objective fidelity")
         if self.per_class and not spec.per_class:
             raise ConfigError(None, f"--per-class needs a probe with one curve per class "
                                     f"({', '.join(s.name for s in PROBES.values() if s.per_class)}), not {spec.name}")
@@ -212,6 +218,7 @@ class ClassifierTrainConfig(TrainingConfig):
         super().validate()
         if self.mixup_alpha < 0 or self.gain_db < 0:
             raise ConfigError(None, "--mixup and --gain-db must be >= 0")
+        refuse_unlabeled(self.data, "a classifier trains on labels")
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in super().to_json().items() if k not in ("autoencoder", "ae_weights", "ae_options")}

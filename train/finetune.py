@@ -34,18 +34,20 @@ from probe.train.loop import (Objective, accuracy, autocast_for, batched_logits,
 
 class ClassifierObjective(Objective):
     """The frozen classifier's loss on the probe's output (`task`: against the labels, or against its own output on the
-    original), plus the probe's penalty; best.pt by the task's score (val accuracy, agreement or mAP)."""
+    original), plus the probe's penalty; best.pt by the task's score (val accuracy, agreement or mAP). `labelled`:
+    `val_labels` are the classifier's own classes, so its bare accuracy can be checked even when the task needs none."""
 
     def __init__(self, pipeline: ProbePipeline, val_x: torch.Tensor, val_labels: torch.Tensor, micro: int,
                  autocast: dict[str, Any], penalty: Penalty | None = None, weight: float = 0.0,
-                 conditional: bool = False, task: TaskObjective = LabelObjective()) -> None:
+                 conditional: bool = False, task: TaskObjective = LabelObjective(), labelled: bool = True) -> None:
         self.module, self.val_x, self.micro, self.autocast, self.task = pipeline, val_x, micro, autocast, task
         self.penalty, self.weight = (penalty, weight) if penalty is not None and weight else (None, 0.0)
         self.conditional = conditional
         self.multi_label = bool(pipeline.classifier.multi_label)
         self.bare_logits = batched_logits(pipeline.classifier, val_x, micro, autocast)
         self.val_y = task.targets(val_labels, lambda: self.bare_logits)
-        self.bare_accuracy = accuracy(self.bare_logits, val_labels) if task.needs_labels else None
+        # the leak check's number (`probe.folds.suspected_leak`), wherever the clips have the classifier's classes
+        self.bare_accuracy = accuracy(self.bare_logits, val_labels) if labelled else None
 
     def loss(self, module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         labels = self.task.decisions(y) if self.conditional else None
@@ -79,15 +81,16 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     if run.is_complete():
         return run
     dataset, train_set, val_set = opened.splits(config)
-    task = OBJECTIVES.lookup(config.objective)
-    if task.needs_labels and not dataset.labelled:
-        raise ConfigError(dataset.root, "has no labels: probe it with --objective fidelity")
+    task = OBJECTIVES.lookup(config.objective)  # an unlabeled --data with labels is refused by config.validate()
     classifier_weights = resolve_weights(config.classifier_weights) if config.classifier_weights else None
     ae_weights = config.resolved_ae_weights()
+    # Without labels the classifier keeps its own head and classes (an AudioSet tagger's 527), whatever the data has.
     classifier = load_classifier(
-        config.classifier, classifier_weights, dataset.num_classes or None,
-        class_names=list(dataset.class_names) or None, device=device, **config.classifier_options,
+        config.classifier, classifier_weights, dataset.num_classes if task.needs_labels else None,
+        class_names=list(dataset.class_names) if task.needs_labels else None, device=device,
+        **config.classifier_options,
     )
+    data_classes = dataset.labelled and list(dataset.class_names) == classifier.class_names
     train, val = opened.decode(config, (train_set, val_set), classifier.sample_rate)
     (train_x, train_labels), (val_x, val_labels) = train.tensors(device), val.tensors(device)
 
@@ -100,7 +103,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     pipeline = ProbePipeline(autoencoder, classifier).to(device)
     autocast = autocast_for(device)
     objective = ClassifierObjective(pipeline, val_x, val_labels, config.micro, autocast, spec.penalty,
-                                    config.penalty or 0.0, config.per_class, task)
+                                    config.penalty or 0.0, config.per_class, task, data_classes)
     train_y = task.targets(train_labels, lambda: batched_logits(classifier, train_x, config.micro, autocast))
     decisions = task.decisions(objective.val_y)
     labels = decisions if config.per_class else None
@@ -120,7 +123,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
                                         "multi_label": classifier.multi_label,
                                         "ae_sample_rate": int(getattr(autoencoder, "sample_rate", 0) or classifier.sample_rate),
                                         **(spec.record(autoencoder) if spec.record else {})})
-        category_names, class_categories = ((dataset.category_names, dataset.class_categories) if dataset.labelled
+        category_names, class_categories = ((dataset.category_names, dataset.class_categories) if data_classes
                                             else categories_of(classifier.class_names))
         write_json(run.classes_file, {"class_names": list(classifier.class_names), "category_names": list(category_names),
                                       "class_categories": list(class_categories), "sample_rate": classifier.sample_rate})

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
+
 from probe.metrics import mean_average_precision
 from probe.registries import Registry
 
@@ -105,17 +107,20 @@ class FidelityObjective(TaskObjective):
 
         agreement = accuracy(logits, targets.argmax(-1))
         metrics = {"val_loss": float(fidelity_kl(targets, logits.float(), multi_label)), "val_agreement": agreement}
-        if multi_label:
-            metrics["val_map"] = mean_average_precision(logits.float().numpy(force=True),
-                                                        (targets > 0).numpy(force=True))
-        return metrics, metrics[self.score_key(multi_label)]
+        if not multi_label:
+            return metrics, agreement
+        metrics["val_map"] = mean_average_precision(logits.float().numpy(force=True), (targets > 0).numpy(force=True))
+        # no original above 0.5 on any tag: no mAP to rank by, and a NaN score would never pick a best.pt
+        return metrics, agreement if np.isnan(metrics["val_map"]) else metrics["val_map"]
 
 
 def fidelity_kl(reference_logits: torch.Tensor, logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
-    """Mean over clips of KL(classifier on the original || classifier on the probe's output): over the softmax's
-    classes, or summed over the classes' independent Bernoullis (sigmoid outputs). Zero exactly when the outputs agree."""
+    """Mean over clips of KL(classifier on the original || classifier on the probe's output) (Kullback and Leibler,
+    1951): over the softmax's classes, or summed over the classes' independent Bernoullis (sigmoid outputs). Zero
+    exactly when the outputs agree."""
     from torch.nn import functional as F
 
+    reference_logits, logits = reference_logits.float(), logits.float()  # logsigmoid of bf16 loses the small tags
     if multi_label:
         p_log, q_log = F.logsigmoid(reference_logits), F.logsigmoid(logits)
         p_not_log, q_not_log = F.logsigmoid(-reference_logits), F.logsigmoid(-logits)

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from probe.train.objectives import OBJECTIVES
 from probe.errors import ConfigError
 from probe.locks import LOCK_FILE, holder
 from probe.rundir import RunDir
@@ -18,7 +19,8 @@ JOB_FILE = "job.json"
 COLUMNS = ("run", "state", "epoch", "best", "s/epoch", "job")
 
 
-SCORE_KEYS = ("val_accuracy", "val_map", "val_agreement")
+SCORE_KEYS = tuple(dict.fromkeys(objective.score_key(multi_label) for objective in OBJECTIVES.values()
+                                  for multi_label in (True, False)))
 """The epoch-record keys that pick best.pt (`probe.train.objectives`): the first one a run has is its best score."""
 
 

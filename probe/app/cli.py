@@ -325,6 +325,9 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
                                                         "audio classifier), or package.module:factory")
     parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name); {fold} is "
                                                      "filled with the validation fold, e.g. passt_esc50_fold{fold}")
+    parser.add_argument("--classifier-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a classifier option (repeatable), e.g. multi_label=true for a tagger whose outputs are "
+                             "independent sigmoids and which does not say so itself, or revision=... for hf:")
     parser.add_argument("--probe", choices=list(probes),
                         help="; ".join(f"{spec.name}: {spec.description}" for spec in probes.values())
                              + " (default: the one that builds --autoencoder, else autoencoder)")
@@ -391,6 +394,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     config = FinetuneConfig(**_training_fields(args), probe=args.probe,
                             classifier=args.classifier, classifier_weights=args.classifier_weights,
+                            classifier_options=_options(args.classifier_option, "--classifier-option"),
                             autoencoder=args.autoencoder, ae_weights=args.ae_weights,
                             ae_options=_options(args.ae_option, "--ae-option"), per_class=args.per_class,
                             objective=args.objective, finetune_encoder=args.finetune_encoder, finetune_decoder=args.finetune_decoder,
@@ -711,6 +715,7 @@ def run_figures(args: argparse.Namespace) -> int:
 
 def _demo_args(parser: argparse.ArgumentParser) -> None:
     from probe.app.demo import DemoConfig
+    from probe.train.objectives import OBJECTIVES
 
     add_field(parser, DemoConfig, "out", help="everything the demo writes goes under this folder")
     add_field(parser, DemoConfig, "seed", help="seeds the data, the classifiers, the probes and the analyses")
@@ -718,7 +723,7 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, DemoConfig, "weights_dir", type=str,
               help="with --data: the folder holding the classifier and AE checkpoints")
     add_field(parser, DemoConfig, "device", help="auto, cpu, cuda, ...")
-    add_field(parser, DemoConfig, "objective", choices=["labels", "fidelity"],
+    add_field(parser, DemoConfig, "objective", choices=OBJECTIVES.names(),
               help="the probes' objective; fidelity probes the same planted CNNs with the labels withheld, beside the "
                    "labelled runs (runs-fidelity/, report-fidelity/, planted-fidelity.json)")
     parser.add_argument("--quiet", action="store_true")

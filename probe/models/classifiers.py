@@ -66,8 +66,11 @@ def load_classifier(
 
     `weights` may be a published checkpoint (the network's plain state_dict) or one written
     by probe. `num_classes` defaults to the checkpoint's head, else 50 (ESC-50); giving a
-    different count keeps the body's weights and replaces the head.
+    different count keeps the body's weights and replaces the head. The option `multi_label`
+    (True: independent sigmoid outputs) overrides what the classifier says of itself.
     """
+    options = dict(options)
+    multi_label = options.pop("multi_label", None)
     checkpoint = read_checkpoint(weights) if weights is not None else None
     saved_multi_label = None
     if isinstance(checkpoint, dict) and checkpoint.get("format") == CLASSIFIER_FORMAT:
@@ -95,8 +98,9 @@ def load_classifier(
                 _load_body(classifier.net, state, weights, spec.head_keys)
             else:
                 load_state_dict_strict(classifier.net, state, weights)
-    if saved_multi_label is not None:
-        classifier.multi_label = bool(saved_multi_label)
+    for said in (saved_multi_label, multi_label):  # the caller's word over the checkpoint's over the model's own
+        if said is not None:
+            classifier.multi_label = bool(said)
     if len(classifier.class_names) != classifier.num_classes:
         raise ConfigError(None, f"{len(classifier.class_names)} class names for {classifier.num_classes} classes")
     classifier = classifier.to(device)

@@ -105,12 +105,15 @@ class NormalisedWaveform(nn.Module):
 
 @front_end("ASTFeatureExtractor")
 def ast_front_end(extractor: Any, config: Any) -> KaldiFbank:
+    """AST's front-end from its `ASTFeatureExtractor`: mel bins, frames, normalisation."""
     return KaldiFbank(extractor.sampling_rate, extractor.num_mel_bins, extractor.max_length, extractor.do_normalize,
                       extractor.mean, extractor.std)
 
 
 @front_end("Wav2Vec2FeatureExtractor")
 def wav2vec2_front_end(extractor: Any, config: Any) -> NormalisedWaveform:
+    """The wav2vec2 family's front-end from its `Wav2Vec2FeatureExtractor`, with the shortest input its convolutions
+    take (from the model's config)."""
     return NormalisedWaveform(extractor.sampling_rate, extractor.do_normalize, extractor.return_attention_mask,
                               conv_receptive_field(getattr(config, "conv_kernel", ()), getattr(config, "conv_stride", ())))
 
@@ -141,6 +144,17 @@ class HuggingFaceClassifier(WaveformClassifier):
         return logits[:, self.output_order] if self.output_order.numel() else logits
 
 
+def is_tagger(config: Any, labels: list[str]) -> bool:
+    """Whether the model's outputs are independent sigmoids: its config says so (`problem_type`), or its classes are
+    AudioSet's 527, an ontology of tags (the hub's AudioSet ASTs leave `problem_type` unset). `load_classifier`'s
+    `multi_label` option overrides both."""
+    from probe.audioset import audioset_class_names
+
+    if getattr(config, "problem_type", None) == "multi_label_classification":
+        return True
+    return len(labels) == len(audioset_class_names()) and set(labels) == set(audioset_class_names())
+
+
 def weights_file(source: str) -> Path | None:
     """The weights file of a local checkpoint folder (for the run's provenance hashes), else None."""
     for name in ("model.safetensors", "pytorch_model.bin"):
@@ -154,7 +168,10 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
     """`source` (a local folder written by `save_pretrained`, or a hub id) as a waveform-in, logits-out classifier at its
     extractor's sample rate. `options` go to both `from_pretrained` calls (e.g. `revision`). Class names are the
     model's `id2label`, or `class_names` (the data's): a permutation of the model's names reorders the outputs."""
-    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+    try:
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+    except ImportError as exc:
+        raise ConfigError(None, f"hf:{source} needs the transformers package ({exc})") from None
 
     name = f"{SCHEME}:{source}"
     folder = Path(source).expanduser()
@@ -180,7 +197,7 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
         name, builder(extractor, model.config), model, sample_rate=extractor.sampling_rate,
         class_names=list(class_names) if class_names else labels, options=options, output_order=order,
     )
-    classifier.multi_label = getattr(model.config, "problem_type", None) == "multi_label_classification"
+    classifier.multi_label = is_tagger(model.config, labels)
     classifier.source_file = weights_file(source)
     return classifier
 
