@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -172,44 +171,62 @@ def test_waveform_attributions_are_maps_over_time(wav2vec2_folder: Path) -> None
     np.testing.assert_allclose(maps.sum((1, 2)), 1.0, rtol=1e-5)
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "probe.app.cli", *args], capture_output=True, text=True, cwd=cwd)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result
+def cli(capsys: pytest.CaptureFixture, *args: str) -> str:
+    """`probe ARGS` in this process (the models are tiny: a subprocess would cost more than the command); its stdout."""
+    from probe.app.cli import main
+
+    capsys.readouterr()
+    assert main(list(args)) == 0
+    return capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_a_tiny_ast_goes_through_finetune_analyse_and_report(synthetic_root: Path, tmp_path: Path) -> None:
+def test_a_tiny_ast_goes_through_finetune_analyse_and_report(synthetic_root: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch, capsys, caplog) -> None:
     """The README's command with a folder given relative to the working directory; the analyses run elsewhere."""
     from probe.data import load_esc50
 
     names = list(load_esc50(synthetic_root).class_names)
     save_ast(tmp_path / "models" / "my-ast", names)
     run, analysis, report = tmp_path / "run", tmp_path / "analysis", tmp_path / "report"
-    finetune = cli("finetune", "--classifier", "hf:models/my-ast", "--autoencoder", "tiny", "--ae-option",
-                   "sample_rate=16000", "--ae-option", "channels=1", "--data", f"esc50:{synthetic_root}", "--epochs", "2",
-                   "--out", str(run), "--device", "cpu", "--quiet", cwd=tmp_path)
-    assert "differ from the data's class names" not in finetune.stderr
+    monkeypatch.chdir(tmp_path)
+    cli(capsys, "finetune", "--classifier", "hf:models/my-ast", "--autoencoder", "tiny", "--ae-option",
+        "sample_rate=16000", "--ae-option", "channels=1", "--data", f"esc50:{synthetic_root}", "--epochs", "2",
+        "--out", str(run), "--device", "cpu", "--quiet")
+    assert "differ from the data's class names" not in caplog.text
     stored = json.loads((run / "config.json").read_text())
     assert stored["config"]["classifier"] == f"hf:{tmp_path / 'models' / 'my-ast'}"
     assert stored["provenance"]["inputs"]["classifier_source"]["sha256"]
     assert stored["provenance"]["versions"]["transformers"] == transformers.__version__
 
-    cli("analyse", str(run), "--out", str(analysis), "--methods", "saliency", "--bootstrap", "100", "--no-transfer",
-        "--device", "cpu", "--quiet", cwd=Path(sys.prefix))
+    monkeypatch.chdir(sys.prefix)  # the run finds its classifier from anywhere
+    cli(capsys, "analyse", str(run), "--out", str(analysis), "--methods", "saliency", "--bootstrap", "100",
+        "--no-transfer", "--device", "cpu", "--quiet")
     folder = analysis / "my-ast--tiny@16kHz"
     mass = pd.read_parquet(folder / "attribution_band_mass.parquet")
     assert mass.mel_bin.nunique() == 32  # on the fbank the AST reads
     bands = pd.read_parquet(folder / "band_shift_overall.parquet")
     assert (bands.band_set == "mel").sum() and bands.classifier.eq("my-ast").all()
 
-    cli("report", str(analysis), "--out", str(report), "--quiet", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cli(capsys, "report", str(analysis), "--out", str(report), "--quiet")
     page = (report / "my-ast" / "index.html").read_text()
     assert "my-ast" in page and "<audio" in page
     compared = tmp_path / "compared"
-    cli("compare", str(synthetic_root / "audio"), str(synthetic_root / "audio"), "--out", str(compared), "--classifier",
-        "hf:models/my-ast", "--quiet", cwd=tmp_path)
+    cli(capsys, "compare", str(synthetic_root / "audio"), str(synthetic_root / "audio"), "--out", str(compared),
+        "--classifier", "hf:models/my-ast", "--quiet")
     assert (compared / "audio" / "accuracy_overall.parquet").is_file()
-    predicted = cli("predict", "--classifier", "hf:models/my-ast", str(next((synthetic_root / "audio").iterdir())),
-                    cwd=tmp_path)
-    assert predicted.stdout.splitlines()[0].endswith(",".join(f"logit_{name}" for name in names))
+    predicted = cli(capsys, "predict", "--classifier", "hf:models/my-ast", str(next((synthetic_root / "audio").iterdir())))
+    assert predicted.splitlines()[0].endswith(",".join(f"logit_{name}" for name in names))
+
+
+def test_the_mel_bands_of_a_full_size_ast_front_end(tmp_path: Path) -> None:
+    """AST's 128 Kaldi bands on a 512-point FFT at 16 kHz: the lowest are narrower than an FFT bin (found at real
+    scale), and still get edges, in order, from the mel scale itself."""
+    from probe.analyses.bands import classifier_mel_bands
+
+    classifier = load_classifier(f"hf:{save_ast(tmp_path / 'ast', ['a', 'b'], num_mel_bins=128)}")
+    bands = classifier_mel_bands(SAMPLE_RATE, classifier)
+    assert len(bands.labels) == 128
+    assert (np.diff(bands.centre_hz) > 0).all() and (bands.low_hz < bands.centre_hz).all()
+    assert (bands.centre_hz < bands.high_hz).all() and bands.low_hz[0] >= 20 and bands.high_hz[-1] <= SAMPLE_RATE / 2

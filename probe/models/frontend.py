@@ -47,16 +47,27 @@ def kaldi_mel_banks(config: MelConfig, fmin_hz: float, fmax_hz: float) -> torch.
 
 
 def mel_band_edges_hz(config: MelConfig) -> torch.Tensor:
-    """Lower, centre and upper frequency of each eval-mode mel band, (n_mels, 3), in Hz."""
+    """Lower, centre and upper frequency of each eval-mode mel band, (n_mels, 3), in Hz: the FFT bins each filter
+    reaches. Where some filter reaches no bin at all (narrower than one: AST's 128 bands on a 512-point FFT at 16 kHz),
+    every band's edges come from the mel scale itself, so that the set stays in order."""
     banks = kaldi_mel_banks(config, config.fmin_hz, config.effective_fmax_hz)
     freqs = torch.linspace(0, config.sample_rate / 2, banks.shape[1])
-    edges = []
-    for row in banks:
-        nonzero = torch.nonzero(row > 0).flatten()
-        low, high = freqs[nonzero[0]], freqs[nonzero[-1]]
-        centre = freqs[torch.argmax(row)]
-        edges.append(torch.stack([low, centre, high]))
-    return torch.stack(edges)
+    reached = [torch.nonzero(row > 0).flatten() for row in banks]
+    if any(len(bins) == 0 for bins in reached):
+        return mel_scale_edges_hz(config)
+    return torch.stack([torch.stack([freqs[bins[0]], freqs[torch.argmax(row)], freqs[bins[-1]]])
+                        for row, bins in zip(banks, reached)])
+
+
+def mel_scale_edges_hz(config: MelConfig) -> torch.Tensor:
+    """Each Kaldi mel filter's corners (lower, centre, upper), (n_mels, 3), in Hz: n_mels + 2 points equally spaced
+    on Kaldi's mel scale (1127 ln(1 + f / 700)) from fmin to fmax."""
+    from torchaudio.compliance.kaldi import inverse_mel_scale, mel_scale_scalar
+
+    points = torch.linspace(mel_scale_scalar(config.fmin_hz), mel_scale_scalar(config.effective_fmax_hz),
+                            config.n_mels + 2, dtype=torch.float64)
+    corners = inverse_mel_scale(points)
+    return torch.stack([corners[:-2], corners[1:-1], corners[2:]], dim=1).float()
 
 
 class MelFrontEnd(nn.Module):
