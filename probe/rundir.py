@@ -89,12 +89,13 @@ class RunDir:
         return self.done.is_file()
 
     def is_run(self) -> bool:
-        """Whether the folder is a probe run (its config.json holds a run's config and provenance), not some other
-        folder with a config.json (a transformers checkpoint, say)."""
+        """Whether the folder with a config.json is a probe run, started or not, and not a transformers checkpoint
+        (whose config.json names its `model_type`)."""
         try:
-            return "provenance" in json.loads(self.config.read_text())
+            config = json.loads(self.config.read_text())
         except (OSError, ValueError):
-            return False
+            return self.config.is_file()  # a run killed while writing it is still a run
+        return not (isinstance(config, dict) and "model_type" in config)
 
     def write_config(self, config: dict[str, Any], inputs: dict[str, str | None]) -> None:
         """Write the config with provenance: versions, platform, git SHA and the inputs' SHA-256."""

@@ -23,7 +23,8 @@ from probe.models.base import WaveformClassifier
 from probe.models.classifiers import load_classifier
 from probe.rundir import RunDir
 from probe.train.config import AUDIOSET_INIT, ClassifierTrainConfig
-from probe.train.loop import (Objective, classification_metrics, autocast_for, batched_logits, is_resuming, open_run, save_array,
+from probe.train.objectives import classification_metrics
+from probe.train.loop import (Objective, autocast_for, batched_logits, is_resuming, open_run, save_array,
                               start_fresh, train_loop)
 
 class AugmentedClassification(Objective):

@@ -27,8 +27,8 @@ from probe.probes import Penalty
 from probe.progress import Progress
 from probe.rundir import AFTER, BEFORE, ORIGINAL, RunDir
 from probe.train.config import FinetuneConfig
-from probe.train.objectives import OBJECTIVES, LabelObjective, TaskObjective
-from probe.train.loop import (Objective, accuracy, autocast_for, batched_logits, is_resuming, open_run, run_folds,
+from probe.train.objectives import OBJECTIVES, LabelObjective, TaskObjective, accuracy
+from probe.train.loop import (Objective, autocast_for, batched_logits, is_resuming, open_run, run_folds,
                               save_array, start_fresh, train_loop)
 
 

@@ -293,17 +293,6 @@ def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: li
     return run_cells(train, fold_configs(config, folds), resume, jobs)
 
 
-def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 accuracy of logits (batch, classes) against integer targets."""
-    return float((logits.argmax(-1) == y).float().mean())
-
-
-def classification_metrics(logits: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, float], float]:
-    """Validation loss and accuracy, and the accuracy again as the score that picks best.pt."""
-    val_accuracy = accuracy(logits, y)
-    return {"val_loss": float(torch.nn.functional.cross_entropy(logits, y)), "val_accuracy": val_accuracy}, val_accuracy
-
-
 @torch.no_grad()
 def batched_logits(model: nn.Module, x: torch.Tensor, micro: int, autocast: dict[str, Any],
                    labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -24,6 +24,19 @@ if TYPE_CHECKING:  # torch is imported where it runs: the configs (and `probe --
     import torch
 
 
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of logits (batch, classes) against integer targets."""
+    return float((logits.argmax(-1) == y).float().mean())
+
+
+def classification_metrics(logits: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, float], float]:
+    """Validation loss and accuracy, and the accuracy again as the score that picks best.pt."""
+    from torch.nn.functional import cross_entropy
+
+    val_accuracy = accuracy(logits, y)
+    return {"val_loss": float(cross_entropy(logits, y)), "val_accuracy": val_accuracy}, val_accuracy
+
+
 class TaskObjective:
     """One way to score the classifier's output on the probe's output."""
 
@@ -80,8 +93,6 @@ class LabelObjective(TaskObjective):
         return cross_entropy(logits, targets)
 
     def metrics(self, logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> tuple[dict[str, float], float]:
-        from probe.train.loop import classification_metrics
-
         return classification_metrics(logits, targets)
 
 
@@ -103,8 +114,6 @@ class FidelityObjective(TaskObjective):
         return fidelity_kl(targets, logits, multi_label)
 
     def metrics(self, logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> tuple[dict[str, float], float]:
-        from probe.train.loop import accuracy
-
         agreement = accuracy(logits, targets.argmax(-1))
         metrics = {"val_loss": float(fidelity_kl(targets, logits.float(), multi_label)), "val_agreement": agreement}
         if not multi_label:
