@@ -236,7 +236,10 @@ def run_download(args: argparse.Namespace) -> int:
 def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_help: str | None = None,
                    learning_rate_help: str | None = None) -> None:
     """The arguments every training command shares (TrainingConfig's fields), with `config_class`'s defaults."""
-    add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR (a folder per class), audio:DIR (any audio, unlabeled: --objective fidelity) or synthetic[:DIR]")
+    from probe.cache import DEFAULT_CLIP_SECONDS
+
+    add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR (a folder per class), audio:DIR (any audio, "
+                                                 "unlabeled) or synthetic[:DIR]")
     add_field(parser, config_class, "fold", help="validation fold (the others train)")
     parser.add_argument("--folds", help="cross-validation: comma-separated validation folds, one run each in OUT/fold-K")
     parser.add_argument("--jobs", type=int, default=1,
@@ -255,7 +258,7 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
     add_field(parser, config_class, "seed", help="seeds the initialisation, the order and the augmentations")
     add_field(parser, config_class, "device", help="auto, cpu, cuda, cuda:1, ... (under torchrun: each rank's GPU)")
     add_field(parser, config_class, "clip_seconds", type=float, help="pad or crop every clip to this length",
-              default_help="as decoded")
+              default_help=f"the dataset's own (ESC-50: 5 s), else {DEFAULT_CLIP_SECONDS:g} s")
     add_field(parser, config_class, "compile", help="torch.compile the training forward (CUDA only)")
     add_field(parser, config_class, "stop_after_epochs", type=int, help="stop (resumably) after this many epochs")
     add_field(parser, config_class, "deterministic",
