@@ -22,13 +22,12 @@ if TYPE_CHECKING:
     import torch
 
 from probe.audio import fit_length, load_audio
-from probe.data import Clip, ClipDataset
+from probe.data import DEFAULT_CLIP_SECONDS, Clip, ClipDataset
 from probe.errors import AudioError, DatasetError
 from probe.fileio import write_json
 from probe.progress import bars_enabled
 
 log = logging.getLogger(__name__)
-DEFAULT_CLIP_SECONDS = 5.0
 
 
 @dataclass

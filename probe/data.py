@@ -21,6 +21,8 @@ ESC50_AUDIO_DIRS = ("audio_32k", "audio")  # PaSST's 32 kHz layout first, then t
 FOLDER_FOLDS = 5
 UNLABELED = -1
 """The target of a clip with no label (`--data audio:DIR`)."""
+DEFAULT_CLIP_SECONDS = esc50.CLIP_SECONDS
+"""The length every clip is padded or cut to when neither the dataset nor `--clip-seconds` gives one (ESC-50's)."""
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,20 @@ def refuse_leak(role: str, weights: str | Path | None, data: str, fold: int) -> 
     return record
 
 
+def selection_leaks(config: Any) -> list[str]:
+    """Notes for each of a finetuning config's checkpoints (classifier, AE) that was selected on the fold it is now
+    scored on: its best.pt was chosen by its score on these very clips, so they flatter it (SCIENCE.md rule 8).
+    Warned about and recorded, not refused: the published fold checkpoints are used the same way in the study."""
+    notes = []
+    for role, weights in (("classifier", config.classifier_weights), ("autoencoder", ae_checkpoint(config))):
+        record = read_record(weights)
+        if record is not None and record.selected_on == config.fold and same_dataset(record, config.data):
+            notes.append(f"the {role} checkpoint {weights} was selected (best.pt) by its score on validation fold "
+                         f"{config.fold}, the fold it is scored on here, so these clips flatter it: train it with "
+                         f"--hold-out {config.fold} and select it on another fold")
+    return notes
+
+
 def checkpoint_path(value: str | None) -> str | None:
     """An autoencoder given as a checkpoint path (a pretraining run's best.pt) rather than a registered name."""
     return value if value and Path(value).suffix in (".pt", ".pth", ".ckpt", ".bin") else None

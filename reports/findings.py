@@ -49,8 +49,8 @@ def cautions(runs: list[AnalysedRun]) -> list[str]:
     sentences, cautioned = [], set()
     leak = next((run.summary["possible_leakage"] for run in runs if run.summary.get("possible_leakage")), None)
     if leak:  # the classifier's, not the setting's: said once
-        sentences.append(f"Caution, possible fold leakage: {leak}. Check which folds its checkpoint was trained on, "
-                         "or give per-fold checkpoints (a {fold} template).")
+        sentences.append(f"Caution, possible fold leakage: {leak}. Check which folds its checkpoints were trained and "
+                         "selected on, or give per-fold checkpoints (a {fold} template).")
     for run in runs:
         for method, check in run.summary.get("attributions", {}).get("randomisation_check", {}).items():
             if check["passed"] or (run.classifier, method) in cautioned:

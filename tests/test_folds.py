@@ -61,7 +61,20 @@ def test_a_fold_template_gives_each_fold_its_own_checkpoint(per_fold_classifiers
     for fold in (1, 2):
         stored = json.loads(RunDir(out / f"fold-{fold}").config.read_text())["config"]
         assert stored["classifier_weights"] == template.format(fold=fold) and stored["fold"] == fold
-        assert "possible_leakage" not in json.loads(RunDir(out / f"fold-{fold}").done.read_text())
+        # no training leak, but fold K's best.pt was selected on fold K: recorded and warned about (rule 8)
+        note = json.loads(RunDir(out / f"fold-{fold}").done.read_text())["possible_leakage"]
+        assert f"selected (best.pt) by its score on validation fold {fold}" in note and "trained on" not in note
+    err = capsys.readouterr().err
+    assert err.count("warning: the classifier checkpoint") == 2 and "--hold-out" in err
+
+
+def test_a_checkpoint_selected_on_another_fold_with_the_scored_fold_held_out_is_clean(synthetic_root: Path,
+                                                                                      tmp_path: Path, capsys):
+    assert main([*CLASSIFIER, "--data", f"esc50:{synthetic_root}", "--out", str(tmp_path / "clf"), "--fold", "2",
+                 "--hold-out", "1"]) == 0
+    assert main([*IDENTITY, "--classifier-weights", str(tmp_path / "clf" / "best.pt"), "--data",
+                 f"esc50:{synthetic_root}", "--fold", "1", "--out", str(tmp_path / "run")]) == 0
+    assert "possible_leakage" not in json.loads(RunDir(tmp_path / "run").done.read_text())
     assert "warning" not in capsys.readouterr().err
 
 

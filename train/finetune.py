@@ -18,7 +18,7 @@ from probe.download import resolve_weights
 from probe.data import categories_of
 from probe.errors import ConfigError
 from probe.fileio import safe_name, write_json
-from probe.folds import refuse_leaks, suspected_leak, warn_shared, with_fold
+from probe.folds import refuse_leaks, selection_leaks, suspected_leak, warn_shared, with_fold
 from probe.locks import releasing_run
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.models.classifiers import load_classifier
@@ -75,6 +75,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     classifier or the AE start learned from the validation fold (`probe.folds`)."""
     config = with_fold(config).resolved()
     classifier_folds = refuse_leaks(config)
+    selected_here = selection_leaks(config)
     spec = config.probe_spec
     opened = open_run(config, resume)
     run, dist, device = opened.run, opened.dist, opened.device
@@ -108,6 +109,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     decisions = task.decisions(objective.val_y)
     labels = decisions if config.per_class else None
 
+    if dist.is_main:
+        for note in selected_here:
+            print(f"probe finetune: warning: {note}", file=sys.stderr, flush=True)
     if not is_resuming(run, resume) and dist.is_main:
         start_fresh(run, config, {"classifier_weights": classifier_weights, "ae_weights": ae_weights,
                                   **({"classifier_source": classifier.source_file} if classifier.source_file else {})})
@@ -135,7 +139,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     save_outputs(run, AFTER, pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
     for name, curve in (spec.save_curves(autoencoder) if spec.save_curves else {}).items():
         save_array(run.curve_file(name), curve)
-    leak = suspected_leak(classifier_folds, objective.bare_accuracy)
+    leak = "; ".join(filter(None, [suspected_leak(classifier_folds, objective.bare_accuracy), *selected_here]))
     best = f"best_{task.score_key(classifier.multi_label)}"
     run.mark_done({"epochs": config.epochs, "steps": result.step, best: result.best_score if result.step else None,
                    "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped,

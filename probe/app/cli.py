@@ -236,7 +236,7 @@ def run_download(args: argparse.Namespace) -> int:
 def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_help: str | None = None,
                    learning_rate_help: str | None = None) -> None:
     """The arguments every training command shares (TrainingConfig's fields), with `config_class`'s defaults."""
-    from probe.cache import DEFAULT_CLIP_SECONDS
+    from probe.esc50 import CLIP_SECONDS as DEFAULT_CLIP_SECONDS  # probe.data's default; it would import torch
 
     add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR (a folder per class), audio:DIR (any audio, "
                                                  "unlabeled) or synthetic[:DIR]")
@@ -450,9 +450,13 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
                         help="build option of the autoencoder, e.g. sample_rate=16000 for tiny (repeatable)")
     add_field(parser, PretrainConfig, "stft_weight", help="add this times a multi-resolution STFT loss to the MSE")
-    add_field(parser, PretrainConfig, "hold_out_folds", "--hold-out",
-              type=lambda text: tuple(map(int, comma_list(text))), help="folds neither trained nor selected on: the fold the finetuned probes will be analysed on")
+    _hold_out_arg(parser, PretrainConfig)
     _training_args(parser, PretrainConfig)
+
+
+def _hold_out_arg(parser: argparse.ArgumentParser, config_class: type) -> None:
+    add_field(parser, config_class, "hold_out_folds", "--hold-out", type=lambda text: tuple(map(int, comma_list(text))),
+              help="folds neither trained nor selected on: the fold the finetuned probes will be analysed on")
 
 
 @command("pretrain-ae", "reconstruction-pretrain an autoencoder on a dataset (MSE, optional multi-resolution STFT)")
@@ -479,6 +483,7 @@ def _train_classifier_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, ClassifierTrainConfig, "roll", help="random time roll")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a classifier build option, e.g. sample_rate=16000 for small_cnn (repeatable)")
+    _hold_out_arg(parser, ClassifierTrainConfig)
     from probe.train.config import RECIPE_LEARNING_RATE
 
     recipe = ", ".join(f"{name} {rate:g}" for name, rate in RECIPE_LEARNING_RATE.items())
@@ -509,7 +514,8 @@ def run_train_classifier(args: argparse.Namespace) -> int:
 
     config = ClassifierTrainConfig(**_training_fields(args), classifier=args.classifier,
                                    classifier_options=_options(args.option), init=args.init, mixup_alpha=args.mixup_alpha,
-                                   gain_db=args.gain_db, roll=args.roll, progress=not args.quiet)
+                                   gain_db=args.gain_db, roll=args.roll,
+                                   hold_out_folds=tuple(args.hold_out_folds or ()), progress=not args.quiet)
     return _train_each_fold("train-classifier", train_classifier, config, args,
                             lambda run: f"load it with --classifier {args.classifier} --weights {run.best}")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from probe.errors import ConfigError
@@ -234,7 +234,9 @@ def _planted_classifier(name: str, index: int, dataset, synthetic, folder: Path,
                                                                   generator),
                                 torch.from_numpy(clips), torch.from_numpy(targets), shuffle=generator, resume=True)
     # what it learned from: its training clips are folds 2-5 (fold 1 validates), so the finetunes behind it can tell
-    return save_classifier(classifier, path, folds=training_record(training, dataset.folds).to_json())
+    # it keeps its last epoch, chosen by no fold's score (fit_classifier returns the last epoch, not best.pt)
+    record = replace(training_record(training, dataset.folds), selected_on=None)
+    return save_classifier(classifier, path, folds=record.to_json())
 
 
 def _analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Progress, truth=None) -> Path:
