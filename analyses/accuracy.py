@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probe.analyses.bandshift import objective_record
+from probe.analyses.bandshift import objective_record, scored_against
 from probe.analyses.registry import RunContext, register_analysis
 from probe.metrics import mean_average_precision
 from probe.rundir import Tables
@@ -58,16 +58,15 @@ def accuracy_analysis(context: RunContext) -> None:
     if not run.logits:
         context.summary["accuracy"] = {}
         return
-    record = objective_record(run)
-    scored_against = record.get("targets", "labels")
-    context.say(f"{run.label}: {'accuracy' if scored_against == 'labels' else 'agreement'} on {len(run.targets)} clips")
+    against = scored_against(run)
+    context.say(f"{run.label}: {'accuracy' if against == 'labels' else 'agreement'} on {len(run.targets)} clips")
     context.tables.update(accuracy_tables(run.logits, run.targets, run.class_names, run.class_categories,
                                           run.category_names))
     columns = ["top1", "top5"]
-    if record.get("multi_label") and "original" in run.logits:
+    if objective_record(run).get("multi_label") and "original" in run.logits:
         overall = context.tables[Tables.ACCURACY_OVERALL]
         tags = run.logits["original"] > 0  # the original's decisions: its sigmoid outputs above 0.5
         overall["map"] = [mean_average_precision(run.logits[c], tags) for c in overall.condition]
         columns.append("map")
     context.summary["accuracy"] = {**context.tables[Tables.ACCURACY_OVERALL].set_index("condition")[columns]
-                                   .to_dict("index"), "scored_against": scored_against}
+                                   .to_dict("index"), "scored_against": against}

@@ -260,6 +260,12 @@ def objective_record(run) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def scored_against(run) -> str:
+    """What the run's targets are: `labels`, or `decisions` (the classifier's own top class on each original, stored by
+    a run trained without labels)."""
+    return objective_record(run).get("targets", "labels")
+
+
 def chain_identity(run):
     """The originals through the run's resampling chain alone (to the AE's rate and back): what an identity in the
     AE's place would have passed on, computed a chunk at a time as it is read (`TransformedRows`). The originals

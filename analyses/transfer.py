@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.analyses.bandshift import ShiftSettings, assign_verdicts, objective_record, summarise_per_band
+from probe.analyses.bandshift import ShiftSettings, assign_verdicts, scored_against, summarise_per_band
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.runs import RunOutputs
 from probe.models.base import WaveformClassifier
@@ -136,7 +136,7 @@ def divergence_analysis(context: ComparisonContext) -> None:
 def transfer_analysis(context: ComparisonContext) -> None:
     """Every distinct classifier on every run's reconstructions (Palacio et al.'s transfer test), scored against the
     labels: runs trained without them (their targets are their own classifier's decisions) are left out."""
-    runs = [r.run for r in context.results if objective_record(r.run).get("targets", "labels") == "labels"]
+    runs = [r.run for r in context.results if scored_against(r.run) == "labels"]
     judges = {run.judge: (context.classifiers[run.label], run.class_names) for run in runs
               if context.classifiers.get(run.label) is not None}
     if not judges:

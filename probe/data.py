@@ -186,8 +186,7 @@ def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> C
             if is_audio_file(path) and not path.is_dir():
                 clip_id = path.relative_to(root).as_posix()
                 group = groups.get(clip_id)
-                fold_key = f"group:{group}" if group else clip_id  # one recording's clips share a fold
-                clips.append(Clip(clip_id, path, target, _hashed_fold(fold_key), group))
+                clips.append(Clip(clip_id, path, target, _hashed_fold(clip_id, group), group))
     if not clips:
         raise DatasetError(root, "no audio files in the class folders")
     class_names = tuple(p.name for p in class_dirs)
@@ -218,7 +217,7 @@ def load_audio_folder(root: str | Path) -> ClipDataset:
         if path.is_dir() or not is_audio_file(path) or clip_id.startswith(("meta/", ".")):
             continue
         group = groups.get(clip_id)
-        clips.append(Clip(clip_id, path, UNLABELED, _hashed_fold(f"group:{group}" if group else clip_id), group))
+        clips.append(Clip(clip_id, path, UNLABELED, _hashed_fold(clip_id, group), group))
     if not clips:
         raise DatasetError(root, "no audio files beneath it")
     return ClipDataset(name=root.name, root=root, clips=tuple(clips), class_names=(), category_names=(),
@@ -231,8 +230,10 @@ def categories_of(class_names: Sequence[str]) -> tuple[tuple[str, ...], tuple[in
     return _default_categories(tuple(class_names), tuple(class_names) == esc50.CLASS_NAMES)
 
 
-def _hashed_fold(key: str) -> int:
-    """A fold (1-5) that depends on `key` alone: adding files elsewhere never moves a clip."""
+def _hashed_fold(clip_id: str, group: str | None) -> int:
+    """A fold (1-5) that depends on the clip's path (or its recording's group: one recording's clips share a fold)
+    alone, so that adding files elsewhere never moves a clip."""
+    key = f"group:{group}" if group else clip_id
     return zlib.crc32(key.encode()) % FOLDER_FOLDS + 1
 
 

@@ -136,20 +136,6 @@ def refuse_leak(role: str, weights: str | Path | None, data: str, fold: int) -> 
     return record
 
 
-def selection_leaks(config: Any) -> list[str]:
-    """Notes for each of a finetuning config's checkpoints (classifier, AE) that was selected on the fold it is now
-    scored on: its best.pt was chosen by its score on these very clips, so they flatter it (SCIENCE.md rule 8).
-    Warned about and recorded, not refused: the published fold checkpoints are used the same way in the study."""
-    notes = []
-    for role, weights in (("classifier", config.classifier_weights), ("autoencoder", ae_checkpoint(config))):
-        record = read_record(weights)
-        if record is not None and record.selected_on == config.fold and same_dataset(record, config.data):
-            notes.append(f"the {role} checkpoint {weights} was selected (best.pt) by its score on validation fold "
-                         f"{config.fold}, the fold it is scored on here, so these clips flatter it: train it with "
-                         f"--hold-out {config.fold} and select it on another fold")
-    return notes
-
-
 def checkpoint_path(value: str | None) -> str | None:
     """An autoencoder given as a checkpoint path (a pretraining run's best.pt) rather than a registered name."""
     return value if value and Path(value).suffix in (".pt", ".pth", ".ckpt", ".bin") else None
@@ -160,11 +146,19 @@ def ae_checkpoint(config: Any) -> str | None:
     return config.ae_weights or checkpoint_path(config.autoencoder)
 
 
-def refuse_leaks(config: Any) -> FoldRecord | None:
-    """`refuse_leak` for a finetuning config's classifier and AE checkpoints; returns the classifier's record."""
-    record = refuse_leak("classifier", config.classifier_weights, config.data, config.fold)
-    refuse_leak("autoencoder", ae_checkpoint(config), config.data, config.fold)
-    return record
+def refuse_leaks(config: Any) -> tuple[FoldRecord | None, list[str]]:
+    """`refuse_leak` for a finetuning config's classifier and AE checkpoints. Returns the classifier's record, and a note
+    for each checkpoint selected on the fold it is now scored on: its best.pt was chosen by its score on these very
+    clips, so they flatter it (SCIENCE.md rule 8). Those are warned about and recorded, not refused: the published fold
+    checkpoints are used the same way in the study."""
+    records, notes = {}, []
+    for role, weights in (("classifier", config.classifier_weights), ("autoencoder", ae_checkpoint(config))):
+        record = records[role] = refuse_leak(role, weights, config.data, config.fold)
+        if record is not None and record.selected_on == config.fold and same_dataset(record, config.data):
+            notes.append(f"the {role} checkpoint {weights} was selected (best.pt) by its score on validation fold "
+                         f"{config.fold}, the fold it is scored on here, so these clips flatter it: train it with "
+                         f"--hold-out {config.fold} and select it on another fold")
+    return records["classifier"], notes
 
 
 def warn_shared(cells: list[Any], say=None) -> None:

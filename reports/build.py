@@ -110,8 +110,7 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     accuracy = pd.DataFrame([{"group": r["label"], "condition": c, "top1": r[c]} for r in accuracy_rows
                              for c in ("original", "before", "after") if r[c] is not None])
     if len(accuracy):
-        scored = " / ".join(dict.fromkeys(row["scored"] for row in accuracy_rows))
-        figure_paths["accuracy"] = _figure(figures.accuracy_bars(accuracy, "group", f"top-1 {scored} per run"),
+        figure_paths["accuracy"] = _figure(figures.accuracy_bars(accuracy, "group", f"top-1 {_scored_as(analysis.runs)} per run"),
                                            site, "overview_accuracy", site)
     contrasts = analysis.comparison_tables.get(Tables.CLASSIFIER_CONTRASTS)
     if contrasts is not None and len(contrasts):
@@ -365,8 +364,7 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
             accuracy.insert(0, rows[rows.condition == "original"])
     accuracy_frame = pd.concat(accuracy, ignore_index=True) if accuracy else pd.DataFrame()
     if len(accuracy_frame):
-        scored = " / ".join(dict.fromkeys(run.accuracy_word for run in runs))
-        out["accuracy"] = _figure(figures.accuracy_bars(accuracy_frame, "class", f"{category}: {scored} per class"),
+        out["accuracy"] = _figure(figures.accuracy_bars(accuracy_frame, "class", f"{category}: {_scored_as(runs)} per class"),
                                   folder, f"{stem}_accuracy", site)
     curves = {}
     for run in runs:
@@ -411,6 +409,11 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
                                          folder, f"{stem}_attribution", site)
             out["attribution_method"] = method
     return out
+
+
+def _scored_as(runs: list[AnalysedRun]) -> str:
+    """What the runs' accuracy figures show: accuracy, agreement (runs trained without labels), or both."""
+    return " / ".join(dict.fromkeys(run.accuracy_word for run in runs))
 
 
 def _classes_with_clips(runs: list[AnalysedRun]) -> set[str] | None:

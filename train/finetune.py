@@ -18,7 +18,7 @@ from probe.download import resolve_weights
 from probe.data import categories_of
 from probe.errors import ConfigError
 from probe.fileio import safe_name, write_json
-from probe.folds import refuse_leaks, selection_leaks, suspected_leak, warn_shared, with_fold
+from probe.folds import refuse_leaks, suspected_leak, warn_shared, with_fold
 from probe.locks import releasing_run
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.models.classifiers import load_classifier
@@ -74,8 +74,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     """Run (or resume) one finetuning run; returns its run directory. Refused before anything is written when the
     classifier or the AE start learned from the validation fold (`probe.folds`)."""
     config = with_fold(config).resolved()
-    classifier_folds = refuse_leaks(config)
-    selected_here = selection_leaks(config)
+    classifier_folds, selected_here = refuse_leaks(config)
     spec = config.probe_spec
     opened = open_run(config, resume)
     run, dist, device = opened.run, opened.dist, opened.device

@@ -155,12 +155,9 @@ def is_tagger(config: Any, labels: list[str]) -> bool:
     return len(labels) == len(audioset_class_names()) and set(labels) == set(audioset_class_names())
 
 
-def weights_file(source: str) -> Path | None:
+def weights_file(folder: Path) -> Path | None:
     """The weights file of a local checkpoint folder (for the run's provenance hashes), else None."""
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (Path(source) / name).is_file():
-            return Path(source) / name
-    return None
+    return next((folder / name for name in ("model.safetensors", "pytorch_model.bin") if (folder / name).is_file()), None)
 
 
 def load_hf_classifier(source: str, num_classes: int | None, class_names: list[str] | None,
@@ -177,10 +174,11 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
     folder = Path(source).expanduser()
     if source.startswith(("/", ".", "~")) and not folder.is_dir():
         raise ConfigError(folder, "no such folder (a transformers checkpoint written by save_pretrained)")
+    local = folder if folder.is_dir() else None
     with quiet_transformers():
         try:
-            extractor = _from_pretrained(AutoFeatureExtractor, source, options)
-            model = _from_pretrained(AutoModelForAudioClassification, source, options)
+            extractor = _from_pretrained(AutoFeatureExtractor, local or source, options)
+            model = _from_pretrained(AutoModelForAudioClassification, local or source, options)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(None, f"cannot load the Hugging Face classifier {source!r}: {reason}") from None
@@ -198,15 +196,15 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
         class_names=list(class_names) if class_names else labels, options=options, output_order=order,
     )
     classifier.multi_label = is_tagger(model.config, labels)
-    classifier.source_file = weights_file(source)
+    classifier.source_file = weights_file(local) if local else None
     return classifier
 
 
-def _from_pretrained(cls: Any, source: str, options: dict[str, Any]) -> Any:
-    """From a local folder or the hub's local cache first, then from the hub itself (which retries for a minute when
-    it cannot be reached)."""
-    if Path(source).expanduser().is_dir():
-        return cls.from_pretrained(str(Path(source).expanduser()), **options)
+def _from_pretrained(cls: Any, source: str | Path, options: dict[str, Any]) -> Any:
+    """From a local folder (a Path), or a hub id from the hub's local cache first, then from the hub itself (which
+    retries for a minute when it cannot be reached)."""
+    if isinstance(source, Path):
+        return cls.from_pretrained(str(source), **options)
     try:
         return cls.from_pretrained(source, local_files_only=True, **options)
     except OSError:
