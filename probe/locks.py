@@ -18,8 +18,9 @@ from typing import Any, Iterator
 from probe.errors import ConfigError
 
 LOCK_FILE = ".lock"
-_HELD: dict[str, int] = {}
-"""Locks this process holds, by path: taking one twice is a no-op (flock would refuse a second open of the file)."""
+_HELD: dict[str, tuple[int, bool]] = {}
+"""Locks this process holds, by path, with whether taking it made the run directory: taking one twice is a no-op
+(flock would refuse a second open of the file)."""
 
 
 def holder(path: Path) -> dict[str, Any] | None:
@@ -53,10 +54,14 @@ def releasing_run(train):
 
     @functools.wraps(train)
     def wrapper(config, *args, **kwargs):
+        from probe.folds import FOLDS_FILE
+        from probe.rundir import RunDir
+
         try:
             return train(config, *args, **kwargs)
         finally:
-            release_run(Path(config.out))
+            run = RunDir(config.out)  # a run that failed before it started (no config.json) leaves no folder behind
+            release_run(run.path, tidy=() if run.config.is_file() else (FOLDS_FILE,))
 
     return wrapper
 
@@ -64,6 +69,7 @@ def releasing_run(train):
 def hold_run(folder: Path) -> None:
     """Take the run directory's lock for the rest of this process (the run's trainer holds it until it exits); a run
     another process is training is the one-line error naming it."""
+    created = not folder.is_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     if str(path) in _HELD:
@@ -78,15 +84,26 @@ def hold_run(folder: Path) -> None:
                                   f"{who.get('host', '?')}{', job ' + str(who['job']) if who.get('job') else ''}): "
                                   "wait for it, or stop it first") from None
     _stamp(fd)
-    _HELD[str(path)] = fd
+    _HELD[str(path)] = (fd, created)
 
 
-def release_run(folder: Path) -> None:
-    """Give the run directory's lock back (a process that trains several runs one after another)."""
-    fd = _HELD.pop(str(Path(folder) / LOCK_FILE), None)
-    if fd is not None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+def release_run(folder: Path, tidy: tuple[str, ...] = ()) -> None:
+    """Give the run directory's lock back (a process that trains several runs one after another). Where taking the
+    lock made the folder, the files named in `tidy` go too, with the lock file and the folder where that empties it:
+    a run that failed before it started leaves nothing half-written (a decode cache, a whole artefact, stays)."""
+    folder = Path(folder)
+    fd, created = _HELD.pop(str(folder / LOCK_FILE), (None, False))
+    if fd is None:
+        return
+    if created and tidy:
+        for name in tidy:
+            (folder / name).unlink(missing_ok=True)
+        if {path.name for path in folder.iterdir()} == {LOCK_FILE}:
+            (folder / LOCK_FILE).unlink()  # while still held: no other process can have taken it meanwhile
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 @contextlib.contextmanager

@@ -83,3 +83,16 @@ def test_a_second_download_into_one_folder_waits_for_the_first(tmp_path: Path, h
     assert time.monotonic() - started > 0.5 and target.read_bytes() == payload  # it waited for the holder
     holder.wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
+
+
+def test_a_run_that_fails_before_it_starts_leaves_no_folder_but_an_existing_one_stays(tmp_path: Path, capsys):
+    (tmp_path / "empty").mkdir()
+    fresh, existing = tmp_path / "fresh", tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    for out in (fresh, existing):  # the dataset is refused after the run lock (and the folder) were taken
+        assert main(["finetune", "--classifier", "small_cnn", "--data", f"esc50:{tmp_path / 'empty'}", "--out",
+                     str(out), "--quiet"]) == 2
+    assert "meta/esc50.csv is missing" in capsys.readouterr().err
+    assert not fresh.exists()
+    assert (existing / "notes.txt").read_text() == "mine"

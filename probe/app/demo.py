@@ -172,7 +172,7 @@ def _synthetic(config: DemoConfig) -> Path:
         done = json.loads(RunDir(run).done.read_text())
         key, best = next(((k, v) for k, v in done.items() if k.startswith("best_val_")), ("", None))
         bare = done.get("bare_classifier_accuracy")
-        step.note(f"{run.name}: " + (f"{key.removeprefix('best_').replace('_', ' ')} {best:.3f}" if best is not None
+        step.note(f"{run.name}: " + (f"{key.replace('_', ' ')} {best:.3f}" if best is not None
                                      else "nothing trained" + (f"; val accuracy {bare:.3f}" if bare is not None else "")))
 
     from probe.analyses.planted import PlantedTruth
