@@ -46,26 +46,6 @@ def _who(path: Path) -> dict[str, Any]:
         return {}
 
 
-def releasing_run(train):
-    """Decorate a training function `train(config, resume)`: the run directory's lock (`hold_run`, taken by
-    `open_run`) is given back when it returns or fails, so that one process can train a run and later resume it in
-    another."""
-    import functools
-
-    @functools.wraps(train)
-    def wrapper(config, *args, **kwargs):
-        from probe.folds import FOLDS_FILE
-        from probe.rundir import RunDir
-
-        try:
-            return train(config, *args, **kwargs)
-        finally:
-            run = RunDir(config.out)  # a run that failed before it started (no config.json) leaves no folder behind
-            release_run(run.path, tidy=() if run.config.is_file() else (FOLDS_FILE,))
-
-    return wrapper
-
-
 def hold_run(folder: Path) -> None:
     """Take the run directory's lock for the rest of this process (the run's trainer holds it until it exits); a run
     another process is training is the one-line error naming it."""

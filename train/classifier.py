@@ -18,13 +18,12 @@ from torch import nn
 from probe.download import resolve_weights
 from probe.errors import ConfigError
 from probe.folds import refuse_leak, with_fold
-from probe.locks import releasing_run
 from probe.models.base import WaveformClassifier
 from probe.models.classifiers import load_classifier
 from probe.rundir import RunDir
 from probe.train.config import AUDIOSET_INIT, ClassifierTrainConfig
 from probe.train.objectives import classification_metrics
-from probe.train.loop import (Objective, autocast_for, batched_logits, is_resuming, open_run, save_array,
+from probe.train.loop import (Objective, autocast_for, batched_logits, is_resuming, open_run, releasing_run, save_array,
                               start_fresh, train_loop)
 
 class AugmentedClassification(Objective):

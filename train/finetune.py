@@ -19,7 +19,6 @@ from probe.data import categories_of
 from probe.errors import ConfigError
 from probe.fileio import safe_name, write_json
 from probe.folds import refuse_leaks, suspected_leak, warn_shared, with_fold
-from probe.locks import releasing_run
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
 from probe.models.classifiers import load_classifier
 from probe.pipeline import ProbePipeline
@@ -28,7 +27,7 @@ from probe.progress import Progress
 from probe.rundir import AFTER, BEFORE, ORIGINAL, RunDir
 from probe.train.config import FinetuneConfig
 from probe.train.objectives import OBJECTIVES, LabelObjective, TaskObjective, accuracy
-from probe.train.loop import (Objective, autocast_for, batched_logits, is_resuming, open_run, run_folds,
+from probe.train.loop import (Objective, autocast_for, batched_logits, is_resuming, open_run, releasing_run, run_folds,
                               save_array, start_fresh, train_loop)
 
 

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from probe.errors import ConfigError
+from probe.folds import FOLDS_FILE
+from probe.locks import release_run
 from probe.progress import Progress, bars_enabled
 from probe.rundir import RunDir
 from probe.train.distributed import Distributed, no_sync, wrap
@@ -118,6 +120,23 @@ def shared_cache(value: str) -> Path:
 
         return probe_home() / "cache" / "decoded"
     return Path(value).expanduser()
+
+
+def releasing_run(train: Callable) -> Callable:
+    """Decorate a training function `train(config, resume)`: the run directory's lock (`hold_run`, taken by
+    `open_run`) is given back when it returns or fails, so that one process can train a run and later resume it in
+    another."""
+    import functools
+
+    @functools.wraps(train)
+    def wrapper(config, *args, **kwargs):
+        try:
+            return train(config, *args, **kwargs)
+        finally:
+            run = RunDir(config.out)  # a run that failed before it started (no config.json) leaves no folder behind
+            release_run(run.path, tidy=() if run.config.is_file() else (FOLDS_FILE,))
+
+    return wrapper
 
 
 def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
