@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from probe.audio import fit_length, load_audio
 from probe.data import DEFAULT_CLIP_SECONDS, Clip, ClipDataset
-from probe.errors import AudioError, DatasetError
+from probe.errors import AudioError, DatasetError, ProbeError
 from probe.fileio import write_json
 from probe.progress import bars_enabled
 
@@ -106,8 +106,14 @@ def decode_split(
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".npy", dir=cache_dir)
     os.close(fd)
+    shape = (len(dataset.clips), num_samples)
     try:
-        out = np.lib.format.open_memmap(tmp_name, mode="w+", dtype=np.float32, shape=(len(dataset.clips), num_samples))
+        try:
+            out = np.lib.format.open_memmap(tmp_name, mode="w+", dtype=np.float32, shape=shape)
+            _reserve(tmp_name)
+        except OSError as exc:
+            raise ProbeError(cache_dir, f"cannot write the decoded-audio cache "
+                             f"({_megabytes(shape)} MB): {exc.strerror or exc}") from exc
         split = _decode(dataset, sample_rate, num_samples, strict, progress, out=out)
         out.flush()
         del out
@@ -116,13 +122,27 @@ def decode_split(
             full = np.load(tmp_name, mmap_mode="r")
             kept = np.array(full[: len(split.clips)])  # a real copy: the file is rewritten below
             del full
-            np.save(tmp_name, kept)
+            try:
+                np.save(tmp_name, kept)
+            except OSError as exc:
+                raise ProbeError(cache_dir, f"cannot write the decoded-audio cache: {exc.strerror or exc}") from exc
         os.replace(tmp_name, array_path)
     finally:
         Path(tmp_name).unlink(missing_ok=True)
     write_json(index_path, {"clip_ids": split.clip_ids, "skipped": split.skipped, "sample_rate": sample_rate,
                             "num_samples": num_samples, "dataset": str(dataset.root)})
     return DecodedSplit(np.load(array_path, mmap_mode="r"), split.clips, sample_rate, split.skipped)
+
+
+def _reserve(path: str) -> None:
+    """Claim a sparse file's blocks now: a memory-mapped write to a full disk is a SIGBUS that kills the
+    process, where a reservation that does not fit is an ordinary OSError (ENOSPC)."""
+    with open(path, "r+b") as handle:
+        os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+
+
+def _megabytes(shape: tuple[int, int]) -> str:
+    return f"{shape[0] * shape[1] * 4 / 1e6:.0f}"
 
 
 def _decode(

@@ -79,3 +79,41 @@ def test_a_full_disk_is_a_clear_error_and_leaves_earlier_outputs(tmp_path: Path,
     assert len(lines) == 1 and lines[0].startswith("probe: error: ") and "cannot write" in lines[0], result.stderr[-2000:]
     assert _fingerprint(out) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".analysis.")], "no staging folder may be left"
+
+
+@contextlib.contextmanager
+def _small_filesystem(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `folder` (root only; skips where mounting is not allowed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+DECODE_INTO = """
+import sys
+from probe.cache import decode_split
+from probe.errors import ProbeError
+from probe.data import load_esc50
+try:
+    decode_split(load_esc50(sys.argv[1]), 16000, cache_dir=sys.argv[2], progress=False)
+except ProbeError as exc:
+    print(f"probe: error: {exc}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def test_a_cache_that_does_not_fit_on_the_disk_is_an_error_not_a_crash(tmp_path: Path, synthetic_root: Path) -> None:
+    # The cache is memory-mapped: without reserving its blocks first, a page written to a full disk is SIGBUS.
+    with _small_filesystem(tmp_path / "small", "256k") as small:
+        result = subprocess.run([sys.executable, "-c", DECODE_INTO, str(synthetic_root), str(small / "cache")],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "cannot write the decoded-audio cache" in lines[0], result.stderr[-2000:]
+        assert str(small / "cache") in lines[0] and "No space left on device" in lines[0]
+        assert list((small / "cache").iterdir()) == [], "no half-written cache file may be left"
