@@ -5,9 +5,14 @@ format the hub serves: parity is against transformers' own feature extractor fol
 """
 from __future__ import annotations
 
+import hashlib
+import http.server
 import json
+import os
 import shutil
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +235,79 @@ def test_the_mel_bands_of_a_full_size_ast_front_end(tmp_path: Path) -> None:
     assert len(bands.labels) == 128
     assert (np.diff(bands.centre_hz) > 0).all() and (bands.low_hz < bands.centre_hz).all()
     assert (bands.centre_hz < bands.high_hz).all() and bands.low_hz[0] >= 20 and bands.high_hz[-1] <= SAMPLE_RATE / 2
+
+
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class HubHandler(http.server.BaseHTTPRequestHandler):
+    """The part of the Hugging Face hub's protocol that `from_pretrained` uses: HEAD and GET of
+    `/{repo}/resolve/{revision}/{file}` with the commit and ETag headers, and the error codes of a missing file or repo.
+    `self.server.repos` maps a repo id to its files (name -> bytes)."""
+
+    def _answer(self, with_body: bool) -> None:
+        self.server.requests.append((self.command, self.path))  # type: ignore[attr-defined]
+        parts = self.path.split("?")[0].strip("/").split("/")
+        files = self.server.repos.get("/".join(parts[:2])) if len(parts) >= 5 and parts[2] == "resolve" else None  # type: ignore[attr-defined]
+        body = files.get("/".join(parts[4:])) if files is not None else None
+        self.send_response(200 if body is not None else 404)
+        if body is None:
+            self.send_header("X-Error-Code", "EntryNotFound" if files is not None else "RepoNotFound")
+        self.send_header("X-Repo-Commit", HUB_COMMIT)
+        if body is not None:
+            self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        if with_body and body:
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(False)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer(True)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def probe_with_hub(endpoint: str, home: Path, *args: str, offline: bool = False) -> subprocess.CompletedProcess:
+    """`probe ARGS` in a new process: huggingface_hub reads its endpoint and cache from the environment at import."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1", PYTHONWARNINGS="ignore",
+               **({"HF_HUB_OFFLINE": "1"} if offline else {}))
+    return subprocess.run([sys.executable, "-m", "probe.app.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_a_hub_id_is_fetched_once_into_the_cache_and_then_loads_offline(ast_folder: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    """The real download path (transformers' `from_pretrained` and huggingface_hub) against a local hub."""
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HubHandler)
+    hub.repos = {"acme/tiny-ast": {p.name: p.read_bytes() for p in ast_folder.iterdir() if p.is_file()}}  # type: ignore[attr-defined]
+    hub.requests = []  # type: ignore[attr-defined]
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    endpoint, home = f"http://127.0.0.1:{hub.server_port}", tmp_path / "hf-home"
+    clip = tmp_path / "clip.wav"
+    import soundfile as sf
+
+    sf.write(clip, clips((16000,))[0], SAMPLE_RATE)
+    expected = cli(capsys, "predict", "--classifier", f"hf:{ast_folder}", str(clip))
+    try:
+        fetched = probe_with_hub(endpoint, home, "predict", "--classifier", "hf:acme/tiny-ast", str(clip))
+        assert fetched.returncode == 0, fetched.stderr[-2000:]
+        assert fetched.stdout.splitlines() == expected.splitlines()  # the same weights, the same logits
+        assert fetched.stderr.count("fetching acme/tiny-ast from the Hugging Face hub") == 1, fetched.stderr
+        assert ("GET", "/acme/tiny-ast/resolve/main/model.safetensors") in hub.requests  # type: ignore[attr-defined]
+
+        missing = probe_with_hub(endpoint, home, "predict", "--classifier", "hf:acme/no-such-model", str(clip))
+        lines = missing.stderr.strip().splitlines()
+        assert missing.returncode == 2 and lines[-1].startswith("probe: error: cannot load the Hugging Face "
+                                                                "classifier 'acme/no-such-model'"), missing.stderr
+    finally:
+        hub.shutdown()
+        hub.server_close()
+    cached = probe_with_hub(endpoint, home, "predict", "--classifier", "hf:acme/tiny-ast", str(clip), offline=True)
+    assert cached.returncode == 0 and cached.stdout.splitlines() == expected.splitlines(), cached.stderr[-2000:]
+    assert "fetching" not in cached.stderr

@@ -177,8 +177,8 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
     local = folder if folder.is_dir() else None
     with quiet_transformers():
         try:
-            extractor = _from_pretrained(AutoFeatureExtractor, local or source, options)
-            model = _from_pretrained(AutoModelForAudioClassification, local or source, options)
+            extractor = _from_pretrained(AutoFeatureExtractor, local or source, options, announce=True)
+            model = _from_pretrained(AutoModelForAudioClassification, local or source, options, announce=False)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(None, f"cannot load the Hugging Face classifier {source!r}: {reason}") from None
@@ -200,16 +200,17 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
     return classifier
 
 
-def _from_pretrained(cls: Any, source: str | Path, options: dict[str, Any]) -> Any:
+def _from_pretrained(cls: Any, source: str | Path, options: dict[str, Any], announce: bool) -> Any:
     """From a local folder (a Path), or a hub id from the hub's local cache first, then from the hub itself (which
-    retries for a minute when it cannot be reached)."""
+    retries for a minute when it cannot be reached); `announce` says so on stderr when the hub is asked."""
     if isinstance(source, Path):
         return cls.from_pretrained(str(source), **options)
     try:
         return cls.from_pretrained(source, local_files_only=True, **options)
     except OSError:
-        print(f"probe: fetching {source} from the Hugging Face hub (HF_HUB_OFFLINE=1: the local cache only)",
-              file=sys.stderr, flush=True)
+        if announce:
+            print(f"probe: fetching {source} from the Hugging Face hub into its cache (set HF_HUB_OFFLINE=1 to use "
+                  "only the cache)", file=sys.stderr, flush=True)
         return cls.from_pretrained(source, **options)
 
 
