@@ -270,6 +270,15 @@ UNLABELED_KINDS = ("audio",)
 """The kinds whose clips have no classes: only a label-free objective trains on them."""
 
 
+def dataset_folds(spec: str) -> tuple[int, ...]:
+    """The folds of a `--data` value, read from its metadata (the synthetic data's without writing it)."""
+    if spec.partition(":")[0] == "synthetic":
+        from probe.synthetic import SyntheticConfig
+
+        return tuple(range(1, SyntheticConfig().folds + 1))
+    return load_dataset(spec).folds
+
+
 def load_dataset(spec: str, synthetic_root: str | Path | None = None) -> ClipDataset:
     """Resolve a `--data` value: `esc50:DIR`, `folder:DIR`, `audio:DIR` (unlabeled), or `synthetic` (written under
     `synthetic_root`)."""

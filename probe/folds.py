@@ -157,7 +157,8 @@ def refuse_leaks(config: Any) -> tuple[FoldRecord | None, list[str]]:
         if record is not None and record.selected_on == config.fold and same_dataset(record, config.data):
             notes.append(f"the {role} checkpoint {weights} was selected (best.pt) by its score on validation fold "
                          f"{config.fold}, the fold it is scored on here, so these clips flatter it: train it with "
-                         f"--hold-out {config.fold} and select it on another fold")
+                         f"--hold-out {config.fold} and select it on another fold (--folds ... --select-on next does "
+                         "so for each fold)")
     return records["classifier"], notes
 
 

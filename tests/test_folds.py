@@ -68,14 +68,25 @@ def test_a_fold_template_gives_each_fold_its_own_checkpoint(per_fold_classifiers
     assert err.count("warning: the classifier checkpoint") == 2 and "--hold-out" in err
 
 
-def test_a_checkpoint_selected_on_another_fold_with_the_scored_fold_held_out_is_clean(synthetic_root: Path,
-                                                                                      tmp_path: Path, capsys):
-    assert main([*CLASSIFIER, "--data", f"esc50:{synthetic_root}", "--out", str(tmp_path / "clf"), "--fold", "2",
-                 "--hold-out", "1"]) == 0
-    assert main([*IDENTITY, "--classifier-weights", str(tmp_path / "clf" / "best.pt"), "--data",
-                 f"esc50:{synthetic_root}", "--fold", "1", "--out", str(tmp_path / "run")]) == 0
-    assert "possible_leakage" not in json.loads(RunDir(tmp_path / "run").done.read_text())
+def test_select_on_next_gives_each_scored_fold_a_checkpoint_that_never_saw_it(synthetic_root: Path, tmp_path: Path,
+                                                                              capsys):
+    """`--folds 1,2 --select-on next`: OUT/fold-K holds K out and picks best.pt on the next fold, so finetuning fold K
+    with OUT/fold-{fold}/best.pt is clean: no leak refused, no selection caution."""
+    data, out = f"esc50:{synthetic_root}", tmp_path / "clf"
+    assert main([*CLASSIFIER, "--data", data, "--out", str(out), "--folds", "1,2", "--select-on", "next"]) == 0
+    identity = f"esc50:{synthetic_root.resolve()}"
+    assert read_record(out / "fold-1" / "best.pt") == FoldRecord(identity, (3, 4, 5), 2, (1,))
+    assert read_record(out / "fold-2" / "best.pt") == FoldRecord(identity, (1, 4, 5), 3, (2,))
+    assert f"{out / 'fold-1'} selects on fold 2 and holds out fold 1" in capsys.readouterr().out
+    assert main([*IDENTITY, "--classifier-weights", str(out / "fold-{fold}" / "best.pt"), "--data", data,
+                 "--folds", "1,2", "--out", str(tmp_path / "cv")]) == 0
+    for fold in (1, 2):
+        assert "possible_leakage" not in json.loads(RunDir(tmp_path / "cv" / f"fold-{fold}").done.read_text())
     assert "warning" not in capsys.readouterr().err
+    assert main([*CLASSIFIER, "--data", data, "--out", str(tmp_path / "one"), "--select-on", "next"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--select-on next takes effect with --folds" in err
+    assert not (tmp_path / "one").exists()
 
 
 def test_one_checkpoint_of_unknown_folds_for_several_folds_is_warned_about_once(trained_classifier: Path,

@@ -298,9 +298,37 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
 Config = TypeVar("Config", bound=TrainingConfig)
 
 
-def fold_configs(config: Config, folds: list[int]) -> list[Config]:
-    """Cross-validation's runs: one per validation fold, in `<out>/fold-K`."""
-    return [replace(config, fold=fold, out=str(Path(config.out) / f"fold-{fold}")) for fold in folds]
+SELECT_ON = ("scored", "next")
+"""Where run K of `--folds` validates and picks best.pt: on fold K (cross-validation's usual way), or on the next of
+the data's folds with K held out entirely, so that a finetuning scored on fold K never saw it (SCIENCE.md rule 8)."""
+
+
+def fold_configs(config: Config, folds: list[int], select_on: str = "scored") -> list[Config]:
+    """Cross-validation's runs: one per fold K, in `<out>/fold-K`, validated on K or, with `select_on="next"`, on the
+    next fold with K held out."""
+    if select_on not in SELECT_ON:
+        raise ConfigError(None, f"--select-on takes {' or '.join(SELECT_ON)}, got {select_on!r}")
+    configs = []
+    for fold in folds:
+        out = str(Path(config.out) / f"fold-{fold}")
+        if select_on == "scored":
+            configs.append(replace(config, fold=fold, out=out))
+            continue
+        held = tuple(sorted({*getattr(config, "hold_out_folds", ()), fold}))
+        configs.append(replace(config, fold=_next_fold(config.data, fold, held), hold_out_folds=held, out=out))
+    return configs
+
+
+def _next_fold(data: str, fold: int, held: tuple[int, ...]) -> int:
+    from probe.data import dataset_folds
+
+    folds = dataset_folds(data)
+    if fold not in folds:
+        raise ConfigError(None, f"--folds {fold}: {data} has folds {', '.join(map(str, folds))}")
+    free = [f for f in folds if f not in held]
+    if not free:
+        raise ConfigError(None, f"--select-on next: {data} has no fold left to select on once {held} are held out")
+    return next((f for f in free if f > fold), free[0])
 
 
 def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: list[int], resume: bool = False,

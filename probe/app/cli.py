@@ -300,11 +300,22 @@ def _report_runs(command_name: str, runs: list) -> int:
 
 
 def _train_each_fold(command_name: str, train, config, args: argparse.Namespace, hint) -> int:
-    """Run `train(config, resume)` once, or once per --folds entry; print `hint(run)` for complete runs."""
-    from probe.train.loop import run_folds
+    """Run `train(config, resume)` once, or once per --folds entry (`--select-on`); print `hint(run)` for complete
+    runs."""
+    from probe.errors import ConfigError
+    from probe.train.cells import run_cells
+    from probe.train.loop import fold_configs
 
     folds = _parse_folds(args.folds)
-    runs = run_folds(train, config, folds, args.resume, args.jobs) if folds else [train(config, args.resume)]
+    if args.select_on != "scored" and not folds:
+        raise ConfigError(None, f"--select-on {args.select_on} takes effect with --folds; for one run give --fold (the "
+                                "fold to select on) and --hold-out (the fold to keep out)")
+    configs = fold_configs(config, folds, args.select_on) if folds else [config]
+    if args.select_on != "scored":
+        for cell in configs:
+            print(f"probe {command_name}: {cell.out} selects on fold {cell.fold} and holds out fold"
+                  f"{'s' if len(cell.hold_out_folds) > 1 else ''} {', '.join(map(str, cell.hold_out_folds))}")
+    runs = run_cells(train, configs, args.resume, args.jobs) if folds else [train(config, args.resume)]
     for run in runs:
         if run.is_complete():
             print(f"probe {command_name}: {hint(run)}")
@@ -457,6 +468,10 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
 def _hold_out_arg(parser: argparse.ArgumentParser, config_class: type) -> None:
     add_field(parser, config_class, "hold_out_folds", "--hold-out", type=lambda text: tuple(map(int, comma_list(text))),
               help="folds neither trained nor selected on: the fold the finetuned probes will be analysed on")
+    parser.add_argument("--select-on", choices=("scored", "next"), default="scored",
+                        help="with --folds, where run OUT/fold-K picks its best.pt: on fold K (cross-validation's usual "
+                             "way; a finetuning scored on fold K is then warned about), or on the next fold with K held "
+                             "out, clean for finetuning with OUT/fold-{fold}/best.pt (default: scored)")
 
 
 @command("pretrain-ae", "reconstruction-pretrain an autoencoder on a dataset (MSE, optional multi-resolution STFT)")
