@@ -7,10 +7,12 @@ Unreadable files are skipped and listed (or fail the build with `strict=True`).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,11 +136,25 @@ def decode_split(
     return DecodedSplit(np.load(array_path, mmap_mode="r"), split.clips, sample_rate, split.skipped)
 
 
+NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 def _reserve(path: str) -> None:
     """Claim a sparse file's blocks now: a memory-mapped write to a full disk is a SIGBUS that kills the
-    process, where a reservation that does not fit is an ordinary OSError (ENOSPC)."""
+    process, where a reservation that does not fit is an ordinary OSError (ENOSPC). Where the filesystem or the
+    platform cannot reserve (no posix_fallocate, EOPNOTSUPP, EINVAL), the free space is compared instead."""
     with open(path, "r+b") as handle:
-        os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            os.posix_fallocate(handle.fileno(), 0, size)
+            return
+        except AttributeError:
+            pass
+        except OSError as exc:
+            if exc.errno in NO_ROOM:
+                raise
+    if shutil.disk_usage(Path(path).parent).free < size:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def _megabytes(shape: tuple[int, int]) -> str:
