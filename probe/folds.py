@@ -13,7 +13,7 @@ import json
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from probe.errors import ConfigError
 
@@ -73,6 +73,56 @@ def training_record(config: Any, folds: Iterable[int]) -> FoldRecord:
     held = tuple(getattr(config, "hold_out_folds", ()) or ())
     return FoldRecord(data_identity(config.data), tuple(f for f in folds if f != config.fold and f not in held),
                       config.fold, held)
+
+
+def refuse_other_folds(run_path: Path, config: Any) -> None:
+    """A run directory holds one run: continuing or reusing it with another validation fold or other held-out folds
+    would mix two runs' checkpoints and metrics under one fold record."""
+    recorded = Path(run_path) / FOLDS_FILE
+    if not recorded.is_file():
+        return
+    record = FoldRecord.from_json(json.loads(recorded.read_text()))
+    held = tuple(getattr(config, "hold_out_folds", ()) or ())
+    if record.selected_on != config.fold or set(record.held_out) != set(held):
+        raise ConfigError(run_path, f"holds a run validated on {_folds_text(record.selected_on, record.held_out)}; "
+                                    f"this one is validated on {_folds_text(config.fold, held)}: choose another --out")
+
+
+def _folds_text(fold: int | None, held: Iterable[int]) -> str:
+    held = sorted(held)
+    return f"fold {fold}" + (f", holding out {fold_list(held)}" if held else "")
+
+
+def fold_list(folds: Iterable[int]) -> str:
+    """`fold 3` or `folds 1, 2`."""
+    folds = list(folds)
+    return f"fold{'s' if len(folds) > 1 else ''} {', '.join(map(str, folds))}"
+
+
+Selection = Callable[[int, tuple[int, ...], Callable[[], tuple[int, ...]]], tuple[int, tuple[int, ...]]]
+
+
+def select_on_scored(fold: int, held: tuple[int, ...], data_folds: Callable[[], tuple[int, ...]]) -> tuple[int, tuple[int, ...]]:
+    """Run K validates on K and picks best.pt there: cross-validation's usual way (fold K then flatters it)."""
+    return fold, held
+
+
+def select_on_next(fold: int, held: tuple[int, ...], data_folds: Callable[[], tuple[int, ...]]) -> tuple[int, tuple[int, ...]]:
+    """Run K holds K out and validates on the next fold not held out (wrapping round), so a finetuning scored on
+    fold K never met its checkpoint's training or selection (SCIENCE.md rule 8)."""
+    folds = data_folds()
+    if fold not in folds:
+        raise ConfigError(None, f"--folds {fold}: the data has {fold_list(folds)}")
+    held = tuple(sorted({*held, fold}))
+    free = [f for f in folds if f not in held]
+    if len(free) < 2:
+        raise ConfigError(None, f"--select-on next: with {fold_list(held)} held out, {len(free)} of the data's "
+                                f"{len(folds)} folds remain, and one to select on and one to train on are needed")
+    return next((f for f in free if f > fold), free[0]), held
+
+
+SELECT_ON: dict[str, Selection] = {"scored": select_on_scored, "next": select_on_next}
+"""`--select-on`: where run K of `--folds` validates and picks best.pt, and which folds it holds out."""
 
 
 def write_record(run_path: Path, record: FoldRecord) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from probe.app.cli import main
 from probe.errors import ConfigError
-from probe.folds import FoldRecord, read_record, refuse_leak, suspected_leak, with_fold
+from probe.folds import FoldRecord, read_record, refuse_leak, select_on_next, suspected_leak, with_fold
 from probe.rundir import RunDir
 from probe.train.config import FinetuneConfig
 
@@ -71,7 +71,7 @@ def test_a_fold_template_gives_each_fold_its_own_checkpoint(per_fold_classifiers
 def test_select_on_next_gives_each_scored_fold_a_checkpoint_that_never_saw_it(synthetic_root: Path, tmp_path: Path,
                                                                               capsys):
     """`--folds 1,2 --select-on next`: OUT/fold-K holds K out and picks best.pt on the next fold, so finetuning fold K
-    with OUT/fold-{fold}/best.pt is clean: no leak refused, no selection caution."""
+    with OUT/fold-{fold}/best.pt is clean: no leak refused, no selection caution. The folder is then theirs."""
     data, out = f"esc50:{synthetic_root}", tmp_path / "clf"
     assert main([*CLASSIFIER, "--data", data, "--out", str(out), "--folds", "1,2", "--select-on", "next"]) == 0
     identity = f"esc50:{synthetic_root.resolve()}"
@@ -83,10 +83,25 @@ def test_select_on_next_gives_each_scored_fold_a_checkpoint_that_never_saw_it(sy
     for fold in (1, 2):
         assert "possible_leakage" not in json.loads(RunDir(tmp_path / "cv" / f"fold-{fold}").done.read_text())
     assert "warning" not in capsys.readouterr().err
+    # the same folder with the other plan holds other runs: refused, not returned as if they were these
+    assert main([*CLASSIFIER, "--data", data, "--out", str(out), "--folds", "1,2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"probe: error: {out / 'fold-1'}: holds a run validated on fold 2, holding out fold 1; this one is "
+                   "validated on fold 1: choose another --out")
     assert main([*CLASSIFIER, "--data", data, "--out", str(tmp_path / "one"), "--select-on", "next"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--select-on next takes effect with --folds" in err
     assert not (tmp_path / "one").exists()
+
+
+def test_select_on_next_wraps_round_skips_held_out_folds_and_leaves_a_fold_to_train_on():
+    five = lambda: (1, 2, 3, 4, 5)  # noqa: E731
+    assert select_on_next(5, (), five) == (1, (5,))
+    assert select_on_next(1, (2,), five) == (3, (1, 2))
+    with pytest.raises(ConfigError, match="1 of the data's 5 folds remain"):
+        select_on_next(1, (2, 3, 4), five)
+    with pytest.raises(ConfigError, match="the data has folds 1, 2, 3, 4, 5"):
+        select_on_next(6, (), five)
 
 
 def test_one_checkpoint_of_unknown_folds_for_several_folds_is_warned_about_once(trained_classifier: Path,

@@ -273,9 +273,11 @@ class HubHandler(http.server.BaseHTTPRequestHandler):
 
 def probe_with_hub(endpoint: str, home: Path, *args: str, offline: bool = False) -> subprocess.CompletedProcess:
     """`probe ARGS` in a new process: huggingface_hub reads its endpoint and cache from the environment at import."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
+    ours = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_")  # the caller's cache, offline switches and endpoint stay out
+    env = {key: value for key, value in os.environ.items()
+           if not key.upper().startswith(ours) and not key.lower().endswith("_proxy")}
     env.update(HF_ENDPOINT=endpoint, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1", PYTHONWARNINGS="ignore",
-               **({"HF_HUB_OFFLINE": "1"} if offline else {}))
+               NO_PROXY="127.0.0.1,localhost", **({"HF_HUB_OFFLINE": "1"} if offline else {}))
     return subprocess.run([sys.executable, "-m", "probe.app.cli", *args], capture_output=True, text=True, env=env,
                           timeout=300)
 

@@ -143,10 +143,13 @@ def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
     """Validate the config, refuse to overwrite an unfinished run, join torchrun's group, seed."""
     from probe.train.distributed import init_distributed
 
+    from probe.folds import refuse_other_folds
+
     config.validate()
     run = RunDir(config.out)
     if run.latest.exists() and not resume and not run.is_complete():
         raise ConfigError(run.path, "holds an unfinished run: pass --resume to continue it, or choose another --out")
+    refuse_other_folds(run.path, config)
     dist, device = init_distributed(config.device)
     if dist.is_main:  # one process per run directory: a second is refused, naming the first
         from probe.locks import hold_run
@@ -298,46 +301,37 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
 Config = TypeVar("Config", bound=TrainingConfig)
 
 
-SELECT_ON = ("scored", "next")
-"""Where run K of `--folds` validates and picks best.pt: on fold K (cross-validation's usual way), or on the next of
-the data's folds with K held out entirely, so that a finetuning scored on fold K never saw it (SCIENCE.md rule 8)."""
-
-
 def fold_configs(config: Config, folds: list[int], select_on: str = "scored") -> list[Config]:
-    """Cross-validation's runs: one per fold K, in `<out>/fold-K`, validated on K or, with `select_on="next"`, on the
-    next fold with K held out."""
+    """Cross-validation's runs: one per fold K, in `<out>/fold-K`, validated where `SELECT_ON[select_on]` says (on K,
+    or on the next fold with K held out)."""
+    import functools
+
+    from probe.data import dataset_folds
+    from probe.folds import SELECT_ON
+
     if select_on not in SELECT_ON:
         raise ConfigError(None, f"--select-on takes {' or '.join(SELECT_ON)}, got {select_on!r}")
+    data_folds = functools.cache(lambda: dataset_folds(config.data))
     configs = []
     for fold in folds:
-        out = str(Path(config.out) / f"fold-{fold}")
-        if select_on == "scored":
-            configs.append(replace(config, fold=fold, out=out))
-            continue
-        held = tuple(sorted({*getattr(config, "hold_out_folds", ()), fold}))
-        configs.append(replace(config, fold=_next_fold(config.data, fold, held), hold_out_folds=held, out=out))
+        selected, held = SELECT_ON[select_on](fold, tuple(getattr(config, "hold_out_folds", ())), data_folds)
+        changes = {"hold_out_folds": held} if held else {}
+        configs.append(replace(config, fold=selected, out=str(Path(config.out) / f"fold-{fold}"), **changes))
     return configs
 
 
-def _next_fold(data: str, fold: int, held: tuple[int, ...]) -> int:
-    from probe.data import dataset_folds
-
-    folds = dataset_folds(data)
-    if fold not in folds:
-        raise ConfigError(None, f"--folds {fold}: {data} has folds {', '.join(map(str, folds))}")
-    free = [f for f in folds if f not in held]
-    if not free:
-        raise ConfigError(None, f"--select-on next: {data} has no fold left to select on once {held} are held out")
-    return next((f for f in free if f > fold), free[0])
-
-
 def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: list[int], resume: bool = False,
-              jobs: int = 1) -> list[RunDir]:
-    """Cross-validation: one run per validation fold, `jobs` at a time (`probe.train.cells`); complete folds are
-    skipped."""
+              jobs: int = 1, select_on: str = "scored", say: Callable[[str], None] | None = None) -> list[RunDir]:
+    """Cross-validation: one run per fold (`fold_configs`), `jobs` at a time (`probe.train.cells`); complete folds are
+    skipped. `say` is told where each run selects when that is not its own fold."""
+    from probe.folds import fold_list
     from probe.train.cells import run_cells
 
-    return run_cells(train, fold_configs(config, folds), resume, jobs)
+    cells = fold_configs(config, folds, select_on)
+    for fold, cell in zip(folds, cells):
+        if say is not None and cell.fold != fold:
+            say(f"{cell.out} selects on fold {cell.fold} and holds out {fold_list(cell.hold_out_folds)}")
+    return run_cells(train, cells, resume, jobs)
 
 
 @torch.no_grad()

@@ -241,7 +241,8 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
     add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR (a folder per class), audio:DIR (any audio, "
                                                  "unlabeled) or synthetic[:DIR]")
     add_field(parser, config_class, "fold", help="validation fold (the others train)")
-    parser.add_argument("--folds", help="cross-validation: comma-separated validation folds, one run each in OUT/fold-K")
+    parser.add_argument("--folds", help="cross-validation: comma-separated folds, one run each in OUT/fold-K, "
+                                        "validated on K (train-classifier and pretrain-ae: see --select-on)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="with --folds or --grid: runs trained at once, each in its own process with an equal share "
                              "of the cores (default: 1, one after another)")
@@ -303,19 +304,15 @@ def _train_each_fold(command_name: str, train, config, args: argparse.Namespace,
     """Run `train(config, resume)` once, or once per --folds entry (`--select-on`); print `hint(run)` for complete
     runs."""
     from probe.errors import ConfigError
-    from probe.train.cells import run_cells
-    from probe.train.loop import fold_configs
+    from probe.train.loop import run_folds
 
     folds = _parse_folds(args.folds)
     if args.select_on != "scored" and not folds:
         raise ConfigError(None, f"--select-on {args.select_on} takes effect with --folds; for one run give --fold (the "
                                 "fold to select on) and --hold-out (the fold to keep out)")
-    configs = fold_configs(config, folds, args.select_on) if folds else [config]
-    if args.select_on != "scored":
-        for cell in configs:
-            print(f"probe {command_name}: {cell.out} selects on fold {cell.fold} and holds out fold"
-                  f"{'s' if len(cell.hold_out_folds) > 1 else ''} {', '.join(map(str, cell.hold_out_folds))}")
-    runs = run_cells(train, configs, args.resume, args.jobs) if folds else [train(config, args.resume)]
+    runs = (run_folds(train, config, folds, args.resume, args.jobs, args.select_on,
+                      say=lambda text: print(f"probe {command_name}: {text}", flush=True))
+            if folds else [train(config, args.resume)])
     for run in runs:
         if run.is_complete():
             print(f"probe {command_name}: {hint(run)}")
@@ -461,14 +458,16 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
                         help="build option of the autoencoder, e.g. sample_rate=16000 for tiny (repeatable)")
     add_field(parser, PretrainConfig, "stft_weight", help="add this times a multi-resolution STFT loss to the MSE")
-    _hold_out_arg(parser, PretrainConfig)
+    _fold_selection_args(parser, PretrainConfig)
     _training_args(parser, PretrainConfig)
 
 
-def _hold_out_arg(parser: argparse.ArgumentParser, config_class: type) -> None:
+def _fold_selection_args(parser: argparse.ArgumentParser, config_class: type) -> None:
+    from probe.folds import SELECT_ON
+
     add_field(parser, config_class, "hold_out_folds", "--hold-out", type=lambda text: tuple(map(int, comma_list(text))),
               help="folds neither trained nor selected on: the fold the finetuned probes will be analysed on")
-    parser.add_argument("--select-on", choices=("scored", "next"), default="scored",
+    parser.add_argument("--select-on", choices=tuple(SELECT_ON), default="scored",
                         help="with --folds, where run OUT/fold-K picks its best.pt: on fold K (cross-validation's usual "
                              "way; a finetuning scored on fold K is then warned about), or on the next fold with K held "
                              "out, clean for finetuning with OUT/fold-{fold}/best.pt (default: scored)")
@@ -498,7 +497,7 @@ def _train_classifier_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, ClassifierTrainConfig, "roll", help="random time roll")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a classifier build option, e.g. sample_rate=16000 for small_cnn (repeatable)")
-    _hold_out_arg(parser, ClassifierTrainConfig)
+    _fold_selection_args(parser, ClassifierTrainConfig)
     from probe.train.config import RECIPE_LEARNING_RATE
 
     recipe = ", ".join(f"{name} {rate:g}" for name, rate in RECIPE_LEARNING_RATE.items())

@@ -14,6 +14,7 @@ gradient the autoencoder learns from; these front-ends keep it. One front-end pe
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import sys
@@ -175,10 +176,12 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
     if source.startswith(("/", ".", "~")) and not folder.is_dir():
         raise ConfigError(folder, "no such folder (a transformers checkpoint written by save_pretrained)")
     local = folder if folder.is_dir() else None
+    announce = functools.cache(lambda: print(f"probe: fetching {source} from the Hugging Face hub into its cache (set "
+                                             "HF_HUB_OFFLINE=1 to use only the cache)", file=sys.stderr, flush=True))
     with quiet_transformers():
         try:
-            extractor = _from_pretrained(AutoFeatureExtractor, local or source, options, announce=True)
-            model = _from_pretrained(AutoModelForAudioClassification, local or source, options, announce=False)
+            extractor = _from_pretrained(AutoFeatureExtractor, local or source, options, announce)
+            model = _from_pretrained(AutoModelForAudioClassification, local or source, options, announce)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(None, f"cannot load the Hugging Face classifier {source!r}: {reason}") from None
@@ -200,17 +203,15 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
     return classifier
 
 
-def _from_pretrained(cls: Any, source: str | Path, options: dict[str, Any], announce: bool) -> Any:
+def _from_pretrained(cls: Any, source: str | Path, options: dict[str, Any], announce: Callable[[], None]) -> Any:
     """From a local folder (a Path), or a hub id from the hub's local cache first, then from the hub itself (which
-    retries for a minute when it cannot be reached); `announce` says so on stderr when the hub is asked."""
+    retries for a minute when it cannot be reached), calling `announce` before it asks the hub."""
     if isinstance(source, Path):
         return cls.from_pretrained(str(source), **options)
     try:
         return cls.from_pretrained(source, local_files_only=True, **options)
     except OSError:
-        if announce:
-            print(f"probe: fetching {source} from the Hugging Face hub into its cache (set HF_HUB_OFFLINE=1 to use "
-                  "only the cache)", file=sys.stderr, flush=True)
+        announce()
         return cls.from_pretrained(source, **options)
 
 
