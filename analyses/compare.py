@@ -165,7 +165,8 @@ def _compare(config: CompareConfig, analyse_config) -> Path:
     if config.classifier:
         from probe.models.classifiers import load_classifier
 
-        classifier = load_classifier(config.classifier, config.weights, device=pick_device(config.device))
+        classifier = load_classifier(config.classifier, config.weights, device=pick_device(config.device),
+                                     **config.classifier_options)
     say = Progress(analyse_config.progress)
     say(f"pairing {config.originals} with {config.processed}")
     run, records = build_outputs(config, classifier)

@@ -5,7 +5,7 @@ Nothing here imports torch or pandas, so `probe --help` can read the defaults at
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probe.errors import ConfigError
 
@@ -104,3 +104,5 @@ class CompareConfig:
     """Search the processed side's delay within plus or minus this."""
     max_seconds: float = 30.0
     device: str = "auto"
+    classifier_options: dict[str, Any] = field(default_factory=dict)
+    """Build options for the classifier (`--classifier-option`), e.g. `revision` for `hf:`."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from probe.errors import AudioError, ProbeError
 
@@ -21,6 +21,8 @@ class PredictConfig:
     device: str = "cpu"
     strict: bool = False
     top_k: int = 1
+    classifier_options: dict[str, Any] = field(default_factory=dict)
+    """Build options for the classifier (`--classifier-option`), e.g. `revision` for `hf:`."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
     from probe.models.classifiers import load_classifier
 
     weights = resolve_weights(config.weights) if config.weights else None
-    classifier = load_classifier(config.classifier, weights, config.num_classes, device=config.device)
+    classifier = load_classifier(config.classifier, weights, config.num_classes, device=config.device,
+                                 **config.classifier_options)
     results: list[FileResult] = []
     for path, audio in load_inputs(config.audio, config.strict, results, sample_rate=classifier.sample_rate, mono=True):
         waveform, padded_from = classifier.pad_short(audio.waveform)

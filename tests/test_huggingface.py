@@ -297,11 +297,12 @@ def test_a_hub_id_is_fetched_once_into_the_cache_and_then_loads_offline(ast_fold
     sf.write(clip, clips((16000,))[0], SAMPLE_RATE)
     expected = cli(capsys, "predict", "--classifier", f"hf:{ast_folder}", str(clip))
     try:
-        fetched = probe_with_hub(endpoint, home, "predict", "--classifier", "hf:acme/tiny-ast", str(clip))
+        pinned = ["--classifier-option", "revision=v1"]  # passed on to both from_pretrained calls
+        fetched = probe_with_hub(endpoint, home, "predict", "--classifier", "hf:acme/tiny-ast", *pinned, str(clip))
         assert fetched.returncode == 0, fetched.stderr[-2000:]
         assert fetched.stdout.splitlines() == expected.splitlines()  # the same weights, the same logits
         assert fetched.stderr.count("fetching acme/tiny-ast from the Hugging Face hub") == 1, fetched.stderr
-        assert ("GET", "/acme/tiny-ast/resolve/main/model.safetensors") in hub.requests  # type: ignore[attr-defined]
+        assert ("GET", "/acme/tiny-ast/resolve/v1/model.safetensors") in hub.requests  # type: ignore[attr-defined]
 
         missing = probe_with_hub(endpoint, home, "predict", "--classifier", "hf:acme/no-such-model", str(clip))
         lines = missing.stderr.strip().splitlines()
@@ -310,6 +311,7 @@ def test_a_hub_id_is_fetched_once_into_the_cache_and_then_loads_offline(ast_fold
     finally:
         hub.shutdown()
         hub.server_close()
-    cached = probe_with_hub(endpoint, home, "predict", "--classifier", "hf:acme/tiny-ast", str(clip), offline=True)
+    cached = probe_with_hub(endpoint, home, "predict", "--classifier", "hf:acme/tiny-ast", "--classifier-option",
+                            "revision=v1", str(clip), offline=True)
     assert cached.returncode == 0 and cached.stdout.splitlines() == expected.splitlines(), cached.stderr[-2000:]
     assert "fetching" not in cached.stderr

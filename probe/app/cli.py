@@ -83,6 +83,12 @@ def _file_command_args(parser: argparse.ArgumentParser, config_class: type) -> N
     add_field(parser, config_class, "strict", help="stop at the first unreadable file (exit 2) instead of going on")
 
 
+def _classifier_option_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classifier-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a classifier option (repeatable), e.g. multi_label=true for a tagger whose outputs are "
+                             "independent sigmoids and which does not say so itself, or revision=... for hf:")
+
+
 def _predict_args(parser: argparse.ArgumentParser) -> None:
     from probe.inference import PredictConfig
 
@@ -92,6 +98,7 @@ def _predict_args(parser: argparse.ArgumentParser) -> None:
                              "or package.module:factory")
     add_field(parser, PredictConfig, "num_classes", type=int, help="class count",
               default_help="the checkpoint's head, else 50")
+    _classifier_option_arg(parser)
     parser.add_argument("--format", choices=["csv", "json"], default="csv")
     parser.add_argument("--out", help="write here (atomically) instead of stdout")
 
@@ -103,7 +110,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from probe.inference import PredictConfig, predict_files
 
-    config = PredictConfig(args.classifier, tuple(args.audio), args.weights, args.num_classes, args.device, args.strict)
+    config = PredictConfig(args.classifier, tuple(args.audio), args.weights, args.num_classes, args.device, args.strict,
+                           classifier_options=_options(args.classifier_option, "--classifier-option"))
     results, class_names = predict_files(config)
     status = _batch_status(results)
     if status == EXIT_USAGE:
@@ -240,9 +248,10 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
 
     add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR (a folder per class), audio:DIR (any audio, "
                                                  "unlabeled) or synthetic[:DIR]")
-    add_field(parser, config_class, "fold", help="validation fold (the others train)")
-    parser.add_argument("--folds", help="cross-validation: comma-separated folds, one run each in OUT/fold-K, "
-                                        "validated on K (train-classifier and pretrain-ae: see --select-on)")
+    add_field(parser, config_class, "fold", help="validation fold (the others train, less any --hold-out)")
+    parser.add_argument("--folds", help="cross-validation: comma-separated folds K, one run each in OUT/fold-K, "
+                                        "validated on K (train-classifier and pretrain-ae: or on the next fold, see "
+                                        "--select-on)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="with --folds or --grid: runs trained at once, each in its own process with an equal share "
                              "of the cores (default: 1, one after another)")
@@ -254,7 +263,7 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
     add_field(parser, config_class, "weight_decay", help="AdamW weight decay")
     add_field(parser, config_class, "batch_size", help="effective batch size")
     add_field(parser, config_class, "micro_batch_size", type=int, help="accumulate micro-batches of this size up to --batch-size",
-              default_help="the batch size")
+              default_help="the batch size" if default_of(config_class, "micro_batch_size") is None else None)
     add_field(parser, config_class, "scheduler", help="cosine, onecycle, step, plateau, warmup_rampdown or none")
     add_field(parser, config_class, "seed", help="seeds the initialisation, the order and the augmentations")
     add_field(parser, config_class, "device", help="auto, cpu, cuda, cuda:1, ... (under torchrun: each rank's GPU)")
@@ -336,9 +345,7 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
                                                         "audio classifier), or package.module:factory")
     parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name); {fold} is "
                                                      "filled with the validation fold, e.g. passt_esc50_fold{fold}")
-    parser.add_argument("--classifier-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a classifier option (repeatable), e.g. multi_label=true for a tagger whose outputs are "
-                             "independent sigmoids and which does not say so itself, or revision=... for hf:")
+    _classifier_option_arg(parser)
     parser.add_argument("--probe", choices=list(probes),
                         help="; ".join(f"{spec.name}: {spec.description}" for spec in probes.values())
                              + " (default: the one that builds --autoencoder, else autoencoder)")
@@ -637,6 +644,7 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, CompareConfig, "classifier", type=str,
               help="also score a classifier on both sides (a name from `probe models`, or hf:PATH_OR_REPO)")
     add_field(parser, CompareConfig, "weights", type=str, help="the classifier's checkpoint")
+    _classifier_option_arg(parser)
     add_field(parser, CompareConfig, "categories_csv", "--categories", type=str, help="a class,category CSV for the class folders")
     add_field(parser, CompareConfig, "sample_rate", type=int, help="analysis rate",
               default_help="the classifier's, else the first original's")
@@ -652,7 +660,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from probe.analyses.compare import CompareConfig, compare
 
     config = CompareConfig(args.originals, args.processed, args.out, args.classifier, args.weights, args.categories_csv,
-                           args.sample_rate, args.max_lag_ms / 1000, device=args.device)
+                           args.sample_rate, args.max_lag_ms / 1000, device=args.device,
+                           classifier_options=_options(args.classifier_option, "--classifier-option"))
     out = compare(config, _analyse_config(args, (args.originals, args.processed), transfer=False))
     print(f"probe compare: wrote {out}; render it with `probe report {out}`")
     return 0
