@@ -314,9 +314,8 @@ def fold_configs(config: Config, folds: list[int], select_on: str = "scored") ->
     data_folds = functools.cache(lambda: dataset_folds(config.data))
     configs = []
     for fold in folds:
-        selected, held = SELECT_ON[select_on](fold, tuple(getattr(config, "hold_out_folds", ())), data_folds)
-        changes = {"hold_out_folds": held} if held else {}
-        configs.append(replace(config, fold=selected, out=str(Path(config.out) / f"fold-{fold}"), **changes))
+        selected, held = SELECT_ON[select_on](fold, tuple(config.hold_out_folds), data_folds)
+        configs.append(replace(config, fold=selected, hold_out_folds=held, out=str(Path(config.out) / f"fold-{fold}")))
     return configs
 
 
