@@ -8,6 +8,7 @@ the ranks at every epoch's end.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -76,7 +77,16 @@ def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
         torch.cuda.set_device(device)
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # Left to the interpreter's teardown, gloo's threads are destroyed still running now and then, and the rank
+        # dies with SIGABRT ("terminate called without an active exception") after its work is done: torchrun then
+        # calls the whole run failed.
+        atexit.register(_leave_group)
     return Distributed(rank, world_size, local_rank), device
+
+
+def _leave_group() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def wrap(module: nn.Module, dist: Distributed, device: torch.device) -> nn.Module:
