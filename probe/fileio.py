@@ -16,13 +16,16 @@ from typing import IO, Any, Iterator
 from probe.errors import ProbeError
 
 
+TEMP_SUFFIX = ".tmp"
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside `path`; on success fsync it and rename it onto `path`."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
         raise ProbeError(path, f"cannot write here: {exc.strerror or exc}") from exc
     tmp = Path(tmp_name)
@@ -39,6 +42,16 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temporary files `atomic_write` left beneath `folder` when its process was killed mid-write (SIGKILL
+    cannot be caught, so nothing tidies them then); returns them. Call it only while holding the folder's lock: a live
+    writer's temporary file would go too."""
+    stale = sorted(Path(folder).rglob(f".*{TEMP_SUFFIX}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -152,9 +152,11 @@ def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
     refuse_other_folds(run.path, config)
     dist, device = init_distributed(config.device)
     if dist.is_main:  # one process per run directory: a second is refused, naming the first
+        from probe.fileio import remove_stale_temps
         from probe.locks import hold_run
 
         hold_run(run.path)
+        remove_stale_temps(run.path)  # a killed predecessor's half-written files (never the artefacts themselves)
     if config.deterministic:
         import os
 
