@@ -15,14 +15,15 @@ import torch
 from probe.analyses import registry
 from probe.analyses.attribution import ATTRIBUTION_METHODS
 from probe.analyses.bands import band_sets_for
-from probe.analyses.bandshift import objective_record
+from probe.analyses.bandshift import objective_record, run_cautions
 from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
 from probe.analyses.stats import CORRECTIONS
 from probe.analyses.tables import identity_columns, with_identity
 from probe.analyses.registry import ComparisonContext
 from probe.analyses.runs import RunOutputs, classifier_label, expand_runs, load_run, setting_label, unique_labels
 from probe.errors import ConfigError
-from probe.fileio import atomic_write, staged_directory, write_json, write_text
+from probe.fileio import atomic_write, write_json, write_text
+from probe.outputs import check_output, staged_directory
 from probe.probes import probe_of_run
 from probe.progress import Progress
 from probe.rundir import AnalysisDir, RunDir, provenance
@@ -56,12 +57,13 @@ def analyse(config: AnalyseConfig) -> Path:
     Everything random draws from `config.seed`, and the global generators are as they were afterwards (building a
     classifier before its weights load draws from torch's, for one)."""
     check_names(config)
+    check_output(config.out, "analysis", config.runs)
     with seeded(derive_seed(config.seed, "analyse")):
         return _analyse(config)
 
 
 def _analyse(config: AnalyseConfig) -> Path:
-    from probe.models.classifiers import load_classifier
+    from probe.models.classifiers import load_classifier, require_trained
     from probe.devices import pick_device
 
     say = Progress(config.progress)
@@ -77,6 +79,7 @@ def _analyse(config: AnalyseConfig) -> Path:
             loaded[key] = load_classifier(
                 run.config["classifier"], run.classifier_weights(), len(run.class_names), class_names=run.class_names,
                 device=device, **run.config.get("classifier_options", {}))
+            require_trained(loaded[key], config.allow_untrained, where=run.path)
         classifiers[run.label] = loaded[key]
     return write_analysis(runs, classifiers, config, device, say)
 
@@ -86,7 +89,7 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
     """Run every registered analysis on prepared runs (`classifiers`: run label -> classifier or None) into
     config.out, atomically: the per-run analyses on each run, then the comparison analyses on all of them."""
     shared: dict[tuple, Any] = {}
-    with staged_directory(config.out) as staging:
+    with staged_directory(config.out, "analysis", config.runs) as staging:
         folder = AnalysisDir(staging)
         results = [analyse_run(run, classifiers[run.label], folder.run_folder(run.label), config, device, say, shared)
                    for run in runs]
@@ -142,6 +145,7 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         "condition_labels": run.condition_labels, "settings": {"shifts": asdict(config.shifts), "seed": config.seed},
         "provenance": {**run.provenance, "seed": run.config.get("seed")},
         "possible_leakage": _possible_leakage(RunDir(run.path)),
+        "cautions": run_cautions(run),
         "timings": {},
     })
     context.summary["tables"] = _run_analyses(registry.analyses("run"), context, config)

@@ -15,6 +15,8 @@ contradicts it.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -258,6 +260,28 @@ def objective_record(run) -> dict:
 
     path = RunDir(run.path).objective_file
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_cautions(run) -> list[str]:
+    """What a reader must know before trusting the run at all: its clips are synthetic (probe's generated test data),
+    or its classifier has no trained weights (analysed with allow_untrained)."""
+    import json
+
+    from probe.esc50 import DATASET_JSON
+
+    cautions = []
+    kind, _, folder = str(run.config.get("data", "")).partition(":")
+    descriptor = Path(folder) / DATASET_JSON if folder else None
+    synthetic = kind == "synthetic" or (descriptor is not None and descriptor.is_file()
+                                        and "synthetic" in json.loads(descriptor.read_text()))
+    if synthetic:
+        cautions.append("The clips are synthetic (probe's generated test data), not recordings: nothing here describes "
+                        "how the classifier hears real audio.")
+    untrained = objective_record(run).get("classifier_untrained")
+    if untrained:
+        cautions.append(f"The classifier is untrained ({untrained}): what it 'listens to' says nothing of a trained "
+                        "network.")
+    return cautions
 
 
 def scored_against(run) -> str:

@@ -132,7 +132,7 @@ def build_outputs(config: CompareConfig, classifier=None) -> tuple[RunOutputs, l
             class_categories = tuple(0 for _ in class_names)
     run = RunOutputs(
         path=Path(config.processed), label=Path(config.processed).name or "processed",
-        config={"classifier": config.classifier, "classifier_weights": config.weights,
+        config={"classifier": config.classifier, "classifier_weights": config.classifier_weights,
                 "classifier_label": config.classifier or "no classifier",
                 "setting_label": Path(config.processed).name, "autoencoder": Path(config.processed).name},
         provenance={}, sample_rate=int(rate), class_names=list(class_names), category_names=list(category_names),
@@ -149,7 +149,11 @@ def compare(config: CompareConfig, analyse_config) -> Path:
     from probe.analyses.analyse import check_names
     from probe.seeding import derive_seed, seeded
 
+    from probe.outputs import check_output
+
     check_names(analyse_config)
+    check_output(analyse_config.out, "analysis",
+                 (config.originals, config.processed, config.classifier_weights, config.categories_csv))
     with seeded(derive_seed(analyse_config.seed, "compare")):
         return _compare(config, analyse_config)
 
@@ -163,10 +167,11 @@ def _compare(config: CompareConfig, analyse_config) -> Path:
 
     classifier = None
     if config.classifier:
-        from probe.models.classifiers import load_classifier
+        from probe.models.classifiers import load_classifier, require_trained
 
-        classifier = load_classifier(config.classifier, config.weights, device=pick_device(config.device),
+        classifier = load_classifier(config.classifier, config.classifier_weights, device=pick_device(config.device),
                                      **config.classifier_options)
+        require_trained(classifier, analyse_config.allow_untrained)
     say = Progress(analyse_config.progress)
     say(f"pairing {config.originals} with {config.processed}")
     run, records = build_outputs(config, classifier)

@@ -69,6 +69,8 @@ class AnalyseConfig:
     progress: bool = True
     planted: "PlantedTruth | None" = None
     """A planted truth to score the probes against (the demo's); None: no planted analysis."""
+    allow_untrained: bool = False
+    """Analyse runs (and compare with a classifier) whose classifier has no trained weights; refused otherwise."""
 
     def validate(self) -> None:
         """The checks that need no registry; `probe.analyses.analyse.check_names` checks the names against theirs."""
@@ -96,7 +98,7 @@ class CompareConfig:
     processed: str
     out: str = "compare"
     classifier: str | None = None
-    weights: str | None = None
+    classifier_weights: str | None = None
     categories_csv: str | None = None
     sample_rate: int | None = None
     """Analysis rate; default: the classifier's, else the first original's."""

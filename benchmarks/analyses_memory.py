@@ -30,7 +30,8 @@ def measure(classifier: str, clips: int, seconds: float, device: str, extra: lis
         run = build_run(Path(tmp), clips, seconds=seconds, classifier=classifier)
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-c", PEAK_REPORTING_CLI, "analyse", str(run), "--out", str(Path(tmp) / "a"),
-                                 "--device", device, "--quiet", "--no-transfer", *extra], capture_output=True, text=True)
+                                 "--device", device, "--quiet", "--no-transfer",
+                                 "--allow-untrained", *extra], capture_output=True, text=True)
         elapsed = time.perf_counter() - started
     if result.returncode:
         return {"classifier": classifier, "clips": clips, "failed": result.stderr.strip().splitlines()[-1][:200]}

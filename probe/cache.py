@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 from probe.audio import fit_length, load_audio
 from probe.data import DEFAULT_CLIP_SECONDS, Clip, ClipDataset
-from probe.errors import AudioError, DatasetError, ProbeError
+from probe.errors import AudioError, DatasetError, ProbeError, WriteError
 from probe.fileio import write_json
 from probe.progress import bars_enabled
 
@@ -114,7 +114,7 @@ def decode_split(
             out = np.lib.format.open_memmap(tmp_name, mode="w+", dtype=np.float32, shape=shape)
             _reserve(tmp_name)
         except OSError as exc:
-            raise ProbeError(cache_dir, f"cannot write the decoded-audio cache "
+            raise WriteError(cache_dir, f"cannot write the decoded-audio cache "
                              f"({_megabytes(shape)} MB): {exc.strerror or exc}") from exc
         split = _decode(dataset, sample_rate, num_samples, strict, progress, out=out)
         out.flush()
@@ -127,7 +127,7 @@ def decode_split(
             try:
                 np.save(tmp_name, kept)
             except OSError as exc:
-                raise ProbeError(cache_dir, f"cannot write the decoded-audio cache: {exc.strerror or exc}") from exc
+                raise WriteError(cache_dir, f"cannot write the decoded-audio cache: {exc.strerror or exc}") from exc
         os.replace(tmp_name, array_path)
     finally:
         Path(tmp_name).unlink(missing_ok=True)

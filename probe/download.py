@@ -14,8 +14,9 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from probe.errors import DownloadError
-from probe.fileio import sha256_file, staged_directory, write_text
+from probe.errors import CheckpointError, DownloadError
+from probe.fileio import sha256_file, write_text
+from probe.outputs import staged_directory
 from probe.locks import waiting_for
 from probe.models.registry import WeightSource
 from probe.progress import bars_enabled
@@ -47,7 +48,7 @@ def weight_sources() -> dict[str, WeightSource]:
 
 
 def resolve_weights(value: str | Path, weights_dir: str | Path | None = None) -> Path:
-    """A `--weights` value: an existing path, or the name of a published checkpoint already downloaded."""
+    """A checkpoint flag's value (`--classifier-weights`, `--ae-weights`): an existing path, or the name of a published checkpoint already downloaded."""
     path = Path(value)
     if path.exists():
         return path
@@ -56,8 +57,8 @@ def resolve_weights(value: str | Path, weights_dir: str | Path | None = None) ->
         local = Path(weights_dir or default_weights_dir()) / sources[str(value)].filename
         if local.exists():
             return local
-        raise DownloadError(local, f"not downloaded yet: run `probe download weights {value}`")
-    raise DownloadError(path, "no such file (and not the name of a published checkpoint; see `probe download weights --list`)")
+        raise CheckpointError(local, f"not downloaded yet: run `probe download weights {value}`")
+    raise CheckpointError(path, "no such file (and not the name of a published checkpoint; see `probe download weights --list`)")
 
 
 def recorded_hash_path(destination: Path) -> Path:
@@ -153,7 +154,7 @@ def safe_extract(archive: str | Path, destination: str | Path) -> Path:
                 parts = PurePosixPath(member.filename.replace("\\", "/"))
                 if parts.is_absolute() or ".." in parts.parts or (member.external_attr >> 16) & 0o170000 == 0o120000:
                     raise DownloadError(archive, f"unsafe archive member {member.filename!r}; nothing was unpacked")
-            with staged_directory(destination) as staging:
+            with staged_directory(destination, "dataset") as staging:
                 bundle.extractall(staging)
     except zipfile.BadZipFile as exc:
         raise DownloadError(archive, f"not a valid zip archive ({exc})") from exc

@@ -1,7 +1,8 @@
-"""One error hierarchy for everything a user can get wrong.
+"""One error hierarchy for everything a user can get wrong, and for what can fail while a command runs.
 
-The CLI prints a `ProbeError` as one line on stderr and exits with code 2; anything
-else is a bug and keeps its traceback.
+The CLI prints a `ProbeError` as one line on stderr and exits with its `exit_code`: 2 for bad input (a
+usage error, a missing or malformed file, an unknown name), 3 for a runtime failure (a full disk, a
+download that broke off, a run that failed). Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 class ProbeError(Exception):
     """Base class: a problem with the user's input, files or environment."""
+
+    exit_code = 2
 
     def __init__(self, path: str | Path | None, reason: str) -> None:
         self.path = None if path is None else str(path)
@@ -33,7 +36,17 @@ class DatasetError(ProbeError):
     """A dataset folder or metadata file that is missing or malformed."""
 
 
-class DownloadError(ProbeError):
+class RuntimeFailure(ProbeError):
+    """Something that failed while the command ran, with the input in order: exit code 3."""
+
+    exit_code = 3
+
+
+class WriteError(RuntimeFailure):
+    """An output that could not be written (a full disk, a folder without write permission)."""
+
+
+class DownloadError(RuntimeFailure):
     """A download that failed, was refused, or does not match its recorded hash."""
 
 

@@ -16,7 +16,7 @@ class PredictConfig:
 
     classifier: str
     audio: tuple[str, ...]
-    weights: str | None = None
+    classifier_weights: str | None = None
     num_classes: int | None = None
     device: str = "cpu"
     strict: bool = False
@@ -31,8 +31,8 @@ class ReconstructConfig:
 
     autoencoder: str
     audio: tuple[str, ...]
-    out_dir: str
-    weights: str | None = None
+    out: str
+    ae_weights: str | None = None
     device: str = "cpu"
     strict: bool = False
 
@@ -88,7 +88,7 @@ def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
     from probe.download import resolve_weights
     from probe.models.classifiers import load_classifier
 
-    weights = resolve_weights(config.weights) if config.weights else None
+    weights = resolve_weights(config.classifier_weights) if config.classifier_weights else None
     classifier = load_classifier(config.classifier, weights, config.num_classes, device=config.device,
                                  **config.classifier_options)
     results: list[FileResult] = []
@@ -101,16 +101,20 @@ def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
 
 
 def reconstruct_files(config: ReconstructConfig) -> list[FileResult]:
-    """Write each file's reconstruction, at the autoencoder's rate and channel count, into `out_dir`."""
+    """Write each file's reconstruction, at the autoencoder's rate and channel count, into the folder `out`."""
     import torch
 
     from probe.audio import fit_length, to_stereo, write_wav
     from probe.download import resolve_weights
     from probe.models.autoencoders import load_autoencoder
 
-    weights = resolve_weights(config.weights) if config.weights else None
+    from probe.outputs import check_output, claim_output
+
+    inputs = (*config.audio, config.ae_weights)
+    check_output(config.out, "reconstructions", inputs)
+    weights = resolve_weights(config.ae_weights) if config.ae_weights else None
     autoencoder = load_autoencoder(config.autoencoder, weights, device=config.device)
-    out_dir = Path(config.out_dir)
+    out_dir = claim_output(config.out, "reconstructions", inputs)
     results: list[FileResult] = []
     mono = autoencoder.channels == 1
     for path, audio in load_inputs(config.audio, config.strict, results, sample_rate=autoencoder.sample_rate, mono=mono):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from probe.esc50 import CATEGORIES_CSV, DATASET_JSON, ESC50_CSV
-from probe.fileio import staged_directory
+from probe.outputs import staged_directory
 
 PEAK = 0.8
 """Every clip is normalised to this peak amplitude."""
@@ -149,7 +149,7 @@ def write_synthetic_dataset(root: str | Path, config: SyntheticConfig = Syntheti
     stamp = root / DATASET_JSON
     if stamp.is_file() and json.loads(stamp.read_text()).get("digest") == config.digest():
         return root
-    with staged_directory(root) as staging:
+    with staged_directory(root, "dataset", flag="the synthetic dataset's folder") as staging:
         (staging / "audio").mkdir()
         (staging / "meta").mkdir()
         rng = np.random.default_rng(config.seed)

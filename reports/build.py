@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from probe.errors import ConfigError
-from probe.fileio import safe_name as slug, staged_directory, write_text
+from probe.fileio import safe_name as slug, write_text
+from probe.outputs import check_output, staged_directory
 from probe.probes import PROBES
 from probe.progress import Progress
 from probe.rundir import AnalysisDir, Tables, current_command
@@ -60,6 +61,17 @@ class Marks:
         return {"threshold_db": self.threshold_db, "marked_hz": self.bands_hz}
 
 
+def cautions_above_all(analysis) -> list[str]:
+    """The cautions every page opens with (synthetic clips, an untrained classifier), each naming its runs."""
+    runs_of: dict[str, list[str]] = {}
+    for run in analysis.runs:
+        for caution in run.summary.get("cautions", []):
+            runs_of.setdefault(caution, []).append(run.label)
+    every = len(analysis.runs)
+    return [caution if len(labels) == every else f"{caution} (runs: {', '.join(labels)})"
+            for caution, labels in runs_of.items()]
+
+
 def build_report(config: ReportConfig) -> Path:
     """Write the report atomically; returns the path of its index.html."""
     if not config.analyses:
@@ -67,12 +79,14 @@ def build_report(config: ReportConfig) -> Path:
     if config.jobs is not None and config.jobs < 1:
         raise ConfigError(None, f"--jobs is the number of processes that draw the figures, at least 1; got {config.jobs}")
     analysis = load_analysis(list(config.analyses))
+    check_output(config.out, "report", config.analyses)
     marks = Marks.of(analysis)
     env = _environment()
     env.globals["reproduce"] = reproduce(analysis, current_command())
     env.globals["data"] = table_links
+    env.globals["cautions_above_all"] = cautions_above_all(analysis)
     say = Progress(config.progress, prefix="probe report: ")
-    with staged_directory(config.out) as site, figures.rendering_in_background(config.jobs):
+    with staged_directory(config.out, "report", config.analyses) as site, figures.rendering_in_background(config.jobs):
         for static in ("style.css", "sort.js"):
             shutil.copy(TEMPLATES / static, site / static)
         pages = []

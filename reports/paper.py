@@ -9,14 +9,22 @@ from probe.reports import figures
 from probe.reports.config import FIGURE_FORMATS
 from probe.fileio import safe_name as slug
 from probe.reports.data import load_analysis
+from probe.outputs import check_output, staged_directory
 from probe.rundir import Tables
 
 
 def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str, ...] = FIGURE_FORMATS,
                         size: figures.FigureSize = figures.PAPER) -> list[Path]:
-    """Per run: octave and third-octave band shifts and the spectrum difference; across runs: profiles, information kept, transfer."""
+    """Per run: octave and third-octave band shifts and the spectrum difference; across runs: profiles, information
+    kept, transfer. `out` is replaced whole (a figures folder probe wrote, or a new one); returns the files."""
     analysis = load_analysis(analyses)
-    out = Path(out)
+    check_output(out, "figures", analyses)
+    with staged_directory(out, "figures", analyses) as staging:
+        drawn = _draw(analysis, staging, formats, size)
+    return [Path(out) / path.relative_to(staging) for path in drawn]
+
+
+def _draw(analysis, out: Path, formats: tuple[str, ...], size: figures.FigureSize) -> list[Path]:
     written: list[Path] = []
     for run in analysis.runs:
         for band_set in ("octave", "third_octave"):

@@ -59,6 +59,7 @@ def trained_classifier(tmp_path_factory: pytest.TempPathFactory, synthetic_root:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    classifier.untrained = None
     return save_classifier(classifier.eval(), tmp_path_factory.mktemp("clf") / "small_cnn.pt")
 
 

@@ -266,7 +266,7 @@ def test_bad_inputs_get_one_line_errors(tmp_path: Path, two_runs: list[Path], ca
     assert main(["analyse", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     assert "no such run directory" in capsys.readouterr().err
     assert main(["analyse", str(two_runs[0]), "--methods", "magic", "--out", str(tmp_path / "x")]) == 2
-    assert "unknown attribution method" in capsys.readouterr().err
+    assert "invalid choice: 'magic'" in capsys.readouterr().err
     assert main(["analyse", str(two_runs[0]), "--examples", "9999", "--out", str(tmp_path / "x"), *ANALYSE_FLAGS]) == 2
     assert "outside" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))

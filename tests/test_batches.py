@@ -34,7 +34,7 @@ def test_one_bad_file_does_not_lose_the_good_ones(checkpoint: Path, tmp_path: Pa
     good, other = _wav(tmp_path / "good.wav", 16000), _wav(tmp_path / "other.wav", 8000)
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
-    args = ["predict", "--classifier", "small_cnn", "--weights", str(checkpoint)]
+    args = ["predict", "--classifier", "small_cnn", "--classifier-weights", str(checkpoint)]
     assert main([*args, str(good), str(bad), str(other)]) == 1
     captured = capsys.readouterr()
     rows = _rows(captured.out)
@@ -59,7 +59,7 @@ def test_reconstruct_goes_through_a_batch_too(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
     out = tmp_path / "rec"
-    assert main(["reconstruct", "--autoencoder", "tiny", str(good), str(bad), "--out-dir", str(out)]) == 1
+    assert main(["reconstruct", "--autoencoder", "tiny", str(good), str(bad), "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert (out / "good.wav").is_file() and not (out / "bad.wav").exists()
     assert str(bad) in captured.err and f"{good} -> " in captured.out
@@ -80,7 +80,7 @@ def test_every_classifier_takes_a_file_of_one_sample_ten_ms_or_one_sample_short_
 
 def test_predict_pads_short_files_and_says_so(checkpoint: Path, tmp_path: Path, capsys) -> None:
     files = [_wav(tmp_path / "one.wav", 1), _wav(tmp_path / "ten_ms.wav", 160), _wav(tmp_path / "long.wav", 16000)]
-    assert main(["predict", "--classifier", "small_cnn", "--weights", str(checkpoint), *map(str, files)]) == 0
+    assert main(["predict", "--classifier", "small_cnn", "--classifier-weights", str(checkpoint), *map(str, files)]) == 0
     captured = capsys.readouterr()
     rows = _rows(captured.out)
     assert rows["one.wav"]["padded_from_samples"] == "1" and rows["ten_ms.wav"]["padded_from_samples"] == "160"

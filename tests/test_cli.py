@@ -44,12 +44,12 @@ def test_models_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_predict_csv_and_json(classifier_checkpoint: Path, sine_wav: Path, tmp_path: Path, capsys) -> None:
-    assert main(["predict", "--classifier", "small_cnn", "--weights", str(classifier_checkpoint), str(sine_wav)]) == 0
+    assert main(["predict", "--classifier", "small_cnn", "--classifier-weights", str(classifier_checkpoint), str(sine_wav)]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 1 and rows[0]["predicted_class"] in {"a", "b", "c"}
     assert {"logit_a", "logit_b", "logit_c"} <= set(rows[0])
     out = tmp_path / "p.json"
-    assert main(["predict", "--classifier", "small_cnn", "--weights", str(classifier_checkpoint), str(sine_wav),
+    assert main(["predict", "--classifier", "small_cnn", "--classifier-weights", str(classifier_checkpoint), str(sine_wav),
                  "--format", "json", "--out", str(out)]) == 0
     assert json.loads(out.read_text())[0]["file"] == str(sine_wav)
 
@@ -57,7 +57,7 @@ def test_predict_csv_and_json(classifier_checkpoint: Path, sine_wav: Path, tmp_p
 def test_bad_audio_exits_2_with_one_line(classifier_checkpoint: Path, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_text("hello")
-    code = main(["predict", "--classifier", "small_cnn", "--weights", str(classifier_checkpoint), str(bad)])
+    code = main(["predict", "--classifier", "small_cnn", "--classifier-weights", str(classifier_checkpoint), str(bad)])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and str(bad) in err and "not an audio file" in err and "Traceback" not in err
@@ -68,7 +68,7 @@ def test_folder_runs_skip_bad_files_unless_strict(classifier_checkpoint: Path, s
     folder.mkdir()
     (folder / "good.wav").write_bytes(sine_wav.read_bytes())
     (folder / "bad.wav").write_text("nope")
-    args = ["predict", "--classifier", "small_cnn", "--weights", str(classifier_checkpoint), str(folder)]
+    args = ["predict", "--classifier", "small_cnn", "--classifier-weights", str(classifier_checkpoint), str(folder)]
     assert main(args) == 1  # some files read, some not
     captured = capsys.readouterr()
     rows = {Path(r["file"]).name: r for r in csv.DictReader(io.StringIO(captured.out))}
@@ -78,16 +78,16 @@ def test_folder_runs_skip_bad_files_unless_strict(classifier_checkpoint: Path, s
 
 
 def test_missing_weights_and_unknown_models_exit_2(tmp_path: Path, sine_wav: Path, capsys) -> None:
-    assert main(["predict", "--classifier", "mn10", "--weights", str(tmp_path / "none.pt"), str(sine_wav)]) == 2
+    assert main(["predict", "--classifier", "mn10", "--classifier-weights", str(tmp_path / "none.pt"), str(sine_wav)]) == 2
     assert "no such file" in capsys.readouterr().err
     assert main(["predict", "--classifier", "nonet", str(sine_wav)]) == 2
     assert "unknown classifier" in capsys.readouterr().err
-    assert main(["predict", "--classifier", "mn10", "--weights", "mn10_as", str(sine_wav)]) == 2
+    assert main(["predict", "--classifier", "mn10", "--classifier-weights", "mn10_as", str(sine_wav)]) == 2
     assert "probe download weights mn10_as" in capsys.readouterr().err
 
 
 def test_reconstruct_writes_wavs(sine_wav: Path, tmp_path: Path, capsys) -> None:
-    assert main(["reconstruct", "--autoencoder", "tiny", str(sine_wav), "--out-dir", str(tmp_path / "rec")]) == 0
+    assert main(["reconstruct", "--autoencoder", "tiny", str(sine_wav), "--out", str(tmp_path / "rec")]) == 0
     data, rate = sf.read(tmp_path / "rec" / "sine.wav")
     assert rate == 48000 and data.shape == (24000, 2) and np.isfinite(data).all()
 
@@ -96,6 +96,6 @@ def test_console_script_error_path(tmp_path: Path) -> None:
     probe = Path(sys.executable).with_name("probe")
     if not probe.exists():
         pytest.skip("the console script is not installed in this environment")
-    result = subprocess.run([str(probe), "reconstruct", "--autoencoder", "tiny", str(tmp_path / "x.wav"), "--out-dir", str(tmp_path)],
+    result = subprocess.run([str(probe), "reconstruct", "--autoencoder", "tiny", str(tmp_path / "x.wav"), "--out", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip().startswith("probe: error:") and "x.wav" in result.stderr

@@ -103,9 +103,9 @@ def test_with_a_classifier_accuracy_and_attributions_come_too(tmp_path: Path, or
                                               channels=4), tmp_path / "clf.pt")
     processed = _process(originals, tmp_path / "p", lambda x: x * 0.5)
     out = tmp_path / "out"
-    assert main(["compare", str(originals), str(processed), "--out", str(out), "--classifier", "small_cnn", "--weights",
+    assert main(["compare", str(originals), str(processed), "--out", str(out), "--classifier", "small_cnn", "--classifier-weights",
                  str(weights), "--methods", "saliency", "--attribution-clips", "4", "--bootstrap", "200", "--device", "cpu",
-                 "--quiet"]) == 0
+                 "--quiet", "--allow-untrained"]) == 0  # seeded weights stand in for a trained classifier
     folder = out / json.loads((out / "summary.json").read_text())["runs"][0]["folder"]
     accuracy = pd.read_parquet(folder / "accuracy_overall.parquet")
     assert set(accuracy.condition) == {"original", "after"}

@@ -1,4 +1,5 @@
-"""A full disk or a read-only output folder: a one-line error, exit code 2, and earlier outputs intact."""
+"""A full disk or a read-only output folder: a one-line error, exit code 3 (a runtime failure), and earlier outputs
+intact."""
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +57,8 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path: Path, two_runs: li
     before = _fingerprint(out)
     capsys.readouterr()
     with _read_only(parent):
-        assert main(["analyse", str(two_runs[0]), "--out", str(out), *FLAGS]) == 2
-        assert main(["report", str(out), "--out", str(parent / "site"), "--quiet"]) == 2
+        assert main(["analyse", str(two_runs[0]), "--out", str(out), *FLAGS]) == 3
+        assert main(["report", str(out), "--out", str(parent / "site"), "--quiet"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("probe: error: ") for line in err), err
     assert str(out) in err[0] and ("cannot write" in err[0] or "Permission denied" in err[0])
@@ -75,7 +76,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_earlier_outputs(tmp_path: Path,
     result = subprocess.run([sys.executable, "-m", "probe.app.cli", "analyse", str(two_runs[0]), "--out", str(out), *FLAGS],
                             capture_output=True, text=True, preexec_fn=small_disk, timeout=300,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.returncode == 3, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("probe: error: ") and "cannot write" in lines[0], result.stderr[-2000:]
     assert _fingerprint(out) == before
@@ -106,7 +107,7 @@ try:
     decode_split(load_esc50(sys.argv[1]), 16000, cache_dir=sys.argv[2], progress=False)
 except ProbeError as exc:
     print(f"probe: error: {exc}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(exc.exit_code)
 """
 
 
@@ -117,7 +118,7 @@ def test_a_cache_that_does_not_fit_on_the_disk_is_an_error_not_a_crash(tmp_path:
     with _small_filesystem(tmp_path / "small", "256k") as small:
         result = subprocess.run([sys.executable, "-c", DECODE_INTO, str(synthetic_root), str(small / "cache"), platform],
                                 capture_output=True, text=True, timeout=120)
-        assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+        assert result.returncode == 3, (result.returncode, result.stderr[-2000:])
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "cannot write the decoded-audio cache" in lines[0], result.stderr[-2000:]
         assert str(small / "cache") in lines[0] and "No space left on device" in lines[0]

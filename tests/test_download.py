@@ -100,15 +100,15 @@ def test_a_size_that_differs_from_the_published_one_is_refused_before_downloadin
 
 def test_cli_download_weights(server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     server.files["dymn10_as.pt"] = b"weights"
-    assert main(["download", "weights", "dymn10_as", "--dir", str(tmp_path), "--mirror", _url(server)]) == 0
+    assert main(["download", "weights", "dymn10_as", "--out", str(tmp_path), "--mirror", _url(server)]) == 0
     assert (tmp_path / "dymn10_as.pt").read_bytes() == b"weights"
     assert (tmp_path / "dymn10_as.pt.sha256").exists()
     # mn10_as has a published hash and size: a file that is not the release asset is refused.
     server.files["mn10_as_mAP_471.pt"] = b"not the release asset"
-    assert main(["download", "weights", "mn10_as", "--dir", str(tmp_path), "--mirror", _url(server)]) == 2
+    assert main(["download", "weights", "mn10_as", "--out", str(tmp_path), "--mirror", _url(server)]) == 3  # runtime
     assert "mn10_as_mAP_471.pt" in capsys.readouterr().err
     assert not (tmp_path / "mn10_as_mAP_471.pt").exists()
-    assert main(["download", "weights", "no_such_model", "--dir", str(tmp_path)]) == 2
+    assert main(["download", "weights", "no_such_model", "--out", str(tmp_path)]) == 2
     assert "unknown checkpoint" in capsys.readouterr().err
     assert main(["download", "weights", "--list"]) == 0
     listing = capsys.readouterr().out

@@ -64,7 +64,7 @@ def test_the_recipes_add_a_classifier_a_probe_and_an_analysis(plugin_env: dict[s
 
     run = tmp_path / "run"
     probe(plugin_env, "finetune", "--classifier", "mel_linear", "--probe", "loudness", "--data", f"esc50:{synthetic_root}",
-          "--epochs", "3", "--batch-size", "5", "--out", str(run), "--device", "cpu", "--quiet")
+          "--epochs", "3", "--batch-size", "5", "--out", str(run), "--device", "cpu", "--quiet", "--allow-untrained")
     objective = json.loads((run / "outputs" / "objective.json").read_text())
     assert objective["probe"] == "loudness" and "0.1 x linear gain" in objective["objective"]
     after, originals = np.load(run / "outputs" / "reconstructions_after.npy"), np.load(run / "outputs" / "originals.npy")
@@ -72,7 +72,7 @@ def test_the_recipes_add_a_classifier_a_probe_and_an_analysis(plugin_env: dict[s
 
     analysis, report = tmp_path / "analysis", tmp_path / "report"
     probe(plugin_env, "analyse", str(run), "--out", str(analysis), "--methods", "saliency", "--bootstrap", "100",
-          "--no-transfer", "--device", "cpu", "--quiet")
+          "--no-transfer", "--device", "cpu", "--quiet", "--allow-untrained")
     folder = next(p for p in analysis.iterdir() if p.is_dir() and p.name != "comparison")
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["tables"]["peak_level"] == "peak_level" and summary["probe"] == "loudness"

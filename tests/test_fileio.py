@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from probe.fileio import atomic_write, staged_directory, write_text
+from probe.fileio import atomic_write, write_text
+from probe.outputs import staged_directory
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
@@ -19,15 +20,15 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
 
 def test_a_staged_folder_replaces_the_old_one_whole_or_not_at_all(tmp_path: Path) -> None:
     target = tmp_path / "analysis"
-    with staged_directory(target) as staging:
+    with staged_directory(target, "report") as staging:
         (staging / "a.txt").write_text("first")
-    with pytest.raises(RuntimeError), staged_directory(target) as staging:
+    with pytest.raises(RuntimeError), staged_directory(target, "report") as staging:
         (staging / "a.txt").write_text("second, unfinished")
         raise RuntimeError("failed half-way")
     assert (target / "a.txt").read_text() == "first"
-    with staged_directory(target) as staging:
+    with staged_directory(target, "report") as staging:
         (staging / "b.txt").write_text("second")
-    assert [p.name for p in target.iterdir()] == ["b.txt"] and [p.name for p in tmp_path.iterdir()] == ["analysis"]
+    assert sorted(p.name for p in target.iterdir()) == [".probe-output.json", "b.txt"] and [p.name for p in tmp_path.iterdir()] == ["analysis"]
 
 
 def test_leftovers_of_a_killed_run_are_repaired_at_the_next_start(tmp_path: Path) -> None:
@@ -39,7 +40,7 @@ def test_leftovers_of_a_killed_run_are_repaired_at_the_next_start(tmp_path: Path
     stale = tmp_path / ".analysis.staging-x1"  # killed while building
     stale.mkdir()
     (stale / "half.txt").write_text("?")
-    with pytest.raises(RuntimeError), staged_directory(target):
+    with pytest.raises(RuntimeError), staged_directory(target, "report"):
         raise RuntimeError("this attempt fails too")
     assert (target / "a.txt").read_text() == "earlier, whole"
     assert [p.name for p in tmp_path.iterdir()] == ["analysis"]

@@ -105,13 +105,13 @@ def test_cross_validation_writes_one_run_per_fold(tmp_path: Path, synthetic_root
 def test_grid_runs_each_cell_once(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
     from probe.train.finetune import finetune_grid, parse_grid
 
-    grid = parse_grid([f"classifiers=small_cnn@{trained_classifier}", "autoencoder=tiny,random"])
+    grid = parse_grid([f"classifier=small_cnn@{trained_classifier}", "autoencoder=tiny,random"])
     assert [e.name for e in grid["autoencoder"]] == ["tiny", "random"]
     config = _config(tmp_path, synthetic_root, trained_classifier, epochs=1, out=str(tmp_path / "grid"))
-    runs = finetune_grid(config, {"classifiers": grid["classifiers"], "autoencoder": grid["autoencoder"][:1]})
+    runs = finetune_grid(config, {"classifier": grid["classifier"], "autoencoder": grid["autoencoder"][:1]})
     assert [r.path.name for r in runs] == ["small_cnn@small_cnn--tiny"] and runs[0].is_complete()
     written = runs[0].metrics.read_text()
-    finetune_grid(config, {"classifiers": grid["classifiers"], "autoencoder": grid["autoencoder"][:1]})
+    finetune_grid(config, {"classifier": grid["classifier"], "autoencoder": grid["autoencoder"][:1]})
     assert runs[0].metrics.read_text() == written
     with pytest.raises(ConfigError, match="grid items"):
         parse_grid(["classifier mn10"])

@@ -14,8 +14,8 @@ from probe.folds import FoldRecord, read_record, refuse_leak, select_on_next, su
 from probe.rundir import RunDir
 from probe.train.config import FinetuneConfig
 
-CLASSIFIER = ["train-classifier", "--classifier", "small_cnn", "--init", "none", "--option", "sample_rate=16000",
-              "--option", "channels=8", "--lr", "3e-3", "--batch-size", "8", "--device", "cpu", "--quiet", "--epochs", "1"]
+CLASSIFIER = ["train-classifier", "--classifier", "small_cnn", "--classifier-weights", "none", "--classifier-option", "sample_rate=16000",
+              "--classifier-option", "channels=8", "--lr", "3e-3", "--batch-size", "8", "--device", "cpu", "--quiet", "--epochs", "1"]
 IDENTITY = ["finetune", "--classifier", "small_cnn", "--autoencoder", "identity", "--epochs", "0", "--device", "cpu",
             "--quiet"]
 
@@ -157,11 +157,11 @@ def test_a_grid_of_fold_templates_names_cells_by_what_they_hold(per_fold_classif
     """The study's leak-free grid: per-fold classifiers (and AEs) through templates; cells named without the fold,
     every fold's run under its cell, and the setting's label the same on every fold (so that folds pool)."""
     template = f"{per_fold_classifiers}/fold-{{fold}}/best.pt"
-    assert main(["finetune", "--grid", f"classifiers=small_cnn@{template}", "autoencoder=identity", "--epochs", "0",
+    assert main(["finetune", "--grid", f"classifier=small_cnn@{template}", "autoencoder=identity", "--epochs", "0",
                  "--data", f"esc50:{synthetic_root}", "--folds", "1,2", "--out", str(tmp_path / "grid"), "--device",
                  "cpu", "--quiet"]) == 0
     cell = tmp_path / "grid" / "small_cnn@clf--identity"
-    assert sorted(p.name for p in cell.iterdir()) == ["fold-1", "fold-2"]
+    assert sorted(p.name for p in cell.iterdir() if p.is_dir()) == ["fold-1", "fold-2"]
     configs = [json.loads(RunDir(cell / f"fold-{k}").config.read_text())["config"] for k in (1, 2)]
     assert [c["classifier_weights"] for c in configs] == [template.format(fold=k) for k in (1, 2)]
 
@@ -176,7 +176,7 @@ def test_probe_analyse_pools_the_folds_and_every_table_names_its_run(per_fold_cl
     import probe.analyses
 
     grid = tmp_path / "grid"
-    assert main(["finetune", "--grid", f"classifiers=small_cnn@{per_fold_classifiers}/fold-{{fold}}/best.pt",
+    assert main(["finetune", "--grid", f"classifier=small_cnn@{per_fold_classifiers}/fold-{{fold}}/best.pt",
                  "autoencoder=spectral_gain", "--probe", "spectral-gain", "--epochs", "1", "--data",
                  f"esc50:{synthetic_root}", "--folds", "1,2", "--out", str(grid), "--device", "cpu", "--quiet"]) == 0
     runs = sorted(str(p) for p in grid.glob("*/fold-*"))
@@ -219,11 +219,11 @@ def test_a_grid_folder_with_no_complete_run_is_a_one_line_error(tmp_path: Path, 
 def test_a_shared_cache_decodes_each_split_once_for_the_whole_grid(per_fold_classifiers: Path, trained_classifier: Path,
                                                                    synthetic_root: Path, tmp_path: Path):
     cache = tmp_path / "cache"
-    assert main(["finetune", "--grid", f"classifiers=small_cnn@{per_fold_classifiers}/fold-1/best.pt,"
+    assert main(["finetune", "--grid", f"classifier=small_cnn@{per_fold_classifiers}/fold-1/best.pt,"
                  f"small_cnn@{trained_classifier}", "autoencoder=identity", "--epochs", "0", "--data",
                  f"esc50:{synthetic_root}", "--out", str(tmp_path / "grid"), "--cache-dir", str(cache), "--device",
                  "cpu", "--quiet"]) == 0
-    runs = sorted((tmp_path / "grid").iterdir())
+    runs = sorted(p for p in (tmp_path / "grid").iterdir() if p.is_dir())
     assert len(runs) == 2 and all(RunDir(run).is_complete() and not (run / "cache").exists() for run in runs)
     assert len(list(cache.glob("*.npy"))) == 2  # the training and the validation split, once for both cells
     assert json.loads(RunDir(runs[0]).config.read_text())["config"]["cache_dir"] == str(cache)

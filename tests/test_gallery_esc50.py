@@ -51,9 +51,9 @@ def study_gallery(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = root / "run"
     assert main(["finetune", "--classifier", "small_cnn", "--classifier-weights", str(weights), "--probe",
                  "spectral-gain", "--epochs", "1", "--clip-seconds", str(SECONDS), "--data", f"esc50:{data}",
-                 "--out", str(run), "--device", "cpu", "--quiet"]) == 0
+                 "--out", str(run), "--device", "cpu", "--quiet", "--allow-untrained"]) == 0
     assert main(["analyse", str(run), "--out", str(root / "analysis"), "--methods", "none", "--bootstrap", "200",
-                 "--device", "cpu", "--quiet"]) == 0
+                 "--device", "cpu", "--quiet", "--allow-untrained"]) == 0
     assert main(["report", str(root / "analysis"), "--out", str(root / "report"), "--quiet"]) == 0
     return root
 

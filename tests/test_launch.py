@@ -19,13 +19,13 @@ from probe.rundir import RunDir
 pytestmark = pytest.mark.slow
 pytest.importorskip("submitit")
 
-CLASSIFIER = ["train-classifier", "--classifier", "small_cnn", "--init", "none", "--option", "sample_rate=16000",
-              "--option", "channels=8", "--lr", "3e-3", "--batch-size", "8", "--device", "cpu", "--quiet", "--epochs", "1"]
+CLASSIFIER = ["train-classifier", "--classifier", "small_cnn", "--classifier-weights", "none", "--classifier-option", "sample_rate=16000",
+              "--classifier-option", "channels=8", "--lr", "3e-3", "--batch-size", "8", "--device", "cpu", "--quiet", "--epochs", "1"]
 EPOCHS = 3
 
 
 def _grid(root: Path, synthetic_root: Path, out: Path) -> list[str]:
-    return ["finetune", "--grid", f"classifiers=small_cnn@{root}/clfA/fold-{{fold}}/best.pt,"
+    return ["finetune", "--grid", f"classifier=small_cnn@{root}/clfA/fold-{{fold}}/best.pt,"
             f"small_cnn@{root}/clfB/fold-{{fold}}/best.pt", f"autoencoder=tiny,{root}/pre/fold-{{fold}}/best.pt",
             "--ae-option", "sample_rate=16000", "--ae-option", "channels=1", "--epochs", str(EPOCHS), "--lr", "3e-3",
             "--data", f"esc50:{synthetic_root}", "--folds", "1,2", "--out", str(out), "--device", "cpu", "--quiet",
@@ -89,7 +89,7 @@ def test_a_grid_of_local_tasks_resumes_a_killed_task_exactly_and_pools_its_folds
 def test_a_leak_is_refused_before_anything_is_submitted(tmp_path: Path, synthetic_root: Path, capsys):
     assert main([*CLASSIFIER, "--data", f"esc50:{synthetic_root}", "--out", str(tmp_path / "clf"), "--folds", "1"]) == 0
     out = tmp_path / "grid"
-    code = main(["finetune", "--grid", f"classifiers=small_cnn@{tmp_path}/clf/fold-1/best.pt", "autoencoder=identity",
+    code = main(["finetune", "--grid", f"classifier=small_cnn@{tmp_path}/clf/fold-1/best.pt", "autoencoder=identity",
                  "--epochs", "0", "--data", f"esc50:{synthetic_root}", "--folds", "1,2", "--out", str(out),
                  "--launcher", "local", "--quiet"])
     assert code == 2 and "validation fold 2" in capsys.readouterr().err and not out.exists()
@@ -97,7 +97,7 @@ def test_a_leak_is_refused_before_anything_is_submitted(tmp_path: Path, syntheti
 
 def test_a_failed_task_is_one_line_with_its_own_error(tmp_path: Path, capsys):
     """Every task failed: exit 2, and the line names the run and the task's error, not the path of its log."""
-    assert main(["finetune", "--grid", "classifiers=nosuchnet", "autoencoder=identity", "--epochs", "0", "--folds", "1",
+    assert main(["finetune", "--grid", "classifier=nosuchnet", "autoencoder=identity", "--epochs", "0", "--folds", "1",
                  "--out", str(tmp_path / "grid"), "--launcher", "local", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nosuchnet--identity" in err and "unknown classifier 'nosuchnet'" in err

@@ -40,7 +40,7 @@ def test_a_run_being_trained_refuses_a_second_process_and_status_says_so(tmp_pat
         assert main(_finetune(out, synthetic_root, trained_classifier, 400)) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and str(out) in err and f"pid {process.pid}" in err
-        assert main(["status", str(tmp_path / "grid"), "--json"]) == 0
+        assert main(["status", str(tmp_path / "grid"), "--format", "json"]) == 0
         (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert row["run"] == "cell" and row["state"] == "training" and row["epoch"] >= 1 and row["epochs"] == 400
         assert row["seconds_per_epoch"] > 0 and row["best"] is not None
@@ -48,7 +48,7 @@ def test_a_run_being_trained_refuses_a_second_process_and_status_says_so(tmp_pat
         process.kill()
         process.wait()
     # the killed process's lock died with it: status reads "stopped", and the run resumes here
-    assert main(["status", str(tmp_path / "grid"), "--json"]) == 0
+    assert main(["status", str(tmp_path / "grid"), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "stopped"
     assert main([*_finetune(out, synthetic_root, trained_classifier, 400), "--stop-after-epochs", "1"]) == 0
 
@@ -91,7 +91,7 @@ def test_a_run_that_fails_before_it_starts_leaves_no_folder_but_an_existing_one_
     existing.mkdir()
     (existing / "notes.txt").write_text("mine")
     for out in (fresh, existing):  # the dataset is refused after the run lock (and the folder) were taken
-        assert main(["finetune", "--classifier", "small_cnn", "--data", f"esc50:{tmp_path / 'empty'}", "--out",
+        assert main(["finetune", "--classifier", "small_cnn", "--allow-untrained", "--data", f"esc50:{tmp_path / 'empty'}", "--out",
                      str(out), "--quiet"]) == 2
     assert "meta/esc50.csv is missing" in capsys.readouterr().err
     assert not fresh.exists()

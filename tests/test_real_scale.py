@@ -81,7 +81,7 @@ def test_the_study_models_finetune_analyse_and_report_at_real_scale(tmp_path: Pa
     data = _esc50_folder(tmp_path / "esc50")
     weights = _published_checkpoints(tmp_path / "weights")
     runs = tmp_path / "runs"
-    grid = "classifiers=" + ",".join(f"{name}@{weights[name]}" for name in CLASSIFIERS)
+    grid = "classifier=" + ",".join(f"{name}@{weights[name]}" for name in CLASSIFIERS)
     assert main(["finetune", "--grid", grid, "--autoencoder", "archisound", "--ae-weights", str(weights["archisound"]),
                  "--data", f"esc50:{data}", "--epochs", "1", "--batch-size", "1", "--out", str(runs),
                  "--device", "cpu", "--quiet"]) == 0

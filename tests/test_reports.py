@@ -93,8 +93,8 @@ def test_names_are_html_escaped(tmp_path: Path, trained_classifier: Path) -> Non
     weights = save_classifier(classifier, tmp_path / "clf.pt")
     run = finetune(FinetuneConfig(classifier="small_cnn", classifier_weights=str(weights), autoencoder="tiny",
                                   ae_options={"sample_rate": 16000, "channels": 1}, data=f"folder:{root}", fold=1,
-                                  out=str(tmp_path / "run"), epochs=1, progress=False))
-    assert main(["analyse", str(run.path), "--out", str(tmp_path / "analysis"), *ANALYSE_FLAGS]) == 0
+                                  out=str(tmp_path / "run"), epochs=1, progress=False, allow_untrained=True))
+    assert main(["analyse", str(run.path), "--out", str(tmp_path / "analysis"), *ANALYSE_FLAGS, "--allow-untrained"]) == 0
     assert main(["report", str(tmp_path / "analysis"), "--out", str(tmp_path / "report"), "--quiet"]) == 0
     for page in (tmp_path / "report").rglob("*.html"):
         html = page.read_text()

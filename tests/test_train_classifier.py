@@ -12,8 +12,8 @@ from probe.app.cli import main
 from probe.models import load_classifier
 from probe.rundir import RunDir
 
-COMMON = ["train-classifier", "--classifier", "small_cnn", "--init", "none", "--option", "sample_rate=16000",
-          "--option", "channels=8", "--lr", "3e-3", "--batch-size", "8", "--device", "cpu", "--quiet"]
+COMMON = ["train-classifier", "--classifier", "small_cnn", "--classifier-weights", "none", "--classifier-option", "sample_rate=16000",
+          "--classifier-option", "channels=8", "--lr", "3e-3", "--batch-size", "8", "--device", "cpu", "--quiet"]
 ARGS = [*COMMON, "--epochs", "12"]
 
 

@@ -153,6 +153,25 @@ def run_cells(train: Train, cells: list[Config], resume: bool = False, jobs: int
     return [RunDir(results[name]) for name in names]
 
 
+def claim_runs(root: str | Path, cells: Sequence[Any]) -> None:
+    """Before any run of a grid or cross-validation starts: check every run's folder, and mark `root` and the
+    folders between it and the runs as probe's (`probe.outputs`). A user's folder given as --out is refused with
+    nothing written."""
+    from probe.outputs import check_output, claim_output
+
+    root = Path(root)
+    inputs = sorted({path for cell in cells for path in cell.input_paths()})
+    holders = {root}
+    for cell in cells:
+        out = Path(cell.out)
+        check_output(out, "run", cell.input_paths())
+        holders.update(folder for folder in out.parents if root in folder.parents)
+    for folder in sorted(holders):
+        check_output(folder, "runs", inputs)
+    for folder in sorted(holders):
+        claim_output(folder, "runs", inputs)
+
+
 def cell_names(cells: Sequence[Any]) -> list[str]:
     """Short unique names for runs: their output folders relative to the folder that holds them all."""
     outs = [Path(getattr(cell, "out", str(index))) for index, cell in enumerate(cells)]

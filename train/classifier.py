@@ -101,6 +101,7 @@ def fit_classifier(config: ClassifierTrainConfig, build: Callable[[], WaveformCl
     config = config.resolved()
     opened = open_run(config, resume)
     classifier = build().to(opened.device)
+    classifier.untrained = None  # this run trains it
     if not is_resuming(opened.run, resume):
         start_fresh(opened.run, config, {})
     result = train_loop(config, opened.run, classifier, objective(classifier), train_x.to(opened.device),
@@ -116,7 +117,7 @@ def initial_weights(config: ClassifierTrainConfig) -> Path | None:
         return None
     if config.init == "audioset":
         if config.classifier not in AUDIOSET_INIT:
-            raise ConfigError(None, f"no AudioSet weights for {config.classifier!r}; use --init none or a checkpoint path")
+            raise ConfigError(None, f"no AudioSet weights for {config.classifier!r}; use --classifier-weights none or a checkpoint path")
         return resolve_weights(AUDIOSET_INIT[config.classifier])
     return resolve_weights(config.init)
 
@@ -136,6 +137,7 @@ def train_classifier(config: ClassifierTrainConfig, resume: bool = False) -> Run
     weights = initial_weights(config)
     classifier = load_classifier(config.classifier, weights, dataset.num_classes, class_names=list(dataset.class_names),
                                  frozen=False, device=device, **config.classifier_options)
+    classifier.untrained = None  # this run trains it (at least one epoch)
     train, val = opened.decode(config, (train_set, val_set), classifier.sample_rate)
     (train_x, train_y), (val_x, val_y) = train.tensors(device), val.tensors(device)
     autocast = autocast_for(device)

@@ -88,6 +88,12 @@ class TrainingConfig:
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if key != "progress"}
 
+    def input_paths(self) -> tuple[str, ...]:
+        """What the run reads from disk (the data's folder, starting weights), for the output guard
+        (`probe.outputs`): the run's folder may neither lie inside one nor hold one."""
+        kind, _, folder = self.data.partition(":")
+        return tuple(path for path in (folder, self.ae_weights) if path)
+
 
 @dataclass(frozen=True)
 class FinetuneConfig(TrainingConfig):
@@ -118,8 +124,13 @@ class FinetuneConfig(TrainingConfig):
     objective: str = "labels"
     """What the classifier's loss compares against (`probe.train.objectives`): `labels` (cross-entropy, the study's),
     or `fidelity` (the KL divergence from its own output on the original: no labels needed)."""
+    allow_untrained: bool = False
+    """Probe a classifier without trained weights (refused otherwise: its preferences say nothing of a trained one)."""
 
     min_epochs = 0  # 0 epochs: evaluate an AE behind the classifier and store the outputs, untrained
+
+    def input_paths(self) -> tuple[str, ...]:
+        return (*super().input_paths(), *([self.classifier_weights] if self.classifier_weights else []))
 
     @property
     def probe_spec(self) -> ProbeSpec:
@@ -155,6 +166,14 @@ class FinetuneConfig(TrainingConfig):
             raise ConfigError(None, f"--per-class needs a probe with one curve per class "
                                     f"({', '.join(s.name for s in PROBES.values() if s.per_class)}), not {spec.name}")
 
+    def refuse_untrained(self) -> None:
+        """A built-in classifier without weights is untrained: refused (before anything is written) unless
+        `allow_untrained`. A checkpoint saved untrained is caught when it loads (`require_trained`)."""
+        if not self.allow_untrained and self.classifier_weights is None and _is_builtin_classifier(self.classifier):
+            raise ConfigError(None, f"--classifier {self.classifier} has no trained weights: give them with "
+                                    "--classifier-weights PATH (or a name from `probe download weights --list`), or "
+                                    "pass --allow-untrained to probe an untrained network on purpose")
+
     def objective_name(self) -> str:
         """How the report names what this run optimised."""
         from probe.train.objectives import OBJECTIVES
@@ -162,6 +181,13 @@ class FinetuneConfig(TrainingConfig):
         config = self.resolved()
         return config.probe_spec.objective_name(config.epochs, config.penalty, config.per_class,
                                                 OBJECTIVES.lookup(config.objective).describes)
+
+
+def _is_builtin_classifier(name: str) -> bool:
+    """Whether `name` is a registered classifier (built from code, so untrained without weights)."""
+    from probe.models.zoo import specs
+
+    return any(spec.name == name for spec in specs("classifier"))
 
 
 @dataclass(frozen=True)
@@ -183,7 +209,7 @@ class PretrainConfig(TrainingConfig):
 
 
 AUDIOSET_INIT = {"mn10": "mn10_as", "dymn10": "dymn10_as", "passt": "passt_as"}
-"""`--init audioset`: the published AudioSet checkpoint of each classifier (see `probe download weights --list`)."""
+"""`--classifier-weights audioset` (train-classifier): the published AudioSet checkpoint of each classifier (see `probe download weights --list`)."""
 RECIPE_LEARNING_RATE = {"others": 6e-5, "dymn10": 4e-5}
 """EfficientAT's ESC-50 learning rate per classifier (`others`: every classifier not named)."""
 
@@ -222,3 +248,7 @@ class ClassifierTrainConfig(TrainingConfig):
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in super().to_json().items() if k not in ("autoencoder", "ae_weights", "ae_options")}
+
+    def input_paths(self) -> tuple[str, ...]:
+        kind, _, folder = self.data.partition(":")
+        return tuple(path for path in (folder, self.init) if path)

@@ -20,7 +20,7 @@ from probe.errors import ConfigError
 from probe.fileio import safe_name, write_json
 from probe.folds import refuse_leaks, suspected_leak, warn_shared, with_fold
 from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
-from probe.models.classifiers import load_classifier
+from probe.models.classifiers import load_classifier, require_trained
 from probe.pipeline import ProbePipeline
 from probe.probes import Penalty
 from probe.progress import Progress
@@ -73,6 +73,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     """Run (or resume) one finetuning run; returns its run directory. Refused before anything is written when the
     classifier or the AE start learned from the validation fold (`probe.folds`)."""
     config = with_fold(config).resolved()
+    config.refuse_untrained()
     classifier_folds, selected_here = refuse_leaks(config)
     spec = config.probe_spec
     opened = open_run(config, resume)
@@ -89,6 +90,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
         class_names=list(dataset.class_names) if task.needs_labels else None, device=device,
         **config.classifier_options,
     )
+    require_trained(classifier, config.allow_untrained)
     data_classes = dataset.labelled and list(dataset.class_names) == classifier.class_names
     train, val = opened.decode(config, (train_set, val_set), classifier.sample_rate)
     (train_x, train_labels), (val_x, val_labels) = train.tensors(device), val.tensors(device)
@@ -123,6 +125,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
                                         "per_class": config.per_class, "control": spec.control,
                                         "targets": "labels" if task.needs_labels else "decisions",
                                         "multi_label": classifier.multi_label,
+                                        **({"classifier_untrained": classifier.untrained} if classifier.untrained else {}),
                                         "ae_sample_rate": int(getattr(autoencoder, "sample_rate", 0) or classifier.sample_rate),
                                         **(spec.record(autoencoder) if spec.record else {})})
         category_names, class_categories = ((dataset.category_names, dataset.class_categories) if data_classes
@@ -168,6 +171,7 @@ def check_cells(cells: list[FinetuneConfig]) -> None:
     checkpoint of unknown folds that serves several validation folds."""
     filled = [with_fold(cell) for cell in cells]
     for cell in filled:
+        cell.refuse_untrained()
         refuse_leaks(cell)
     warn_shared(filled, lambda text: print(f"probe finetune: {text}", file=sys.stderr, flush=True))
 
@@ -218,17 +222,22 @@ def _template_stem(template: str) -> str:
     return next((part for part in parts if part and part not in ("best", "latest")), "fold")
 
 
-GRID_AXES = ("classifiers", "autoencoder")
+GRID_AXES = ("classifier", "autoencoder")
+DEPRECATED_GRID_AXES = {"classifiers": "classifier", "autoencoders": "autoencoder"}
+"""Old spellings of the axes: they still work for one release, with a note."""
 
 
 def parse_grid(items: list[str]) -> dict[str, list[GridEntry]]:
-    """`["classifiers=mn10@W,dymn10@W", "autoencoder=archisound,random"]` -> entries per axis."""
+    """`["classifier=mn10@W,dymn10@W", "autoencoder=archisound,random"]` -> entries per axis."""
     grid: dict[str, list[GridEntry]] = {}
     for item in items:
         axis, sep, values = item.partition("=")
-        axis = {"classifier": "classifiers", "autoencoders": "autoencoder"}.get(axis, axis)
+        if axis in DEPRECATED_GRID_AXES:
+            print(f"probe: --grid {axis}= is deprecated and goes in the next release; use {DEPRECATED_GRID_AXES[axis]}=",
+                  file=sys.stderr)
+            axis = DEPRECATED_GRID_AXES[axis]
         if not sep or axis not in GRID_AXES or not values:
-            raise ConfigError(None, f"grid items look like classifiers=mn10,dymn10 or autoencoder=archisound,random; got {item!r}")
+            raise ConfigError(None, f"grid items look like classifier=mn10,dymn10 or autoencoder=archisound,random; got {item!r}")
         grid[axis] = [GridEntry.parse(v) for v in values.split(",") if v]
     return grid
 
@@ -254,7 +263,7 @@ def grid_cells(config: FinetuneConfig, grid: dict[str, list[GridEntry]],
     """The grid's runs: one (or one per fold) per classifier and probe setting, in OUT/CLASSIFIER--SETTING[/fold-K]."""
     from probe.train.loop import fold_configs
 
-    classifiers = grid.get("classifiers", [GridEntry(config.classifier, config.classifier_weights)])
+    classifiers = grid.get("classifier", [GridEntry(config.classifier, config.classifier_weights)])
     settings = grid.get("autoencoder", [GridEntry(config.autoencoder, config.ae_weights)])
     names = [entry.name for entry in classifiers]  # two checkpoints of one model: named by their folders
     classifiers = [replace(entry, label=entry.label or entry.folder) if names.count(entry.name) > 1 else entry
@@ -271,11 +280,12 @@ def finetune_grid(config: FinetuneConfig, grid: dict[str, list[GridEntry]], fold
                   resume: bool = False, jobs: int = 1, threads: int | None = None) -> list[RunDir]:
     """The study's grid (`grid_cells`), `jobs` runs at a time in worker processes, with `threads` torch threads each
     (`probe.train.cells.run_cells`)."""
-    from probe.train.cells import cell_names, run_cells
+    from probe.train.cells import cell_names, claim_runs, run_cells
 
     cells = grid_cells(config, grid, folds)
     say = Progress(config.progress, prefix="probe finetune: ")
     check_cells(cells)
+    claim_runs(config.out, cells)
     say(f"{len(cells)} run(s): " + ", ".join(cell_names(cells)) + (f"; {min(jobs, len(cells))} at a time" if jobs > 1 else ""))
     return run_cells(finetune, cells, resume, jobs, threads, say, cost=expected_cost)
 

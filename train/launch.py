@@ -15,6 +15,7 @@ from typing import Any
 
 from probe.errors import ConfigError
 from probe.fileio import write_json
+from probe.outputs import claim_output
 from probe.train.status import JOB_FILE
 
 LAUNCHERS = ("local", "slurm")
@@ -89,7 +90,7 @@ def submit_cells(cells: list[Any], grid: Path, launch: LaunchConfig) -> list[Any
     with executor.batch():
         jobs = [executor.submit(CellTask(cell, launch.cpus_per_task)) for cell in cells]
     for cell, job in zip(cells, jobs):
-        Path(cell.out).mkdir(parents=True, exist_ok=True)
+        claim_output(cell.out, "run", cell.input_paths())
         write_json(Path(cell.out) / JOB_FILE, {"job_id": str(job.job_id), "launcher": launch.launcher})
     return jobs
 
@@ -98,11 +99,13 @@ def launch_cells(config: Any, grid: dict[str, list[Any]] | None, folds: list[int
                  launch: LaunchConfig) -> tuple[list[Any], list[Any]]:
     """The grid's cells (or the folds of one run) as tasks, after the same leakage checks as a grid run here;
     returns the cells and their jobs."""
+    from probe.train.cells import claim_runs
     from probe.train.finetune import check_cells, grid_cells
     from probe.train.loop import fold_configs
 
     cells = grid_cells(config, grid, folds) if grid else fold_configs(config, folds or [config.fold])
     check_cells(cells)
+    claim_runs(config.out, cells)
     return cells, submit_cells(cells, Path(config.out), launch)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch import nn
 
 from probe.errors import ConfigError
 from probe.folds import FOLDS_FILE
+from probe.outputs import MARKER
 from probe.locks import release_run
 from probe.progress import Progress, bars_enabled
 from probe.rundir import RunDir
@@ -81,6 +83,9 @@ class OpenedRun:
         from probe.data import load_dataset
 
         # one rank generates synthetic data; the others read it
+        if self.dist.is_main and config.data.partition(":")[0] == "synthetic":
+            print(f"probe: note: --data {config.data}: training on synthetic clips, not recordings (give --data "
+                  "esc50:DIR, folder:DIR or audio:DIR for real audio)", file=sys.stderr, flush=True)
         dataset = self.dist.main_first(lambda: load_dataset(config.data, synthetic_root=self.run.path / "data"))
         train, validation = dataset.split(config.fold)
         if config.hold_out_folds:
@@ -134,7 +139,7 @@ def releasing_run(train: Callable) -> Callable:
             return train(config, *args, **kwargs)
         finally:
             run = RunDir(config.out)  # a run that failed before it started (no config.json) leaves no folder behind
-            release_run(run.path, tidy=() if run.config.is_file() else (FOLDS_FILE,))
+            release_run(run.path, tidy=() if run.config.is_file() else (FOLDS_FILE, MARKER))
 
     return wrapper
 
@@ -144,9 +149,11 @@ def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
     from probe.train.distributed import init_distributed
 
     from probe.folds import refuse_other_folds
+    from probe.outputs import check_output
 
     config.validate()
     run = RunDir(config.out)
+    check_output(run.path, "run", config.input_paths())
     if run.latest.exists() and not resume and not run.is_complete():
         raise ConfigError(run.path, "holds an unfinished run: pass --resume to continue it, or choose another --out")
     refuse_other_folds(run.path, config)
@@ -154,8 +161,11 @@ def open_run(config: TrainingConfig, resume: bool) -> OpenedRun:
     if dist.is_main:  # one process per run directory: a second is refused, naming the first
         from probe.fileio import remove_stale_temps
         from probe.locks import hold_run
+        from probe.outputs import marker_kind, write_marker
 
         hold_run(run.path)
+        if marker_kind(run.path) != "run":
+            write_marker(run.path, "run")
         remove_stale_temps(run.path)  # a killed predecessor's half-written files (never the artefacts themselves)
     if config.deterministic:
         import os
@@ -326,9 +336,10 @@ def run_folds(train: Callable[[Config, bool], RunDir], config: Config, folds: li
     """Cross-validation: one run per fold (`fold_configs`), `jobs` at a time (`probe.train.cells`); complete folds are
     skipped. `say` is told where each run selects when that is not its own fold."""
     from probe.folds import fold_list
-    from probe.train.cells import run_cells
+    from probe.train.cells import claim_runs, run_cells
 
     cells = fold_configs(config, folds, select_on)
+    claim_runs(config.out, cells)
     for fold, cell in zip(folds, cells):
         if say is not None and cell.fold != fold:
             say(f"{cell.out} selects on fold {cell.fold} and holds out {fold_list(cell.hold_out_folds)}")

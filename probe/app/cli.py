@@ -1,8 +1,9 @@
 """The `probe` command line: a thin layer from flags to config dataclasses to library calls.
 
 Heavy modules (torch, librosa, ...) are imported inside each command, so `probe --help`
-answers at once. A `ProbeError` becomes one line on stderr and exit code 2; `--debug`
-shows the traceback instead.
+answers at once. A `ProbeError` becomes one line on stderr and its exit code (2 bad input,
+3 a runtime failure); `--debug` shows the traceback instead. The conventions every command
+keeps are in `CONVENTIONS`, which `probe --help` prints.
 """
 from __future__ import annotations
 
@@ -14,11 +15,29 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from probe.app.flags import add_field, comma_list, default_of
+from probe.app.flags import Choices, add_field, comma_list, default_of, deprecated
 
+EXIT_PARTIAL = 1
 EXIT_USAGE = 2
+EXIT_FAILURE = 3
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+
+CONVENTIONS = """\
+conventions (every command):
+  --debug, -v/--verbose, -q/--quiet   accepted before or after the command
+  --classifier-weights, --ae-weights  a checkpoint: a path, or a name from `probe download weights --list`
+  --classifier-option, --ae-option    KEY=VALUE build options (repeatable)
+  --out DIR                           the output folder, always a folder; probe writes only into a new or empty
+                                      folder, or one it made for the same command, and never into a folder that
+                                      holds the command's inputs (predict writes a file: --out-file FILE)
+  --format                            the output format
+  --jobs N                            how many processes work at once
+  --allow-untrained                   probe a classifier without trained weights (refused otherwise)
+
+exit codes: 0 success; 1 some inputs of a batch failed (the others have results); 2 usage or bad input;
+3 a runtime failure (a full disk, a failed download or run); 130 interrupted; 143 terminated.
+Old flag spellings still work for one release and say what replaces them."""
 
 
 @dataclass(frozen=True)
@@ -27,16 +46,18 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    aliases: tuple[str, ...] = ()
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, help: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
-    """Register `run` as `probe NAME`; its arguments come from the function `<run>.arguments`."""
+def command(name: str, help: str, aliases: tuple[str, ...] = ()) -> Callable[[Callable[[argparse.Namespace], int]],
+                                                                            Callable[[argparse.Namespace], int]]:
+    """Register `run` as `probe NAME` (and its `aliases`); its arguments come from the function `<run>.arguments`."""
 
     def decorate(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        COMMANDS[name] = Command(name, help, getattr(run, "arguments", lambda parser: None), run)
+        COMMANDS[name] = Command(name, help, getattr(run, "arguments", lambda parser: None), run, aliases)
         return run
 
     return decorate
@@ -75,32 +96,50 @@ def run_models(args: argparse.Namespace) -> int:
 # --- probe predict ----------------------------------------------------------------------
 
 
-def _file_command_args(parser: argparse.ArgumentParser, config_class: type) -> None:
-    """Arguments shared by the commands that run a model over audio files."""
+def _file_command_args(parser: argparse.ArgumentParser, config_class: type, weights: str) -> None:
+    """Arguments shared by the commands that run a model over audio files; `weights` is the config's weights field
+    (`classifier_weights`, `ae_weights`)."""
     parser.add_argument("audio", nargs="+", help="audio files or folders of audio files")
-    parser.add_argument("--weights", help="checkpoint path or published checkpoint name (see `probe download weights --list`)")
+    flag = "--" + weights.replace("_", "-")
+    parser.add_argument(flag, dest=weights, metavar="CHECKPOINT",
+                        help="checkpoint path or published checkpoint name (see `probe download weights --list`)")
+    deprecated(parser, "--weights", flag, dest=weights)
     add_field(parser, config_class, "device", help="cpu, cuda, cuda:1, ...")
     add_field(parser, config_class, "strict", help="stop at the first unreadable file (exit 2) instead of going on")
 
 
-def _classifier_option_arg(parser: argparse.ArgumentParser) -> None:
+def _classifier_option_arg(parser: argparse.ArgumentParser, help: str | None = None) -> None:
     parser.add_argument("--classifier-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a classifier option (repeatable), e.g. multi_label=true for a tagger whose outputs are "
-                             "independent sigmoids and which does not say so itself, or revision=... for hf:")
+                        help=help or "a classifier option (repeatable), e.g. multi_label=true for a tagger whose outputs "
+                                     "are independent sigmoids and which does not say so itself, or revision=... for hf:")
+
+
+def _allow_untrained_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-untrained", action="store_true",
+                        help="go on with a classifier that has no trained weights (a built-in without "
+                             "--classifier-weights, a checkpoint saved untrained, a replaced head); refused otherwise, "
+                             "since an untrained network's preferences say nothing of a trained one")
+
+
+def _ae_weights_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ae-weights", metavar="CHECKPOINT",
+                        help="the autoencoder's starting weights (path or published name); {fold} is filled with the "
+                             "validation fold, e.g. runs/pre/fold-{fold}/best.pt")
 
 
 def _predict_args(parser: argparse.ArgumentParser) -> None:
     from probe.inference import PredictConfig
 
-    _file_command_args(parser, PredictConfig)
+    _file_command_args(parser, PredictConfig, "classifier_weights")
     parser.add_argument("--classifier", required=True,
                         help="a name from `probe models`, hf:PATH_OR_REPO (a transformers audio classifier), "
                              "or package.module:factory")
     add_field(parser, PredictConfig, "num_classes", type=int, help="class count",
               default_help="the checkpoint's head, else 50")
     _classifier_option_arg(parser)
-    parser.add_argument("--format", choices=["csv", "json"], default="csv")
-    parser.add_argument("--out", help="write here (atomically) instead of stdout")
+    parser.add_argument("--format", choices=["csv", "json"], default="csv", help="the output format (default: csv)")
+    parser.add_argument("--out-file", metavar="FILE", help="write the table to this file (atomically) instead of stdout")
+    deprecated(parser, "--out", "--out-file", dest="out_file")
 
 
 @command("predict", "classify audio files: predicted class and logits per file")
@@ -110,7 +149,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from probe.inference import PredictConfig, predict_files
 
-    config = PredictConfig(args.classifier, tuple(args.audio), args.weights, args.num_classes, args.device, args.strict,
+    config = PredictConfig(args.classifier, tuple(args.audio), args.classifier_weights, args.num_classes, args.device,
+                           args.strict,
                            classifier_options=_options(args.classifier_option, "--classifier-option"))
     results, class_names = predict_files(config)
     status = _batch_status(results)
@@ -126,15 +166,12 @@ def run_predict(args: argparse.Namespace) -> int:
             row.update({f"logit_{name}": value for name, value in zip(class_names, result.logits)})
         rows.append(row)
     text = json.dumps(rows, indent=2) + "\n" if args.format == "json" else _csv_text(rows)
-    _emit(text, args.out)
+    _emit(text, args.out_file)
     padded = sum(1 for r in results if r.padded_from is not None)
     if padded:
         print(f"probe: {padded} file(s) shorter than {args.classifier} takes were zero-padded; see padded_from_samples",
               file=sys.stderr)
     return status
-
-
-EXIT_PARTIAL = 1
 
 
 def _batch_status(results: list) -> int:
@@ -185,9 +222,10 @@ def _emit(text: str, out: str | None) -> None:
 def _reconstruct_args(parser: argparse.ArgumentParser) -> None:
     from probe.inference import ReconstructConfig
 
-    _file_command_args(parser, ReconstructConfig)
+    _file_command_args(parser, ReconstructConfig, "ae_weights")
     parser.add_argument("--autoencoder", required=True, help="archisound, random, tiny, or a probe AE checkpoint")
-    parser.add_argument("--out-dir", required=True, help="folder for the reconstructions (WAV at the AE's rate)")
+    parser.add_argument("--out", metavar="DIR", help="folder for the reconstructions (WAV at the AE's rate); required")
+    deprecated(parser, "--out-dir", "--out", dest="out")
 
 
 @command("reconstruct", "run an autoencoder over audio files and write the reconstructions")
@@ -195,7 +233,11 @@ def _reconstruct_args(parser: argparse.ArgumentParser) -> None:
 def run_reconstruct(args: argparse.Namespace) -> int:
     from probe.inference import ReconstructConfig, reconstruct_files
 
-    config = ReconstructConfig(args.autoencoder, tuple(args.audio), args.out_dir, args.weights, args.device, args.strict)
+    from probe.errors import ConfigError
+
+    if not args.out:
+        raise ConfigError(None, "probe reconstruct needs --out DIR, the folder for the reconstructions")
+    config = ReconstructConfig(args.autoencoder, tuple(args.audio), args.out, args.ae_weights, args.device, args.strict)
     results = reconstruct_files(config)
     for result in results:
         if result.output:
@@ -209,7 +251,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 def _download_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["esc50", "weights"], help="the dataset, or published checkpoints")
     parser.add_argument("names", nargs="*", help="checkpoint names (with `weights`); see --list")
-    parser.add_argument("--dir", help="target folder (default: $PROBE_HOME/data or $PROBE_HOME/weights)")
+    parser.add_argument("--out", metavar="DIR", help="target folder (default: $PROBE_HOME/data or $PROBE_HOME/weights)")
+    deprecated(parser, "--dir", "--out", dest="out")
     parser.add_argument("--list", action="store_true", help="list the downloadable checkpoints")
     parser.add_argument("--mirror", help="fetch from this base URL instead of the official one (file names unchanged)")
 
@@ -221,7 +264,7 @@ def run_download(args: argparse.Namespace) -> int:
     from probe.errors import ConfigError
 
     if args.what == "esc50":
-        root = dl.download_esc50(args.dir or dl.probe_home() / "data", mirror=args.mirror)
+        root = dl.download_esc50(args.out or dl.probe_home() / "data", mirror=args.mirror)
         print(f"ESC-50 is ready: use --data esc50:{root}")
         return 0
     sources = dl.weight_sources()
@@ -233,7 +276,7 @@ def run_download(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(None, f"unknown checkpoint {unknown[0]!r}; see `probe download weights --list`")
     for name in args.names:
-        path = dl.download_source(sources[name], args.dir or dl.default_weights_dir(), mirror=args.mirror)
+        path = dl.download_source(sources[name], args.out or dl.default_weights_dir(), mirror=args.mirror)
         print(f"{name}: {path}")
     return 0
 
@@ -252,10 +295,11 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
     parser.add_argument("--folds", help="cross-validation: comma-separated folds K, one run each in OUT/fold-K, "
                                         "validated on K (train-classifier and pretrain-ae: or on the next fold, see "
                                         "--select-on)")
-    parser.add_argument("--jobs", type=int, default=1,
+    parser.add_argument("--jobs", type=int, metavar="N",
                         help="with --folds or --grid: runs trained at once, each in its own process with an equal share "
-                             "of the cores (default: 1, one after another)")
-    parser.add_argument("--out", required=True, help="the run directory")
+                             "of the cores (default: 1, one after another; with --launcher: no limit)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the run directory (with --folds or --grid: the "
+                                                                    "folder of the runs)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     add_field(parser, config_class, "epochs", type=int, help="training epochs", default_help=epochs_help)
     add_field(parser, config_class, "learning_rate", "--lr", type=float, help="AdamW learning rate",
@@ -264,7 +308,8 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
     add_field(parser, config_class, "batch_size", help="effective batch size")
     add_field(parser, config_class, "micro_batch_size", type=int, help="accumulate micro-batches of this size up to --batch-size",
               default_help="the batch size" if default_of(config_class, "micro_batch_size") is None else None)
-    add_field(parser, config_class, "scheduler", help="cosine, onecycle, step, plateau, warmup_rampdown or none")
+    add_field(parser, config_class, "scheduler", choices=Choices(_scheduler_names),
+              help="learning-rate schedule: %(choices)s")
     add_field(parser, config_class, "seed", help="seeds the initialisation, the order and the augmentations")
     add_field(parser, config_class, "device", help="auto, cpu, cuda, cuda:1, ... (under torchrun: each rank's GPU)")
     add_field(parser, config_class, "clip_seconds", type=float, help="pad or crop every clip to this length",
@@ -279,7 +324,6 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
     add_field(parser, config_class, "cache_dir", type=str,
               help="decoded-clip cache shared by runs (shared: $PROBE_HOME/cache/decoded): a grid decodes each dataset "
                    "once", default_help="each run's own cache/")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 
 def _training_fields(args: argparse.Namespace) -> dict[str, object]:
@@ -290,6 +334,12 @@ def _training_fields(args: argparse.Namespace) -> dict[str, object]:
 
     return {f.name: getattr(args, f.name) for f in fields(TrainingConfig)
             if f.name not in ("autoencoder", "ae_weights", "ae_options", "hold_out_folds", "progress")}
+
+
+def _scheduler_names() -> list[str]:
+    from probe.train.schedulers import SCHEDULERS
+
+    return SCHEDULERS.names()
 
 
 def _parse_folds(text: str | None) -> list[int] | None:
@@ -319,7 +369,7 @@ def _train_each_fold(command_name: str, train, config, args: argparse.Namespace,
     if args.select_on != "scored" and not folds:
         raise ConfigError(None, f"--select-on {args.select_on} takes effect with --folds; for one run give --fold (the "
                                 "fold to select on) and --hold-out (the fold to keep out)")
-    runs = (run_folds(train, config, folds, args.resume, args.jobs, args.select_on,
+    runs = (run_folds(train, config, folds, args.resume, args.jobs or 1, args.select_on,
                       say=lambda text: print(f"probe {command_name}: {text}", flush=True))
             if folds else [train(config, args.resume)])
     for run in runs:
@@ -343,8 +393,10 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     probes = PROBES.ensure_loaded()
     add_field(parser, FinetuneConfig, "classifier", help="a name from `probe models`, hf:PATH_OR_REPO (a transformers "
                                                         "audio classifier), or package.module:factory")
-    parser.add_argument("--classifier-weights", help="the classifier's checkpoint (path or published name); {fold} is "
-                                                     "filled with the validation fold, e.g. passt_esc50_fold{fold}")
+    parser.add_argument("--classifier-weights", metavar="CHECKPOINT",
+                        help="the classifier's checkpoint (path or published name); {fold} is filled with the "
+                             "validation fold, e.g. passt_esc50_fold{fold}")
+    _allow_untrained_arg(parser)
     _classifier_option_arg(parser)
     parser.add_argument("--probe", choices=list(probes),
                         help="; ".join(f"{spec.name}: {spec.description}" for spec in probes.values())
@@ -352,11 +404,11 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, FinetuneConfig, "autoencoder", help="archisound, random, tiny, or a probe AE checkpoint")
     parser.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an autoencoder build option, e.g. sample_rate=48000 channels=2 with --probe identity (repeatable)")
-    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name); {fold} is "
-                                             "filled with the validation fold, e.g. runs/pre/fold-{fold}/best.pt")
+    _ae_weights_arg(parser)
     for spec in probes.values():
         if spec.penalty is not None:
             parser.add_argument(f"--{spec.penalty.name}-penalty", type=float, dest=f"penalty_{spec.penalty.name}",
+                                metavar="WEIGHT",
                                 help=f"{spec.penalty.help} (default for --probe {spec.name}: {spec.penalty.default:g})")
     add_field(parser, FinetuneConfig, "per_class",
               help="one curve per class, each trained on its class's clips (--probe "
@@ -368,7 +420,7 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, FinetuneConfig, "finetune_encoder", help="train the AE's encoder")
     add_field(parser, FinetuneConfig, "finetune_decoder", help="train the AE's decoder")
     parser.add_argument("--grid", nargs="+", metavar="AXIS=NAME[@WEIGHTS],...",
-                        help="run a grid into OUT/CLASSIFIER--AE, e.g. classifiers=mn10@mn10.pt,passt@passt_esc50_fold1 "
+                        help="run a grid into OUT/CLASSIFIER--AE, e.g. classifier=mn10@mn10.pt,passt@passt_esc50_fold1 "
                              "autoencoder=archisound@pretrained.pt,random; complete runs are skipped")
     _training_args(parser, FinetuneConfig, epochs_help=_probe_defaults("epochs"),
                    learning_rate_help=_probe_defaults("learning_rate"))
@@ -377,12 +429,12 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
                          help="submit the cells through submitit: slurm (one array job, a task per cell; returns "
                               "at once: watch with `probe status OUT`) or local (the same tasks as processes here; "
                               "waits)")
-    cluster.add_argument("--partition", help="SLURM partition")
-    cluster.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per task (default: 0)")
-    cluster.add_argument("--cpus-per-task", type=int, help="CPUs per task")
-    cluster.add_argument("--time-min", type=int, default=24 * 60, help="time limit per task in minutes (default: "
-                                                                       "1440); a task past it is requeued and resumes")
-    cluster.add_argument("--parallel", type=int, help="at most this many tasks at once")
+    cluster.add_argument("--partition", metavar="NAME", help="SLURM partition")
+    cluster.add_argument("--gpus-per-task", type=int, default=0, metavar="N", help="GPUs per task (default: 0)")
+    cluster.add_argument("--cpus-per-task", type=int, metavar="N", help="CPUs per task")
+    cluster.add_argument("--time-min", type=int, default=24 * 60, metavar="MINUTES",
+                         help="time limit per task in minutes (default: 1440); a task past it is requeued and resumes")
+    deprecated(cluster, "--parallel", "--jobs", dest="jobs", type=int)
     cluster.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
                          help="an extra sbatch option, e.g. --sbatch account=abc (repeatable)")
 
@@ -415,7 +467,8 @@ def run_finetune(args: argparse.Namespace) -> int:
                             classifier_options=_options(args.classifier_option, "--classifier-option"),
                             autoencoder=args.autoencoder, ae_weights=args.ae_weights,
                             ae_options=_options(args.ae_option, "--ae-option"), per_class=args.per_class,
-                            objective=args.objective, finetune_encoder=args.finetune_encoder, finetune_decoder=args.finetune_decoder,
+                            objective=args.objective, finetune_encoder=args.finetune_encoder,
+                            finetune_decoder=args.finetune_decoder, allow_untrained=args.allow_untrained,
                             progress=not args.quiet)
     config = replace(config, penalty=_penalty(args, config.probe_spec.name))
     config.validate()
@@ -423,9 +476,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.launcher:
         return _launch(config, args, folds)
     if args.grid:
-        runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume, jobs=args.jobs)
+        runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume, jobs=args.jobs or 1)
     elif folds:
-        runs = finetune_folds(config, folds, resume=args.resume, jobs=args.jobs)
+        runs = finetune_folds(config, folds, resume=args.resume, jobs=args.jobs or 1)
     else:
         runs = [finetune(config, resume=args.resume)]
     return _report_runs("finetune", runs)
@@ -442,7 +495,7 @@ def _launch(config, args: argparse.Namespace, folds: list[int] | None) -> int:
     if not (args.grid or folds):
         raise ConfigError(None, "--launcher submits a grid's cells or folds: give --grid or --folds")
     launch = LaunchConfig(args.launcher, None, args.partition, args.gpus_per_task, args.cpus_per_task, args.time_min,
-                          args.parallel, {key: str(value) for key, value in _options(args.sbatch, "--sbatch").items()})
+                          args.jobs, {key: str(value) for key, value in _options(args.sbatch, "--sbatch").items()})
     cells, jobs = launch_cells(config, parse_grid(args.grid) if args.grid else None, folds, launch)
     say = Progress(config.progress, prefix="probe finetune: ")
     if launch.launcher == "slurm":
@@ -452,7 +505,7 @@ def _launch(config, args: argparse.Namespace, folds: list[int] | None) -> int:
     failures = wait_for(jobs, cells, say)
     for failure in failures:
         print(f"probe: error: {failure}", file=sys.stderr)
-    return (2 if len(failures) == len(cells) else 1) if failures else _report_runs(
+    return (EXIT_USAGE if len(failures) == len(cells) else EXIT_PARTIAL) if failures else _report_runs(
         "finetune", [RunDir(cell.out) for cell in cells])
 
 
@@ -460,8 +513,7 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
     from probe.train.config import PretrainConfig
 
     add_field(parser, PretrainConfig, "autoencoder", help="where to start: random (Xavier), archisound, tiny, or a checkpoint")
-    parser.add_argument("--ae-weights", help="the autoencoder's starting weights (path or published name); {fold} is "
-                                             "filled with the validation fold, e.g. runs/pre/fold-{fold}/best.pt")
+    _ae_weights_arg(parser)
     parser.add_argument("--ae-option", action="append", default=[], metavar="KEY=VALUE",
                         help="build option of the autoencoder, e.g. sample_rate=16000 for tiny (repeatable)")
     add_field(parser, PretrainConfig, "stft_weight", help="add this times a multi-resolution STFT loss to the MSE")
@@ -472,7 +524,8 @@ def _pretrain_args(parser: argparse.ArgumentParser) -> None:
 def _fold_selection_args(parser: argparse.ArgumentParser, config_class: type) -> None:
     from probe.folds import SELECT_ON
 
-    add_field(parser, config_class, "hold_out_folds", "--hold-out", type=lambda text: tuple(map(int, comma_list(text))),
+    add_field(parser, config_class, "hold_out_folds", "--hold-out", metavar="FOLDS",
+              type=lambda text: tuple(map(int, comma_list(text))),
               help="folds neither trained nor selected on: the fold the finetuned probes will be analysed on")
     parser.add_argument("--select-on", choices=tuple(SELECT_ON), default="scored",
                         help="with --folds, where run OUT/fold-K picks its best.pt: on fold K (cross-validation's usual "
@@ -497,13 +550,15 @@ def _train_classifier_args(parser: argparse.ArgumentParser) -> None:
     from probe.train.config import ClassifierTrainConfig
 
     add_field(parser, ClassifierTrainConfig, "classifier", help="mn10, dymn10, passt, small_cnn, ...")
-    add_field(parser, ClassifierTrainConfig, "init",
-              help="audioset (the published AudioSet weights, re-headed), none, or a checkpoint path")
+    add_field(parser, ClassifierTrainConfig, "init", "--classifier-weights", metavar="CHECKPOINT",
+              help="where training starts: audioset (the published AudioSet weights, re-headed), none (random), or a "
+                   "checkpoint path or published name")
+    deprecated(parser, "--init", "--classifier-weights", dest="init")
     add_field(parser, ClassifierTrainConfig, "mixup_alpha", "--mixup", help="mixup alpha (0: off)")
     add_field(parser, ClassifierTrainConfig, "gain_db", help="random gain within +-this many dB (0: off)")
     add_field(parser, ClassifierTrainConfig, "roll", help="random time roll")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a classifier build option, e.g. sample_rate=16000 for small_cnn (repeatable)")
+    _classifier_option_arg(parser, "a classifier build option, e.g. sample_rate=16000 for small_cnn (repeatable)")
+    deprecated(parser, "--option", "--classifier-option", dest="classifier_option", append=True)
     _fold_selection_args(parser, ClassifierTrainConfig)
     from probe.train.config import RECIPE_LEARNING_RATE
 
@@ -534,11 +589,12 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     from probe.train.classifier import ClassifierTrainConfig, train_classifier
 
     config = ClassifierTrainConfig(**_training_fields(args), classifier=args.classifier,
-                                   classifier_options=_options(args.option), init=args.init, mixup_alpha=args.mixup_alpha,
+                                   classifier_options=_options(args.classifier_option, "--classifier-option"),
+                                   init=args.init, mixup_alpha=args.mixup_alpha,
                                    gain_db=args.gain_db, roll=args.roll,
                                    hold_out_folds=tuple(args.hold_out_folds or ()), progress=not args.quiet)
     return _train_each_fold("train-classifier", train_classifier, config, args,
-                            lambda run: f"load it with --classifier {args.classifier} --weights {run.best}")
+                            lambda run: f"load it with --classifier {args.classifier} --classifier-weights {run.best}")
 
 
 # --- probe analyse / probe compare --------------------------------------------------------
@@ -548,8 +604,10 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     """The settings `probe analyse` and `probe compare` share (AnalyseConfig's, ShiftSettings', AttributionSettings')."""
     from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
 
-    add_field(parser, AnalyseConfig, "band_sets", help="comma-separated: octave, third_octave, mel")
-    add_field(parser, ShiftSettings, "correction", help="multiple-test correction across bands: holm or fdr")
+    add_field(parser, AnalyseConfig, "band_sets", choices=Choices(_band_set_names, multiple=True),
+              help="band sets, comma-separated: %(choices)s")
+    add_field(parser, ShiftSettings, "correction", choices=Choices(_correction_names),
+              help="multiple-test correction across bands: %(choices)s")
     add_field(parser, ShiftSettings, "n_boot", "--bootstrap", help="bootstrap resamples for the confidence intervals")
     add_field(parser, ShiftSettings, "level", help="confidence level of the intervals")
     add_field(parser, ShiftSettings, "threshold_db", help="shift beyond which a band counts as suppressed/boosted")
@@ -558,7 +616,8 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, ShiftSettings, "clip_floor_db", type=float,
               help="per clip, bands this far below the clip's loudest band are left out of the band-shift means "
                    "(they held next to nothing); a negative value keeps every clip")
-    add_field(parser, AttributionSettings, "methods", help="attribution methods, comma-separated, or none")
+    add_field(parser, AttributionSettings, "methods", choices=Choices(_attribution_names, multiple=True),
+              help="attribution methods, comma-separated (%(choices)s), or none")
     add_field(parser, AttributionSettings, "max_clips", "--attribution-clips", type=int,
               help="attribute at most this many clips per run", default_help="64 on a GPU, 16 on a CPU")
     add_field(parser, AttributionSettings, "max_memory_gb", "--max-memory", type=float,
@@ -576,7 +635,25 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
               help="write the residual audio (original - finetuned reconstruction) for the examples or all clips")
     add_field(parser, AnalyseConfig, "seed", help="seeds every random draw of the analysis")
     add_field(parser, AnalyseConfig, "device", help="auto, cpu, cuda, ...")
-    parser.add_argument("--quiet", action="store_true")
+    _allow_untrained_arg(parser)
+
+
+def _band_set_names() -> list[str]:
+    from probe.analyses.bands import BAND_SETS
+
+    return BAND_SETS.names()
+
+
+def _correction_names() -> list[str]:
+    from probe.analyses.stats import CORRECTIONS
+
+    return list(CORRECTIONS)
+
+
+def _attribution_names() -> list[str]:
+    from probe.analyses.attribution import ATTRIBUTION_METHODS
+
+    return ATTRIBUTION_METHODS.names()
 
 
 def _int_pair(values, flag: str) -> tuple[int, int]:
@@ -610,7 +687,7 @@ def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: b
                                          occlusion_patch=_int_pair(args.occlusion_patch, "--occlusion-patch"),
                                          sanity_clips=args.sanity_clips, randomisation_stages=args.randomisation_stages),
         examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
-        progress=not args.quiet,
+        progress=not args.quiet, allow_untrained=args.allow_untrained,
     )
     check_names(config)
     return config
@@ -625,7 +702,8 @@ def _analyse_args(parser: argparse.ArgumentParser) -> None:
     _analysis_settings_args(parser)
 
 
-@command("analyse", "band-energy shifts, spectra, accuracy, attributions and transfer from finetune runs")
+@command("analyse", "band-energy shifts, spectra, accuracy, attributions and transfer from finetune runs",
+         aliases=("analyze",))
 @arguments(_analyse_args)
 def run_analyse(args: argparse.Namespace) -> int:
     from probe.analyses.analyse import analyse
@@ -643,12 +721,13 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, CompareConfig, "out", help="the analysis folder (replaced atomically); `probe report` reads it")
     add_field(parser, CompareConfig, "classifier", type=str,
               help="also score a classifier on both sides (a name from `probe models`, or hf:PATH_OR_REPO)")
-    add_field(parser, CompareConfig, "weights", type=str, help="the classifier's checkpoint")
+    add_field(parser, CompareConfig, "classifier_weights", type=str, help="the classifier's checkpoint")
+    deprecated(parser, "--weights", "--classifier-weights", dest="classifier_weights")
     _classifier_option_arg(parser)
     add_field(parser, CompareConfig, "categories_csv", "--categories", type=str, help="a class,category CSV for the class folders")
     add_field(parser, CompareConfig, "sample_rate", type=int, help="analysis rate",
               default_help="the classifier's, else the first original's")
-    parser.add_argument("--max-lag-ms", type=float, default=1000 * default_of(CompareConfig, "max_lag_seconds"),
+    parser.add_argument("--max-lag-ms", type=float, metavar="MS", default=1000 * default_of(CompareConfig, "max_lag_seconds"),
                         help=f"search a delay of the processed side up to this "
                              f"(default: {1000 * default_of(CompareConfig, 'max_lag_seconds'):g})")
     _analysis_settings_args(parser)
@@ -659,7 +738,8 @@ def _compare_args(parser: argparse.ArgumentParser) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from probe.analyses.compare import CompareConfig, compare
 
-    config = CompareConfig(args.originals, args.processed, args.out, args.classifier, args.weights, args.categories_csv,
+    config = CompareConfig(args.originals, args.processed, args.out, args.classifier, args.classifier_weights,
+                           args.categories_csv,
                            args.sample_rate, args.max_lag_ms / 1000, device=args.device,
                            classifier_options=_options(args.classifier_option, "--classifier-option"))
     out = compare(config, _analyse_config(args, (args.originals, args.processed), transfer=False))
@@ -675,12 +755,12 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("analyses", nargs="+", help="analysis folders written by `probe analyse`")
     add_field(parser, ReportConfig, "out", help="the report folder (replaced atomically)")
-    add_field(parser, ReportConfig, "band_set", choices=["octave", "third_octave"], help="band set of the overview profiles")
+    add_field(parser, ReportConfig, "band_set", choices=["octave", "third_octave"],
+              help="band set of the overview profiles: %(choices)s")
     add_field(parser, ReportConfig, "attribution_method", type=str, help="the attribution method the pages show",
               default_help="the first analysed")
     add_field(parser, ReportConfig, "jobs", type=int, help="processes that draw the figures (1: in this one)",
               default_help="one per core, at most 4")
-    parser.add_argument("--quiet", action="store_true")
 
 
 @command("report", "write the HTML report (one page per classifier, by category, with audio) from analyses")
@@ -696,7 +776,9 @@ def run_report(args: argparse.Namespace) -> int:
 
 def _status_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folders", nargs="+", help="a grid's folder (or any folder of run directories, or one run)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per run instead of the table")
+    parser.add_argument("--format", choices=["table", "json"], default="table",
+                        help="a table, or one JSON object per run (default: table)")
+    deprecated(parser, "--json", "--format json", dest="format", const="json")
 
 
 @command("status", "where every run of a grid stands: state, epoch, best score, time per epoch, job id")
@@ -708,7 +790,7 @@ def run_status(args: argparse.Namespace) -> int:
 
     for folder in args.folders:
         rows = grid_status(folder)
-        if args.json:
+        if args.format == "json":
             for row in rows:
                 print(json.dumps(row))
         else:
@@ -718,11 +800,12 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _figures_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("analyses", nargs="+", help="analysis folders written by `probe analyse`")
-    parser.add_argument("--out", default="figures", help="folder for the figure files")
+    parser.add_argument("--out", default="figures", metavar="DIR", help="folder for the figure files (default: figures)")
     from probe.reports.config import FIGURE_FORMATS
 
-    parser.add_argument("--format", default=",".join(FIGURE_FORMATS), type=comma_list,
-                        help=f"comma-separated: {', '.join(FIGURE_FORMATS)} (default: all)")
+    formats = Choices(lambda: FIGURE_FORMATS, multiple=True)
+    parser.add_argument("--format", default=FIGURE_FORMATS, type=formats.parse, metavar="A,B,...", choices=formats,
+                        help="the figure formats, comma-separated: %(choices)s (default: all)")
 
 
 @command("figures", "write the comparison figures alone, sized for papers")
@@ -733,10 +816,9 @@ def run_figures(args: argparse.Namespace) -> int:
 
     from probe.reports.config import FIGURE_FORMATS
 
-    formats = args.format
-    unknown = [f for f in formats if f not in FIGURE_FORMATS]
-    if unknown or not formats:
-        raise ConfigError(None, f"--format takes {', '.join(FIGURE_FORMATS)}, got {','.join(formats) or 'none'!r}")
+    formats = tuple(args.format)
+    if not formats:
+        raise ConfigError(None, f"--format takes one or more of {', '.join(FIGURE_FORMATS)}")
     written = write_paper_figures(list(args.analyses), args.out, formats)
     print(f"probe figures: wrote {len(written)} files to {args.out}")
     return 0
@@ -758,7 +840,6 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, DemoConfig, "objective", choices=OBJECTIVES.names(),
               help="the probes' objective; fidelity probes the same planted CNNs with the labels withheld, beside the "
                    "labelled runs (runs-fidelity/, report-fidelity/, planted-fidelity.json)")
-    parser.add_argument("--quiet", action="store_true")
 
 
 @command("demo", "the whole study offline in minutes: planted classifiers, probes, analyses and the HTML report")
@@ -775,19 +856,31 @@ def run_demo(args: argparse.Namespace) -> int:
 # --- entry point ------------------------------------------------------------------------
 
 
+def _global_flags(parser: argparse.ArgumentParser, default: object = False) -> None:
+    """The flags every command takes, before or after its name (after it, `default` is SUPPRESS, so that a flag given
+    before the name is not reset)."""
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks instead of one-line errors")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bars or progress lines (results, warnings and errors still print)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from probe import __version__
 
     parser = argparse.ArgumentParser(
         prog="probe",
         description="What do deep networks like to hear? Autoencoder probes for trained audio classifiers.",
+        epilog=CONVENTIONS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"probe {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    _global_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS.values():
-        cmd.add_arguments(sub.add_parser(cmd.name, help=cmd.help, description=cmd.help))
+        command_parser = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, aliases=list(cmd.aliases))
+        cmd.add_arguments(command_parser)
+        _global_flags(command_parser.add_argument_group("global flags"), argparse.SUPPRESS)
+        command_parser.set_defaults(command=cmd.name)
     return parser
 
 
@@ -799,7 +892,10 @@ def main(argv: list[str] | None = None) -> int:
     except ProbeError as exc:
         print(f"probe: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (argparse said why) or --help / --version
+        return int(exc.code or 0)
     from probe.rundir import record_command
 
     record_command(sys.argv[1:] if argv is None else list(argv))
@@ -815,13 +911,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"probe: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     except Terminated:
         print("probe: terminated; run the same command (with --resume for training) to continue", file=sys.stderr)
         return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:
+        if args.debug:
+            raise
+        import traceback
+
+        traceback.print_exc()  # a bug, not the user's input: keep the whole story
+        print("probe: error: an unexpected failure (the traceback above); please report it", file=sys.stderr)
+        return EXIT_FAILURE
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

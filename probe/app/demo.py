@@ -24,6 +24,7 @@ from pathlib import Path
 
 from probe.errors import ConfigError
 from probe.fileio import write_json
+from probe.outputs import check_output, claim_output
 from probe.progress import Progress
 from probe.rundir import AnalysisDir, RunDir
 
@@ -100,9 +101,15 @@ def run_demo(config: DemoConfig) -> Path:
     the analysis folder)."""
     import torch
 
+    check_output(config.out, "demo", _inputs(config))
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     return _study(config) if config.data else _synthetic(config)
+
+
+def _inputs(config: DemoConfig) -> tuple[str, ...]:
+    """What the demo reads (study mode: the data and the weights), for the output guard."""
+    return tuple(path for path in ((config.data or "").partition(":")[2], config.weights_dir) if path)
 
 
 # --- the synthetic demo with a planted answer --------------------------------------------------
@@ -115,7 +122,7 @@ def _synthetic(config: DemoConfig) -> Path:
     from probe.train.finetune import FinetuneConfig, GridEntry, expected_cost, grid_cells
     from probe.train.pretrain import PretrainConfig
 
-    out = Path(config.out)
+    out = claim_output(config.out, "demo")
     step = Progress(config.progress, total=4)
     synthetic = SyntheticConfig(seed=config.seed)
     step(f"synthetic dataset: {synthetic.num_classes} classes in 5 categories, {synthetic.sample_rate} Hz, "
@@ -151,7 +158,7 @@ def _synthetic(config: DemoConfig) -> Path:
         raise ConfigError(None, f"no probe to run: the planted classifiers are {', '.join(PLANTED)}; the probe settings "
                                 f"{', '.join(s.label for s in settings)}")
     classifiers, settings = chosen, chosen_settings
-    cells = grid_cells(base, {"classifiers": classifiers, "autoencoder": settings})
+    cells = grid_cells(base, {"classifier": classifiers, "autoencoder": settings})
     names = cell_names(cells)
     tasks = [Task(name, _planted_classifier, (name, index, dataset, synthetic, folder, config),
                   cost=config.classifier_epochs * RELATIVE_EPOCH_COST["classifier"])
@@ -211,6 +218,7 @@ def _planted_classifier(name: str, index: int, dataset, synthetic, folder: Path,
     path = folder / f"{name}.pt"
     if path.is_file():
         return path
+    claim_output(folder / name, "run")  # its decode cache goes there before the run starts
     train_set, val_set = dataset.split()
     targets = np.array([clip.target for clip in train_set.clips])
     clips = render_planted_clips(targets, PLANTED[name], np.random.default_rng([config.seed, index]), synthetic)
@@ -297,7 +305,7 @@ def _study(config: DemoConfig) -> Path:
     if missing:
         raise ConfigError(weights, f"missing {', '.join(missing)} (probe download weights ...; the mn10/dymn10 ESC-50 "
                                    "checkpoints are your own, named as shown)")
-    out = Path(config.out)
+    out = claim_output(config.out, "demo", _inputs(config))
     step = Progress(config.progress, total=4)
     step("pretraining the ArchiSound AE on ESC-50 by MSE (the study's pretrained setting)")
     pretrained = pretrain_autoencoder(PretrainConfig(autoencoder="archisound", ae_weights=str(weights / STUDY_AE),
@@ -305,7 +313,7 @@ def _study(config: DemoConfig) -> Path:
                                                      device=config.device, seed=config.seed, progress=config.progress,
                                                      **PRETRAIN_FOLDS))
     step("finetuning the grid: 3 classifiers x (pretrained, random)")
-    grid = {"classifiers": [GridEntry(name, str(weights / filename)) for name, filename in STUDY_CLASSIFIERS.items()],
+    grid = {"classifier": [GridEntry(name, str(weights / filename)) for name, filename in STUDY_CLASSIFIERS.items()],
             "autoencoder": [GridEntry(str(pretrained.best), label="pretrained AE"), GridEntry("random", label="random AE")]}
     base = FinetuneConfig(data=config.data, out=str(out / f"runs{config.suffix}"), seed=config.seed, device=config.device,
                           objective=config.objective,

@@ -9,8 +9,9 @@ comma-separated list.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import MISSING, fields
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 
 def default_of(config_class: type, name: str) -> Any:
@@ -30,6 +31,102 @@ def comma_list(text: str) -> tuple[str, ...]:
     return tuple(item for item in text.split(",") if item and item != "none")
 
 
+def choice_list(names: Iterable[str]) -> Callable[[str], tuple[str, ...]]:
+    """A type for a comma-separated list whose items must be among `names` (a registry's): argparse's `choices` for
+    lists. An unknown item is a usage error that lists the choices."""
+    known = tuple(names)
+
+    def parse(text: str) -> tuple[str, ...]:
+        items = comma_list(text)
+        unknown = [item for item in items if item not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {unknown[0]!r}; choose from {', '.join(known)}")
+        return items
+
+    return parse
+
+
+class Choices:
+    """A registry's names as argparse `choices`, read when first needed (a registry may import torch, and
+    `probe --help` must not). `multiple`: the flag takes a comma-separated list, each item one of the names.
+    Give the flag a metavar, and write `%(choices)s` in its help to list the names in `--help`."""
+
+    def __init__(self, names: Callable[[], Iterable[str]], multiple: bool = False) -> None:
+        self._names, self._known, self.multiple = names, None, multiple
+
+    def _list(self) -> list[str]:
+        if self._known is None:
+            self._known = list(self._names())
+        return self._known
+
+    def __contains__(self, value: Any) -> bool:
+        items = value if self.multiple and isinstance(value, tuple) else (value,)
+        return all(item in self._list() for item in items)
+
+    def __iter__(self):
+        return iter(self._list())
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        """A comma-separated list of names (the flag's `type` where `multiple`): an unknown one is a usage error."""
+        items = comma_list(text)
+        for item in items:
+            if item not in self._list():
+                raise argparse.ArgumentTypeError(f"invalid choice: {item!r} (choose from {', '.join(self._list())})")
+        return items
+
+
+METAVAR_BY_SUFFIX = {"_db": "DB", "_seconds": "SECONDS", "_minutes": "MINUTES", "_gb": "GB", "_hz": "HZ",
+                     "_weights": "CHECKPOINT", "_dir": "DIR", "_csv": "FILE", "_rate": "RATE"}
+"""How a flag's value reads in --help, by its config field's ending (argparse would show the field's name)."""
+
+
+def metavar_for(name: str, value: Any, type: Callable[[str], Any] | None) -> str | None:
+    """A word for the value of the flag for field `name`; None keeps argparse's (the name itself, when it is one
+    word)."""
+    if name == "out":
+        return "DIR"
+    for suffix, word in METAVAR_BY_SUFFIX.items():
+        if name.endswith(suffix):
+            return word
+    if "_" not in name:
+        return None
+    if isinstance(value, tuple) or type is comma_list:
+        return "A,B,..."
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or type is int:
+        return "N"
+    if isinstance(value, float) or type is float:
+        return "NUMBER"
+    return name.rsplit("_", 1)[-1].upper()
+
+
+class Deprecated(argparse.Action):
+    """An old spelling of a flag: it still works, for one release, and says once which flag replaces it. Hidden from
+    --help. `const` given: a switch that stores it (`--json` for `--format json`)."""
+
+    def __init__(self, option_strings: list[str], dest: str, instead: str, append: bool = False, **kwargs: Any) -> None:
+        self.instead, self.append = instead, append
+        if "const" in kwargs:
+            kwargs["nargs"] = 0
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"probe: {option_string} is deprecated and goes in the next release; use {self.instead}", file=sys.stderr)
+        if self.nargs == 0:
+            values = self.const
+        if self.append:  # a repeatable flag (--option KEY=VALUE ...)
+            values = [*(getattr(namespace, self.dest, None) or []), values]
+        setattr(namespace, self.dest, values)
+
+
+def deprecated(parser: argparse.ArgumentParser, old: str, instead: str, dest: str, **kwargs: Any) -> None:
+    """Add `old` as a hidden, deprecated spelling of the flag that now reads `instead` (same `dest`)."""
+    parser.add_argument(old, action=Deprecated, dest=dest, instead=instead, **kwargs)
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "none"
@@ -41,6 +138,15 @@ def add_field(parser: argparse.ArgumentParser, config_class: type, name: str, *f
     """Add a flag for `config_class.name` whose default is the dataclass's (`default_help` words it when None)."""
     value = default_of(config_class, name)
     flags = flags or (f"--{name.replace('_', '-')}",)
+    lazy = isinstance(kwargs.get("choices"), Choices)
+    if lazy and kwargs["choices"].multiple:
+        type = kwargs["choices"].parse
+    if "metavar" not in kwargs and ("choices" not in kwargs or lazy) and not isinstance(value, bool):
+        metavar = metavar_for(name, value, type)
+        if lazy:  # argparse would list the choices at once, loading their registry
+            metavar = metavar or ("A,B,..." if kwargs["choices"].multiple else "NAME")
+        if metavar is not None:
+            kwargs["metavar"] = metavar
     shown = default_help if default_help is not None else (None if value is None else _shown(value))
     text = f"{help} (default: {shown})" if shown is not None else help
     if isinstance(value, bool):

@@ -54,6 +54,10 @@ class WaveformClassifier(nn.Module):
     """The file the network's weights were read from when not given as `weights` (a transformers checkpoint's), for
     the run's provenance."""
 
+    untrained: str | None = None
+    """Why the network's weights are not trained (built without weights, a replaced head), or None. finetune, analyse
+    and compare refuse such a classifier unless told `allow_untrained`: what it "listens to" means nothing."""
+
     multi_label = False
     """Whether the outputs are independent sigmoids (AudioSet-style tagging) rather than one softmax."""
 
@@ -113,6 +117,7 @@ class WaveformClassifier(nn.Module):
             "options": self.options,
             "class_names": self.class_names,
             "multi_label": self.multi_label,
+            **({"untrained": self.untrained} if self.untrained else {}),
             "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
         }
 

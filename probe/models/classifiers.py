@@ -42,7 +42,8 @@ def canonical_classifier_name(name: str) -> str:
 
 def save_classifier(classifier: WaveformClassifier, path: str | Path, folds: dict[str, Any] | None = None) -> Path:
     """Write `classifier` in probe's checkpoint format, atomically, with the record of the folds it learned from
-    (`probe.folds.FoldRecord.to_json`) where one is given."""
+    (`probe.folds.FoldRecord.to_json`) where one is given. A classifier built without trained weights is saved as
+    untrained (`WaveformClassifier.untrained`) until the code that trains it sets that to None."""
     from probe.fileio import atomic_write
 
     path = Path(path)
@@ -72,11 +73,14 @@ def load_classifier(
     options = dict(options)
     multi_label = options.pop("multi_label", None)
     checkpoint = read_checkpoint(weights) if weights is not None else None
-    saved_multi_label = None
+    saved_multi_label = untrained = None
     if isinstance(checkpoint, dict) and checkpoint.get("format") == CLASSIFIER_FORMAT:
         options = {**checkpoint.get("options", {}), **options}
         class_names = class_names or checkpoint.get("class_names")
         saved_multi_label = checkpoint.get("multi_label")
+        if checkpoint.get("untrained"):
+            untrained = (f"{weights} was saved untrained ({checkpoint['untrained']}; code that trains a classifier "
+                         "itself sets `classifier.untrained = None` before `save_classifier`)")
     scheme, _, source = name.partition(":")
     if scheme in SCHEMES or ":" in name or _entry_point(name) is not None:
         classifier = (SCHEMES[scheme](source, num_classes, class_names, options) if scheme in SCHEMES
@@ -91,9 +95,13 @@ def load_classifier(
         classifier = spec.builder(num_classes=built_classes, trained=weights is not None, **options)
         classifier.class_names = list(class_names) if class_names else default_class_names(built_classes)
         classifier.multi_label = built_classes in spec.tagger_classes
-        if state is not None:
+        if state is None:
+            untrained = f"{name} has no trained weights (none were given)"
+        else:
             if file_classes is not None and file_classes != built_classes:
                 log.info("%s: replacing the %d-class head with a %d-class one", weights, file_classes, built_classes)
+                untrained = (f"{weights}: its {file_classes}-class head was replaced by an untrained "
+                             f"{built_classes}-class one")
                 state = {k: v for k, v in state.items() if not _is_head_key(k, spec.head_keys)}
                 _load_body(classifier.net, state, weights, spec.head_keys)
             else:
@@ -101,10 +109,21 @@ def load_classifier(
     for said in (saved_multi_label, multi_label):  # the caller's word over the checkpoint's over the model's own
         if said is not None:
             classifier.multi_label = bool(said)
+    if untrained:
+        classifier.untrained = untrained
     if len(classifier.class_names) != classifier.num_classes:
         raise ConfigError(None, f"{len(classifier.class_names)} class names for {classifier.num_classes} classes")
     classifier = classifier.to(device)
     return classifier.freeze() if frozen else classifier.train(False)
+
+
+def require_trained(classifier: WaveformClassifier, allow_untrained: bool, where: str | None = None) -> None:
+    """Refuse (a `ConfigError`) a classifier whose weights are not trained, unless `allow_untrained`: probing an
+    untrained network answers nothing about a trained one. `where` names the run or file it belongs to."""
+    if classifier.untrained and not allow_untrained:
+        raise ConfigError(where, f"{classifier.untrained}: give its trained weights (--classifier-weights PATH, or a "
+                                 "name from `probe download weights --list`), or pass --allow-untrained to probe an "
+                                 "untrained network on purpose")
 
 
 def _head_size(state: dict[str, torch.Tensor] | None, head_keys: tuple[str, ...]) -> int | None:
