@@ -1,5 +1,8 @@
 """Attribution maps on the classifier's mel input (captum), their mass per band, and a sanity check.
 
+A network that reads the waveform is attributed through an STFT inspection layer (`probe.models.inspection`): its
+maps are time-frequency maps too, on the layer's linear frequency bins.
+
 Every method is a registry entry mapping (forward, mel batch, baseline, targets) to attributions
 shaped like the input. Maps are taken as absolute values and normalised to unit mass per clip,
 so methods and clips compare on the same scale.
@@ -17,6 +20,7 @@ from probe.analyses.config import AttributionSettings  # noqa: F401 (re-exported
 from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.spectral import group_means
 from probe.models.base import WaveformClassifier
+from probe.models.inspection import attribution_view
 from probe.registries import Registry
 from probe.seeding import derive_seed, seeded
 from probe.rundir import Tables
@@ -153,21 +157,22 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
     Each batch runs with torch's and numpy's generators seeded from (`seed`, method, batch) and restored after
     (GradientSHAP draws its baselines and noise from them): the same seed gives the same maps, and nothing
     outside sees a draw."""
-    forward = classifier.logits_from_mel
+    view = attribution_view(classifier)  # a waveform-in network: through its STFT inspection layer
+    forward = view.logits_from_mel
     maps: list[np.ndarray] = []
     max_batch = step = None
     start = 0
     while start < len(waveforms):
         x = torch.tensor(np.asarray(waveforms[start : start + (step or 1)]), dtype=torch.float32, device=device)
         with torch.no_grad():
-            mel = classifier.mel(x)
+            mel = view.mel(x)
         if max_batch is None:  # sized once, on the first clip, from the memory budget
             max_batch = samples_per_pass(forward, mel, settings, device)
             step = clips_per_call(method, settings, max_batch)
             continue
         y = torch.tensor(np.asarray(targets[start : start + step]), device=device)
         with torch.no_grad():
-            baseline = classifier.mel(torch.zeros_like(x))
+            baseline = view.mel(torch.zeros_like(x))
         with torch.enable_grad(), seeded(derive_seed(seed, method, start)):
             attribution = ATTRIBUTION_METHODS[method](forward, mel.requires_grad_(), baseline, y, settings,
                                                       max_batch).detach()
@@ -256,4 +261,5 @@ def attribution_analysis(context: RunContext) -> None:
     note = ("positive rho: the mel bands the classifier attributes most (on the originals) are the bands finetuning "
             "kept most against the control; the interval resamples the clips")
     context.summary["attributions"] = {"clips": len(chosen), "methods": list(settings.methods),
+                                       "input": "stft" if getattr(classifier, "waveform_input", False) else "mel",
                                        "agreement_with_contrast": agreement, "agreement_note": note}

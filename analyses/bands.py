@@ -133,6 +133,11 @@ def classifier_mel_bands(sample_rate: int, classifier: object = None) -> BandSet
 
     from probe.models.frontend import MelConfig, kaldi_mel_banks, mel_band_edges_hz
 
+    if getattr(classifier, "waveform_input", False):
+        return inspection_bands(sample_rate, classifier)
+    own_filters = getattr(getattr(classifier, "frontend", None), "filter_bank", None)
+    if own_filters is not None and getattr(classifier, "sample_rate", None) == sample_rate:
+        return filter_bank_bands(*own_filters(), sample_rate)
     config = getattr(getattr(classifier, "frontend", None), "config", None)
     if not isinstance(config, MelConfig) or config.sample_rate != sample_rate:
         return None
@@ -141,6 +146,36 @@ def classifier_mel_bands(sample_rate: int, classifier: object = None) -> BandSet
     weights = kaldi_mel_banks(fine, config.fmin_hz, config.effective_fmax_hz).numpy().astype(np.float64)
     labels = tuple(f"mel {i} ({format_hz(c)})" for i, c in enumerate(edges[:, 1]))
     return BandSet("mel", labels, edges[:, 0], edges[:, 1], edges[:, 2], weights[:, : ANALYSIS_N_FFT // 2 + 1])
+
+
+def filter_bank_bands(frequencies_hz: np.ndarray, filters: np.ndarray, sample_rate: int) -> BandSet:
+    """A front-end's own mel filters (mel bins, its FFT bins at `frequencies_hz`), interpolated onto the analysis grid;
+    each band's edges are where its filter starts and ends, its centre where it peaks."""
+    freqs = fft_frequencies(sample_rate)
+    weights = np.stack([np.interp(freqs, frequencies_hz, row) for row in filters]).astype(np.float64)
+    weights = weights / np.maximum(weights.max(1, keepdims=True), 1e-30)
+    low = np.array([frequencies_hz[np.flatnonzero(row > 0)[0] - 1] if np.flatnonzero(row > 0)[0] > 0 else 0.0
+                    for row in filters])
+    high = np.array([frequencies_hz[min(np.flatnonzero(row > 0)[-1] + 1, len(frequencies_hz) - 1)] for row in filters])
+    centres = np.array([frequencies_hz[np.argmax(row)] for row in filters])
+    labels = tuple(f"mel {i} ({format_hz(c)})" for i, c in enumerate(centres))
+    return BandSet("mel", labels, low, centres, high, weights)
+
+
+def inspection_bands(sample_rate: int, classifier: object) -> BandSet | None:
+    """A waveform-in network's input bands: the linear bins of its STFT inspection layer (where its attributions
+    land), as rectangles on the analysis grid. Listed as the `mel` band set, the set of the network's own input
+    bands, so that the attributions and their routes read them as they read a mel network's."""
+    from probe.models.inspection import InspectionConfig
+
+    if getattr(classifier, "sample_rate", None) != sample_rate:
+        return None
+    edges = InspectionConfig.for_rate(sample_rate).bin_edges_hz()
+    freqs = fft_frequencies(sample_rate)
+    weights = ((freqs[None, :] >= edges[:, :1]) & (freqs[None, :] < edges[:, 2:])).astype(np.float64)
+    weights[-1, -1] = 1.0  # the Nyquist bin belongs to the top band
+    labels = tuple(f"STFT bin {i} ({format_hz(c)})" for i, c in enumerate(edges[:, 1]))
+    return BandSet("mel", labels, edges[:, 0], edges[:, 1], edges[:, 2], weights)
 
 
 def band_sets_for(names: tuple[str, ...], sample_rate: int, classifier: object = None) -> list[BandSet]:

@@ -224,9 +224,15 @@ def load_audio_folder(root: str | Path) -> ClipDataset:
                        class_categories=(), folds=tuple(range(1, FOLDER_FOLDS + 1)))
 
 
-def categories_of(class_names: Sequence[str]) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """Categories for a classifier's own classes (unlabeled data): ESC-50's five where they are ESC-50's classes, else
-    one category, `all`."""
+def categories_of(class_names: Sequence[str], root: str | Path | None = None) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Categories for a classifier's own classes (its decisions group unlabeled clips): a user's mapping,
+    `root/meta/categories.csv` (class,category), where the data has one naming every class; else ESC-50's five
+    where they are ESC-50's classes; else one category, `all` (the report then groups by class alone)."""
+    mapping = Path(root) / CATEGORIES_CSV if root is not None else None
+    if mapping is not None and mapping.is_file():
+        named = {row["class"] for row in _read_csv(mapping, required=("class", "category"))}
+        if set(class_names) <= named:
+            return read_categories_csv(mapping, class_names)
     return _default_categories(tuple(class_names), tuple(class_names) == esc50.CLASS_NAMES)
 
 

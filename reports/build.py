@@ -223,7 +223,7 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
 
     html = env.get_template("classifier.html.j2").render(
         title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r, config.band_set) for r in runs],
-        cautions=cautions(runs), band_set=config.band_set.replace("_", "-"),
+        cautions=cautions(runs), band_set=config.band_set.replace("_", "-"), input_band=_input_band(runs),
         overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css",
         information=[_information_row(r) for r in runs if r.summary.get("information")],
         correlations=correlations.to_dict("records") if len(correlations) else [], tables=_tables(runs, folder),
@@ -287,6 +287,12 @@ def table_links(*names: str) -> list[tuple[str, str]]:
     return [(name, f"#table-{name}") for name in names]
 
 
+def _input_band(runs: list[AnalysedRun]) -> str:
+    """What the classifier's input bands are called: its mel bands, or (a waveform-in network) the STFT bins of the
+    inspection layer its attributions go through."""
+    return "STFT bin" if runs[0].summary.get("attributions", {}).get("input") == "stft" else "mel band"
+
+
 def _three_routes(runs: list[AnalysedRun], classifier: str):
     """Every probe's third-octave band shift, with the classifier's attribution mass per mel band behind them."""
     profiles = {}
@@ -301,7 +307,8 @@ def _three_routes(runs: list[AnalysedRun], classifier: str):
         attribution = profile[(profile.method == method) & (profile.condition == "original")].dropna(subset=["centre_hz"])
     if not profiles:
         return None
-    return figures.three_routes(profiles, attribution, f"{classifier}: three routes to what it listens to")
+    return figures.three_routes(profiles, attribution, f"{classifier}: three routes to what it listens to",
+                                input_band=_input_band(runs))
 
 
 def _clip_seconds(run: AnalysedRun) -> float:
@@ -419,8 +426,10 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
     if method and key in first.files:
         maps = {class_names[i]: first[key][i] for i in members if not np.isnan(first[key][i]).all()}
         if maps:
-            out["attribution"] = _figure(figures.attribution_grid(maps, f"{category}: mean {method.replace('_', ' ')} map"),
-                                         folder, f"{stem}_attribution", site)
+            through_stft = runs[0].summary.get("attributions", {}).get("input") == "stft"
+            out["attribution"] = _figure(figures.attribution_grid(
+                maps, f"{category}: mean {method.replace('_', ' ')} map",
+                frequency_label="frequency (STFT bin)" if through_stft else "mel band"), folder, f"{stem}_attribution", site)
             out["attribution_method"] = method
     return out
 

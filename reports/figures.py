@@ -168,7 +168,8 @@ def _mark_noise_floor(ax, frames) -> None:
 
 
 def three_routes(profiles: dict[str, pd.DataFrame], attribution: pd.DataFrame | None, title: str,
-                 size: FigureSize = WEB, ylabel: str = "energy change (dB), finetuned − control") -> plt.Figure:
+                 size: FigureSize = WEB, ylabel: str = "energy change (dB), finetuned − control",
+                 input_band: str = "mel band") -> plt.Figure:
     """The probes' changes against their controls (left axis, dB) and the attribution mass per mel band (right axis) on
     one frequency axis."""
     fig, ax = _figure(size, height_scale=1.2)
@@ -181,7 +182,7 @@ def three_routes(profiles: dict[str, pd.DataFrame], attribution: pd.DataFrame | 
         attribution = attribution.sort_values("centre_hz")
         twin.fill_between(attribution.centre_hz, 0, 100 * attribution["mass"], color="0.5", alpha=0.25, linewidth=0,
                           label="attribution mass")
-        twin.set_ylabel(f"attribution mass per mel band (%), {attribution.method.iloc[0].replace('_', ' ')}")
+        twin.set_ylabel(f"attribution mass per {input_band} (%), {attribution.method.iloc[0].replace('_', ' ')}")
         twin.set_ylim(bottom=0)
     _frequency_axes(ax, "frequency (Hz)", ylabel, title, size)
     return fig
@@ -254,9 +255,11 @@ def spectrogram_grid(original: np.ndarray, reconstructions: dict[str, np.ndarray
     return fig
 
 
-def attribution_grid(maps: dict[str, np.ndarray], title: str, size: FigureSize = WEB) -> plt.Figure:
-    """Mean attribution maps side by side (e.g. one per class), a shared colour scale per map. A classifier whose input
-    is the waveform (wav2vec2 and its kin) has maps of one row: its attribution mass over time, drawn as a curve."""
+def attribution_grid(maps: dict[str, np.ndarray], title: str, size: FigureSize = WEB,
+                     frequency_label: str = "mel band") -> plt.Figure:
+    """Mean attribution maps side by side (e.g. one per class), a shared colour scale per map, frequency up (`frequency_
+    label` names the axis: a waveform-in network's maps lie on its STFT inspection layer's bins). Maps of one row
+    (mass over time) are drawn as a curve."""
     names = list(maps)
     over_time = all(np.asarray(maps[name]).shape[0] == 1 for name in names)
     fig, axes = _figure(size, 1, len(names), squeeze=False, height_scale=0.8, sharey=over_time)
@@ -269,7 +272,7 @@ def attribution_grid(maps: dict[str, np.ndarray], title: str, size: FigureSize =
             ax.set_yticks([])
         ax.set_title(name, fontsize=size.font_size * 0.85)
         ax.set_xticks([])
-    axes[0][0].set_ylabel("attribution mass over time" if over_time else "mel band")
+    axes[0][0].set_ylabel("attribution mass over time" if over_time else frequency_label)
     fig.suptitle(title, fontsize=size.font_size * 1.1)
     return fig
 

@@ -142,11 +142,12 @@ def test_errors_are_one_line_config_errors(ast_folder: Path, tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="cannot load the Hugging Face classifier") as unreadable:
         load_classifier(f"hf:{broken}")
     assert "\n" not in str(unreadable.value)
-    other = tmp_path / "whisper"
+    other = tmp_path / "speech2text"
     shutil.copytree(ast_folder, other)
-    transformers.WhisperFeatureExtractor().save_pretrained(other)
-    with pytest.raises(ConfigError, match="WhisperFeatureExtractor has no differentiable front-end here; "
-                                          "supported: ASTFeatureExtractor, Wav2Vec2FeatureExtractor"):
+    transformers.Speech2TextFeatureExtractor().save_pretrained(other)
+    with pytest.raises(ConfigError, match="Speech2TextFeatureExtractor has no differentiable front-end here; "
+                                          "supported: ASTFeatureExtractor, Wav2Vec2FeatureExtractor, "
+                                          "WhisperFeatureExtractor"):
         load_classifier(f"hf:{other}")
 
 
@@ -164,16 +165,63 @@ def test_a_saved_probe_checkpoint_loads_back_into_the_same_model(ast_folder: Pat
     torch.testing.assert_close(load_classifier(f"hf:{ast_folder}", weights=path)(x), load_classifier(f"hf:{ast_folder}")(x))
 
 
-def test_waveform_attributions_are_maps_over_time(wav2vec2_folder: Path) -> None:
+def test_waveform_attributions_are_time_frequency_maps(wav2vec2_folder: Path) -> None:
     from probe.analyses.attribution import attribution_maps
+    from probe.analyses.bands import band_sets_for
     from probe.analyses.config import AttributionSettings
+    from probe.models.inspection import InspectionConfig
 
     classifier = load_classifier(f"hf:{wav2vec2_folder}")
     waveforms = np.stack(clips())
     maps = attribution_maps(classifier, waveforms, np.array([0, 1, 2]), "saliency", AttributionSettings(),
                             torch.device("cpu"))
-    assert maps.shape == (3, 1, 8000)
+    inspection = InspectionConfig.for_rate(SAMPLE_RATE)
+    assert maps.shape == (3, inspection.n_fft // 2 + 1, 8000 // inspection.hop_length + 1)  # through the STFT layer
     np.testing.assert_allclose(maps.sum((1, 2)), 1.0, rtol=1e-5)
+    (bands,) = band_sets_for(("mel",), SAMPLE_RATE, classifier)  # its input bands: the layer's linear bins
+    assert len(bands) == maps.shape[1] and bands.high_hz[-1] == SAMPLE_RATE / 2
+
+
+def save_whisper(folder: Path, labels: list[str], num_mel_bins: int = 80, chunk_seconds: int = 1) -> Path:
+    """A tiny Whisper audio classifier with seeded weights; its extractor pads to `chunk_seconds` (Whisper's is 30 s:
+    the encoder takes exactly the frames of one chunk, twice its position count)."""
+    torch.manual_seed(0)
+    frames = chunk_seconds * SAMPLE_RATE // 160
+    config = transformers.WhisperConfig(
+        num_mel_bins=num_mel_bins, d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64,
+        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, max_source_positions=frames // 2,
+        classifier_proj_size=16, init_std=0.5, id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)})
+    transformers.WhisperForAudioClassification(config).save_pretrained(folder)
+    transformers.WhisperFeatureExtractor(feature_size=num_mel_bins, chunk_length=chunk_seconds).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("num_mel_bins", [80, 128])
+@pytest.mark.parametrize("lengths", [(8000, 8000, 8000), (24000, 24000)], ids=["padded", "truncated"])
+def test_whisper_logits_equal_transformers_own_pipeline(tmp_path: Path, num_mel_bins: int,
+                                                        lengths: tuple[int, ...]) -> None:
+    folder = save_whisper(tmp_path / "whisper", ["speech", "music", "noise"], num_mel_bins)
+    waveforms = clips(lengths)
+    classifier = load_classifier(f"hf:{folder}")
+    ours = classifier(torch.from_numpy(np.stack(waveforms)))
+    reference = reference_logits(folder, waveforms)
+    assert reference.abs().max() > 0.1
+    torch.testing.assert_close(ours, reference, atol=1e-4, rtol=1e-4)
+    assert classifier.class_names == ["speech", "music", "noise"]
+    assert classifier.mel(torch.from_numpy(np.stack(waveforms))).shape == (len(lengths), 1, num_mel_bins, 100)
+    x = torch.from_numpy(np.stack(waveforms)).requires_grad_()
+    classifier(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # differentiable, as the probes need
+
+
+def test_whisper_mel_bands_are_its_own_filters(tmp_path: Path) -> None:
+    from probe.analyses.bands import band_sets_for
+
+    classifier = load_classifier(f"hf:{save_whisper(tmp_path / 'whisper', ['a', 'b'])}")
+    (bands,) = band_sets_for(("mel",), SAMPLE_RATE, classifier)
+    assert len(bands) == 80 and bands.low_hz[0] == 0.0 and 7000 < bands.high_hz[-1] <= 8000
+    assert np.all(np.diff(bands.centre_hz) >= 0)
 
 
 def cli(capsys: pytest.CaptureFixture, *args: str) -> str:

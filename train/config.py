@@ -106,6 +106,9 @@ class FinetuneConfig(TrainingConfig):
     classifier: str = "mn10"
     classifier_weights: str | None = None
     classifier_options: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    """Re-head the classifier to this many classes (a builder that can); None: the data's classes with labels, the
+    classifier's own head without."""
     out: str = "runs/finetune"
     probe: str | None = None
     """A registered probe type; None: the one that builds `autoencoder`, else the study's (autoencoder)."""
@@ -184,10 +187,11 @@ class FinetuneConfig(TrainingConfig):
 
 
 def _is_builtin_classifier(name: str) -> bool:
-    """Whether `name` is a registered classifier (built from code, so untrained without weights)."""
+    """Whether `name` is one of probe's own classifiers (built from code, so untrained without weights; a plugin's
+    builder may load weights of its own, and is judged when it loads)."""
     from probe.models.zoo import specs
 
-    return any(spec.name == name for spec in specs("classifier"))
+    return any(spec.name == name and spec.builder.__module__.startswith("probe.") for spec in specs("classifier"))
 
 
 @dataclass(frozen=True)

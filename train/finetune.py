@@ -86,7 +86,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     ae_weights = config.resolved_ae_weights()
     # Without labels the classifier keeps its own head and classes (an AudioSet tagger's 527), whatever the data has.
     classifier = load_classifier(
-        config.classifier, classifier_weights, dataset.num_classes if task.needs_labels else None,
+        config.classifier, classifier_weights, config.num_classes or (dataset.num_classes if task.needs_labels else None),
         class_names=list(dataset.class_names) if task.needs_labels else None, device=device,
         **config.classifier_options,
     )
@@ -129,7 +129,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
                                         "ae_sample_rate": int(getattr(autoencoder, "sample_rate", 0) or classifier.sample_rate),
                                         **(spec.record(autoencoder) if spec.record else {})})
         category_names, class_categories = ((dataset.category_names, dataset.class_categories) if data_classes
-                                            else categories_of(classifier.class_names))
+                                            else categories_of(classifier.class_names, getattr(dataset, "root", None)))
         write_json(run.classes_file, {"class_names": list(classifier.class_names), "category_names": list(category_names),
                                       "class_categories": list(class_categories), "sample_rate": classifier.sample_rate})
     dist.barrier()

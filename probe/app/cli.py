@@ -134,8 +134,9 @@ def _predict_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier", required=True,
                         help="a name from `probe models`, hf:PATH_OR_REPO (a transformers audio classifier), "
                              "or package.module:factory")
-    add_field(parser, PredictConfig, "num_classes", type=int, help="class count",
-              default_help="the checkpoint's head, else 50")
+    add_field(parser, PredictConfig, "num_classes", type=int,
+              help="re-head to this many classes (a classifier whose builder can; a fixed head is refused)",
+              default_help="the checkpoint's head, else the classifier's own, else 50")
     _classifier_option_arg(parser)
     parser.add_argument("--format", choices=["csv", "json"], default="csv", help="the output format (default: csv)")
     parser.add_argument("--out-file", metavar="FILE", help="write the table to this file (atomically) instead of stdout")
@@ -398,6 +399,9 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
                              "validation fold, e.g. passt_esc50_fold{fold}")
     _allow_untrained_arg(parser)
     _classifier_option_arg(parser)
+    add_field(parser, FinetuneConfig, "num_classes", type=int,
+              help="re-head the classifier to this many classes (a classifier whose builder can; a fixed head is "
+                   "refused)", default_help="the data's classes with labels, the classifier's own without")
     parser.add_argument("--probe", choices=list(probes),
                         help="; ".join(f"{spec.name}: {spec.description}" for spec in probes.values())
                              + " (default: the one that builds --autoencoder, else autoencoder)")
@@ -469,6 +473,7 @@ def run_finetune(args: argparse.Namespace) -> int:
                             ae_options=_options(args.ae_option, "--ae-option"), per_class=args.per_class,
                             objective=args.objective, finetune_encoder=args.finetune_encoder,
                             finetune_decoder=args.finetune_decoder, allow_untrained=args.allow_untrained,
+                            num_classes=args.num_classes,
                             progress=not args.quiet)
     config = replace(config, penalty=_penalty(args, config.probe_spec.name))
     config.validate()

@@ -18,6 +18,20 @@ from probe.models.checkpoint import CLASSIFIER_FORMAT
 class WaveformClassifier(nn.Module):
     """A front-end and a network: waveform (B, L) -> logits (B, classes).
 
+    The contract every classifier keeps, built-in or a user's:
+
+    - `class_names` are its own, one per output, in output order. Everything downstream (predict, finetune,
+      analyse, the report) reads the names and the count from here. A builder asked for `num_classes` either
+      re-heads (returns that many outputs) or keeps its fixed head and its own names; a count asked of a fixed
+      head that differs is refused.
+    - Categories come from the class names: ESC-50's five where they are ESC-50's classes, a user's mapping
+      (`meta/categories.csv`), else none.
+    - `frontend` maps the waveform to the network's input. A waveform-in network has an `nn.Identity` front-end
+      (or one with `waveform_input = True`); the analyses then attribute it through an STFT inspection layer
+      (`probe.models.inspection`), so its maps are time-frequency maps like a mel network's.
+    - `untrained` says why its weights are not trained, or is None. A built-in without weights is untrained; a
+      builder that loads trained weights of its own sets `classifier.untrained = None` on what it returns.
+
     `frozen=True` (the default) makes the weights require no grad and pins the whole
     module in eval mode, even through `.train()`: in train mode the mel front-end
     randomises fmin/fmax and BatchNorm statistics would move.
@@ -63,6 +77,11 @@ class WaveformClassifier(nn.Module):
 
     min_frames = 1
     """The fewest front-end frames the network takes (PaSST: one 16-frame patch)."""
+
+    @property
+    def waveform_input(self) -> bool:
+        """Whether the network reads the waveform itself (no time-frequency front-end)."""
+        return isinstance(self.frontend, nn.Identity) or bool(getattr(self.frontend, "waveform_input", False))
 
     @property
     def min_samples(self) -> int:

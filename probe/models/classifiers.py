@@ -83,8 +83,12 @@ def load_classifier(
                          "itself sets `classifier.untrained = None` before `save_classifier`)")
     scheme, _, source = name.partition(":")
     if scheme in SCHEMES or ":" in name or _entry_point(name) is not None:
-        classifier = (SCHEMES[scheme](source, num_classes, class_names, options) if scheme in SCHEMES
-                      else _build_user_classifier(name, num_classes or 50, class_names, options))
+        if scheme in SCHEMES:
+            classifier = SCHEMES[scheme](source, num_classes, class_names, options)
+        else:
+            requested = num_classes or (len(class_names) if class_names else None)
+            classifier = _build_user_classifier(name, requested or 50, class_names, options)
+            _settle_head(classifier, name, requested or 50, num_classes, class_names)
         if checkpoint is not None:
             load_state_dict_strict(classifier.net, extract_state_dict(checkpoint, weights), weights)
     else:
@@ -93,11 +97,12 @@ def load_classifier(
         file_classes = _head_size(state, spec.head_keys)
         built_classes = num_classes or (len(class_names) if class_names else None) or file_classes or 50
         classifier = spec.builder(num_classes=built_classes, trained=weights is not None, **options)
-        classifier.class_names = list(class_names) if class_names else default_class_names(built_classes)
-        classifier.multi_label = built_classes in spec.tagger_classes
-        if state is None:
+        built_classes = _settle_head(classifier, name, built_classes, num_classes, class_names)
+        if spec.tagger_classes:
+            classifier.multi_label = built_classes in spec.tagger_classes
+        if state is None and "untrained" not in vars(classifier):  # a builder that loads its own weights says so
             untrained = f"{name} has no trained weights (none were given)"
-        else:
+        elif state is not None:
             if file_classes is not None and file_classes != built_classes:
                 log.info("%s: replacing the %d-class head with a %d-class one", weights, file_classes, built_classes)
                 untrained = (f"{weights}: its {file_classes}-class head was replaced by an untrained "
@@ -115,6 +120,44 @@ def load_classifier(
         raise ConfigError(None, f"{len(classifier.class_names)} class names for {classifier.num_classes} classes")
     classifier = classifier.to(device)
     return classifier.freeze() if frozen else classifier.train(False)
+
+
+def _outputs(model: nn.Module, asked: int) -> int:
+    """How many outputs a plain waveform module gives (one short pass on silence); `asked` where that pass fails."""
+    rate = int(getattr(model, "sample_rate", 32000))
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(1, rate))  # eval: a pass in train mode would move batch-norm statistics
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        return int(out.shape[-1])
+    except Exception:  # a module that needs another input length: trust the count it was asked for
+        return asked
+    finally:
+        model.train(was_training)
+
+
+def _settle_head(classifier: WaveformClassifier, name: str, built: int, asked: int | None,
+                 class_names: list[str] | None) -> int:
+    """The classifier's class names and count after its builder ran with `built` classes; returns the count.
+
+    A builder that re-heads returns `built` outputs: the caller's names, else its own where they are not the
+    placeholder ones, else the default names for that count. A builder with a fixed head returns its own count and
+    names whatever it was asked: it keeps them, and a count asked of it explicitly (`asked`, or the caller's
+    names) that differs is refused."""
+    own = list(classifier.class_names)
+    if len(own) != built:
+        wanted = asked or (len(class_names) if class_names else None)
+        if wanted is not None and wanted != len(own):
+            raise ConfigError(None, f"{name} has a fixed {len(own)}-class head and cannot be re-headed to {wanted} "
+                                    "classes: use it with its own classes (e.g. --objective fidelity on unlabeled "
+                                    "audio), or register a builder that re-heads")
+        return len(own)
+    if class_names:
+        classifier.class_names = list(class_names)
+    elif not own or own == [f"class_{i}" for i in range(len(own))]:
+        classifier.class_names = default_class_names(built)
+    return built
 
 
 def require_trained(classifier: WaveformClassifier, allow_untrained: bool, where: str | None = None) -> None:
@@ -180,7 +223,7 @@ def _build_user_classifier(
         return model
     if not isinstance(model, nn.Module):
         raise ConfigError(None, f"classifier factory {name!r} returned {type(model).__name__}, not a torch module")
-    names = class_names or getattr(model, "class_names", None) or default_class_names(num_classes)
+    names = getattr(model, "class_names", None) or class_names or default_class_names(_outputs(model, num_classes))
     classifier = WaveformClassifier(
         name, nn.Identity(), model, sample_rate=getattr(model, "sample_rate", 32000), class_names=list(names), options=options
     )

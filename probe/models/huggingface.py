@@ -9,7 +9,12 @@ gradient the autoencoder learns from; these front-ends keep it. One front-end pe
   (1, mel bins, frames): the shape every analysis reads as a mel spectrogram.
 - `Wav2Vec2FeatureExtractor` (wav2vec2, HuBERT, WavLM, ...): per-clip zero mean and unit variance when
   `do_normalize`, plus an all-ones attention mask where the extractor returns one. The input
-  representation is the waveform itself, held as (1, 1, samples).
+  representation is the waveform itself, held as (1, 1, samples); attributions go through the STFT
+  inspection layer (`probe.models.inspection`).
+- `WhisperFeatureExtractor` (Whisper's audio classifiers): the clip padded with zeros or cut to the
+  extractor's `chunk_length` (30 s), a centred Hann STFT of `n_fft` (400) every `hop_length` (160), the
+  last frame dropped, the extractor's own Slaney mel filters (80 or 128), log10 floored at 1e-10, then
+  floored at 8 below the clip's maximum and scaled as (x + 4) / 4. Held as (1, mel bins, frames).
 """
 from __future__ import annotations
 
@@ -86,6 +91,9 @@ class KaldiFbank(nn.Module):
 class NormalisedWaveform(nn.Module):
     """Wav2Vec2FeatureExtractor in torch: waveform (B, L) -> (B, 1, 1, L), zero mean and unit variance per clip."""
 
+    waveform_input = True
+    """The network reads the waveform: attributions go through the STFT inspection layer (`probe.models.inspection`)."""
+
     def __init__(self, sample_rate: int, do_normalize: bool, attention_mask: bool, min_samples: int) -> None:
         super().__init__()
         self.sample_rate, self.do_normalize, self.attention_mask = int(sample_rate), bool(do_normalize), bool(attention_mask)
@@ -102,6 +110,46 @@ class NormalisedWaveform(nn.Module):
         x = representation[:, 0, 0]
         mask = {"attention_mask": torch.ones(x.shape, dtype=torch.long, device=x.device)} if self.attention_mask else {}
         return {"input_values": x, **mask}
+
+
+class WhisperLogMel(nn.Module):
+    """WhisperFeatureExtractor in torch: waveform (B, L) -> (B, 1, mel bins, frames), the extractor's log-mel."""
+
+    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_samples: int, mel_filters: Any) -> None:
+        super().__init__()
+        self.sample_rate, self.n_fft, self.hop_length = int(sample_rate), int(n_fft), int(hop_length)
+        self.n_samples = int(n_samples)
+        self.register_buffer("mel_filters", torch.as_tensor(mel_filters, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            x = waveform.float()
+            missing = self.n_samples - x.shape[-1]
+            x = nn.functional.pad(x, (0, missing)) if missing > 0 else x[..., : self.n_samples]
+            spectrum = torch.stft(x, self.n_fft, self.hop_length, window=self.window, return_complex=True)
+            power = spectrum[..., :-1].abs() ** 2
+            log_mel = torch.clamp(self.mel_filters.T @ power, min=1e-10).log10()
+            peak = log_mel.amax(dim=(1, 2), keepdim=True)
+            log_mel = (torch.maximum(log_mel, peak - 8.0) + 4.0) / 4.0
+        return log_mel.unsqueeze(1)
+
+    def filter_bank(self) -> tuple[Any, Any]:
+        """(the STFT's bin frequencies in Hz, the mel filters (mel bins, bins)): the analyses' mel bands."""
+        import numpy as np
+
+        return np.linspace(0, self.sample_rate / 2, self.n_fft // 2 + 1), self.mel_filters.T.cpu().numpy()
+
+    def model_inputs(self, representation: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`input_features` (B, mel bins, frames)."""
+        return {"input_features": representation[:, 0]}
+
+
+@front_end("WhisperFeatureExtractor")
+def whisper_front_end(extractor: Any, config: Any) -> WhisperLogMel:
+    """Whisper's front-end from its `WhisperFeatureExtractor`: the mel filters, the STFT and the padded length."""
+    return WhisperLogMel(extractor.sampling_rate, extractor.n_fft, extractor.hop_length, extractor.n_samples,
+                         extractor.mel_filters)
 
 
 @front_end("ASTFeatureExtractor")
