@@ -137,9 +137,12 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     context.summary.update({
         "label": run.label, "path": str(run.path), "fold": int(run.config.get("fold", 1)),
         "classifier": classifier_label(run.config),
-        "setting": setting_label(run.config), "probe": spec.name,
+        "setting": setting_label(run.config), "setting_base": setting_label(run.config, replicate=False),
+        "probe": spec.name,
         "objective": objective.get("objective") or "cross-entropy",
         "penalty": float(objective.get("penalty") or 0.0), "control": spec.control,
+        "per_class": bool(objective.get("per_class")), "seed": run.config.get("seed"),
+        "replicate": run.config.get("replicate"),
         "clips": len(run.targets), "sample_rate": run.sample_rate, "class_names": run.class_names,
         "category_names": run.category_names, "class_categories": run.class_categories,
         "condition_labels": run.condition_labels, "settings": {"shifts": asdict(config.shifts), "seed": config.seed},

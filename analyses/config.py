@@ -53,6 +53,27 @@ class AttributionSettings:
 
 
 @dataclass(frozen=True)
+class RemovalSettings:
+    """The removal check behind the answer's words (`probe.analyses.removal`, `probe.analyses.answer`)."""
+
+    margin_points: float = 5.0
+    """A removal that costs less than this many points (of accuracy, or of agreement without labels) is one the
+    classifier can do without; more, one it needs. One margin serves both words."""
+    alpha: float = 0.05
+    """One-sided level of each decision."""
+    attenuation_db: float = 80.0
+    """The band-stop's designed stop-band attenuation."""
+    transition_octaves: float = 1 / 6
+    """Each transition's width, outside the removed range, as a fraction of an octave at its edge..."""
+    min_transition_hz: float = 25.0
+    """...but at least this (a narrower one needs a filter longer than a short clip)."""
+    quieter_db: float = 20.0
+    """The level check: the originals this much quieter."""
+    max_sets: int = 24
+    """At most this many removals per classifier (one classifier pass over the clips each)."""
+
+
+@dataclass(frozen=True)
 class AnalyseConfig:
     runs: tuple[str, ...]
     out: str = "analysis"
@@ -71,6 +92,8 @@ class AnalyseConfig:
     """A planted truth to score the probes against (the demo's); None: no planted analysis."""
     allow_untrained: bool = False
     """Analyse runs (and compare with a classifier) whose classifier has no trained weights; refused otherwise."""
+    removal: RemovalSettings | None = field(default_factory=RemovalSettings)
+    """The answer's removal checks; None: no answer (`probe analyse --no-answer`)."""
 
     def validate(self) -> None:
         """The checks that need no registry; `probe.analyses.analyse.check_names` checks the names against theirs."""

@@ -53,6 +53,11 @@ class RunOutputs:
         return np.asarray(self.groups if self.groups is not None else self.clip_ids)
 
     @property
+    def fold(self) -> int:
+        """The validation fold the run's clips come from."""
+        return int(self.config.get("fold", 1))
+
+    @property
     def judge(self) -> str:
         """The classifier's label in comparisons (runs with one label share one classifier)."""
         return classifier_label(self.config)
@@ -109,8 +114,12 @@ def classifier_label(config: dict[str, Any]) -> str:
     return f"{path.parent.name}-{path.name}" if re.fullmatch(r"checkpoint-\d+", path.name) else path.name
 
 
-def setting_label(config: dict[str, Any]) -> str:
-    """The run's probe setting: the given label, else the AE's name (a checkpoint's parent folder), its rate, its penalty."""
+def setting_label(config: dict[str, Any], replicate: bool = True) -> str:
+    """The run's probe setting: the given label, else the AE's name (a checkpoint's parent folder), its rate, its
+    penalty; a replicate after the first is `#k` (`replicate=False`: the setting its replicates share)."""
+    k = config.get("replicate")
+    if replicate and k and int(k) > 1:
+        return f"{setting_label(config, replicate=False)} #{int(k)}"
     if config.get("setting_label"):
         return str(config["setting_label"])
     autoencoder = Path(str(config.get("autoencoder", "ae")))

@@ -32,23 +32,28 @@ def classifier_logits(classifier: WaveformClassifier, waveforms: np.ndarray, sam
     return np.concatenate(out)
 
 
-def transfer_table(runs: list[RunOutputs], judges: dict[str, tuple[WaveformClassifier, list[str]]],
+def transfer_table(runs: list[RunOutputs], judges: dict[tuple[str, int], tuple[WaveformClassifier, list[str]]],
                    device: torch.device) -> pd.DataFrame:
-    """Accuracy of every distinct classifier (`judges`: label -> (classifier, class names)) on every run's clips.
+    """Accuracy of every distinct classifier (`judges`: (label, fold) -> (classifier, class names)) on the clips of
+    every run of its own fold.
 
-    Rows: the run whose AE made the reconstructions; `classifier_of`: the judging classifier; `own`:
-    whether the judge is the classifier that run was finetuned for. Logits on the originals are
-    computed once per judge and clip set.
+    A classifier judges only runs validated on its own fold: in a cross-validated grid each fold's classifier
+    trained (or was selected) on the other folds' clips, so judging their runs would score it on what it learned
+    from. Rows: the run whose AE made the reconstructions; `classifier_of`: the judging classifier; `own`: whether
+    the judge is the classifier that run was finetuned for. Logits on the originals are computed once per judge
+    and clip set.
     """
     rows, on_originals = [], {}
-    for ae_run, (judge_label, (classifier, class_names)) in itertools.product(runs, judges.items()):
+    for ae_run, ((judge_label, fold), (classifier, class_names)) in itertools.product(runs, judges.items()):
+        if fold != ae_run.fold:
+            continue
         if ae_run.class_names != class_names:
             log.warning("transfer: %s and %s have different classes; skipped", ae_run.label, judge_label)
             continue
-        row = {"autoencoder_of": ae_run.label, "classifier_of": judge_label, "own": ae_run.judge == judge_label,
-               "clips": len(ae_run.targets)}
+        row = {"autoencoder_of": ae_run.label, "classifier_of": judge_label, "fold": fold,
+               "own": ae_run.judge == judge_label, "clips": len(ae_run.targets)}
         for condition in ("original", "before", "after"):
-            key = (judge_label, tuple(ae_run.clip_ids))
+            key = (judge_label, fold, tuple(ae_run.clip_ids))
             if condition == "original" and key in on_originals:
                 logits = on_originals[key]
             else:
@@ -137,7 +142,7 @@ def transfer_analysis(context: ComparisonContext) -> None:
     """Every distinct classifier on every run's reconstructions (Palacio et al.'s transfer test), scored against the
     labels: runs trained without them (their targets are their own classifier's decisions) are left out."""
     runs = [r.run for r in context.results if scored_against(r.run) == "labels"]
-    judges = {run.judge: (context.classifiers[run.label], run.class_names) for run in runs
+    judges = {(run.judge, run.fold): (context.classifiers[run.label], run.class_names) for run in runs
               if context.classifiers.get(run.label) is not None}
     if not judges:
         return

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 from probe.audio import fit_length, load_audio
 from probe.data import DEFAULT_CLIP_SECONDS, Clip, ClipDataset
-from probe.errors import AudioError, DatasetError, ProbeError, WriteError
+from probe.errors import AudioError, DatasetError, WriteError
 from probe.fileio import write_json
 from probe.progress import bars_enabled
 

@@ -143,6 +143,7 @@ class Tables:
     """The names of the built-in analyses' tables: what the analyses register and write, and what the report reads.
     A plugin's analysis names its own tables."""
 
+    ANSWER = "answer"
     ACCURACY_OVERALL = "accuracy_overall"
     ACCURACY_PER_CLASS = "accuracy_per_class"
     ACCURACY_PER_CATEGORY = "accuracy_per_category"

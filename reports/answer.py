@@ -51,10 +51,14 @@ def probe_kind(summary: dict[str, Any]) -> tuple[int, str] | None:
     return next(((rank, kind) for rank, (kind, test) in enumerate(RELIABILITY) if test(summary)), None)
 
 
-def answers(analysis: Analysis, band_set: str) -> list[Answer]:
-    """Per classifier with a ranked probe: its most reliable run (the first listed among equals) and its sentence."""
+def answers(analysis: Analysis, band_set: str, measured_runs: dict[str, str] | None = None) -> list[Answer]:
+    """Per classifier with a ranked probe: its most reliable run (the first listed among equals) and its sentence.
+    `measured_runs` (classifier -> run label): the runs the measured answer read (`probe.analyses.answer`), which
+    the heatmap then shows; classifiers without one are left out."""
     out = []
     for classifier, runs in analysis.by_classifier().items():
+        if measured_runs is not None:
+            runs = [run for run in runs if run.label == measured_runs.get(classifier)]
         ranked = [(kind, index, run) for index, run in enumerate(runs) if (kind := probe_kind(run.summary))]
         if not ranked:
             continue

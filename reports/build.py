@@ -23,7 +23,7 @@ from probe.progress import Progress
 from probe.rundir import AnalysisDir, Tables, current_command
 from probe.reports import figures
 from probe.reports.config import ReportConfig
-from probe.reports.answer import RELIABILITY, answer_table, answers
+from probe.reports.answer import RELIABILITY, answer_table, answers, probe_kind
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
 from probe.reports.provenance import footer, reproduce
 from probe.reports.findings import cautions, findings, verdict_rule
@@ -31,6 +31,8 @@ from probe.reports.gallery import write_gallery
 
 TEMPLATES = Path(__file__).parent / "templates"
 ANSWER_CSV = "answer.csv"
+"""The answer as data: one row per classifier and claim (comparison/answer), beside the index."""
+ANSWER_BANDS_CSV = "answer_bands.csv"
 """The index heatmap's cells (`probe.reports.answer.answer_table`), beside the index."""
 
 
@@ -139,26 +141,40 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     transfer = analysis.comparison_tables.get(Tables.TRANSFER)
     if transfer is not None and transfer.classifier_of.nunique() > 1:
         figure_paths["transfer"] = _figure(figures.transfer_heatmap(transfer), site, "transfer", site)
-    chosen = answers(analysis, config.band_set)
+    measured = analysis.measured_answer
+    chosen = answers(analysis, config.band_set, {c: a["runs"][0] for c, a in measured.items()} if analysis.answered else None)
     cells = answer_table(chosen, config.band_set, analysis.comparison_tables.get(Tables.BAND_CONTRAST_POOLED))
+    claims = analysis.comparison_tables.get(Tables.ANSWER)
+    if claims is not None and len(claims):
+        write_text(site / ANSWER_CSV, claims.to_csv(index=False))
     if len(cells):
-        write_text(site / ANSWER_CSV, cells.to_csv(index=False))
+        write_text(site / ANSWER_BANDS_CSV, cells.to_csv(index=False))
         figure_paths["answer"] = _figure(figures.answer_heatmap(
             cells, marks.threshold_db, f"what each classifier needs: its most reliable probe, {config.band_set.replace('_', '-')} "
             "bands"), site, "answer", site)
     page_of = {page["classifier"]: page["href"] for page in pages}
-    answer_rows = [{"classifier": a.classifier, "sentence": a.sentence, "href": page_of.get(a.classifier)} for a in chosen]
+    if analysis.answered:  # every word measured: the probe's replicates propose, removal from the originals confirms
+        answer_rows = [{"classifier": c, "sentence": a["sentence"], "href": page_of.get(c)} for c, a in measured.items()]
+        answer_rows += [{"classifier": c, "href": page_of.get(c),
+                         "sentence": f"{c}: no answer: none of its probes is one the planted validation showed to "
+                                     "recover a planted band (the spectral gain, the energy-penalised AE)."}
+                        for c, runs in analysis.by_classifier().items()
+                        if c not in measured and any(probe_kind(run.summary) for run in runs)]
+    else:
+        answer_rows = [{"classifier": a.classifier, "sentence": a.sentence, "href": page_of.get(a.classifier)}
+                       for a in chosen]
     labels = {c: analysis.runs[0].condition_label(c) for c in ("before", "after")} if analysis.runs else {}
     on_pages = lambda name: [(f"{page['classifier']}: {name}", f"{page['href'].rpartition('/')[0]}/index.html#table-{name}")  # noqa: E731
                              for page in pages]
     data_links = {"accuracy": on_pages(Tables.ACCURACY_OVERALL), "bands": on_pages(Tables.BAND_CONTRAST_VS_CONTROL),
-                  "answer": [(ANSWER_CSV, ANSWER_CSV)] + [
+                  "answer": [(ANSWER_CSV, ANSWER_CSV), (ANSWER_BANDS_CSV, ANSWER_BANDS_CSV)] + [
                       entry for entry in on_pages(Tables.BAND_CONTRAST_VS_CONTROL)
                       if entry[0].rpartition(": ")[0] in {a.classifier for a in chosen}],
                   **{key: _comparison_links(config, name, site) for key, name in
                      (("contrasts", Tables.CLASSIFIER_CONTRASTS), ("transfer", Tables.TRANSFER))}}
     html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs),
         verdict_rule=verdict_rule(analysis.runs), planted=_planted_rows(analysis), gallery=gallery, answers=answer_rows,
+        measured_answer=analysis.answered,
         reliability=[kind for kind, _ in RELIABILITY],
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         band_set=config.band_set.replace("_", "-"),

@@ -144,6 +144,17 @@ class Analysis:
         return next((c["planted"] for c in self.comparisons if "planted" in c), {})
 
     @property
+    def answered(self) -> bool:
+        """Whether the analysis measured the answer (its comparison step ran `probe.analyses.answer`)."""
+        return any("answer" in c for c in self.comparisons)
+
+    @property
+    def measured_answer(self) -> dict[str, Any]:
+        """Per classifier, its measured answer (comparison/answer's summary: sentence, replicates, removal checks);
+        empty where the analysis made none."""
+        return {key: value for c in self.comparisons for key, value in c.get("answer", {}).items()}
+
+    @property
     def pooled(self) -> dict[str, Any]:
         """Cross-validated settings, their folds pooled (comparison/band_contrast_pooled), by `classifier--setting`:
         the folds and the bands described; empty without folds."""

@@ -121,7 +121,12 @@ def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: 
     answers = index[index.index('<ul class="answers">'):].split("</ul>")[0]
     assert answers.count("<li>") == 3 and "figures/answer.png" in index
     for name in ("low_band_cnn", "high_band_cnn", "full_band_cnn"):
-        assert f"<li>{name} " in answers and "read off spectral gain, its most reliable probe" in answers
+        assert f"<li>{name} " in answers and "from spectral gain, 1 replicate; every word checked by removing" in answers
+    # one replicate: no word, only what the probe proposed and what removing it from the originals costs
+    claims = pd.read_csv(demo / "report" / "answer.csv")
+    assert set(claims.classifier) == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
+    assert set(claims.claim) == {"no_verdict"} and (claims.replicates == 1).all() and not claims.confirmed.any()
+    assert claims.removal_drop.notna().all() and (claims.metric == "accuracy").all()
     from probe.reports.build import Marks
     from probe.reports.data import load_analysis
 
@@ -153,8 +158,13 @@ def test_a_second_run_reuses_what_is_complete(demo: Path, capsys) -> None:
 
 
 def test_study_mode_needs_its_checkpoints(tmp_path: Path, capsys) -> None:
-    assert main(["demo", "--data", f"esc50:{tmp_path}", "--out", str(tmp_path / "o")]) == 2
+    data, weights = tmp_path / "data", tmp_path / "weights"
+    data.mkdir()
+    weights.mkdir()
+    assert main(["demo", "--data", f"esc50:{data}", "--out", str(tmp_path / "o")]) == 2
     assert "--weights-dir" in capsys.readouterr().err
-    assert main(["demo", "--data", f"esc50:{tmp_path}", "--weights-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert main(["demo", "--data", f"esc50:{data}", "--weights-dir", str(weights), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "mn10_esc50.pt" in err and str(tmp_path) in err
+    assert "mn10_esc50.pt" in err and str(weights) in err
+    assert main(["demo", "--data", f"esc50:{data}", "--weights-dir", str(weights), "--out", str(data / "o")]) == 2
+    assert "inside the input" in capsys.readouterr().err

@@ -56,22 +56,29 @@ def test_report_pages_are_self_contained(report_dir: Path) -> None:
 
 def test_the_index_opens_with_the_answer_and_its_cells_are_the_analysis_numbers(report_dir: Path,
                                                                                 analysis_dir: Path) -> None:
-    """The two random-init AE runs behind one classifier: the answer comes from the first (the rule ranks them alike),
-    against the identity; answer.csv holds that run's contrast per band, exactly as the analysis wrote it."""
+    """Two random-init AE runs behind one classifier: no probe the planted validation admits (a plain AE keeps what it
+    reconstructs well, needed or not), so the index says there is no answer and draws no cells. The heatmap's rule
+    itself, on these runs: the answer comes from the first (the rule ranks them alike), against the identity, its
+    cells exactly the analysis' contrast per band."""
     import pandas as pd
+
+    from probe.reports.answer import answer_table, answers
+    from probe.reports.data import load_analysis
 
     index = (report_dir / "index.html").read_text()
     assert index.index("What each classifier needs") < index.index("Main findings")
-    answers = index[index.index('<ul class="answers">'):].split("</ul>")[0]
-    assert answers.count("<li>") == 1 and "random AE, its most reliable probe" in answers
-    assert "the identity on the same chain" in answers and "needs" not in answers  # no penalty: only "kept"
-    cells = pd.read_csv(report_dir / "answer.csv")
+    listed = index[index.index('<ul class="answers">'):].split("</ul>")[0]
+    assert listed.count("<li>") == 1 and "no answer: none of its probes is one the planted validation" in listed
+    assert "needs" not in listed and not (report_dir / "answer_bands.csv").exists()
+    chosen = answers(load_analysis([analysis_dir]), "octave")
+    assert len(chosen) == 1 and chosen[0].kind == "random AE" and "the identity on the same chain" in chosen[0].sentence
+    cells = answer_table(chosen, "octave")
     first = sorted(analysis_dir.glob("*/summary.json"))[0].parent
     contrast = pd.read_parquet(first / "band_contrast_vs_control.parquet")
     contrast = contrast[contrast.band_set == "octave"].sort_values("band_index")
     assert cells.run.unique().tolist() == [json.loads((first / "summary.json").read_text())["label"]]
     assert cells.contrast_db.to_numpy() == pytest.approx(contrast.mean_shift_db.to_numpy(), nan_ok=True)
-    assert 'href="answer.csv"' in index
+    assert "Every word is measured" in index
 
 
 def test_names_are_html_escaped(tmp_path: Path, trained_classifier: Path) -> None:

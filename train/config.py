@@ -129,6 +129,9 @@ class FinetuneConfig(TrainingConfig):
     or `fidelity` (the KL divergence from its own output on the original: no labels needed)."""
     allow_untrained: bool = False
     """Probe a classifier without trained weights (refused otherwise: its preferences say nothing of a trained one)."""
+    replicate: int | None = None
+    """Which of several replicates this run is (`probe finetune --replicates K`: runs that differ only in their seed,
+    the unit of the answer's words); None: a run on its own."""
 
     min_epochs = 0  # 0 epochs: evaluate an AE behind the classifier and store the outputs, untrained
 

@@ -73,6 +73,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     """Run (or resume) one finetuning run; returns its run directory. Refused before anything is written when the
     classifier or the AE start learned from the validation fold (`probe.folds`)."""
     config = with_fold(config).resolved()
+    config.validate()  # a malformed config says so before anything about its classifier
     config.refuse_untrained()
     classifier_folds, selected_here = refuse_leaks(config)
     spec = config.probe_spec
@@ -164,6 +165,31 @@ def finetune_folds(config: FinetuneConfig, folds: list[int], resume: bool = Fals
 
     check_cells(fold_configs(config, folds))
     return run_folds(finetune, config, folds, resume, jobs)
+
+
+def with_replicates(cells: list[FinetuneConfig], count: int) -> list[FinetuneConfig]:
+    """Each cell as `count` replicates that differ only in their seed (seed, seed + 1, ...), in CELL/rep-k; one: the
+    cells as they are."""
+    if count < 1:
+        raise ConfigError(None, f"--replicates takes a count of at least 1, got {count}")
+    if count == 1:
+        return list(cells)
+    return [replace(cell, seed=cell.seed + k, replicate=k + 1, out=str(Path(cell.out) / f"rep-{k + 1}"))
+            for cell in cells for k in range(count)]
+
+
+def finetune_replicates(config: FinetuneConfig, count: int, folds: list[int] | None = None, resume: bool = False,
+                        jobs: int = 1) -> list[RunDir]:
+    """One run (or one per fold) as `count` replicates, `jobs` at a time: the unit the answer's words rest on."""
+    from probe.train.cells import cell_names, claim_runs, run_cells
+    from probe.train.loop import fold_configs
+
+    cells = with_replicates(fold_configs(config, folds) if folds else [config], count)
+    check_cells(cells)
+    claim_runs(config.out, cells)
+    say = Progress(config.progress, prefix="probe finetune: ")
+    say(f"{len(cells)} run(s): " + ", ".join(cell_names(cells)) + (f"; {min(jobs, len(cells))} at a time" if jobs > 1 else ""))
+    return run_cells(finetune, cells, resume, jobs, None, say, cost=expected_cost)
 
 
 def check_cells(cells: list[FinetuneConfig]) -> None:
@@ -277,12 +303,12 @@ def grid_cells(config: FinetuneConfig, grid: dict[str, list[GridEntry]],
 
 
 def finetune_grid(config: FinetuneConfig, grid: dict[str, list[GridEntry]], folds: list[int] | None = None,
-                  resume: bool = False, jobs: int = 1, threads: int | None = None) -> list[RunDir]:
+                  resume: bool = False, jobs: int = 1, threads: int | None = None, replicates: int = 1) -> list[RunDir]:
     """The study's grid (`grid_cells`), `jobs` runs at a time in worker processes, with `threads` torch threads each
     (`probe.train.cells.run_cells`)."""
     from probe.train.cells import cell_names, claim_runs, run_cells
 
-    cells = grid_cells(config, grid, folds)
+    cells = with_replicates(grid_cells(config, grid, folds), replicates)
     say = Progress(config.progress, prefix="probe finetune: ")
     check_cells(cells)
     claim_runs(config.out, cells)

@@ -423,6 +423,9 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
                    "e.g. with --data audio:DIR)")
     add_field(parser, FinetuneConfig, "finetune_encoder", help="train the AE's encoder")
     add_field(parser, FinetuneConfig, "finetune_decoder", help="train the AE's decoder")
+    parser.add_argument("--replicates", type=int, default=1, metavar="K",
+                        help="train K replicates of each run, differing only in their seed, in OUT/rep-k: the answer's "
+                             "words need at least 2 that agree (5 recommended; default: 1)")
     parser.add_argument("--grid", nargs="+", metavar="AXIS=NAME[@WEIGHTS],...",
                         help="run a grid into OUT/CLASSIFIER--AE, e.g. classifier=mn10@mn10.pt,passt@passt_esc50_fold1 "
                              "autoencoder=archisound@pretrained.pt,random; complete runs are skipped")
@@ -464,7 +467,8 @@ def _penalty(args: argparse.Namespace, probe_name: str) -> float | None:
 @command("finetune", "finetune an autoencoder in front of a frozen classifier (the study's method)")
 @arguments(_finetune_args)
 def run_finetune(args: argparse.Namespace) -> int:
-    from probe.train.finetune import FinetuneConfig, finetune, finetune_folds, finetune_grid, parse_grid
+    from probe.train.finetune import (FinetuneConfig, finetune, finetune_folds, finetune_grid, finetune_replicates,
+                                      parse_grid)
 
     config = FinetuneConfig(**_training_fields(args), probe=args.probe,
                             classifier=args.classifier, classifier_weights=args.classifier_weights,
@@ -481,7 +485,10 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.launcher:
         return _launch(config, args, folds)
     if args.grid:
-        runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume, jobs=args.jobs or 1)
+        runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume, jobs=args.jobs or 1,
+                             replicates=args.replicates)
+    elif args.replicates > 1:
+        runs = finetune_replicates(config, args.replicates, folds, resume=args.resume, jobs=args.jobs or 1)
     elif folds:
         runs = finetune_folds(config, folds, resume=args.resume, jobs=args.jobs or 1)
     else:
@@ -607,7 +614,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
 
 def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     """The settings `probe analyse` and `probe compare` share (AnalyseConfig's, ShiftSettings', AttributionSettings')."""
-    from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
+    from probe.analyses.config import AnalyseConfig, AttributionSettings, RemovalSettings, ShiftSettings
 
     add_field(parser, AnalyseConfig, "band_sets", choices=Choices(_band_set_names, multiple=True),
               help="band sets, comma-separated: %(choices)s")
@@ -641,6 +648,15 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, AnalyseConfig, "seed", help="seeds every random draw of the analysis")
     add_field(parser, AnalyseConfig, "device", help="auto, cpu, cuda, ...")
     _allow_untrained_arg(parser)
+    answer = parser.add_argument_group("the answer's removal checks")
+    add_field(answer, RemovalSettings, "margin_points", "--removal-margin",
+              help="a band removed from the originals that costs less than this many points (accuracy, or agreement "
+                   "without labels) can be done without; more, is needed")
+    add_field(answer, RemovalSettings, "max_sets", "--removal-sets",
+              help="at most this many removals per classifier (one classifier pass over the clips each)")
+    answer.add_argument("--no-answer", action="store_true",
+                        help="no answer and no removal checks (they need the classifier: seconds per removal on a CPU "
+                             "for small networks)")
 
 
 def _band_set_names() -> list[str]:
@@ -675,7 +691,7 @@ def _int_pair(values, flag: str) -> tuple[int, int]:
 
 def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: bool):
     from probe.analyses.analyse import check_names
-    from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
+    from probe.analyses.config import AnalyseConfig, AttributionSettings, RemovalSettings, ShiftSettings
     from probe.errors import ConfigError
 
     try:
@@ -693,6 +709,7 @@ def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: b
                                          sanity_clips=args.sanity_clips, randomisation_stages=args.randomisation_stages),
         examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
         progress=not args.quiet, allow_untrained=args.allow_untrained,
+        removal=None if args.no_answer else RemovalSettings(margin_points=args.margin_points, max_sets=args.max_sets),
     )
     check_names(config)
     return config
