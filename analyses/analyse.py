@@ -148,7 +148,7 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         "condition_labels": run.condition_labels, "settings": {"shifts": asdict(config.shifts), "seed": config.seed},
         "provenance": {**run.provenance, "seed": run.config.get("seed")},
         "possible_leakage": _possible_leakage(RunDir(run.path)),
-        "cautions": run_cautions(run),
+        "cautions": run_cautions(run, classifier),
         "timings": {},
     })
     context.summary["tables"] = _run_analyses(registry.analyses("run"), context, config)

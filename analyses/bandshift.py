@@ -262,7 +262,7 @@ def objective_record(run) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def run_cautions(run) -> list[str]:
+def run_cautions(run, classifier=None) -> list[str]:
     """What a reader must know before trusting the run at all: its clips are synthetic (probe's generated test data),
     or its classifier has no trained weights (analysed with allow_untrained)."""
     import json
@@ -277,7 +277,7 @@ def run_cautions(run) -> list[str]:
     if synthetic:
         cautions.append("The clips are synthetic (probe's generated test data), not recordings: nothing here describes "
                         "how the classifier hears real audio.")
-    untrained = objective_record(run).get("classifier_untrained")
+    untrained = objective_record(run).get("classifier_untrained") or getattr(classifier, "untrained", None)
     if untrained:
         cautions.append(f"The classifier is untrained ({untrained}): what it 'listens to' says nothing of a trained "
                         "network.")

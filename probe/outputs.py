@@ -60,6 +60,30 @@ def write_marker(folder: str | Path, kind: str) -> None:
     write_json(Path(folder) / MARKER, {"kind": kind, "made_by": f"probe {_version()}"})
 
 
+TRANSIENT = {".lock"}
+"""probe's own bookkeeping, which a killed run can leave in an otherwise empty folder (the run lock)."""
+
+LEGACY = {
+    "run": lambda folder: (folder / "config.json").is_file() and any(
+        (folder / name).exists() for name in ("metrics.jsonl", "latest.pt", "done.json", "folds.json")),
+    "analysis": lambda folder: (folder / "summary.json").is_file() and (folder / "comparison").is_dir(),
+    "report": lambda folder: (folder / "index.html").is_file() and (folder / "style.css").is_file(),
+    "dataset": lambda folder: (folder / "meta" / "dataset.json").is_file(),
+}
+"""How a folder probe wrote before folders carried a marker is recognised: by the files only its kind writes."""
+
+
+def legacy_kind(folder: Path) -> str | None:
+    """The kind of an unmarked folder an earlier probe wrote (`LEGACY`), else None; a folder of such runs is `runs`."""
+    for kind, looks_like in LEGACY.items():
+        if looks_like(folder):
+            return kind
+    children = [child for child in folder.iterdir() if child.is_dir()]
+    if children and all(LEGACY["run"](child) or legacy_kind(child) == "runs" for child in children):
+        return "runs"
+    return None
+
+
 def _protected() -> list[Path]:
     """Folders no command may write into or replace, with every folder above them."""
     return [Path(os.path.expanduser("~")).resolve(), Path.cwd().resolve()]
@@ -99,13 +123,17 @@ def check_output(folder: str | Path, kind: str, inputs: Iterable[str | Path | No
                                      "another folder")
         if _is_within(path, source_path) and source_path.is_dir():
             raise ConfigError(given, f"is inside the input {source}: give {flag} a folder outside what the command reads")
-    if not path.exists():
+    try:
+        if not path.exists():
+            return path
+        if not path.is_dir():
+            raise ConfigError(given, f"is a file, not a folder: give {flag} a folder")
+        entries = [entry.name for entry in path.iterdir()]
+    except PermissionError as exc:
+        raise ConfigError(given, f"cannot be read ({exc.strerror}): give {flag} a folder you can write") from None
+    if not set(entries) - TRANSIENT:
         return path
-    if not path.is_dir():
-        raise ConfigError(given, f"is a file, not a folder: give {flag} a folder")
-    if not any(path.iterdir()):
-        return path
-    found = marker_kind(path)
+    found = marker_kind(path) or legacy_kind(path)
     if found == kind:
         return path
     if found in KINDS:
@@ -135,13 +163,18 @@ def staged_directory(destination: str | Path, kind: str, inputs: Iterable[str | 
     renamed aside before the new one is renamed in, so at every moment one whole version exists on disk. Leftovers
     of a killed earlier attempt (staging or set-aside folders) are removed first.
     """
+    import glob
+
     destination = Path(destination)
     check_output(destination, kind, inputs, flag)
+    name = glob.escape(destination.name)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        for stale in destination.parent.glob(f".{destination.name}.staging-*"):
+        for stale in destination.parent.glob(f".{name}.staging-*"):  # a killed run's half-made folder
             shutil.rmtree(stale, ignore_errors=True)
-        for stale in destination.parent.glob(f".{destination.name}.replaced-*"):
+        for stale in destination.parent.glob(f".{name}.replaced-*"):
+            if marker_kind(stale) not in (kind, None) and legacy_kind(stale) != kind:
+                continue
             if destination.exists():
                 shutil.rmtree(stale, ignore_errors=True)
             else:  # killed between the two renames: the set-aside folder is the last whole version
@@ -152,6 +185,7 @@ def staged_directory(destination: str | Path, kind: str, inputs: Iterable[str | 
         raise WriteError(destination, f"cannot write here: {exc.strerror or exc}") from exc
     try:
         yield staging
+        check_output(destination, kind, inputs, flag)  # again: the folder may have changed while the work ran
         try:
             aside = None
             if destination.exists():

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-pytestmark = pytest.mark.slow
+
 
 PLUGIN = '''
 import torch
@@ -77,6 +77,7 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_fixed_head_plugin_goes_through_every_command(env: dict[str, str], recordings: Path, tmp_path: Path) -> None:
     import io
     import re
@@ -118,6 +119,7 @@ def test_a_fixed_head_plugin_goes_through_every_command(env: dict[str, str], rec
         assert "ESC-50" not in html and "animals" not in html.lower(), page
 
 
+@pytest.mark.slow
 def test_a_fixed_head_asked_for_another_class_count_is_one_line(env: dict[str, str], tmp_path: Path,
                                                                  synthetic_root: Path) -> None:
     result = probe(env, "finetune", "--classifier", "pitch_net", "--data", f"esc50:{synthetic_root}", "--probe",
@@ -125,3 +127,26 @@ def test_a_fixed_head_asked_for_another_class_count_is_one_line(env: dict[str, s
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "fixed 360-class head" in lines[0] and "5 classes" in lines[0], lines
     assert not (tmp_path / "run").exists()
+
+
+def test_a_plain_module_with_a_fixed_head_is_counted_not_renamed(tmp_path: Path, monkeypatch) -> None:
+    """A `package.module:factory` returning a bare 360-output module without names: asked for the data's 5 classes
+    it is refused (its outputs are counted, not taken on trust); asked for nothing, it gets 360 names."""
+    from probe.errors import ConfigError
+    from probe.models import load_classifier
+
+    (tmp_path / "bare_net.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    sample_rate = 16000\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.head = nn.Linear(1, 360)\n"
+        "    def forward(self, x):\n"
+        "        return self.head(x.mean(-1, keepdim=True))\n\n"
+        "def build(num_classes=360):\n"
+        "    return Net()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="fixed 360-class head and cannot be re-headed to 5"):
+        load_classifier("bare_net:build", num_classes=5, class_names=list("abcde"))
+    assert load_classifier("bare_net:build").num_classes == 360

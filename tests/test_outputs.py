@@ -87,6 +87,31 @@ def test_an_output_inside_an_input_or_holding_one_is_refused(tmp_path: Path) -> 
     check_output(tmp_path / "elsewhere", "analysis", inputs=[run, run / "x.pt", tmp_path / "missing"])
 
 
+def test_folders_an_earlier_probe_wrote_are_recognised_and_a_lock_alone_is_empty(tmp_path: Path) -> None:
+    run = tmp_path / "old-run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "metrics.jsonl").write_text("")
+    check_output(run, "run")  # no marker, but only a run writes these
+    check_output(tmp_path / "old-run", "run")
+    with pytest.raises(ConfigError, match="holds a training run, not an analysis"):
+        check_output(run, "analysis")
+    grid = tmp_path / "grid"
+    (grid / "a--b").mkdir(parents=True)
+    (grid / "a--b" / "config.json").write_text("{}")
+    (grid / "a--b" / "done.json").write_text("{}")
+    check_output(grid, "runs")
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / ".lock").write_text("")  # a run killed before it marked its folder
+    check_output(killed, "run")
+    config_only = tmp_path / "mine"
+    config_only.mkdir()
+    (config_only / "config.json").write_text("{}")  # a user's config alone is no run
+    with pytest.raises(ConfigError, match="that probe did not write"):
+        check_output(config_only, "run")
+
+
 def test_a_staged_replacement_refuses_before_touching_anything(tmp_path: Path) -> None:
     folder = _hostile(tmp_path)
     with pytest.raises(ConfigError):

@@ -289,6 +289,9 @@ def grid_cells(config: FinetuneConfig, grid: dict[str, list[GridEntry]],
     """The grid's runs: one (or one per fold) per classifier and probe setting, in OUT/CLASSIFIER--SETTING[/fold-K]."""
     from probe.train.loop import fold_configs
 
+    unknown = set(grid) - set(GRID_AXES)
+    if unknown:
+        raise ConfigError(None, f"unknown grid axis {sorted(unknown)[0]!r}; the axes are {', '.join(GRID_AXES)}")
     classifiers = grid.get("classifier", [GridEntry(config.classifier, config.classifier_weights)])
     settings = grid.get("autoencoder", [GridEntry(config.autoencoder, config.ae_weights)])
     names = [entry.name for entry in classifiers]  # two checkpoints of one model: named by their folders

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ from torch import nn
 
 from probe.errors import ConfigError
 from probe.folds import FOLDS_FILE
-from probe.outputs import MARKER
+from probe.outputs import MARKER, marker_kind
 from probe.locks import release_run
 from probe.progress import Progress, bars_enabled
 from probe.rundir import RunDir
@@ -139,6 +140,8 @@ def releasing_run(train: Callable) -> Callable:
             return train(config, *args, **kwargs)
         finally:
             run = RunDir(config.out)  # a run that failed before it started (no config.json) leaves no folder behind
+            if not run.config.is_file() and marker_kind(run.path / "data") == "dataset":
+                shutil.rmtree(run.path / "data", ignore_errors=True)  # the synthetic clips it made: made again alike
             release_run(run.path, tidy=() if run.config.is_file() else (FOLDS_FILE, MARKER))
 
     return wrapper

@@ -306,6 +306,8 @@ def _study(config: DemoConfig) -> Path:
         raise ConfigError(weights, f"missing {', '.join(missing)} (probe download weights ...; the mn10/dymn10 ESC-50 "
                                    "checkpoints are your own, named as shown)")
     out = claim_output(config.out, "demo", _inputs(config))
+    for runs_folder in {out / "runs", out / f"runs{config.suffix}"}:  # the grid's folder holds the pretraining too
+        claim_output(runs_folder, "runs")
     step = Progress(config.progress, total=4)
     step("pretraining the ArchiSound AE on ESC-50 by MSE (the study's pretrained setting)")
     pretrained = pretrain_autoencoder(PretrainConfig(autoencoder="archisound", ae_weights=str(weights / STUDY_AE),

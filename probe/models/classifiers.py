@@ -153,9 +153,13 @@ def _settle_head(classifier: WaveformClassifier, name: str, built: int, asked: i
                                     "classes: use it with its own classes (e.g. --objective fidelity on unlabeled "
                                     "audio), or register a builder that re-heads")
         return len(own)
-    if class_names:
+    placeholder = not own or own == [f"class_{i}" for i in range(len(own))] or own == default_class_names(built)
+    if class_names and list(class_names) != own:
+        if not placeholder:
+            log.warning("%s: its own class names differ from the data's (first: %r vs %r); output i is taken as the "
+                        "data's class i", name, *next((o, c) for o, c in zip(own, class_names) if o != c))
         classifier.class_names = list(class_names)
-    elif not own or own == [f"class_{i}" for i in range(len(own))]:
+    elif not class_names and placeholder:
         classifier.class_names = default_class_names(built)
     return built
 
@@ -223,7 +227,9 @@ def _build_user_classifier(
         return model
     if not isinstance(model, nn.Module):
         raise ConfigError(None, f"classifier factory {name!r} returned {type(model).__name__}, not a torch module")
-    names = getattr(model, "class_names", None) or class_names or default_class_names(_outputs(model, num_classes))
+    own = getattr(model, "class_names", None)
+    count = len(own) if own else _outputs(model, num_classes)
+    names = own or (class_names if class_names and len(class_names) == count else default_class_names(count))
     classifier = WaveformClassifier(
         name, nn.Identity(), model, sample_rate=getattr(model, "sample_rate", 32000), class_names=list(names), options=options
     )

@@ -12,14 +12,16 @@ parts as two channels, so every attribution method and analysis reads them as it
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 INSPECTION_WINDOW_S = 0.032
-"""The STFT window, about 32 ms (a power of two in samples): 31 Hz bins at 16 kHz, fine enough for octave bands."""
+"""The STFT window, about 32 ms (a power of two in samples, at most `MAX_N_FFT`): 31 Hz bins at 16 kHz."""
+MAX_N_FFT = 1024
+"""At most this many samples, so that each bin spans at least four of the analyses' FFT bins (4096 points) and can
+carry a verdict: 21 ms at 48 kHz."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class InspectionConfig:
 
     @classmethod
     def for_rate(cls, sample_rate: int) -> "InspectionConfig":
-        n_fft = 1 << max(4, round(math.log2(INSPECTION_WINDOW_S * sample_rate)))
+        n_fft = min(MAX_N_FFT, 1 << max(4, round(math.log2(INSPECTION_WINDOW_S * sample_rate))))
         return cls(int(sample_rate), n_fft, n_fft // 4)
 
     def bin_edges_hz(self) -> np.ndarray:
@@ -73,15 +75,13 @@ class InspectionLayer:
         return self.classifier(waveform)
 
 
-_VIEWS: "weakref.WeakKeyDictionary[torch.nn.Module, InspectionLayer]" = weakref.WeakKeyDictionary()
-
-
 def attribution_view(classifier: torch.nn.Module):
     """What attributions read: the classifier itself where its network reads a time-frequency input, else (a
     waveform-in network) its inspection layer, one per classifier (so that measuring its memory per sample
     happens once)."""
     if not getattr(classifier, "waveform_input", False):
         return classifier
-    if classifier not in _VIEWS:
-        _VIEWS[classifier] = InspectionLayer(classifier)
-    return _VIEWS[classifier]
+    view = classifier.__dict__.get("_inspection_view")
+    if view is None:  # kept on the classifier: it lives and goes with it (a cycle the collector frees)
+        view = classifier.__dict__["_inspection_view"] = InspectionLayer(classifier)
+    return view
