@@ -17,7 +17,7 @@ so the whole range is attenuated and the neighbours only near its edges. A range
 a high-pass or a low-pass.
 
 The interval of the drop: Newcombe's hybrid score interval for a difference of paired proportions (Newcombe
-1998, method 10), which keeps its coverage with few or no discordant clips where a Wald or bootstrap interval
+1998, method 10, with his corrected phi), which keeps its coverage with few or no discordant clips where a Wald or bootstrap interval
 collapses to a point; clips cut from one source recording are not independent, so the counts are shrunk to the
 effective sample size (Kish's design effect: the cluster-robust over the naive variance of the per-clip
 difference, at least 1).
@@ -113,7 +113,10 @@ def paired_drop(before: np.ndarray, after: np.ndarray, units: np.ndarray | None 
     l1, u1 = _wilson(a + b, m, z)
     l2, u2 = _wilson(a + c, m, z)
     margins = (a + b) * (c + d) * (a + c) * (b + d)
-    phi = (a * d - b * c) / math.sqrt(margins) if margins > 0 else 0.0
+    # Newcombe's corrected phi: the plain correlation is 1 when no clip changed (b = c = 0) and some are wrong either
+    # way, and the interval then collapses to [0, 0] whatever the count of clips
+    phi = ((max(a * d - b * c - m / 2, 0.0) if a * d > b * c else a * d - b * c) / math.sqrt(margins)
+           if margins > 0 else 0.0)
     delta = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
     epsilon = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
     drop = (before.mean() - after.mean()) if n else float("nan")

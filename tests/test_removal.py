@@ -66,6 +66,17 @@ def test_paired_drop_known_answers() -> None:
     assert smallest_upper_bound(120) < 2.5 < smallest_upper_bound(40)
 
 
+def test_no_change_with_some_clips_wrong_either_way_keeps_an_interval() -> None:
+    """36 clips right and 4 wrong, before and after alike: the plain phi is 1 and would give [0, 0] at any n; the
+    interval must instead stay about as wide as with nothing wrong (and narrow as clips are added)."""
+    before = np.r_[np.ones(36, bool), np.zeros(4, bool)]
+    drop, low, high = paired_drop(before, before.copy())
+    assert drop == 0 and low < -3 and high > 3
+    assert decide(low, high, 2.0) == "undecided"
+    _, _, high_more = paired_drop(np.tile(before, 5), np.tile(before, 5))
+    assert 0 < high_more < high
+
+
 def test_paired_drop_covers_at_its_level() -> None:
     """One-sided 95 % upper bound of the drop: simulated paired clips (3 % break, 1 % recover, 40 clips) are covered
     in at least 93 % of 2000 draws; the lower bound likewise."""
