@@ -151,12 +151,8 @@ class Remover:
     `settings.max_sets` of them."""
 
     def __init__(self, run: Any, classifier: Any, targets: np.ndarray, device: Any, settings: RemovalSettings) -> None:
-        from probe.analyses.transfer import classifier_logits
-
         self.run, self.classifier, self.targets, self.device, self.settings = run, classifier, targets, device, settings
-        self.logits = classifier_logits
-        originals = np.asarray(run.originals)
-        self.originals = originals
+        self.originals = np.asarray(run.originals)
         self.before = run.logits["original"].argmax(1) == targets
         self.cache: dict[tuple, tuple[float, float, float]] = {}
 
@@ -165,7 +161,9 @@ class Remover:
         return len(self.cache)
 
     def score(self, waveforms: np.ndarray) -> np.ndarray:
-        return self.logits(self.classifier, waveforms, self.run.sample_rate, self.device).argmax(1) == self.targets
+        from probe.analyses.transfer import classifier_logits
+
+        return classifier_logits(self.classifier, waveforms, self.run.sample_rate, self.device).argmax(1) == self.targets
 
     def drop(self, ranges: list[tuple[float, float]]) -> tuple[float, float, float] | None:
         key = tuple(sorted(ranges))

@@ -154,9 +154,9 @@ def filter_bank_bands(frequencies_hz: np.ndarray, filters: np.ndarray, sample_ra
     freqs = fft_frequencies(sample_rate)
     weights = np.stack([np.interp(freqs, frequencies_hz, row) for row in filters]).astype(np.float64)
     weights = weights / np.maximum(weights.max(1, keepdims=True), 1e-30)
-    low = np.array([frequencies_hz[np.flatnonzero(row > 0)[0] - 1] if np.flatnonzero(row > 0)[0] > 0 else 0.0
-                    for row in filters])
-    high = np.array([frequencies_hz[min(np.flatnonzero(row > 0)[-1] + 1, len(frequencies_hz) - 1)] for row in filters])
+    support = [np.flatnonzero(row > 0) for row in filters]  # a triangle's edges are its zeros either side
+    low = np.array([frequencies_hz[max(bins[0] - 1, 0)] for bins in support])
+    high = np.array([frequencies_hz[min(bins[-1] + 1, len(frequencies_hz) - 1)] for bins in support])
     centres = np.array([frequencies_hz[np.argmax(row)] for row in filters])
     labels = tuple(f"mel {i} ({format_hz(c)})" for i, c in enumerate(centres))
     return BandSet("mel", labels, low, centres, high, weights)

@@ -23,6 +23,7 @@ from typing import Iterable, Iterator
 
 from probe.errors import ConfigError, WriteError
 from probe.fileio import fsync_dir, write_json
+from probe.locks import LOCK_FILE
 
 MARKER = ".probe-output.json"
 
@@ -60,7 +61,7 @@ def write_marker(folder: str | Path, kind: str) -> None:
     write_json(Path(folder) / MARKER, {"kind": kind, "made_by": f"probe {_version()}"})
 
 
-TRANSIENT = {".lock"}
+TRANSIENT = {LOCK_FILE}
 """probe's own bookkeeping, which a killed run can leave in an otherwise empty folder (the run lock)."""
 
 LEGACY = {

@@ -91,8 +91,11 @@ class TrainingConfig:
     def input_paths(self) -> tuple[str, ...]:
         """What the run reads from disk (the data's folder, starting weights), for the output guard
         (`probe.outputs`): the run's folder may neither lie inside one nor hold one."""
-        kind, _, folder = self.data.partition(":")
-        return tuple(path for path in (folder, self.ae_weights) if path)
+        return tuple(path for path in (self.data.partition(":")[2], *self.weights_read()) if path)
+
+    def weights_read(self) -> tuple[str | None, ...]:
+        """The checkpoints the run starts from."""
+        return (self.ae_weights,)
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,8 @@ class FinetuneConfig(TrainingConfig):
 
     min_epochs = 0  # 0 epochs: evaluate an AE behind the classifier and store the outputs, untrained
 
-    def input_paths(self) -> tuple[str, ...]:
-        return (*super().input_paths(), *([self.classifier_weights] if self.classifier_weights else []))
+    def weights_read(self) -> tuple[str | None, ...]:
+        return (self.ae_weights, self.classifier_weights)
 
     @property
     def probe_spec(self) -> ProbeSpec:
@@ -256,6 +259,5 @@ class ClassifierTrainConfig(TrainingConfig):
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in super().to_json().items() if k not in ("autoencoder", "ae_weights", "ae_options")}
 
-    def input_paths(self) -> tuple[str, ...]:
-        kind, _, folder = self.data.partition(":")
-        return tuple(path for path in (folder, self.init) if path)
+    def weights_read(self) -> tuple[str | None, ...]:
+        return (None,) if self.init in ("audioset", "none") else (self.init,)  # keywords, not paths
