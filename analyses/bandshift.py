@@ -24,8 +24,8 @@ from probe.analyses import bands
 from probe.analyses.bands import BandSet, band_energies_db
 from probe.analyses.config import ShiftSettings  # noqa: F401 (re-exported)
 from probe.analyses.registry import ComparisonContext, RunContext, register_analysis
-from probe.analyses.stats import (CORRECTIONS, MIN_INTERVAL_UNITS, bootstrap_mean_ci, claim_p_values, mean_and_se,
-                                  t_test_p)
+from probe.analyses.stats import (CORRECTIONS, MIN_INTERVAL_UNITS, bootstrap_mean_ci, claim_p_values, cluster_moments,
+                                  mean_and_se, t_test_p)
 from probe.probes import probe_of_run
 from probe.rundir import AFTER, BEFORE, RunDir, Tables
 
@@ -56,24 +56,29 @@ def clip_shifts(spectra: dict[str, np.ndarray], band_set: BandSet,
 def summarise_per_band(values: np.ndarray, settings: ShiftSettings, rng: np.random.Generator,
                        groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per band of per-clip dB values (clips, bands; NaN: left out): the clips and independent units counted, the
-    mean with its studentised bootstrap interval (none below `stats.MIN_INTERVAL_UNITS` units), the two-sided p of
-    a mean of zero and its correction over the bands, and the p of each verdict's claim (uncorrected)."""
+    mean with its studentised bootstrap interval (none below `stats.MIN_INTERVAL_UNITS` units), the effective number
+    of units (`stats.cluster_moments`), the two-sided p of a mean of zero and its correction over the bands, and the
+    p of each verdict's claim (uncorrected)."""
     mean, low, high = bootstrap_mean_ci(values, settings.level, settings.n_boot, rng, groups)
-    _, se, units = mean_and_se(values, groups)
+    moments = cluster_moments(values, groups)
+    se, units = moments.se, moments.units
     p_values = t_test_p(values, groups)
     claims = claim_p_values(values, settings.threshold_db, groups)
-    return {"clips": np.isfinite(values).sum(0), "units": units, "mean_shift_db": mean, "ci_low_db": low,
+    return {"clips": np.isfinite(values).sum(0), "units": units, "effective_units": moments.effective_units,
+            "mean_shift_db": mean, "ci_low_db": low,
             "ci_high_db": high, "se_db": se, "p_value": p_values, "p_adjusted": CORRECTIONS[settings.correction](p_values),
             **{f"p_{claim}": p for claim, p in claims.items()}}
 
 
 def assign_verdicts(frames: list[pd.DataFrame], settings: ShiftSettings) -> list[pd.DataFrame]:
     """Verdicts for the rows of `frames`, one family: every claim of every row that can have one is corrected
-    together. Rows near the noise floor, too narrow, or with fewer than `MIN_INTERVAL_UNITS` units get no test."""
+    together. Rows near the noise floor, too narrow, or with fewer than `MIN_INTERVAL_UNITS` effective units (clusters
+    of unequal size count for less, `stats.cluster_moments`) get no test."""
     frames = [frame.copy() for frame in frames]
     for frame in frames:
         frame["verdict"] = np.where(frame.get("near_noise_floor", False), "noise floor",
-                                    np.where(frame.units < MIN_INTERVAL_UNITS, "too few clips", ""))
+                                    np.where(frame.get("effective_units", frame.units) < MIN_INTERVAL_UNITS,
+                                             "too few clips", ""))
         if "fft_bins" in frame:
             frame.loc[(frame.verdict == "") & (frame.fft_bins < bands.MIN_FFT_BINS), "verdict"] = "too narrow"
     tested = [(frame, frame.index[frame.verdict == ""]) for frame in frames]

@@ -6,8 +6,11 @@ groups are given. Intervals are studentised bootstrap intervals (bootstrap-t): o
 they cover near the nominal rate where the percentile interval falls short (`python -m benchmarks.planted`
 records both in VALIDATION.md; tests/test_stats.py checks it). Below `MIN_INTERVAL_UNITS` no interval is given.
 
-Verdict tests are one-sided t-tests on the cluster-robust standard error (df = units - 1), so they test
-the mean, which is what the tables print (a Wilcoxon test would test the pseudo-median).
+Verdict tests are one-sided t-tests of the mean, which is what the tables print (a Wilcoxon test would test the
+pseudo-median), on the small-sample cluster-robust standard error CR2 (Bell and McCaffrey 2002) with their
+degrees of freedom: with G clusters of equal size that is the usual standard error and G - 1 df; with unequal
+clusters (one source recording holding most clips) the df, and the *effective* number of clusters df + 1, shrink
+toward the few clusters that carry the mean, and no verdict is given below `MIN_INTERVAL_UNITS` effective ones.
 """
 from __future__ import annotations
 
@@ -61,14 +64,52 @@ def _mean_and_se(sums: np.ndarray, counts: np.ndarray, s_sq: np.ndarray, s_n: np
     return mean, se
 
 
-def mean_and_se(values: np.ndarray, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, cluster-robust standard error, units) per column of `values` (N, ...), NaNs left out."""
+@dataclass(frozen=True)
+class Moments:
+    """Per column: the mean, its CR2 standard error, the clusters present and the Bell-McCaffrey df."""
+
+    mean: np.ndarray
+    se: np.ndarray
+    units: np.ndarray
+    df: np.ndarray
+
+    @property
+    def effective_units(self) -> np.ndarray:
+        """df + 1: the number of equal clusters that would carry as much information (the clusters themselves when
+        they are of equal size)."""
+        return self.df + 1
+
+
+def cluster_moments(values: np.ndarray, groups: np.ndarray | None = None) -> Moments:
+    """The mean per column of `values` (N, ...) over its finite entries, with the CR2 cluster-robust standard error
+    and the Bell-McCaffrey degrees of freedom (working independence).
+
+    For a mean (an intercept-only fit) both have closed forms. With p_g a cluster's share of the N values and S_g
+    its residual sum: var = sum_g S_g^2 / (1 - p_g) / N^2, and df = 1 / (sum p_g^2 + (sum r_g)^2 - sum r_g^2) with
+    r_g = p_g^2 / (1 - p_g). Equal clusters give the usual G / (G - 1) correction and G - 1 df.
+    """
     values = np.asarray(values, dtype=np.float64)
     c = cluster_sums(values, groups)
-    mean, se = _mean_and_se(c.sums.sum(0), c.counts.sum(0), (c.sums**2).sum(0), (c.sums * c.counts).sum(0),
-                            (c.counts**2).sum(0), c.units)
+    total = c.counts.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = c.sums.sum(0) / total
+        share = c.counts / total
+        single = share >= 1.0  # one cluster holds everything: no spread to estimate
+        keep = np.where(single, 0.0, 1.0 - share)
+        residual = c.sums - mean * c.counts
+        se = np.sqrt(np.where(keep > 0, residual**2 / np.where(keep > 0, keep, 1.0), 0.0).sum(0)) / total
+        r = np.where(keep > 0, share**2 / np.where(keep > 0, keep, 1.0), 0.0)
+        df = 1.0 / ((share**2).sum(0) + r.sum(0) ** 2 - (r**2).sum(0))
+    units = c.units
+    df = np.where(units >= 2, df, 0.0)
     shape = values.shape[1:]
-    return mean.reshape(shape), se.reshape(shape), c.units.reshape(shape)
+    return Moments(mean.reshape(shape), se.reshape(shape), units.reshape(shape), df.reshape(shape))
+
+
+def mean_and_se(values: np.ndarray, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, CR2 cluster-robust standard error, units) per column of `values` (N, ...), NaNs left out."""
+    moments = cluster_moments(values, groups)
+    return moments.mean, moments.se, moments.units
 
 
 def bootstrap_mean_ci(values: np.ndarray, level: float = 0.95, n_boot: int = 2000,
@@ -116,20 +157,21 @@ def bootstrap_mean_ci(values: np.ndarray, level: float = 0.95, n_boot: int = 200
 
 def t_test_p(values: np.ndarray, groups: np.ndarray | None = None, null: float = 0.0,
              alternative: str = "two-sided") -> np.ndarray:
-    """p-value per column of a t-test of the mean against `null` on the cluster-robust standard error (df = units
-    - 1): `less` (mean < null), `greater`, or `two-sided`. 1 where a column has fewer than two units; a column
-    with no spread gives 0 or 1."""
-    return _t_p(*mean_and_se(values, groups), null, alternative)
+    """p-value per column of a t-test of the mean against `null` on the CR2 standard error with Bell-McCaffrey df
+    (`cluster_moments`): `less` (mean < null), `greater`, or `two-sided`. 1 where a column has fewer than two units;
+    a column with no spread gives 0 or 1."""
+    return _t_p(cluster_moments(values, groups), null, alternative)
 
 
-def _t_p(mean: np.ndarray, se: np.ndarray, units: np.ndarray, null: float, alternative: str) -> np.ndarray:
-    """`t_test_p` from a mean, its standard error and its units, so that several tests share one pass over the data."""
+def _t_p(moments: Moments, null: float, alternative: str) -> np.ndarray:
+    """`t_test_p` from a column's moments, so that several tests share one pass over the data."""
     from scipy.stats import t as student
 
+    mean, se, units = moments.mean, moments.se, moments.units
     with np.errstate(invalid="ignore", divide="ignore"):
         statistic = (mean - null) / se
     statistic = np.where(np.isnan(statistic) & (se == 0), 0.0, statistic)
-    df = np.maximum(units - 1, 1)
+    df = np.maximum(moments.df, 1e-6)
     if alternative == "less":
         p = student.cdf(statistic, df)
     elif alternative == "greater":
@@ -146,10 +188,10 @@ def claim_p_values(values: np.ndarray, threshold: float,
     """Per column, the p-value of each claim a verdict can make about the mean shift m, against threshold T:
     `below` (m < -T, one-sided), `above` (m > T, one-sided), `within` (-T < m < T: two one-sided tests, the larger
     p). Each claim's null is its complement, so a small p is evidence for the claim's words."""
-    moments = mean_and_se(values, groups)
-    below = _t_p(*moments, -threshold, "less")
-    above = _t_p(*moments, threshold, "greater")
-    within = np.maximum(_t_p(*moments, -threshold, "greater"), _t_p(*moments, threshold, "less"))
+    moments = cluster_moments(values, groups)
+    below = _t_p(moments, -threshold, "less")
+    above = _t_p(moments, threshold, "greater")
+    within = np.maximum(_t_p(moments, -threshold, "greater"), _t_p(moments, threshold, "less"))
     return {"below": below, "above": above, "within": within}
 
 

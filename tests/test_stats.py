@@ -163,3 +163,52 @@ def test_corrections_known_answers_and_scipy_parity() -> None:
     p = np.array([0.01, 0.04, 0.03, 0.005])
     np.testing.assert_allclose(stats.holm(p), [0.03, 0.06, 0.06, 0.02])
     np.testing.assert_allclose(stats.benjamini_hochberg(p), false_discovery_control(p))
+
+
+def _cr2_by_matrices(values: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    """CR2 standard error and Bell-McCaffrey df of a mean, from the general matrix formulas (X a column of ones)."""
+    n = len(values)
+    x = np.ones((n, 1))
+    hat = x @ x.T / n
+    residual = values - values.mean()
+    a, rows = [], []
+    for g in np.unique(groups):
+        index = np.flatnonzero(groups == g)
+        block = np.eye(len(index)) - hat[np.ix_(index, index)]
+        w, v = np.linalg.eigh(block)
+        a.append(v @ np.diag(w ** -0.5) @ v.T)
+        rows.append(index)
+    variance = sum((x[i].T @ ag @ residual[i]).item() ** 2 for ag, i in zip(a, rows)) / n**2
+    maker = np.eye(n) - hat
+    columns = np.column_stack([maker[:, i] @ ag @ x[i] / n for ag, i in zip(a, rows)])
+    small = columns.T @ columns
+    return float(np.sqrt(variance)), float(np.trace(small) ** 2 / np.sum(small**2))
+
+
+@pytest.mark.parametrize("sizes", [[5] * 8, [1, 2, 4, 7, 12, 20, 30, 40], [1] * 7 + [30], [3, 1, 9]])
+def test_cluster_moments_match_cr2_and_bell_mccaffrey(sizes: list[int]) -> None:
+    """The closed forms for a mean equal the general matrix formulas; equal clusters give G - 1 df."""
+    rng = np.random.default_rng(len(sizes) + sum(sizes))
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    values = rng.lognormal(0, 1, len(groups)) + rng.normal(0, 1, len(sizes))[groups]
+    moments = stats.cluster_moments(values[:, None], groups)
+    se, df = _cr2_by_matrices(values, groups)
+    assert moments.mean[0] == pytest.approx(values.mean())
+    assert moments.se[0] == pytest.approx(se, rel=1e-9)
+    assert moments.df[0] == pytest.approx(df, rel=1e-9)
+    if len(set(sizes)) == 1:
+        assert moments.df[0] == pytest.approx(len(sizes) - 1)
+
+
+def test_one_dominant_recording_leaves_too_few_effective_units_for_a_verdict() -> None:
+    """Seven single clips and one recording of 30 clips: 8 clusters, about 2.4 effective ones, so no verdict, however
+    far the mean lies; the same 8 recordings at equal size get their word."""
+    rng = np.random.default_rng(6)
+    settings = ShiftSettings(n_boot=500)
+    for sizes, expected in (([1] * 7 + [30], "too few clips"), ([5] * 8, "suppressed")):
+        groups = np.repeat(np.arange(8), sizes)
+        values = (-12 + rng.normal(0, 1, 8)[groups] + rng.normal(0, 0.5, len(groups)))[:, None]
+        summary = summarise_per_band(values, settings, np.random.default_rng(0), groups)
+        frame = pd.DataFrame({"band_index": [0], "near_noise_floor": False, **summary})
+        assert summary["units"][0] == 8
+        assert assign_verdicts([frame], settings)[0].verdict.iloc[0] == expected, sizes
