@@ -284,8 +284,11 @@ def answer_sentence(classifier: str, rows: pd.DataFrame, group: Replicates, leve
                     + (f" (removing it costs {measured(r)})" if not math.isnan(r.removal_drop) else "")
                     for r in proposed.itertuples()))
     for row in rows[rows.claim == "not_confirmed"].itertuples():
+        why = ("more than the margin" if row.removal_ci_low > settings.margin_points
+               else f"not shown below the {settings.margin_points:g}-point margin")
         extra.append(f"the probe dropped {format_hz(row.from_hz)}–{format_hz(row.to_hz)}, but removing it costs "
-                     f"{row.removal_drop:.0f} points [{row.removal_ci_low:.0f}, {row.removal_ci_high:.0f}]: not confirmed")
+                     f"{row.removal_drop:+.0f} points [{row.removal_ci_low:+.0f}, {row.removal_ci_high:+.0f}], {why}: "
+                     "not confirmed")
     if group.count < 2:
         extra.append(f"no word from {SPREAD_NOTE}")
     floor = smallest_upper_bound(units, settings.alpha)

@@ -5,12 +5,24 @@ Nothing here imports torch or pandas, so `probe --help` can read the defaults at
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from probe.errors import ConfigError
 
-if TYPE_CHECKING:
-    from probe.analyses.planted import PlantedTruth
+
+@dataclass(frozen=True)
+class PlantedTruth:
+    low_band_hz: tuple[float, float]
+    high_band_hz: tuple[float, float]
+    relies_on: dict[str, str | None]
+    """Classifier label -> LOW, HIGH, or None (uses both bands)."""
+    recovery_db: float = 3.0
+    """A probe recovers the planted band when its contrast is shown to exceed this in the planted direction: the
+    analyses' verdict threshold (a factor of two in power)."""
+    attribution_method: str = "integrated_gradients"
+    attribution_setting: str | None = None
+    """The run whose attribution tables are read (attributions belong to the classifier); default: the first."""
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,7 @@ class AnalyseConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
-    planted: "PlantedTruth | None" = None
+    planted: PlantedTruth | None = None
     """A planted truth to score the probes against (the demo's); None: no planted analysis."""
     allow_untrained: bool = False
     """Analyse runs (and compare with a classifier) whose classifier has no trained weights; refused otherwise."""

@@ -18,41 +18,27 @@ A positive contrast means the probe favoured the high band. An AE that started f
 with the identity (its untuned output is a random network's), so its number includes the AE's own error; its
 rows say so (`reference`).
 
-What changed after seeds 0 and 1 had been looked at (rule 3 of shared/SCIENCE.md): until then the contrast was
-a mean over (clip, band) cells, the attribution mass was summed over the bins of each range (favouring the wider
-low range by 4.6 dB on a uniform map), and "recovered" meant a point contrast of at least 6 dB; seed 1 missed
+What changed after seeds 0 and 1 had been looked at (a measure changed after a result was seen is validated on
+seeds that played no part in the change): until then the contrast was a mean over (clip, band) cells, the
+attribution mass was summed over the bins of each range (favouring the wider low range by 4.6 dB on a uniform
+map), and "recovered" meant a point contrast of at least 6 dB; seed 1 missed
 (+5.8 dB). The rule above, with the analyses' 3 dB threshold and a test, was written before any of seeds 2-6
 (VALIDATION.md) was run, and the tests assert only what those seeds show.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from probe.analyses.config import PlantedTruth
 from probe.analyses.registry import ComparisonContext, register_analysis
-from probe.analyses.stats import MIN_INTERVAL_UNITS, bootstrap_mean_ci, mean_and_se, t_test_p
+from probe.analyses.stats import MIN_INTERVAL_UNITS, bootstrap_mean_ci, cluster_moments, t_test_p
 from probe.synthetic import HIGH
 from probe.rundir import Tables
 
 RECOVERY_ALPHA = 0.05
-
-
-@dataclass(frozen=True)
-class PlantedTruth:
-    low_band_hz: tuple[float, float]
-    high_band_hz: tuple[float, float]
-    relies_on: dict[str, str | None]
-    """Classifier label -> LOW, HIGH, or None (uses both bands)."""
-    recovery_db: float = 3.0
-    """A probe recovers the planted band when its contrast is shown to exceed this in the planted direction: the
-    analyses' verdict threshold (a factor of two in power)."""
-    attribution_method: str = "integrated_gradients"
-    attribution_setting: str | None = None
-    """The run whose attribution tables are read (attributions belong to the classifier); default: the first."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def range_mean(per_clip: pd.DataFrame, value: str, position: str, low_hz: float, high_hz: float) -> pd.Series:
@@ -95,7 +81,7 @@ def judge(per_clip: pd.Series, units: pd.Series | None, relies_on: str | None, t
     mean, low, high = bootstrap_mean_ci(values, 0.95, 2000, rng, groups)
     result = {"high_minus_low_db": round(float(mean[0]), 2), "ci_low_db": round(float(low[0]), 2),
               "ci_high_db": round(float(high[0]), 2), "clips": int(np.isfinite(values).sum()), "recovered": None}
-    if mean_and_se(values, groups)[2][0] < MIN_INTERVAL_UNITS:
+    if cluster_moments(values, groups).effective_units[0] < MIN_INTERVAL_UNITS:
         return {**result, "too_few_clips": True}  # no verdict from a handful of clips
     if relies_on is not None:
         sign = 1 if relies_on == HIGH else -1
@@ -114,6 +100,8 @@ def planted_answer(results, truth: PlantedTruth, seed: int = 0) -> dict[str, Any
     attributed: set[str] = set()
     rng = np.random.default_rng(seed)
     for result in results:
+        if int(result.summary.get("replicate") or 1) > 1:  # the table scores one training per probe (the first seed)
+            continue
         classifier, setting = result.summary["classifier"], result.setting
         relies_on = truth.relies_on.get(classifier)
         probes = answer["classifiers"].setdefault(classifier, {"relies_on": relies_on, "probes": {}})["probes"]
@@ -158,9 +146,93 @@ def describe_planted(answer: dict[str, Any]) -> list[str]:
     return lines
 
 
+def covered(rows: pd.DataFrame, band: tuple[float, float]) -> bool:
+    """Whether the union of the rows' [from_hz, to_hz] ranges covers `band`."""
+    reach = band[0]
+    for row in rows.sort_values("from_hz").itertuples():
+        if row.from_hz <= reach < row.to_hz:
+            reach = row.to_hz
+    return reach >= band[1]
+
+
+def overlaps(row: Any, band: tuple[float, float]) -> bool:
+    return row.from_hz < band[1] and band[0] < row.to_hz
+
+
+def judge_words(claims: pd.DataFrame, relies_on: str | None, truth: PlantedTruth,
+                removal: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Whether one planted CNN's sentence (its `answer` rows) says what was planted, and nothing it contradicts.
+
+    A CNN taught one band: it *needs* a range that overlaps that band (a `needs` row, or a `needs_one_of` group every
+    one of whose ranges overlaps it), and *can do without* ranges that together cover the other band. The CNN taught both:
+    never said to do without both bands, nor (with `removal`, the planted bands cut from the originals) without a band
+    whose removal costs more than the margin. Only what was planted is checked: how far outside its band a CNN also
+    reads is not planted."""
+    bands = {"low": tuple(truth.low_band_hz), "high": tuple(truth.high_band_hz)}
+    without = claims[claims.claim == "can_do_without"]
+    without_band = {name: covered(without, band) for name, band in bands.items()}
+    costly = {name: (removal or {}).get(name, {}).get("decision") == "costs more" for name in bands}
+    result: dict[str, Any] = {"sentence_claims": int(len(claims)),
+                              "can_do_without": {name: bool(v) for name, v in without_band.items()}}
+    wrong = [f"can do without the {name} band, whose removal costs more than the margin"
+             for name in bands if without_band[name] and costly[name]]
+    if relies_on is None:
+        if all(without_band.values()):
+            wrong.append("can do without both bands")
+        result.update(right=not wrong, wrong=wrong)
+        return result
+    used, other = bands[relies_on], bands["high" if relies_on == "low" else "low"]
+    needs = any(overlaps(row, used) for row in claims[claims.claim == "needs"].itertuples())
+    groups = claims[claims.claim == "needs_one_of"].groupby("group")
+    needs = needs or any(all(overlaps(row, used) for row in members.itertuples()) for _, members in groups)
+    if not needs:
+        wrong.append(f"does not say it needs the {relies_on} band")
+    if not covered(without, other):
+        wrong.append(f"does not say it can do without the {'high' if relies_on == 'low' else 'low'} band")
+    if without_band[relies_on]:
+        wrong.append(f"can do without the {relies_on} band it relies on")
+    result.update(needs_planted_band=bool(needs), right=not wrong, wrong=wrong)
+    return result
+
+
+def remove_planted(context: ComparisonContext, truth: PlantedTruth) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per planted CNN: the planted bands cut from its validation originals, alone and together, and what that costs
+    (the removal check alone, on the planted ranges; `answer.Remover`)."""
+    from probe.analyses.answer import Remover
+    from probe.analyses.removal import decide
+
+    settings = context.config.removal
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for result in context.results:
+        classifier = result.summary["classifier"]
+        model = context.classifiers.get(result.run.label) if result.run is not None else None
+        if classifier in found or classifier not in truth.relies_on or model is None or settings is None:
+            continue
+        remover = Remover(result.run, model, result.run.targets, context.device, settings)
+        ranges = {"low": [tuple(truth.low_band_hz)], "high": [tuple(truth.high_band_hz)],
+                  "both": [tuple(truth.low_band_hz), tuple(truth.high_band_hz)]}
+        found[classifier] = {}
+        for name, cut in ranges.items():
+            drop = remover.drop(cut)
+            found[classifier][name] = {"drop_points": drop[0], "ci_low": drop[1], "ci_high": drop[2],
+                                       "decision": decide(drop[1], drop[2], settings.margin_points)}
+    return found
+
+
 @register_analysis("planted", tables=(Tables.PLANTED,), scope="comparison", enabled=lambda config: config.planted is not None)
 def planted_analysis(context: ComparisonContext) -> None:
-    """Whether each probe recovered each planted band (only with a planted truth, as in the demo)."""
-    answer = planted_answer(context.results, context.config.planted, context.config.seed)
+    """Whether each probe recovered each planted band (only with a planted truth, as in the demo); with the answer,
+    whether each planted CNN's sentence says what was planted, and what removing the planted bands costs."""
+    truth = context.config.planted
+    answer = planted_answer(context.results, truth, context.config.seed)
+    removal = remove_planted(context, truth)
+    claims = context.tables.get(Tables.ANSWER)
+    for classifier, entry in answer["classifiers"].items():
+        if classifier in removal:
+            entry["removal"] = removal[classifier]
+        if claims is not None and classifier in set(claims.classifier) and classifier in truth.relies_on:
+            entry["words"] = judge_words(claims[claims.classifier == classifier], entry["relies_on"], truth,
+                                         removal.get(classifier))
+            entry["words"]["sentence"] = context.summary.get("answer", {}).get(classifier, {}).get("sentence", "")
     context.tables[Tables.PLANTED] = planted_table(answer)
     context.summary["planted"] = answer

@@ -33,7 +33,7 @@ AnalyseConfig = Any  # probe.analyses.config.AnalyseConfig, which names PlantedT
 
 Scope = Literal["run", "comparison"]
 BUILTIN_MODULES = ("accuracy", "bandshift", "spectral", "information", "attribution", "randomisation", "examples", "routes",
-                   "transfer", "pooled", "planted", "answer")
+                   "transfer", "pooled", "answer", "planted")
 """The modules whose analyses come with probe, in the order they run (later ones read earlier ones' tables)."""
 
 

@@ -174,3 +174,16 @@ def test_clips_cut_from_one_recording_carry_its_group(tmp_path: Path) -> None:
     assert {c.group for c in grouped} == {"bark-rec0", "bark-rec1", "meow-rec0", "meow-rec1"}
     for group in {c.group for c in grouped}:
         assert len({c.fold for c in grouped if c.group == group}) == 1
+
+
+def test_extra_validation_clips_leave_the_rest_of_the_dataset_unchanged(tmp_path: Path) -> None:
+    """More clips in fold 1 (the demo's validation fold) are drawn after every other clip: the others are identical."""
+    from dataclasses import replace
+
+    plain = load_esc50(write_synthetic_dataset(tmp_path / "plain", SMALL_SYNTHETIC))
+    more = load_esc50(write_synthetic_dataset(tmp_path / "more", replace(SMALL_SYNTHETIC, extra_validation_clips_per_class=2)))
+    assert len(more.clips) == len(plain.clips) + 2 * SMALL_SYNTHETIC.num_classes
+    added = {c.clip_id for c in more.clips} - {c.clip_id for c in plain.clips}
+    assert {c.fold for c in more.clips if c.clip_id in added} == {1}
+    for clip in plain.clips:
+        assert (tmp_path / "more" / "audio" / clip.path.name).read_bytes() == clip.path.read_bytes()

@@ -73,6 +73,37 @@ def test_what_the_validation_shows_to_hold_is_recovered(demo: Path) -> None:
         assert result["recovered"] is True, f"{classifier}: {probe} gave {result}"
 
 
+def validated_words() -> dict[str, list[bool]]:
+    """Per planted CNN, whether its sentence was right on each seed of VALIDATION.md's words table."""
+    text = VALIDATION.read_text()
+    assert "### The answer's words over the seeds" in text, "VALIDATION.md has no words table: run python -m benchmarks.planted"
+    section = text.split("### The answer's words over the seeds\n", 1)[1].split("\n#", 1)[0]
+    right: dict[str, list[bool]] = {}
+    for line in section.splitlines():
+        cols = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cols) == 7 and cols[0].isdigit():
+            right.setdefault(cols[1], []).append(cols[2] == "yes")
+    return right
+
+
+def test_the_sentences_say_what_was_planted(demo: Path) -> None:
+    """On a fresh seed, every planted CNN whose sentence VALIDATION.md shows right on every seed reads right here (its
+    words measured by removing the ranges from the originals), and the removal check alone, on the planted bands, reads
+    the planted answer for the CNNs taught one band."""
+    planted = json.loads((demo / "planted.json").read_text())["classifiers"]
+    validated = {name for name, seeds in validated_words().items() if seeds and all(seeds)}
+    assert validated, "VALIDATION.md shows no planted CNN's sentence right on every seed: nothing to assert"
+    for classifier in validated:
+        words = planted[classifier]["words"]
+        assert words["right"], f"{classifier}: {words['sentence']} ({'; '.join(words['wrong'])})"
+    for classifier, band, other in (("low_band_cnn", "low", "high"), ("high_band_cnn", "high", "low")):
+        removal = planted[classifier]["removal"]
+        assert removal[band]["decision"] == "costs more", (classifier, removal)
+        assert removal[other]["decision"] != "costs more", (classifier, removal)
+    full = planted["full_band_cnn"]["words"]
+    assert not (full["can_do_without"]["low"] and full["can_do_without"]["high"])
+
+
 WITHOUT_LABELS = ("spectral gain", f"pretrained AE + energy {DemoConfig().energy_penalty:g}")
 """The probes the label-free check runs (issue 23's): the two parsimony probes."""
 
@@ -90,8 +121,8 @@ def without_labels(demo: Path) -> Path:
 def test_without_labels_what_the_validation_shows_to_hold_is_recovered(without_labels: Path) -> None:
     """The fidelity objective finds the planted bands on a fresh seed, in every cell VALIDATION.md's label-free table
     shows to hold on every seed and with margin."""
-    runs = sorted((without_labels / "runs-fidelity").glob("*_cnn--*"))
-    assert len(runs) == 4
+    runs = sorted(done.parent for done in (without_labels / "runs-fidelity").glob("**/done.json"))
+    assert len(runs) == 2 * (1 + 5)  # the energy-penalised AE, and the spectral gain's replicates
     for run in runs:  # trained on the CNN's own outputs, scored against its own decisions
         objective = json.loads((run / "outputs" / "objective.json").read_text())
         assert objective["targets"] == "decisions" and "no labels" in objective["objective"]
@@ -121,12 +152,11 @@ def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: 
     answers = index[index.index('<ul class="answers">'):].split("</ul>")[0]
     assert answers.count("<li>") == 3 and "figures/answer.png" in index
     for name in ("low_band_cnn", "high_band_cnn", "full_band_cnn"):
-        assert f"<li>{name} " in answers and "from spectral gain, 1 replicate; every word checked by removing" in answers
-    # one replicate: no word, only what the probe proposed and what removing it from the originals costs
+        assert f"<li>{name} " in answers and "from spectral gain, 5 replicates; every word checked by removing" in answers
     claims = pd.read_csv(demo / "report" / "answer.csv")
     assert set(claims.classifier) == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
-    assert set(claims.claim) == {"no_verdict"} and (claims.replicates == 1).all() and not claims.confirmed.any()
-    assert claims.removal_drop.notna().all() and (claims.metric == "accuracy").all()
+    assert (claims.replicates == 5).all() and (claims.metric == "accuracy").all()
+    assert claims[claims.confirmed].removal_drop.notna().all()
     from probe.reports.build import Marks
     from probe.reports.data import load_analysis
 
@@ -138,7 +168,7 @@ def test_one_folder_holds_everything_and_the_report_says_what_was_planted(demo: 
     transfer = json.loads((demo / "analysis" / "summary.json").read_text())["comparison"]["transfer"]
     assert {row["classifier_of"] for row in transfer} == {"low_band_cnn", "high_band_cnn", "full_band_cnn"}
     contrasts = pd.read_parquet(demo / "analysis" / "comparison" / "classifier_contrasts.parquet")
-    assert len(contrasts.groupby(["classifier_a", "classifier_b", "setting"])) == 3 * 5  # 3 pairs x 5 probe settings
+    assert len(contrasts.groupby(["classifier_a", "classifier_b", "setting"])) == 3 * 9  # 3 pairs x 9 runs behind each
     assert "classifier_contrasts.png" in index
 
 
@@ -150,10 +180,11 @@ def test_the_demo_report_renders_with_working_audio(demo: Path) -> None:
 
 
 def test_a_second_run_reuses_what_is_complete(demo: Path, capsys) -> None:
-    done = {p: p.stat().st_mtime for p in (demo / "runs").glob("*/done.json")}
+    done = {p: p.stat().st_mtime for p in (demo / "runs").glob("**/done.json")}
+    assert len(done) == 3 * 9 + 1  # every probe run and the AE pretraining
     analysis = (demo / "analysis" / "summary.json").stat().st_mtime
     assert main(["demo", "--out", str(demo), "--seed", str(DEMO_SEED), "--quiet"]) == 0
-    assert {p: p.stat().st_mtime for p in (demo / "runs").glob("*/done.json")} == done
+    assert {p: p.stat().st_mtime for p in (demo / "runs").glob("**/done.json")} == done
     assert (demo / "analysis" / "summary.json").stat().st_mtime == analysis
 
 
