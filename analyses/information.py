@@ -102,9 +102,11 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def nmi_per_clip(maps: dict[str, np.ndarray], clip_ids: list[str], class_names: list[str], targets: np.ndarray,
-                 rng: np.random.Generator) -> pd.DataFrame:
+                 rng: np.random.Generator, units: np.ndarray | None = None) -> pd.DataFrame:
     """Per clip and reconstruction condition: the NMI_MEASURES (see the module docstring), with clip i paired with a
-    derangement partner j for chance and inter; those three are NaN for a single clip (no other to pair with)."""
+    derangement partner j for chance and inter; those three are NaN for a single clip (no other to pair with).
+    `unit`: each clip's source recording (`units`; default: the clip itself), which the summary's intervals resample."""
+    units = np.asarray(units if units is not None else clip_ids)
     others = derangement(len(clip_ids), rng)
     paired = len(clip_ids) > 1
     nan = float("nan")
@@ -119,7 +121,7 @@ def nmi_per_clip(maps: dict[str, np.ndarray], clip_ids: list[str], class_names: 
         reconstructed_bins = [quantise(m) for m in reconstructed]
         for i, clip_id in enumerate(clip_ids):
             j = others[i]
-            rows.append({"clip_id": clip_id, "class": class_names[int(targets[i])], "condition": condition,
+            rows.append({"clip_id": clip_id, "unit": units[i], "class": class_names[int(targets[i])], "condition": condition,
                          "nmi_intra": nmi_of_bins(original_bins[i], reconstructed_bins[i]),
                          "nmi_chance": nmi_of_bins(original_bins[i], reconstructed_bins[j]) if paired else nan,
                          "nmi_inter": nmi_of_bins(reconstructed_bins[i], reconstructed_bins[j]) if paired else nan,
@@ -131,8 +133,8 @@ def nmi_per_clip(maps: dict[str, np.ndarray], clip_ids: list[str], class_names: 
 def nmi_summary(per_clip: pd.DataFrame, class_categories: list[int], class_names: list[str], category_names: list[str],
                 level: float, n_boot: int, rng: np.random.Generator) -> pd.DataFrame:
     """Mean of each of the NMI_MEASURES with bootstrap CIs (`<measure>_ci_low`, `<measure>_ci_high`): overall, per
-    category and per class, for each condition. `intra_ci_low`, `intra_ci_high` repeat nmi_intra's interval for
-    readers of the older names."""
+    category and per class, for each condition, resampling whole source recordings (`unit`). `intra_ci_low`,
+    `intra_ci_high` repeat nmi_intra's interval for readers of the older names."""
     category_of = {name: category_names[class_categories[i]] for i, name in enumerate(class_names)}
     frame = per_clip.assign(category=per_clip["class"].map(category_of))
     rows = []
@@ -141,8 +143,10 @@ def nmi_summary(per_clip: pd.DataFrame, class_categories: list[int], class_names
         groups += [("category", name, part) for name, part in by_condition.groupby("category", sort=False)]
         groups += [("class", name, part) for name, part in by_condition.groupby("class", sort=False)]
         for scope, name, part in groups:
-            mean, low, high = bootstrap_mean_ci(part[list(NMI_MEASURES)].to_numpy(), level, n_boot, rng)
-            row = {"condition": condition, "scope": scope, "group": name, "clips": len(part)}
+            units = part["unit"].to_numpy() if "unit" in part else None
+            mean, low, high = bootstrap_mean_ci(part[list(NMI_MEASURES)].to_numpy(), level, n_boot, rng, units)
+            row = {"condition": condition, "scope": scope, "group": name, "clips": len(part),
+                   "units": int(len(np.unique(units))) if units is not None else len(part)}
             for k, measure in enumerate(NMI_MEASURES):
                 row.update({measure: mean[k], f"{measure}_ci_low": low[k], f"{measure}_ci_high": high[k]})
             row.update(intra_ci_low=low[0], intra_ci_high=high[0])
@@ -161,7 +165,7 @@ def information_analysis(context: RunContext) -> None:
         from probe.analyses.spectral import mel_maps
 
         maps = {c: mel_maps(run.waveforms(c), run.sample_rate) for c in run.conditions}
-    per_clip = nmi_per_clip(maps, run.clip_ids, run.class_names, run.targets, context.rng)
+    per_clip = nmi_per_clip(maps, run.clip_ids, run.class_names, run.targets, context.rng, run.units)
     summary = nmi_summary(per_clip, run.class_categories, run.class_names, run.category_names, shifts.level, shifts.n_boot,
                           context.rng)
     context.tables.update(nmi_per_clip=per_clip, nmi_summary=summary)

@@ -65,8 +65,9 @@ def transfer_table(runs: list[RunOutputs], judges: dict[tuple[str, int], tuple[W
     return pd.DataFrame(rows)
 
 
-def profile_divergence(per_group: pd.DataFrame, key: str, band_set: str = "octave", condition: str = "after") -> pd.DataFrame:
-    """Per class (or category): the largest RMS difference in dB between two runs' band-shift profiles."""
+def profile_divergence(per_group: pd.DataFrame, key: str, band_set: str = "octave", condition: str = "contrast") -> pd.DataFrame:
+    """Per class (or category): the largest RMS difference in dB between two runs' band profiles of `condition`
+    (default: each probe's contrast against its control). Descriptive: no interval, no test."""
     frame = per_group[(per_group.band_set == band_set) & (per_group.condition == condition)]
     rows = []
     for group, members in frame.groupby(key, sort=False):
@@ -75,7 +76,8 @@ def profile_divergence(per_group: pd.DataFrame, key: str, band_set: str = "octav
             continue
         pairs = [(np.sqrt(np.mean((profiles[a] - profiles[b]) ** 2)), a, b) for a, b in itertools.combinations(profiles, 2)]
         distance, first, second = max(pairs)
-        rows.append({key: group, "rms_difference_db": float(distance), "most_different": f"{first} vs {second}"})
+        rows.append({key: group, "rms_difference_db": float(distance), "most_different": f"{first} vs {second}",
+                     "clips": int(members[members.run.isin((first, second))].groupby("run").clips.max().min())})
     return pd.DataFrame(rows).sort_values("rms_difference_db", ascending=False, ignore_index=True) if rows else pd.DataFrame()
 
 
@@ -127,11 +129,16 @@ def classifier_contrast_analysis(context: ComparisonContext) -> None:
 
 @register_analysis("divergence", tables=(Tables.CLASS_DIVERGENCE, Tables.CATEGORY_DIVERGENCE), scope="comparison")
 def divergence_analysis(context: ComparisonContext) -> None:
-    """The classes and categories whose band profiles differ most between runs."""
-    if len(context.results) < 2:
+    """The classes and categories whose band profiles differ most between two finetuned probes (their contrasts against
+    their controls; controls and random starts left out). Descriptive: the largest of many differences over classes of
+    a few clips each, with no interval and no test."""
+    probes = [r for r in context.results if not r.summary.get("control")
+              and r.summary.get("bands", {}).get("headline") == "contrast"
+              and not r.summary.get("bands", {}).get("random_start")]
+    if len(probes) < 2:
         return
     for key in ("class", "category"):
-        frames = [r.tables[f"band_shift_per_{key}"].assign(run=r.run.label) for r in context.results]
+        frames = [r.tables[f"band_shift_per_{key}"].assign(run=r.run.label) for r in probes]
         divergence = profile_divergence(pd.concat(frames, ignore_index=True), key)
         context.tables[f"{key}_divergence"] = divergence
         context.summary[f"most_divergent_{key}"] = divergence.head(5).to_dict("records")

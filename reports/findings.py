@@ -24,8 +24,9 @@ def findings(analysis: Analysis, band_set: str = "octave") -> list[dict[str, Any
     divergent = analysis.comparison_tables.get(Tables.CLASS_DIVERGENCE)
     if divergent is not None and len(divergent):
         top = divergent.iloc[0]
-        across.append(f"The class treated most differently is {top['class']}: its band profiles differ by "
-                      f"{top.rms_difference_db:.1f} dB (RMS) between {top.most_different}.")
+        across.append(f"Descriptive, untested: the class whose probes' contrasts differ most is {top['class']}, by "
+                      f"{top.rms_difference_db:.1f} dB (RMS over octave bands) between {top.most_different}; the "
+                      f"largest of many differences over classes of {int(top.clips)} clips or more, with no interval.")
     if across:
         groups.append({"title": "Across classifiers", "sentences": across})
     return groups

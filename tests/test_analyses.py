@@ -239,7 +239,8 @@ def test_probe_analyse_end_to_end(tmp_path: Path, two_runs: list[Path], capsys) 
         cell = transfer[transfer.autoencoder_of == label]
         assert cell.accuracy_after.item() == pytest.approx(stored["after"]["top1"], abs=1e-9)
         assert cell.accuracy_original.item() == pytest.approx(stored["original"]["top1"], abs=1e-9)
-    assert (out / "comparison" / "class_divergence.csv").is_file() and (out / "comparison" / "category_divergence.csv").is_file()
+    # two random starts: no probe contrast against an untuned control, so no descriptive divergence between them
+    assert not (out / "comparison" / "class_divergence.csv").exists()
     routes = pd.read_parquet(out / "comparison" / "route_correlations.parquet")
     assert (routes.kind_a != routes.kind_b).any() and routes.spearman_rho.between(-1, 1).all()
     assert not list(tmp_path.glob(".analysis.*")), "no staging folder may be left behind"
@@ -532,3 +533,66 @@ def test_the_memory_budget_sizes_each_pass_and_leaves_the_maps_alone(tmp_path: P
         maps = [attribution.attribution_maps(classifier, waveforms, np.array([0, 1, 2, 0, 1]), method, settings, cpu, seed=3)
                 for settings in (roomy, tight)]
         assert np.allclose(maps[0], maps[1], rtol=1e-4, atol=1e-7), method
+
+
+def test_nmi_intervals_resample_source_recordings() -> None:
+    """Eight recordings, four clips cut from each (the same map): the clustered interval is that of eight values, as
+    wide as the recordings' own, and wider than four times as many independent clips would give."""
+    rng = np.random.default_rng(33)
+    recordings = rng.normal(-40, 15, (8, 32, 40))
+    original = np.repeat(recordings, 4, axis=0)
+    noise = np.repeat(rng.uniform(0, 30, 8), 4)[:, None, None] * rng.normal(size=(1, 32, 40))
+    maps = {"original": original, "after": original + noise}
+    targets = np.zeros(32, dtype=int)
+    units = np.repeat([f"rec{i}" for i in range(8)], 4)
+    ids = [f"c{i}" for i in range(32)]
+    clustered = information.nmi_per_clip(maps, ids, ["a"], targets, np.random.default_rng(0), units)
+    assert list(clustered.unit[:5]) == ["rec0"] * 4 + ["rec1"]
+    row = information.nmi_summary(clustered, [0], ["a"], ["x"], 0.95, 1000, np.random.default_rng(0)).iloc[0]
+    naive = information.nmi_summary(clustered.drop(columns="unit"), [0], ["a"], ["x"], 0.95, 1000,
+                                    np.random.default_rng(0)).iloc[0]
+    assert row.units == 8 and naive.units == 32
+    assert row.nmi_intra_ci_high - row.nmi_intra_ci_low > 1.5 * (naive.nmi_intra_ci_high - naive.nmi_intra_ci_low)
+
+
+def test_class_divergence_reads_contrasts_only() -> None:
+    """The divergence compares the probes' contrasts against their controls: a difference only in the absolute 'after'
+    shifts (which hold the AE's own error) is not one."""
+    rows = []
+    for run, after, contrast in (("a", 0.0, 1.0), ("b", 9.0, 1.0), ("c", 0.0, 4.0)):
+        for condition, value in (("after", after), ("contrast", contrast)):
+            for band in range(3):
+                rows.append({"run": run, "class": "dog", "band_set": "octave", "condition": condition,
+                             "band_index": band, "mean_shift_db": value, "clips": 8})
+    table = transfer.profile_divergence(pd.DataFrame(rows), "class")
+    assert table.iloc[0].rms_difference_db == pytest.approx(3.0) and "c" in table.iloc[0].most_different
+    assert table.iloc[0].clips == 8
+
+
+def test_the_words_check_reads_what_was_planted() -> None:
+    """Known answers for `planted.judge_words`: what makes a planted CNN's sentence right, and what makes it wrong."""
+    from probe.analyses.planted import PlantedTruth, judge_words
+
+    truth = PlantedTruth((150.0, 1800.0), (4500.0, 7200.0), {})
+
+    def claims(*rows: tuple[str, float, float, int | None]) -> pd.DataFrame:
+        return pd.DataFrame([{"claim": c, "from_hz": lo, "to_hz": hi, "group": g} for c, lo, hi, g in rows])
+
+    right = claims(("needs", 354, 2830, None), ("can_do_without", 22, 177, None), ("can_do_without", 2830, 8000, None))
+    assert judge_words(right, "low", truth) == {"sentence_claims": 3, "can_do_without": {"low": False, "high": True},
+                                                 "needs_planted_band": True, "right": True, "wrong": []}
+    # a gap in what it can do without leaves the other band uncovered
+    gap = claims(("needs", 2830, 8000, None), ("can_do_without", 22, 707, None), ("can_do_without", 1410, 2830, None))
+    assert judge_words(gap, "high", truth)["wrong"] == ["does not say it can do without the low band"]
+    # "needs one of" counts only when every range of its group lies in the planted band
+    either = claims(("needs_one_of", 354, 707, 1), ("needs_one_of", 707, 1410, 1), ("can_do_without", 2830, 8000, None))
+    assert judge_words(either, "low", truth)["right"]
+    elsewhere = claims(("needs_one_of", 354, 707, 1), ("needs_one_of", 2830, 5660, 1), ("can_do_without", 5660, 8000, None))
+    assert "does not say it needs the low band" in judge_words(elsewhere, "low", truth)["wrong"]
+    # the CNN taught both bands: never both dispensable, nor one whose removal costs more than the margin
+    both = claims(("can_do_without", 22, 2830, None), ("can_do_without", 2830, 8000, None))
+    assert judge_words(both, None, truth)["wrong"] == ["can do without both bands"]
+    one = claims(("can_do_without", 2830, 8000, None))
+    assert judge_words(one, None, truth)["right"]
+    costly = {"high": {"decision": "costs more"}, "low": {"decision": "costs less"}}
+    assert not judge_words(one, None, truth, costly)["right"]

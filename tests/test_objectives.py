@@ -197,3 +197,23 @@ def test_without_labels_a_tagger_keeps_its_own_head_on_labelled_data(tmp_path: P
     assert np.load(run.logits_file("after")).shape[1] == 527
     assert json.loads(run.objective_file.read_text())["multi_label"] is True
     assert json.loads(run.done.read_text())["bare_classifier_accuracy"] is None
+
+
+def test_the_analysed_outputs_are_the_last_epochs(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
+    """A run's outputs (what every analysis reads) come from its last epoch, not best.pt, and done.json says so: the
+    saved gain curve is the one latest.pt (the last epoch's state) holds."""
+    from probe.models.spectral_gain import SpectralGain
+    from probe.train.finetune import FinetuneConfig, finetune
+
+    run = finetune(FinetuneConfig(classifier="small_cnn", classifier_weights=str(trained_classifier), probe="spectral-gain",
+                                  autoencoder="spectral_gain", learning_rate=0.3, data=f"esc50:{synthetic_root}", epochs=3,
+                                  out=str(tmp_path / "run"), progress=False))
+    done = json.loads(run.done.read_text())
+    assert done["analysed"] == "last epoch"
+    last = torch.load(run.latest, map_location="cpu", weights_only=False)
+    assert last["epoch"] == 3
+    gain = SpectralGain(sample_rate=16000)
+    gain.load_state_dict(last["model"])
+    saved = np.load(run.curve_file("gain_db"))
+    np.testing.assert_allclose(saved[1], gain.gain_db().detach().numpy(), atol=1e-5)
+    assert np.ptp(saved[1]) > 0.1  # it trained: a curve that never moved could not tell the epochs apart

@@ -81,10 +81,11 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     run, dist, device = opened.run, opened.dist, opened.device
     if run.is_complete():
         return run
-    dataset, train_set, val_set = opened.splits(config)
-    task = OBJECTIVES.lookup(config.objective)  # an unlabeled --data with labels is refused by config.validate()
+    # the checkpoints first: a mistyped path is said before any data is generated or decoded
     classifier_weights = resolve_weights(config.classifier_weights) if config.classifier_weights else None
     ae_weights = config.resolved_ae_weights()
+    dataset, train_set, val_set = opened.splits(config)
+    task = OBJECTIVES.lookup(config.objective)  # an unlabeled --data with labels is refused by config.validate()
     # Without labels the classifier keeps its own head and classes (an AudioSet tagger's 527), whatever the data has.
     classifier = load_classifier(
         config.classifier, classifier_weights, config.num_classes or (dataset.num_classes if task.needs_labels else None),
@@ -144,6 +145,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     leak = "; ".join(filter(None, [suspected_leak(classifier_folds, objective.bare_accuracy), *selected_here]))
     best = f"best_{task.score_key(classifier.multi_label)}"
     run.mark_done({"epochs": config.epochs, "steps": result.step, best: result.best_score if result.step else None,
+                   "analysed": "last epoch",  # its outputs: best.pt is chosen on the validation clips the analyses read
                    "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped,
                    **({"possible_leakage": leak} if leak else {})})
     return run
