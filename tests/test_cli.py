@@ -36,6 +36,20 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
     assert main([]) == 2
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["finetune", "--out", "x", "--jobs", "0"], "argument --jobs: must be at least 1, got 0"),
+    (["finetune", "--out", "x", "--replicates", "two"], "argument --replicates: expected a whole number, got 'two'"),
+    (["finetune", "--out", "x", "--scheduler", "linear"], "argument --scheduler: invalid choice: 'linear'"),
+    (["nosuch"], "invalid choice: 'nosuch'"),
+])
+def test_a_usage_error_is_one_line(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Like every bad input: one line saying what is wrong (and where the help is), exit code 2, no usage block."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert says in captured.err and "--help" in captured.err and "usage:" not in captured.err
+
+
 def test_models_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out

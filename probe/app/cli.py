@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from probe.app.flags import Choices, add_field, comma_list, default_of, deprecated
+from probe.app.flags import Choices, Parser, add_field, comma_list, count, default_of, deprecated
 
 EXIT_PARTIAL = 1
 EXIT_USAGE = 2
@@ -296,7 +296,7 @@ def _training_args(parser: argparse.ArgumentParser, config_class: type, epochs_h
     parser.add_argument("--folds", help="cross-validation: comma-separated folds K, one run each in OUT/fold-K, "
                                         "validated on K (train-classifier and pretrain-ae: or on the next fold, see "
                                         "--select-on)")
-    parser.add_argument("--jobs", type=int, metavar="N",
+    parser.add_argument("--jobs", type=count, metavar="N",
                         help="with --folds or --grid: runs trained at once, each in its own process with an equal share "
                              "of the cores (default: 1, one after another; with --launcher: no limit)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the run directory (with --folds or --grid: the "
@@ -423,7 +423,7 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
                    "e.g. with --data audio:DIR)")
     add_field(parser, FinetuneConfig, "finetune_encoder", help="train the AE's encoder")
     add_field(parser, FinetuneConfig, "finetune_decoder", help="train the AE's decoder")
-    parser.add_argument("--replicates", type=int, default=1, metavar="K",
+    parser.add_argument("--replicates", type=count, default=1, metavar="K",
                         help="train K replicates of each run, differing only in their seed, in OUT/rep-k: the answer's "
                              "words need at least 2 that agree (5 recommended; default: 1)")
     parser.add_argument("--grid", nargs="+", metavar="AXIS=NAME[@WEIGHTS],...",
@@ -441,7 +441,7 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--cpus-per-task", type=int, metavar="N", help="CPUs per task")
     cluster.add_argument("--time-min", type=int, default=24 * 60, metavar="MINUTES",
                          help="time limit per task in minutes (default: 1440); a task past it is requeued and resumes")
-    deprecated(cluster, "--parallel", "--jobs", dest="jobs", type=int)
+    deprecated(cluster, "--parallel", "--jobs", dest="jobs", type=count)
     cluster.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
                          help="an extra sbatch option, e.g. --sbatch account=abc (repeatable)")
 
@@ -781,7 +781,7 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
               help="band set of the overview profiles: %(choices)s")
     add_field(parser, ReportConfig, "attribution_method", type=str, help="the attribution method the pages show",
               default_help="the first analysed")
-    add_field(parser, ReportConfig, "jobs", type=int, help="processes that draw the figures (1: in this one)",
+    add_field(parser, ReportConfig, "jobs", type=count, help="processes that draw the figures (1: in this one)",
               default_help="one per core, at most 4")
 
 
@@ -890,7 +890,7 @@ def _global_flags(parser: argparse.ArgumentParser, default: object = False) -> N
 def build_parser() -> argparse.ArgumentParser:
     from probe import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="probe",
         description="What do deep networks like to hear? Autoencoder probes for trained audio classifiers.",
         epilog=CONVENTIONS, formatter_class=argparse.RawDescriptionHelpFormatter,

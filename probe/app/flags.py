@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import MISSING, fields
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 
 def default_of(config_class: type, name: str) -> Any:
@@ -24,6 +24,25 @@ def default_of(config_class: type, name: str) -> Any:
                 return item.default_factory()  # type: ignore[misc]
             raise KeyError(f"{config_class.__name__}.{name} has no default")
     raise KeyError(f"{config_class.__name__} has no field {name!r}")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line (what is wrong, and where the help is) with exit code 2,
+    like every other bad input: not the usage block first."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def count(text: str) -> int:
+    """A type for a count of at least 1 (`--jobs`, `--replicates`): 0 or a negative number is refused, not read as 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def comma_list(text: str) -> tuple[str, ...]:
