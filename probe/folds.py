@@ -109,7 +109,8 @@ def select_on_scored(fold: int, held: tuple[int, ...], data_folds: Callable[[], 
 
 def select_on_next(fold: int, held: tuple[int, ...], data_folds: Callable[[], tuple[int, ...]]) -> tuple[int, tuple[int, ...]]:
     """Run K holds K out and validates on the next fold not held out (wrapping round), so a finetuning scored on
-    fold K never met its checkpoint's training or selection (SCIENCE.md rule 8)."""
+    fold K never met its checkpoint's training or selection: no classifier is scored on clips it was trained or
+    selected on."""
     folds = data_folds()
     if fold not in folds:
         raise ConfigError(None, f"--folds {fold}: the data has {fold_list(folds)}")
@@ -199,7 +200,7 @@ def ae_checkpoint(config: Any) -> str | None:
 def refuse_leaks(config: Any) -> tuple[FoldRecord | None, list[str]]:
     """`refuse_leak` for a finetuning config's classifier and AE checkpoints. Returns the classifier's record, and a note
     for each checkpoint selected on the fold it is now scored on: its best.pt was chosen by its score on these very
-    clips, so they flatter it (SCIENCE.md rule 8). Those are warned about and recorded, not refused: the published fold
+    clips, so they flatter it. Those are warned about and recorded, not refused: the published fold
     checkpoints are used the same way in the study."""
     records, notes = {}, []
     for role, weights in (("classifier", config.classifier_weights), ("autoencoder", ae_checkpoint(config))):

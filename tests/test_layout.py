@@ -128,3 +128,34 @@ def test_no_import_circles() -> None:
 
 def test_the_circle_finder_finds_circles() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_package_declares_ranges_and_make_installs_the_tested_set() -> None:
+    """The distribution is `audio-probe` (the name `probe` on the public index is another project's); its runtime
+    dependencies are ranges, never exact pins; constraints.txt pins every one of them, and `make` installs with it;
+    the version is written once, in pyproject.toml, and read back through the installed metadata."""
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    import probe
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "audio-probe"
+    requirements = [Requirement(text) for text in project["dependencies"]]
+    assert not [str(r) for r in requirements if any(spec.operator == "==" for spec in r.specifier)]
+    assert "timm" not in {r.name for r in requirements}, "timm comes with hear21passt; probe never imports it"
+    pinned = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, exact = line.partition("==")
+            pinned[name.strip().lower().replace("_", "-")] = exact.strip()
+    for requirement in requirements:
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pinned, f"constraints.txt does not pin {name}"
+        assert requirement.specifier.contains(pinned[name], prereleases=True), (name, pinned[name])
+    assert pinned["torch"] == "2.11.0" and pinned["torchaudio"] == "2.11.0"
+    assert "-c constraints.txt" in (ROOT / "Makefile").read_text()
+    assert probe.__version__ == version("audio-probe") == project["version"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License") and (ROOT / "CITATION.cff").is_file()
