@@ -284,8 +284,11 @@ def _tables(runs: list[AnalysedRun], page_folder: Path) -> list[dict[str, Any]]:
 def _csv_href(folder: Path, name: str, page_folder: Path) -> str:
     import os
 
+    from urllib.parse import quote
+
     csv = AnalysisDir.table_file(folder, name, ".csv").resolve()
-    return Path(os.path.relpath(csv, page_folder.resolve())).as_posix()
+    # a replicate's folder is named "... #2": unescaped, a browser reads '#' as the start of an anchor
+    return quote(Path(os.path.relpath(csv, page_folder.resolve())).as_posix(), safe="/ ()+,=")
 
 
 def _comparison_links(config: ReportConfig, name: str, site: Path) -> list[tuple[str, str]]:

@@ -1,6 +1,8 @@
 """Opening report pages in headless Chromium (Debian's package) through playwright, for the report tests."""
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import shutil
 from pathlib import Path
 
@@ -76,7 +78,7 @@ def check_in_chromium(pages: list[Path], screenshot_prefix: str) -> None:
                     if href.startswith(("http:", "https:", "mailto:")):
                         continue
                     target, _, anchor = href.partition("#")
-                    file = (path.parent / target).resolve() if target else path
+                    file = (path.parent / unquote(target)).resolve() if target else path
                     assert file.exists(), f"{path}: the link {href} leads nowhere"
                     if anchor and not target:
                         assert page.evaluate("id => document.getElementById(id) !== null", anchor), \
