@@ -98,7 +98,7 @@ def main() -> None:
     results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device,
                      "gpu": torch.cuda.get_device_name(0) if cuda else None, "cpu_threads": torch.get_num_threads(),
                      "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-                     "versions": {name: version(name) for name in ("torch", "torchaudio", "probe")},
+                     "versions": {name: version(name) for name in ("torch", "torchaudio", "audio-probe")},
                      "command": " ".join(["python -m benchmarks", *sys.argv[1:]]), "finetune": [], "scaling": []}
     for classifier in classifiers:
         print(f"finetune step: {classifier}", flush=True)

@@ -34,7 +34,7 @@ from typing import Any
 from probe.fileio import atomic_write, sha256_file, write_json
 from probe.folds import FOLDS_FILE
 
-TRACKED_PACKAGES = ("probe", "torch", "torchaudio", "numpy", "scipy", "pandas", "librosa", "captum", "hear21passt",
+TRACKED_PACKAGES = ("audio-probe", "torch", "torchaudio", "numpy", "scipy", "pandas", "librosa", "captum", "hear21passt",
                     "audio-encoders-pytorch", "archisound", "transformers")
 _command: list[str] | None = None
 

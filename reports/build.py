@@ -288,7 +288,7 @@ def _csv_href(folder: Path, name: str, page_folder: Path) -> str:
 
     csv = AnalysisDir.table_file(folder, name, ".csv").resolve()
     # a replicate's folder is named "... #2": unescaped, a browser reads '#' as the start of an anchor
-    return quote(Path(os.path.relpath(csv, page_folder.resolve())).as_posix(), safe="/ ()+,=")
+    return quote(Path(os.path.relpath(csv, page_folder.resolve())).as_posix(), safe="/ ()+,=@")
 
 
 def _comparison_links(config: ReportConfig, name: str, site: Path) -> list[tuple[str, str]]:

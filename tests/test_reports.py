@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import unquote
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory, analysis_dir: Path) -> 
 
 
 def _local_references(html: str) -> list[str]:
-    return re.findall(r'(?:src|href)="([^"#]+)"', html)
+    """The page's local targets, percent-decoded as a browser does before it opens the file."""
+    return [unquote(ref) for ref in re.findall(r'(?:src|href)="([^"#]+)"', html)]
 
 
 def test_report_pages_are_self_contained(report_dir: Path) -> None:
