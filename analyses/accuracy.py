@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probe.analyses.bandshift import objective_record, scored_against
+from probe.analyses.runs import objective_record, scored_against
 from probe.analyses.registry import RunContext, register_analysis
 from probe.metrics import mean_average_precision
 from probe.rundir import Tables
@@ -48,7 +48,7 @@ def accuracy_tables(logits: dict[str, np.ndarray], targets: np.ndarray, class_na
             Tables.ACCURACY_PER_CATEGORY: pd.DataFrame(per_category), Tables.CONFUSION: pd.DataFrame(confusion)}
 
 
-@register_analysis("accuracy", tables=ACCURACY_TABLES)
+@register_analysis("accuracy", tables=ACCURACY_TABLES, writes=("summary:accuracy",))
 def accuracy_analysis(context: RunContext) -> None:
     """Top-1 and top-5 accuracy per condition, class and category, and the confusion counts. A run trained without
     labels (`--objective fidelity`) stored the classifier's own top class on each original as its target: its

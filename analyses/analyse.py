@@ -15,13 +15,20 @@ import torch
 from probe.analyses import registry
 from probe.analyses.attribution import ATTRIBUTION_METHODS
 from probe.analyses.bands import band_sets_for
-from probe.analyses.bandshift import objective_record, run_cautions
 from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
+from probe.analyses.registry import ComparisonContext
+from probe.analyses.runs import (
+    RunOutputs,
+    classifier_label,
+    expand_runs,
+    load_run,
+    objective_record,
+    run_cautions,
+    setting_label,
+    unique_labels,
+)
 from probe.analyses.stats import CORRECTIONS
 from probe.analyses.tables import identity_columns, with_identity
-from probe.analyses.registry import ComparisonContext
-from probe.analyses.runs import RunOutputs, classifier_label, expand_runs, load_run, setting_label, unique_labels
-from probe.errors import ConfigError
 from probe.fileio import atomic_write, write_json, write_text
 from probe.outputs import check_output, staged_directory
 from probe.probes import probe_of_run
@@ -44,8 +51,7 @@ def check_names(config: AnalyseConfig) -> None:
     """The config's settings and its names of corrections, attribution methods and band sets; a ConfigError names
     the unknown one and lists the known."""
     config.validate()
-    if config.shifts.correction not in CORRECTIONS:
-        raise ConfigError(None, f"unknown correction {config.shifts.correction!r}; known: {', '.join(CORRECTIONS)}")
+    CORRECTIONS.lookup(config.shifts.correction)
     for method in config.attributions.methods:
         ATTRIBUTION_METHODS.lookup(method)
     band_sets_for(config.band_sets, 32000)  # raises on unknown names
@@ -63,8 +69,8 @@ def analyse(config: AnalyseConfig) -> Path:
 
 
 def _analyse(config: AnalyseConfig) -> Path:
-    from probe.models.classifiers import load_classifier, require_trained
     from probe.devices import pick_device
+    from probe.models.classifiers import load_classifier, require_trained
 
     say = Progress(config.progress)
     device = pick_device(config.device)
@@ -115,6 +121,8 @@ def _run_analyses(chosen: list[registry.Analysis], context, config: AnalyseConfi
             continue
         before = set(context.tables)
         started = time.perf_counter()
+        if isinstance(context, registry.RunContext):
+            context.rng = np.random.default_rng(config.seed)  # its own draws, whichever analyses ran before it
         analysis.function(context)
         if isinstance(context, registry.RunContext):
             context.summary["timings"][f"{analysis.name}_s"] = time.perf_counter() - started

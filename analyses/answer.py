@@ -33,7 +33,11 @@ import pandas as pd
 from probe.analyses.config import RemovalSettings
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.removal import decide, paired_drop, remove_bands, smallest_upper_bound
+from probe.analyses.runs import scored_against
+from probe.analyses.transfer import classifier_logits
+from probe.probes import run_kind
 from probe.rundir import Tables
+from probe.units import format_hz
 
 ANSWER_BAND_SET = "octave"
 DROPPED = ("suppressed", "not needed")
@@ -46,12 +50,8 @@ def answer_probe(summary: dict[str, Any]) -> str | None:
     """The kind of answer probe a run is, or None (a control, another probe, a per-class curve, a random start)."""
     if summary.get("control") or summary.get("per_class") or summary.get("bands", {}).get("headline") != "contrast":
         return None
-    if summary.get("probe") == "spectral-gain":
-        return "spectral gain"
-    if summary.get("probe") == "autoencoder" and float(summary.get("penalty") or 0) > 0 \
-            and not summary.get("bands", {}).get("random_start"):
-        return "energy-penalised AE"
-    return None
+    kind = run_kind(summary)
+    return kind if kind in ANSWER_PROBES else None
 
 
 ANSWER_PROBES = ("spectral gain", "energy-penalised AE")
@@ -161,7 +161,6 @@ class Remover:
         return len(self.cache)
 
     def score(self, waveforms: np.ndarray) -> np.ndarray:
-        from probe.analyses.transfer import classifier_logits
 
         return classifier_logits(self.classifier, waveforms, self.run.sample_rate, self.device).argmax(1) == self.targets
 
@@ -257,7 +256,6 @@ def answer_rows(group: Replicates, bands: pd.DataFrame, remover: Remover | None,
 def answer_sentence(classifier: str, rows: pd.DataFrame, group: Replicates, level_invariant: bool,
                     settings: RemovalSettings, units: int) -> str:
     """The plain sentence of one classifier's claims."""
-    from probe.units import format_hz
 
     def spans(frame: pd.DataFrame) -> str:
         return ", ".join(f"{format_hz(r.from_hz)}–{format_hz(r.to_hz)}" for r in frame.sort_values("from_hz").itertuples())
@@ -305,11 +303,11 @@ def answer_sentence(classifier: str, rows: pd.DataFrame, group: Replicates, leve
 
 
 @register_analysis("answer", tables=(Tables.ANSWER,), scope="comparison",
-                   enabled=lambda config: config.removal is not None)
+                   enabled=lambda config: config.removal is not None,
+                   reads=(Tables.BAND_CONTRAST_VS_CONTROL, "summary:bands"), writes=("summary:answer",))
 def answer_analysis(context: ComparisonContext) -> None:
     """Per classifier, the claims of its answer (`answer`): its answer probe's replicates propose, removing the ranges
     from the originals confirms."""
-    from probe.analyses.bandshift import scored_against
 
     settings = context.config.removal
     rows: list[dict[str, Any]] = []

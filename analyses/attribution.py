@@ -9,7 +9,9 @@ so methods and clips compare on the same scale.
 """
 from __future__ import annotations
 
+import os
 import weakref
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -18,17 +20,40 @@ import torch
 
 from probe.analyses.config import AttributionSettings  # noqa: F401 (re-exported)
 from probe.analyses.registry import RunContext, register_analysis
+from probe.analyses.routes import attribution_per_clip, contrast_per_clip, correlate
 from probe.analyses.spectral import group_means
 from probe.models.base import WaveformClassifier
 from probe.models.inspection import attribution_view
 from probe.registries import Registry
-from probe.seeding import derive_seed, seeded
 from probe.rundir import Tables
+from probe.seeding import derive_seed, seeded
 
-AttributionMethod = Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor, "AttributionSettings", int], torch.Tensor]
+Attribute = Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor, "AttributionSettings", int], torch.Tensor]
 """(forward, mel batch, baseline, targets, settings, the most samples one pass may carry) -> attributions."""
-ATTRIBUTION_METHODS: Registry[AttributionMethod] = Registry("attribution method")
-register_method = ATTRIBUTION_METHODS.register
+
+
+@dataclass(frozen=True)
+class AttributionMethod:
+    """A registered attribution method: the function, and how many clips one call may take."""
+
+    attribute: Attribute
+    one_clip_per_call: bool = False
+    """One clip per call, whatever the memory budget: its random draws are then the clip's own, and a rerun on a
+    machine with another budget draws the same."""
+
+
+ATTRIBUTION_METHODS: Registry[AttributionMethod] = Registry("attribution method", builtins="probe.analyses")
+"""Built in here; a module of `analyses/` or a plugin adds one with `@register_method(name)`."""
+
+
+def register_method(name: str, one_clip_per_call: bool = False) -> Callable[[Attribute], Attribute]:
+    """Decorator: register `attribute(forward, mel, baseline, targets, settings, max_batch)` as the method `name`."""
+
+    def decorate(attribute: Attribute) -> Attribute:
+        ATTRIBUTION_METHODS.register(name, AttributionMethod(attribute, one_clip_per_call))
+        return attribute
+
+    return decorate
 
 
 @register_method("integrated_gradients")
@@ -47,7 +72,7 @@ def saliency(forward, mel, baseline, targets, settings, max_batch):
     return Saliency(forward).attribute(mel, target=targets, abs=False)  # signed: the randomisation check reads both
 
 
-@register_method("gradient_shap")
+@register_method("gradient_shap", one_clip_per_call=True)
 def gradient_shap(forward, mel, baseline, targets, settings, max_batch):
     from captum.attr import GradientShap
 
@@ -73,9 +98,8 @@ def occlusion(forward, mel, baseline, targets, settings, max_batch):
 
 def clips_per_call(method: str, settings: AttributionSettings, max_batch: int) -> int:
     """How many clips one call of `method` takes, so that a pass through the classifier carries at most `max_batch`
-    samples. GradientSHAP takes one clip at a time, whatever the budget: its random draws are then the clip's own,
-    and a rerun on a machine with another budget draws the same."""
-    if method == "gradient_shap":
+    samples (one, for a method whose entry says so)."""
+    if ATTRIBUTION_METHODS.lookup(method).one_clip_per_call:
         return 1
     # integrated gradients: captum splits each call's clips x steps into passes of `max_batch` (at least one clip each)
     return max(1, min(settings.batch_size, max_batch))
@@ -84,7 +108,6 @@ def clips_per_call(method: str, settings: AttributionSettings, max_batch: int) -
 def memory_budget_bytes(settings: AttributionSettings, device: torch.device) -> int:
     """The attributions' memory budget: --max-memory, else half the GPU (CUDA) or a quarter of the RAM, at most
     4 GB (CPU). From totals, not from what is free now, so that the chunking, and so the numbers, repeat."""
-    import os
 
     if settings.max_memory_gb is not None:
         return int(settings.max_memory_gb * 2**30)
@@ -174,7 +197,7 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
         with torch.no_grad():
             baseline = view.mel(torch.zeros_like(x))
         with torch.enable_grad(), seeded(derive_seed(seed, method, start)):
-            attribution = ATTRIBUTION_METHODS[method](forward, mel.requires_grad_(), baseline, y, settings,
+            attribution = ATTRIBUTION_METHODS[method].attribute(forward, mel.requires_grad_(), baseline, y, settings,
                                                       max_batch).detach()
         magnitude = attribution.abs().sum(1).float()  # over the channel axis: (B, F, T)
         total = magnitude.sum((1, 2), keepdim=True).clamp_min(1e-30)
@@ -205,7 +228,6 @@ def agreement_with_contrast(context: RunContext) -> dict[str, dict[str, float]]:
     """Per method: Spearman's rho between the mean attribution mass per mel band on the originals and the run's
     contrast against its control on the same bands, with a bootstrap interval over the clips. Empty without a
     contrast (a control changes nothing; a compare has no control)."""
-    from probe.analyses.routes import attribution_per_clip, contrast_per_clip, correlate
 
     contrast = contrast_per_clip(context.tables)
     if not len(contrast) or contrast.mean().dropna().nunique() < 2:
@@ -221,7 +243,9 @@ ATTRIBUTION_TABLES = (Tables.ATTRIBUTION_BAND_MASS, Tables.ATTRIBUTION_BAND_PROF
 
 
 @register_analysis("attributions", tables=ATTRIBUTION_TABLES,
-                   enabled=lambda config: bool(config.attributions.methods))
+                   enabled=lambda config: bool(config.attributions.methods),
+                   reads=(Tables.BAND_SHIFT_OVERALL, Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL),
+                   writes=("summary:attributions",))
 def attribution_analysis(context: RunContext) -> None:
     """Maps per method on originals and finetuned reconstructions; band mass; agreement with the contrast against the
     control (the randomisation check is `randomisation.py`'s). Maps of the originals depend only on the classifier

@@ -15,8 +15,6 @@ contradicts it.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -24,10 +22,19 @@ from probe.analyses import bands
 from probe.analyses.bands import BandSet, band_energies_db
 from probe.analyses.config import ShiftSettings  # noqa: F401 (re-exported)
 from probe.analyses.registry import ComparisonContext, RunContext, register_analysis
-from probe.analyses.stats import (CORRECTIONS, MIN_INTERVAL_UNITS, bootstrap_mean_ci, claim_p_values, cluster_moments,
-                                  mean_and_se, t_test_p)
+from probe.analyses.runs import chain_identity, objective_record, probe_curves, starts_random
+from probe.analyses.stats import (
+    CORRECTIONS,
+    MIN_INTERVAL_UNITS,
+    bootstrap_mean_ci,
+    claim_p_values,
+    cluster_moments,
+    mean_and_se,
+    t_test_p,
+)
 from probe.probes import probe_of_run
-from probe.rundir import AFTER, BEFORE, RunDir, Tables
+from probe.rundir import AFTER, BEFORE, Tables
+from probe.units import format_hz
 
 CONTRAST = "contrast"
 """The condition name of the contrast rows (finetuned minus its reference, per clip)."""
@@ -220,7 +227,6 @@ def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octav
             current = []
         current.append(row)
     close()
-    from probe.units import format_hz
 
     parts = []
     for name, verb in (("suppressed", "suppresses"), ("boosted", "boosts"), ("preserved", "preserves"),
@@ -243,94 +249,18 @@ BAND_SHIFT_TABLES = (Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_SHIFT_OVERALL, Tabl
                      Tables.BAND_CONTRAST_VS_CONTROL)
 
 
-def probe_curves(run) -> dict[str, np.ndarray]:
-    """The trained curves the run's probe type saved (`probe.probes`), as `<name>` (values) and
-    `<name>_frequencies_hz`; a per-class curve written before curves carried their frequencies is read too."""
-    folder, curves, declared = RunDir(run.path), {}, probe_of_run(run.config).curves
-    single = next((f"{c.name}_frequencies_hz" for c in declared if not c.per_class), None)
-    for curve in declared:
-        path = folder.curve_file(curve.name)
-        if not path.is_file():
-            continue
-        values = np.load(path)
-        if curve.per_class and len(values) == len(run.class_names) and single in curves:
-            values = np.vstack([curves[single], values])  # per-class files written before they carried frequencies
-        curves[f"{curve.name}_frequencies_hz"], curves[curve.name] = values[0], values[1:] if curve.per_class else values[1]
-    return curves
-
-
-def objective_record(run) -> dict:
-    """The run's outputs/objective.json (what it optimised, the probe's own record); empty if absent."""
-    import json
-
-    path = RunDir(run.path).objective_file
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def run_cautions(run, classifier=None) -> list[str]:
-    """What a reader must know before trusting the run at all: its clips are synthetic (probe's generated test data),
-    or its classifier has no trained weights (analysed with allow_untrained)."""
-    import json
-
-    from probe.esc50 import DATASET_JSON
-
-    cautions = []
-    kind, _, folder = str(run.config.get("data", "")).partition(":")
-    descriptor = Path(folder) / DATASET_JSON if folder else None
-    synthetic = kind == "synthetic" or (descriptor is not None and descriptor.is_file()
-                                        and "synthetic" in json.loads(descriptor.read_text()))
-    if synthetic:
-        cautions.append("The clips are synthetic (probe's generated test data), not recordings: nothing here describes "
-                        "how the classifier hears real audio.")
-    untrained = objective_record(run).get("classifier_untrained") or getattr(classifier, "untrained", None)
-    if untrained:
-        cautions.append(f"The classifier is untrained ({untrained}): what it 'listens to' says nothing of a trained "
-                        "network.")
-    return cautions
-
-
-def scored_against(run) -> str:
-    """What the run's targets are: `labels`, or `decisions` (the classifier's own top class on each original, stored by
-    a run trained without labels)."""
-    return objective_record(run).get("targets", "labels")
-
-
-def chain_identity(run):
-    """The originals through the run's resampling chain alone (to the AE's rate and back): what an identity in the
-    AE's place would have passed on, computed a chunk at a time as it is read (`TransformedRows`). The originals
-    themselves when the AE runs at the classifier's rate."""
-    import torch
-
-    from probe.analyses.runs import TransformedRows
-    from probe.audio import make_resampler
-
-    rate = objective_record(run).get("ae_sample_rate") or (run.config.get("ae_options") or {}).get("sample_rate")
-    if not rate or int(rate) == run.sample_rate:
-        return run.originals
-    there, back = make_resampler(run.sample_rate, int(rate)), make_resampler(int(rate), run.sample_rate)
-
-    def chain(clips: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            x = torch.tensor(clips, dtype=torch.float32)
-            return back(there(x))[..., : x.shape[-1]].numpy()
-
-    return TransformedRows(run.originals, chain)
-
-
 def reference_of(run) -> str:
     """What the finetuned output is contrasted with: the untuned probe, or for an AE that started from random
     weights (its untuned output is a random network's), the identity on the same chain."""
-    from probe.analyses.runs import starts_random
-
     return IDENTITY if starts_random(run.config) else BEFORE
 
 
-@register_analysis("band_shifts", tables=BAND_SHIFT_TABLES)
+@register_analysis("band_shifts", tables=BAND_SHIFT_TABLES, writes=("summary:bands",))
 def band_shift_analysis(context: RunContext) -> None:
     """Band-energy shifts per clip, class, category and overall, and the contrast against the control, with verdicts."""
     run, config = context.run, context.config
     context.say(f"{run.label}: spectra and band-energy shifts ({', '.join(config.band_sets)})")
-    spectra = context.cache.setdefault("spectra", {c: bands.power_spectra(run.waveforms(c)) for c in run.conditions})
+    spectra = context.memo("power_spectra", lambda: {c: bands.power_spectra(run.waveforms(c)) for c in run.conditions})
     reference = reference_of(run) if AFTER in run.reconstructions and BEFORE in run.reconstructions else None
     compared = dict(spectra)
     if reference == IDENTITY:
@@ -365,7 +295,8 @@ def band_shift_analysis(context: RunContext) -> None:
     }
 
 
-@register_analysis(Tables.BAND_PROFILES, tables=(Tables.BAND_PROFILES,), scope="comparison")
+@register_analysis(Tables.BAND_PROFILES, tables=(Tables.BAND_PROFILES,), scope="comparison",
+                   reads=(Tables.BAND_SHIFT_OVERALL,))
 def band_profiles(context: ComparisonContext) -> None:
     """Every run's overall band shifts in one table."""
     context.tables[Tables.BAND_PROFILES] = pd.concat([r.tables[Tables.BAND_SHIFT_OVERALL].assign(run=r.run.label)

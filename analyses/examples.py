@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from probe import esc50
 from probe.analyses.registry import RunContext, register_analysis
+from probe.audio import write_wav
 from probe.errors import ConfigError
 from probe.esc50 import STUDY_EXAMPLES
 from probe.rundir import AFTER, AnalysisDir
@@ -14,7 +16,6 @@ from probe.rundir import AFTER, AnalysisDir
 
 def default_examples(run) -> list[int]:
     """The study's examples on ESC-50's fold 1, else the first clip of each class (at most 12)."""
-    from probe import esc50
 
     if tuple(run.class_names) == esc50.CLASS_NAMES and len(run.targets) == 400:
         return list(STUDY_EXAMPLES)
@@ -29,7 +30,6 @@ def residual(run, position: int) -> np.ndarray:
 
 def write_examples(run, examples: list[int], folder: Path) -> list[dict[str, Any]]:
     """WAV files for the chosen clips: original, every reconstruction, and the residual."""
-    from probe.audio import write_wav
 
     rows = []
     for position in examples:
@@ -56,8 +56,7 @@ def examples_analysis(context: RunContext) -> None:
     audio = context.folder / AnalysisDir.AUDIO
     context.summary["examples"] = write_examples(run, examples, audio)
     if config.residuals == "all":
-        from probe.audio import write_wav
-
+    
         context.say(f"{run.label}: residual audio for all {len(run.targets)} clips")
         for position, clip_id in enumerate(run.clip_ids):
             write_wav(audio / "residuals" / f"{Path(clip_id).stem}.wav", residual(run, position), run.sample_rate)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from probe.analyses.registry import RunContext, register_analysis
+from probe.analyses.spectral import run_mel_maps
 from probe.analyses.stats import bootstrap_mean_ci
 from probe.rundir import Tables
 
@@ -160,11 +161,7 @@ def information_analysis(context: RunContext) -> None:
     reconstructions of different inputs, against the same inputs' originals."""
     run, shifts = context.run, context.config.shifts
     context.say(f"{run.label}: normalised mutual information (Palacio et al.) on the mel maps")
-    maps = context.cache.get("mel_maps")
-    if maps is None:
-        from probe.analyses.spectral import mel_maps
-
-        maps = {c: mel_maps(run.waveforms(c), run.sample_rate) for c in run.conditions}
+    maps = run_mel_maps(context)
     per_clip = nmi_per_clip(maps, run.clip_ids, run.class_names, run.targets, context.rng, run.units)
     summary = nmi_summary(per_clip, run.class_categories, run.class_names, run.category_names, shifts.level, shifts.n_boot,
                           context.rng)

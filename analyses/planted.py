@@ -32,11 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probe.analyses.answer import Remover
 from probe.analyses.config import PlantedTruth
 from probe.analyses.registry import ComparisonContext, register_analysis
+from probe.analyses.removal import decide
 from probe.analyses.stats import MIN_INTERVAL_UNITS, bootstrap_mean_ci, cluster_moments, t_test_p
-from probe.synthetic import HIGH
 from probe.rundir import Tables
+from probe.synthetic import HIGH
 
 RECOVERY_ALPHA = 0.05
 
@@ -198,8 +200,6 @@ def judge_words(claims: pd.DataFrame, relies_on: str | None, truth: PlantedTruth
 def remove_planted(context: ComparisonContext, truth: PlantedTruth) -> dict[str, dict[str, dict[str, Any]]]:
     """Per planted CNN: the planted bands cut from its validation originals, alone and together, and what that costs
     (the removal check alone, on the planted ranges; `answer.Remover`)."""
-    from probe.analyses.answer import Remover
-    from probe.analyses.removal import decide
 
     settings = context.config.removal
     found: dict[str, dict[str, dict[str, Any]]] = {}
@@ -219,7 +219,9 @@ def remove_planted(context: ComparisonContext, truth: PlantedTruth) -> dict[str,
     return found
 
 
-@register_analysis("planted", tables=(Tables.PLANTED,), scope="comparison", enabled=lambda config: config.planted is not None)
+@register_analysis("planted", tables=(Tables.PLANTED,), scope="comparison", enabled=lambda config: config.planted is not None,
+                   reads=(Tables.BAND_SHIFT_PER_CLIP, "summary:bands", Tables.ATTRIBUTION_BAND_MASS,
+                          Tables.ATTRIBUTION_BAND_PROFILE, Tables.ANSWER, "summary:answer"))
 def planted_analysis(context: ComparisonContext) -> None:
     """Whether each probe recovered each planted band (only with a planted truth, as in the demo); with the answer,
     whether each planted CNN's sentence says what was planted, and what removing the planted bands costs."""

@@ -71,7 +71,8 @@ def pooled_contrasts(results: list[Any], settings, rng: np.random.Generator) -> 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-@register_analysis(Tables.BAND_CONTRAST_POOLED, tables=(Tables.BAND_CONTRAST_POOLED,), scope="comparison")
+@register_analysis(Tables.BAND_CONTRAST_POOLED, tables=(Tables.BAND_CONTRAST_POOLED,), scope="comparison",
+                   reads=(Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL))
 def pooled_contrast_analysis(context: ComparisonContext) -> None:
     """The contrast against the control of every cross-validated (classifier, setting), its folds pooled."""
     pooled = pooled_contrasts(context.results, context.config.shifts,

@@ -159,7 +159,7 @@ def randomisation_summary(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 @register_analysis("randomisation", tables=(Tables.ATTRIBUTION_SANITY,),
-                   enabled=lambda config: bool(config.attributions.methods))
+                   enabled=lambda config: bool(config.attributions.methods), reads=("summary:attributions",))
 def randomisation_analysis(context: RunContext) -> None:
     """The cascading randomisation check of every attribution method, on the first attributed clips."""
     run, classifier, settings, cache = context.run, context.classifier, context.config.attributions, context.shared

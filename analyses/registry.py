@@ -1,15 +1,18 @@
 """The analysis registry: each analysis is one function that turns an opened run (or all runs) into named tables.
 
-    @register_analysis("my_question", tables=("my_table",))
+    @register_analysis("my_question", tables=("my_table",), reads=("band_shift_per_clip",))
     def my_question(context: RunContext) -> None:
         context.tables["my_table"] = pd.DataFrame(...)      # a tidy table, written as parquet and CSV
         context.summary["my_question"] = {...}              # optional: JSON-able numbers for the report
 
-Per-run analyses run in registration order on every run (`RunContext`); comparison analyses
-(`scope="comparison"`) run once on all of them (`ComparisonContext`). The runner (`analyse.py`)
-writes every declared table and records in summary.json which analysis wrote which table, so
-the report asks for tables by their registered names. A new analysis is one new module (in this
-package, listed in BUILTIN_MODULES, or a plugin: see `probe.plugins`).
+Per-run analyses run on every run (`RunContext`); comparison analyses (`scope="comparison"`) run
+once on all of them (`ComparisonContext`), after every run's. An analysis declares what it reads
+(tables, or other named outputs such as `summary:bands`) and what it writes besides its tables; the
+runner orders each scope by these and refuses a read that no analysis writes. Each analysis draws
+from its own generator, seeded by --seed, so its numbers do not depend on which others ran.
+The runner (`analyse.py`) writes every declared table and records in summary.json which analysis
+wrote which table, so the report asks for tables by their registered names. A new analysis is one
+new module (in this package, or a plugin: see `probe.plugins`).
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 import numpy as np
 import pandas as pd
 
-from probe.plugins import loader
 from probe.progress import Progress
 from probe.registries import Registry
 
@@ -32,9 +34,6 @@ if TYPE_CHECKING:
 AnalyseConfig = Any  # probe.analyses.config.AnalyseConfig, which names PlantedTruth from an analysis module
 
 Scope = Literal["run", "comparison"]
-BUILTIN_MODULES = ("accuracy", "bandshift", "spectral", "information", "attribution", "randomisation", "examples", "routes",
-                   "transfer", "pooled", "answer", "planted")
-"""The modules whose analyses come with probe, in the order they run (later ones read earlier ones' tables)."""
 
 
 @dataclass
@@ -49,14 +48,20 @@ class RunContext:
     device: "torch.device"
     say: Progress
     rng: np.random.Generator
-    """One generator per run, seeded by --seed, drawn from in the analyses' order."""
+    """The running analysis's generator, seeded by --seed (the runner gives each analysis a fresh one)."""
     shared: dict[tuple, Any]
     """Results reused across runs (attribution maps of the originals, for runs that share a classifier)."""
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-    cache: dict[str, Any] = field(default_factory=dict)
-    """Intermediate results one analysis computes and a later one reuses (spectra, mel maps)."""
+    memos: dict[str, Any] = field(default_factory=dict)
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """`compute()`, once per run: what several analyses derive alike from the run (its spectra, its mel maps),
+        whichever asks first. A memo holds a pure function's value, never one analysis's result for another."""
+        if key not in self.memos:
+            self.memos[key] = compute()
+        return self.memos[key]
 
 
 @dataclass
@@ -93,32 +98,57 @@ class Analysis:
     function: Callable[[Any], None]
     enabled: Callable[["AnalyseConfig"], bool] = lambda config: True
     description: str = ""
+    reads: tuple[str, ...] = ()
+    """What it reads that other analyses write: table names, or named outputs (`summary:bands`). A comparison
+    analysis may read the per-run analyses' outputs, which are all written before it runs."""
+    writes: tuple[str, ...] = ()
+    """What it writes besides its tables (`summary:bands`, `summary:answer`), for the analyses that read it."""
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (*self.tables, *self.writes)
 
 
-ANALYSES: Registry[Analysis] = Registry("analysis", load=loader("probe.analyses", BUILTIN_MODULES))
+ANALYSES: Registry[Analysis] = Registry("analysis", builtins="probe.analyses")
 
 
 def register_analysis(name: str, tables: tuple[str, ...], scope: Scope = "run",
-                      enabled: Callable[["AnalyseConfig"], bool] | None = None) -> Callable[[Callable], Callable]:
-    """Decorator: register `function(context)` as an analysis that writes `tables`."""
+                      enabled: Callable[["AnalyseConfig"], bool] | None = None, reads: tuple[str, ...] = (),
+                      writes: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Decorator: register `function(context)` as an analysis that writes `tables` (and `writes`), reading `reads`."""
 
     def decorate(function: Callable) -> Callable:
         doc = (function.__doc__ or "").strip().splitlines()
-        ANALYSES.register(name)(Analysis(name, scope, tuple(tables), function, enabled or (lambda config: True),
-                                         doc[0] if doc else ""))
+        ANALYSES.register(name, Analysis(name, scope, tuple(tables), function, enabled or (lambda config: True),
+                                         doc[0] if doc else "", tuple(reads), tuple(writes)))
         return function
 
     return decorate
 
 
-def _position(analysis: Analysis) -> int:
-    module = analysis.function.__module__.rpartition(".")[2]
-    builtin = analysis.function.__module__.startswith("probe.analyses.") and module in BUILTIN_MODULES
-    return BUILTIN_MODULES.index(module) if builtin else len(BUILTIN_MODULES)
-
-
 def analyses(scope: Scope) -> list[Analysis]:
-    """The registered analyses of one scope, in the order they run: the built-in modules in BUILTIN_MODULES'
-    order (whatever order they were imported in), then the plugins'; within a module, as registered."""
-    chosen = [analysis for analysis in ANALYSES.ensure_loaded().values() if analysis.scope == scope]
-    return sorted(chosen, key=_position)
+    """The registered analyses of one scope, in an order where each runs after what it reads (ties: as registered).
+
+    A read that no analysis writes, or analyses that read each other's outputs, is a ConfigError."""
+    from probe.errors import ConfigError
+
+    everything = list(ANALYSES.entries())
+    writers: dict[str, list[Analysis]] = {}
+    for analysis in everything:
+        for output in analysis.outputs:
+            writers.setdefault(output, []).append(analysis)
+    chosen = [analysis for analysis in everything if analysis.scope == scope]
+    for analysis in chosen:
+        unwritten = [read for read in analysis.reads if read not in writers]
+        if unwritten:
+            raise ConfigError(None, f"analysis {analysis.name!r} reads {', '.join(unwritten)}, which no analysis writes")
+    ordered: list[Analysis] = []
+    waiting = list(chosen)
+    while waiting:
+        ready = next((a for a in waiting if not any(w in waiting and w is not a for read in a.reads
+                                                      for w in writers[read])), None)
+        if ready is None:
+            raise ConfigError(None, "analyses that read each other's outputs: " + ", ".join(a.name for a in waiting))
+        ordered.append(ready)
+        waiting.remove(ready)
+    return ordered

@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from probe.analyses.config import RemovalSettings
+from probe.analyses.stats import mean_and_se
 
 
 def transition_hz(edge_hz: float, settings: RemovalSettings) -> float:
@@ -94,7 +95,6 @@ def paired_drop(before: np.ndarray, after: np.ndarray, units: np.ndarray | None 
     (drop, lower, upper). Newcombe's method 10 on the counts shrunk by the design effect of `units`."""
     from scipy.stats import norm
 
-    from probe.analyses.stats import mean_and_se
 
     before, after = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
     n = len(before)

@@ -14,6 +14,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from probe.analyses.pooled import by_fold, fold_tables
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.stats import rank_correlation_ci
 from probe.rundir import AFTER, Tables
@@ -111,12 +112,12 @@ ROUTE_TABLES = (Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL, Tab
 """The tables the routes read."""
 
 
-@register_analysis(Tables.ROUTE_CORRELATIONS, tables=(Tables.ROUTE_CORRELATIONS,), scope="comparison")
+@register_analysis(Tables.ROUTE_CORRELATIONS, tables=(Tables.ROUTE_CORRELATIONS,), scope="comparison",
+                   reads=(Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL, Tables.ATTRIBUTION_BAND_MASS))
 def route_correlation_analysis(context: ComparisonContext) -> None:
     """Rank correlations, with bootstrap intervals over clips, between every pair of routes (probe contrasts,
     attribution mass) per classifier."""
     shifts = context.config.shifts
-    from probe.analyses.pooled import by_fold, fold_tables
 
     runs = []  # per (classifier, setting): its folds' tables together, clips of every fold (one run per fold)
     for (judge, setting), folds in by_fold(context.results).items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from probe.errors import ConfigError
+from probe.esc50 import DATASET_JSON
 from probe.fileio import NpyRows
 from probe.models.checkpoint import CHECKPOINT_SUFFIXES
 from probe.probes import penalty_of_run, probe_of_run
@@ -156,7 +158,6 @@ def expand_runs(paths: Sequence[str | Path]) -> list[str]:
     """Run directories as given; a folder that is no run itself (a grid, a cross-validation) stands for every complete
     finetune run beneath it, in path order (pretraining and classifier runs are not probes: left out). Unfinished runs
     beneath it are left out with one warning; a folder with no complete run is an error naming it."""
-    import sys
 
     runs = []
     for path in map(Path, paths):
@@ -217,3 +218,67 @@ def unique_labels(runs: list[RunOutputs]) -> None:
         seen[run.label] = count
         if count > 1:
             run.label = f"{run.label}-{count}"
+
+
+def probe_curves(run) -> dict[str, np.ndarray]:
+    """The trained curves the run's probe type saved (`probe.probes`), as `<name>` (values) and
+    `<name>_frequencies_hz`."""
+    folder, curves = RunDir(run.path), {}
+    for curve in probe_of_run(run.config).curves:
+        path = folder.curve_file(curve.name)
+        if not path.is_file():
+            continue
+        values = np.load(path)
+        curves[f"{curve.name}_frequencies_hz"], curves[curve.name] = values[0], values[1:] if curve.per_class else values[1]
+    return curves
+
+
+def objective_record(run) -> dict:
+    """The run's outputs/objective.json (what it optimised, the probe's own record); empty if absent."""
+    path = RunDir(run.path).objective_file
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_cautions(run, classifier=None) -> list[str]:
+    """What a reader must know before trusting the run at all: its clips are synthetic (probe's generated test data),
+    or its classifier has no trained weights (analysed with allow_untrained)."""
+    cautions = []
+    kind, _, folder = str(run.config.get("data", "")).partition(":")
+    descriptor = Path(folder) / DATASET_JSON if folder else None
+    synthetic = kind == "synthetic" or (descriptor is not None and descriptor.is_file()
+                                        and "synthetic" in json.loads(descriptor.read_text()))
+    if synthetic:
+        cautions.append("The clips are synthetic (probe's generated test data), not recordings: nothing here describes "
+                        "how the classifier hears real audio.")
+    untrained = objective_record(run).get("classifier_untrained") or getattr(classifier, "untrained", None)
+    if untrained:
+        cautions.append(f"The classifier is untrained ({untrained}): what it 'listens to' says nothing of a trained "
+                        "network.")
+    return cautions
+
+
+def scored_against(run) -> str:
+    """What the run's targets are: `labels`, or `decisions` (the classifier's own top class on each original, stored by
+    a run trained without labels)."""
+    return objective_record(run).get("targets", "labels")
+
+
+def chain_identity(run):
+    """The originals through the run's resampling chain alone (to the AE's rate and back): what an identity in the
+    AE's place would have passed on, computed a chunk at a time as it is read (`TransformedRows`). The originals
+    themselves when the AE runs at the classifier's rate."""
+    import torch  # only for a chain at another rate; the run's readers need no torch
+
+    from probe.audio import make_resampler
+
+    rate = objective_record(run).get("ae_sample_rate") or (run.config.get("ae_options") or {}).get("sample_rate")
+    if not rate or int(rate) == run.sample_rate:
+        return run.originals
+    there, back = make_resampler(run.sample_rate, int(rate)), make_resampler(int(rate), run.sample_rate)
+
+    def chain(clips: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.tensor(clips, dtype=torch.float32)
+            return back(there(x))[..., : x.shape[-1]].numpy()
+
+    return TransformedRows(run.originals, chain)

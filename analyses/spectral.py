@@ -6,7 +6,9 @@ import pandas as pd
 import torch
 
 from probe.analyses import bands
+from probe.analyses.bands import long_enough_for_stft
 from probe.analyses.registry import RunContext, register_analysis
+from probe.analyses.stats import bootstrap_mean_ci, t_test_p
 from probe.progress import EMPTY_MEL_FILTER, without_known_warnings
 from probe.rundir import Tables
 
@@ -20,7 +22,6 @@ MAX_MAP_FRAMES = 100
 
 
 def _magnitudes(waveforms: np.ndarray) -> torch.Tensor:
-    from probe.analyses.bands import long_enough_for_stft
 
     x = long_enough_for_stft(torch.tensor(np.asarray(waveforms), dtype=torch.float32), DESCRIPTOR_N_FFT)
     window = torch.hann_window(DESCRIPTOR_N_FFT)
@@ -76,7 +77,6 @@ def descriptor_shifts(per_clip: pd.DataFrame, conditions: tuple[str, ...], level
                       rng: np.random.Generator, units: np.ndarray | None = None) -> pd.DataFrame:
     """Per descriptor and reconstruction condition: the mean shift from the original, with a bootstrap interval over
     the clips' `units` (source recordings) and the two-sided t-test p of a zero mean."""
-    from probe.analyses.stats import bootstrap_mean_ci, t_test_p
 
     original = per_clip[per_clip.condition == "original"].set_index("clip_id")
     rows = []
@@ -91,12 +91,18 @@ def descriptor_shifts(per_clip: pd.DataFrame, conditions: tuple[str, ...], level
     return pd.DataFrame(rows)
 
 
+def run_mel_maps(context: RunContext) -> dict[str, np.ndarray]:
+    """The run's log-mel maps per condition, computed once per run for every analysis that asks."""
+    run = context.run
+    return context.memo("mel_maps", lambda: {c: mel_maps(run.waveforms(c), run.sample_rate) for c in run.conditions})
+
+
 @register_analysis("spectra", tables=(Tables.DESCRIPTORS_PER_CLIP, Tables.DESCRIPTOR_SHIFTS))
 def spectra_analysis(context: RunContext) -> None:
     """Mean spectra and log-mel maps per class and category; spectral descriptors per clip and their shifts."""
     run, config, arrays = context.run, context.config, context.arrays
     n_classes, n_categories, categories = len(run.class_names), len(run.category_names), run.categories
-    spectra = context.cache.setdefault("spectra", {c: bands.power_spectra(run.waveforms(c)) for c in run.conditions})
+    spectra = context.memo("power_spectra", lambda: {c: bands.power_spectra(run.waveforms(c)) for c in run.conditions})
     arrays["stft_frequencies_hz"] = bands.fft_frequencies(run.sample_rate)
     for condition in run.conditions:
         log_spectra = 10 * np.log10(spectra[condition] + bands.EPSILON)
@@ -104,15 +110,13 @@ def spectra_analysis(context: RunContext) -> None:
         arrays[f"stft_db_category_{condition}"] = group_means(log_spectra, categories, n_categories)
 
     context.say(f"{run.label}: spectral descriptors and mel maps")
-    descriptor_rows, maps = [], {}
+    descriptor_rows, maps = [], run_mel_maps(context)
     for condition in run.conditions:
         values = spectral_descriptors(run.waveforms(condition), run.sample_rate)
         descriptor_rows.append(pd.DataFrame({"clip_id": run.clip_ids, "class": np.asarray(run.class_names)[run.targets],
                                              "condition": condition, **values}))
-        maps[condition] = mel_maps(run.waveforms(condition), run.sample_rate)
         arrays[f"mel_db_class_{condition}"] = group_means(maps[condition], run.targets, n_classes).astype(np.float32)
         arrays[f"mel_db_category_{condition}"] = group_means(maps[condition], categories, n_categories).astype(np.float32)
-    context.cache["mel_maps"] = maps
     context.tables[Tables.DESCRIPTORS_PER_CLIP] = pd.concat(descriptor_rows, ignore_index=True)
     context.tables[Tables.DESCRIPTOR_SHIFTS] = descriptor_shifts(context.tables[Tables.DESCRIPTORS_PER_CLIP], tuple(run.reconstructions),
                                                             config.shifts.level, config.shifts.n_boot, context.rng, run.units)

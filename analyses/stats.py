@@ -19,6 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from probe.registries import Registry
+
 MIN_INTERVAL_UNITS = 8
 """No interval, and no verdict, from fewer independent units (clips, or source recordings) than this: the
 smallest n at which the coverage test shows the studentised interval holding (an ESC-50 class holds 8 clips
@@ -218,7 +220,10 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     return adjusted
 
 
-CORRECTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"holm": holm, "fdr": benjamini_hochberg}
+CORRECTIONS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("correction")
+"""Multiple-comparison corrections by name (`--correction`): p-values in, adjusted p-values out."""
+CORRECTIONS.register("holm", holm)
+CORRECTIONS.register("fdr", benjamini_hochberg)
 
 
 def bootstrap_weights(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.analyses.bandshift import ShiftSettings, assign_verdicts, scored_against, summarise_per_band
+from probe.analyses.bandshift import ShiftSettings, assign_verdicts, summarise_per_band
+from probe.analyses.pooled import pooled_per_clip
 from probe.analyses.registry import ComparisonContext, register_analysis
-from probe.analyses.runs import RunOutputs
+from probe.analyses.runs import RunOutputs, scored_against
+from probe.audio import resample
 from probe.models.base import WaveformClassifier
 from probe.rundir import Tables
 
@@ -21,7 +23,6 @@ log = logging.getLogger(__name__)
 def classifier_logits(classifier: WaveformClassifier, waveforms: np.ndarray, sample_rate: int, device: torch.device,
                       batch: int = 16) -> np.ndarray:
     """Logits of a frozen classifier over waveforms at `sample_rate` (resampled to the classifier's rate)."""
-    from probe.audio import resample
 
     out = []
     for start in range(0, len(waveforms), batch):
@@ -116,10 +117,10 @@ def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-@register_analysis(Tables.CLASSIFIER_CONTRASTS, tables=(Tables.CLASSIFIER_CONTRASTS,), scope="comparison")
+@register_analysis(Tables.CLASSIFIER_CONTRASTS, tables=(Tables.CLASSIFIER_CONTRASTS,), scope="comparison",
+                   reads=(Tables.BAND_SHIFT_PER_CLIP,))
 def classifier_contrast_analysis(context: ComparisonContext) -> None:
     """Classifier against classifier for the same probe setting on the same clips."""
-    from probe.analyses.pooled import pooled_per_clip
 
     per_clip = pooled_per_clip(context.results, Tables.BAND_SHIFT_PER_CLIP)  # every fold's clips, not only one fold's
     contrasts = classifier_contrasts(per_clip, context.config.shifts, np.random.default_rng(context.config.seed))
@@ -127,7 +128,8 @@ def classifier_contrast_analysis(context: ComparisonContext) -> None:
         context.tables[Tables.CLASSIFIER_CONTRASTS] = contrasts
 
 
-@register_analysis("divergence", tables=(Tables.CLASS_DIVERGENCE, Tables.CATEGORY_DIVERGENCE), scope="comparison")
+@register_analysis("divergence", tables=(Tables.CLASS_DIVERGENCE, Tables.CATEGORY_DIVERGENCE), scope="comparison",
+                   reads=(Tables.BAND_SHIFT_PER_CLASS, Tables.BAND_SHIFT_PER_CATEGORY, "summary:bands"))
 def divergence_analysis(context: ComparisonContext) -> None:
     """The classes and categories whose band profiles differ most between two finetuned probes (their contrasts against
     their controls; controls and random starts left out). Descriptive: the largest of many differences over classes of

@@ -52,7 +52,8 @@ class DecodingDataset(torch.utils.data.Dataset):
 
 
 def build(classifier_name: str, autoencoder_name: str, device: torch.device):
-    from probe.models import load_autoencoder, load_classifier
+    from probe.models import load_classifier
+    from probe.probes import load_autoencoder
     from probe.pipeline import ProbePipeline
 
     classifier = load_classifier(classifier_name, num_classes=50, device=device)

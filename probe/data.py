@@ -10,12 +10,13 @@ import json
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from probe import esc50
 from probe.esc50 import CATEGORIES_CSV, DATASET_JSON, ESC50_CSV
 from probe.audio import is_audio_file
 from probe.errors import DatasetError
+from probe.registries import Registry
 
 ESC50_AUDIO_DIRS = ("audio_32k", "audio")  # PaSST's 32 kHz layout first, then the official 44.1 kHz one
 FOLDER_FOLDS = 5
@@ -270,10 +271,26 @@ def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     return rows
 
 
-DATA_KINDS = {"esc50": load_esc50, "folder": load_folder, "audio": load_audio_folder}
+@dataclass(frozen=True)
+class DataKind:
+    """A layout `--data KIND:DIR` reads."""
+
+    load: Callable[[str | Path], ClipDataset]
+    labeled: bool = True
+    """False: its clips have no classes, and only a label-free objective trains on them."""
+
+
+DATA_KINDS: Registry[DataKind] = Registry("data kind")
 """`--data KIND:DIR` -> the loader of that layout (`synthetic[:DIR]` writes its data first)."""
-UNLABELED_KINDS = ("audio",)
-"""The kinds whose clips have no classes: only a label-free objective trains on them."""
+DATA_KINDS.register("esc50", DataKind(load_esc50))
+DATA_KINDS.register("folder", DataKind(load_folder))
+DATA_KINDS.register("audio", DataKind(load_audio_folder, labeled=False))
+
+
+def is_labeled(spec: str) -> bool:
+    """Whether a `--data` value's clips have classes (an unknown kind is judged when it loads)."""
+    kind = DATA_KINDS.ensure_loaded().get(spec.partition(":")[0])
+    return kind is None or kind.labeled
 
 
 def dataset_folds(spec: str) -> tuple[int, ...]:
@@ -289,8 +306,8 @@ def load_dataset(spec: str, synthetic_root: str | Path | None = None) -> ClipDat
     """Resolve a `--data` value: `esc50:DIR`, `folder:DIR`, `audio:DIR` (unlabeled), or `synthetic` (written under
     `synthetic_root`)."""
     kind, _, location = spec.partition(":")
-    if kind in DATA_KINDS and location:
-        return DATA_KINDS[kind](location)
+    if kind in DATA_KINDS.ensure_loaded() and location:
+        return DATA_KINDS[kind].load(location)
     if kind == "synthetic":
         from probe.synthetic import SyntheticConfig, write_synthetic_dataset
 

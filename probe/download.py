@@ -19,8 +19,8 @@ from probe.fileio import sha256_file, write_text
 from probe.outputs import staged_directory
 from probe.locks import waiting_for
 from probe.models.registry import WeightSource
+from probe.zoo import all_weight_sources
 from probe.progress import bars_enabled
-from probe.models.zoo import all_weight_sources
 
 ESC50_ARCHIVE = WeightSource(
     "esc50",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from probe.errors import ConfigError
+from probe.registries import Registry
 
 Config = TypeVar("Config")
 FOLDS_FILE = "folds.json"
@@ -122,8 +123,10 @@ def select_on_next(fold: int, held: tuple[int, ...], data_folds: Callable[[], tu
     return next((f for f in free if f > fold), free[0]), held
 
 
-SELECT_ON: dict[str, Selection] = {"scored": select_on_scored, "next": select_on_next}
+SELECT_ON: Registry[Selection] = Registry("--select-on rule")
 """`--select-on`: where run K of `--folds` validates and picks best.pt, and which folds it holds out."""
+SELECT_ON.register("scored", select_on_scored)
+SELECT_ON.register("next", select_on_next)
 
 
 def write_record(run_path: Path, record: FoldRecord) -> None:

@@ -106,7 +106,7 @@ def reconstruct_files(config: ReconstructConfig) -> list[FileResult]:
 
     from probe.audio import fit_length, to_stereo, write_wav
     from probe.download import resolve_weights
-    from probe.models.autoencoders import load_autoencoder
+    from probe.probes.loading import load_autoencoder
 
     from probe.outputs import check_output, claim_output
 

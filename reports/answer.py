@@ -10,22 +10,18 @@ order, against that probe's own control.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from probe.reports.data import CONTRAST, AnalysedRun, Analysis
+from probe.probes import run_kind
 from probe.units import format_hz
 
 PARSIMONY = ("spectral gain", "energy-penalised AE")
 """Probes under a penalty on what they pass: a band they keep is one the classifier needs."""
-RELIABILITY: tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...] = (
-    ("spectral gain", lambda s: s.get("probe") == "spectral-gain"),
-    ("energy-penalised AE", lambda s: s.get("probe") == "autoencoder" and float(s.get("penalty") or 0) > 0),
-    ("pretrained AE", lambda s: s.get("probe") == "autoencoder" and not s.get("bands", {}).get("random_start")),
-    ("random AE", lambda s: s.get("probe") == "autoencoder"),
-)
-"""Probe kinds, most reliable first, each with the test that a run's analysis summary is of that kind."""
+RELIABILITY = ("spectral gain", "energy-penalised AE", "pretrained AE", "random AE")
+"""Probe kinds (`probe.probes.run_kind`), most reliable first."""
 SIGNIFICANT = ("suppressed", "boosted", "not needed")
 """Verdicts a test showed beyond the threshold (a dot in the heatmap)."""
 NO_VERDICT = ("inconclusive", "too few clips", "too narrow", "noise floor")
@@ -48,7 +44,8 @@ def probe_kind(summary: dict[str, Any]) -> tuple[int, str] | None:
     """(rank, kind) of a run by `RELIABILITY`; None for a control, a run with no contrast, or another probe type."""
     if summary.get("control") or summary.get("bands", {}).get("headline") != CONTRAST:
         return None
-    return next(((rank, kind) for rank, (kind, test) in enumerate(RELIABILITY) if test(summary)), None)
+    kind = run_kind(summary)
+    return (RELIABILITY.index(kind), kind) if kind in RELIABILITY else None
 
 
 def answers(analysis: Analysis, band_set: str, measured_runs: dict[str, str] | None = None) -> list[Answer]:

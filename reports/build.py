@@ -175,7 +175,7 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs),
         verdict_rule=verdict_rule(analysis.runs), planted=_planted_rows(analysis), gallery=gallery, answers=answer_rows,
         measured_answer=analysis.answered,
-        reliability=[kind for kind, _ in RELIABILITY],
+        reliability=list(RELIABILITY),
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         band_set=config.band_set.replace("_", "-"),
         figures=figure_paths, data_links=data_links, pages=pages, stylesheet="style.css")

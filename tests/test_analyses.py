@@ -82,7 +82,8 @@ def test_the_headline_is_the_contrast_not_the_aes_own_error() -> None:
 
 
 def test_a_random_start_is_contrasted_with_the_identity_on_its_chain(tmp_path: Path) -> None:
-    from probe.analyses.bandshift import chain_identity, reference_of
+    from probe.analyses.bandshift import reference_of
+    from probe.analyses.runs import chain_identity
     from probe.analyses.runs import starts_random
 
     assert starts_random({"autoencoder": "random"}) and starts_random({"autoencoder": "tiny"})

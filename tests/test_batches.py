@@ -12,7 +12,8 @@ import soundfile as sf
 import torch
 
 from probe.app.cli import main
-from probe.models import list_models, load_classifier, save_classifier
+from probe.models import load_classifier, save_classifier
+from probe.zoo import model_specs
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_reconstruct_goes_through_a_batch_too(tmp_path: Path, capsys) -> None:
     assert str(bad) in captured.err and f"{good} -> " in captured.out
 
 
-@pytest.mark.parametrize("name", [spec.name for spec in list_models("classifier")])
+@pytest.mark.parametrize("name", [spec.name for spec in model_specs("classifier")])
 def test_every_classifier_takes_a_file_of_one_sample_ten_ms_or_one_sample_short_of_its_window(name: str) -> None:
     classifier = load_classifier(name, num_classes=5)
     for length in sorted({1, classifier.sample_rate // 100, classifier.min_samples - 1}):

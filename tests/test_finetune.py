@@ -43,7 +43,7 @@ def test_finetune_trains_the_ae_and_not_the_classifier(tmp_path: Path, synthetic
     config = json.loads(run.config.read_text())
     assert config["config"]["learning_rate"] == 3e-3 and config["provenance"]["versions"]["torch"]
     assert config["provenance"]["inputs"]["classifier_weights"]["sha256"]
-    from probe.models import load_autoencoder
+    from probe.probes import load_autoencoder
 
     assert load_autoencoder(str(run.best)).name == "tiny"
 
@@ -61,7 +61,7 @@ def test_resume_reproduces_the_uninterrupted_curve(tmp_path: Path, synthetic_roo
 
 
 def test_frozen_encoder_is_not_updated(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
-    from probe.models import load_autoencoder
+    from probe.probes import load_autoencoder
 
     config = _config(tmp_path, synthetic_root, trained_classifier, epochs=1, finetune_encoder=False)
     run = finetune(config)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from probe.models.base import WaveformClassifier
-from probe.models.registry import register
+from probe.models.registry import register_classifier
 
 NOTES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 NAMES = [f"{NOTES[i // 5 % 12]}{i // 60 + 1}{(i % 5) * 20 - 40:+d}c" for i in range(360)]
@@ -39,7 +39,7 @@ class PitchNet(nn.Module):
         return self.head(self.conv(waveform[:, None]).mean(-1))
 
 
-@register("classifier", "pitch_net", sample_rate=16000, description="a pitch network with its own 360-class head")
+@register_classifier("pitch_net", sample_rate=16000, description="a pitch network with its own 360-class head")
 def build(num_classes=360, trained=False):
     torch.manual_seed(0)  # stands in for the pretrained weights the builder would load
     classifier = WaveformClassifier("pitch_net", nn.Identity(), PitchNet(), sample_rate=16000, class_names=NAMES)

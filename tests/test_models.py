@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from probe.errors import CheckpointError, ConfigError
-from probe.models import list_models, load_autoencoder, load_classifier, save_classifier
+from probe.models import load_classifier, save_classifier
+from probe.probes import load_autoencoder
+from probe.zoo import model_specs
 from probe.models.base import WaveformClassifier
 
-FAST_CLASSIFIERS = [s.name for s in list_models("classifier") if s.name != "passt"]
+FAST_CLASSIFIERS = [s.name for s in model_specs("classifier") if s.name != "passt"]
 
 
 def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
@@ -221,7 +223,7 @@ def test_random_autoencoder_is_seeded() -> None:
 
 
 def test_registry_metadata_is_complete() -> None:
-    for spec in list_models():
+    for spec in model_specs():
         assert (spec.sample_rate > 0 or "classifier's rate" in spec.description) and spec.description
         for source in spec.weights:
             assert source.url.startswith("https://") and source.filename and "/" not in source.filename

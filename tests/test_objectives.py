@@ -202,7 +202,7 @@ def test_without_labels_a_tagger_keeps_its_own_head_on_labelled_data(tmp_path: P
 def test_the_analysed_outputs_are_the_last_epochs(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
     """A run's outputs (what every analysis reads) come from its last epoch, not best.pt, and done.json says so: the
     saved gain curve is the one latest.pt (the last epoch's state) holds."""
-    from probe.models.spectral_gain import SpectralGain
+    from probe.probes.spectral_gain import SpectralGain
     from probe.train.finetune import FinetuneConfig, finetune
 
     run = finetune(FinetuneConfig(classifier="small_cnn", classifier_weights=str(trained_classifier), probe="spectral-gain",

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from probe.models import load_autoencoder, load_classifier
+from probe.models import load_classifier
+from probe.probes import load_autoencoder
 from probe.pipeline import FrozenContractError, ProbePipeline
 
 

@@ -8,7 +8,7 @@ import torch
 
 from probe.app.cli import main
 from probe.errors import ConfigError
-from probe.models import load_autoencoder
+from probe.probes import load_autoencoder
 from probe.rundir import RunDir
 from probe.train.losses import multi_resolution_stft_loss
 from probe.train.pretrain import PretrainConfig, pretrain_autoencoder

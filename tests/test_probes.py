@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from probe.app.cli import main
-from probe.models import load_autoencoder
-from probe.models.spectral_gain import SpectralGain
+from probe.probes import load_autoencoder
+from probe.probes.spectral_gain import SpectralGain
 from probe.rundir import RunDir
 
 

@@ -50,7 +50,7 @@ def test_the_warmup_rampdown_schedule_has_the_recipe_shape() -> None:
     from probe.train.schedulers import SCHEDULERS
 
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = SCHEDULERS["warmup_rampdown"](optimizer, 800, 1.0)
+    scheduler = SCHEDULERS["warmup_rampdown"].build(optimizer, 800, 1.0)
     rates = []
     for _ in range(800):
         rates.append(optimizer.param_groups[0]["lr"])

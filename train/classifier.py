@@ -20,8 +20,9 @@ from probe.errors import ConfigError
 from probe.folds import refuse_leak, with_fold
 from probe.models.base import WaveformClassifier
 from probe.models.classifiers import load_classifier
+from probe.models.registry import CLASSIFIERS
 from probe.rundir import RunDir
-from probe.train.config import AUDIOSET_INIT, ClassifierTrainConfig
+from probe.train.config import ClassifierTrainConfig
 from probe.train.objectives import classification_metrics
 from probe.train.loop import (Objective, autocast_for, batched_logits, is_resuming, open_run, releasing_run, save_array,
                               start_fresh, train_loop)
@@ -116,9 +117,10 @@ def initial_weights(config: ClassifierTrainConfig) -> Path | None:
     if config.init == "none":
         return None
     if config.init == "audioset":
-        if config.classifier not in AUDIOSET_INIT:
+        spec = CLASSIFIERS.ensure_loaded().get(config.classifier)
+        if spec is None or spec.audioset_weights is None:
             raise ConfigError(None, f"no AudioSet weights for {config.classifier!r}; use --classifier-weights none or a checkpoint path")
-        return resolve_weights(AUDIOSET_INIT[config.classifier])
+        return resolve_weights(spec.audioset_weights)
     return resolve_weights(config.init)
 
 

@@ -14,9 +14,9 @@ from probe.probes import PROBES, ProbeSpec, get_probe, probe_for
 
 def refuse_unlabeled(data: str, instead: str) -> None:
     """A `ConfigError` when `data` names clips without labels (`--data audio:DIR`), saying what to do `instead`."""
-    from probe.data import UNLABELED_KINDS
+    from probe.data import is_labeled
 
-    if data.partition(":")[0] in UNLABELED_KINDS:
+    if not is_labeled(data):
         raise ConfigError(None, f"--data {data} has no labels: {instead}")
 
 
@@ -195,9 +195,10 @@ class FinetuneConfig(TrainingConfig):
 def _is_builtin_classifier(name: str) -> bool:
     """Whether `name` is one of probe's own classifiers (built from code, so untrained without weights; a plugin's
     builder may load weights of its own, and is judged when it loads)."""
-    from probe.models.zoo import specs
+    from probe.models.registry import CLASSIFIERS
 
-    return any(spec.name == name and spec.builder.__module__.startswith("probe.") for spec in specs("classifier"))
+    spec = CLASSIFIERS.ensure_loaded().get(name)
+    return spec is not None and spec.builder.__module__.startswith("probe.")
 
 
 @dataclass(frozen=True)
@@ -218,10 +219,8 @@ class PretrainConfig(TrainingConfig):
             raise ConfigError(None, f"--stft-weight must be >= 0, got {self.stft_weight}")
 
 
-AUDIOSET_INIT = {"mn10": "mn10_as", "dymn10": "dymn10_as", "passt": "passt_as"}
-"""`--classifier-weights audioset` (train-classifier): the published AudioSet checkpoint of each classifier (see `probe download weights --list`)."""
-RECIPE_LEARNING_RATE = {"others": 6e-5, "dymn10": 4e-5}
-"""EfficientAT's ESC-50 learning rate per classifier (`others`: every classifier not named)."""
+DEFAULT_LEARNING_RATE = 6e-5
+"""A classifier's learning rate where its registration names none (EfficientAT's ESC-50 recipe's)."""
 
 
 @dataclass(frozen=True)
@@ -244,9 +243,12 @@ class ClassifierTrainConfig(TrainingConfig):
 
     def resolved(self) -> "ClassifierTrainConfig":
         """The same run with the recipe's learning rate filled in."""
-        rate = RECIPE_LEARNING_RATE.get(self.classifier, RECIPE_LEARNING_RATE["others"]) if self.learning_rate is None \
-            else self.learning_rate
-        return replace(self, learning_rate=rate)
+        if self.learning_rate is not None:
+            return self
+        from probe.models.registry import CLASSIFIERS
+
+        spec = CLASSIFIERS.ensure_loaded().get(self.classifier)
+        return replace(self, learning_rate=(spec.learning_rate if spec else None) or DEFAULT_LEARNING_RATE)
 
     def validate(self) -> None:
         if self.learning_rate is None:

@@ -19,7 +19,8 @@ from probe.data import categories_of
 from probe.errors import ConfigError
 from probe.fileio import safe_name, write_json
 from probe.folds import refuse_leaks, suspected_leak, warn_shared, with_fold
-from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
+from probe.probes.autoencoder import WaveformAutoencoder
+from probe.probes.loading import load_autoencoder
 from probe.models.classifiers import load_classifier, require_trained
 from probe.pipeline import ProbePipeline
 from probe.probes import Penalty

@@ -207,8 +207,9 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
                                   fused=device.type == "cuda")
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
-    scheduler = SCHEDULERS[config.scheduler](optimizer, steps_per_epoch * config.epochs, config.learning_rate)
-    per_epoch_schedule = config.scheduler == "plateau"
+    schedule = SCHEDULERS.lookup(config.scheduler)
+    scheduler = schedule.build(optimizer, steps_per_epoch * config.epochs, config.learning_rate)
+    per_epoch_schedule = schedule.per_epoch
     shuffle = shuffle if shuffle is not None else torch.Generator().manual_seed(config.seed)
     autocast = autocast_for(device)
     module = wrap(objective.module, dist, device)
@@ -324,12 +325,11 @@ def fold_configs(config: Config, folds: list[int], select_on: str = "scored") ->
     from probe.data import dataset_folds
     from probe.folds import SELECT_ON
 
-    if select_on not in SELECT_ON:
-        raise ConfigError(None, f"--select-on takes {' or '.join(SELECT_ON)}, got {select_on!r}")
+    select = SELECT_ON.lookup(select_on)
     data_folds = functools.cache(lambda: dataset_folds(config.data))
     configs = []
     for fold in folds:
-        selected, held = SELECT_ON[select_on](fold, tuple(config.hold_out_folds), data_folds)
+        selected, held = select(fold, tuple(config.hold_out_folds), data_folds)
         configs.append(replace(config, fold=selected, hold_out_folds=held, out=str(Path(config.out) / f"fold-{fold}")))
     return configs
 

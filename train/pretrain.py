@@ -14,7 +14,8 @@ from torch import nn
 
 from probe.audio import to_stereo
 from probe.folds import with_fold
-from probe.models.autoencoders import WaveformAutoencoder, load_autoencoder
+from probe.probes.autoencoder import WaveformAutoencoder
+from probe.probes.loading import load_autoencoder
 from probe.rundir import RunDir
 from probe.train.config import PretrainConfig
 from probe.train.loop import Objective, autocast_for, is_resuming, open_run, releasing_run, start_fresh, train_loop

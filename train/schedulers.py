@@ -1,6 +1,8 @@
-"""Learning-rate schedules by name: a registry, stepped once per optimizer step."""
+"""Learning-rate schedules by name: a registry; each is stepped once per optimizer step, or once per epoch with the
+validation loss where its entry says so."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -8,8 +10,28 @@ import torch
 from probe.registries import Registry
 
 SchedulerFactory = Callable[[torch.optim.Optimizer, int, float], torch.optim.lr_scheduler.LRScheduler | None]
-SCHEDULERS: Registry[SchedulerFactory] = Registry("scheduler")
-register_scheduler = SCHEDULERS.register
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """A registered schedule: `build(optimizer, total steps, peak rate)`, and when it steps."""
+
+    build: SchedulerFactory
+    per_epoch: bool = False
+    """Stepped once per epoch with the validation loss (a plateau rule), not once per optimizer step."""
+
+
+SCHEDULERS: Registry[Scheduler] = Registry("scheduler")
+
+
+def register_scheduler(name: str, per_epoch: bool = False) -> Callable[[SchedulerFactory], SchedulerFactory]:
+    """Decorator: register `build(optimizer, total_steps, lr)` as the schedule `name`."""
+
+    def decorate(build: SchedulerFactory) -> SchedulerFactory:
+        SCHEDULERS.register(name, Scheduler(build, per_epoch))
+        return build
+
+    return decorate
 
 
 @register_scheduler("cosine")
@@ -29,7 +51,7 @@ def step(optimizer, total_steps, lr):
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[total_steps // 3, 2 * total_steps // 3], gamma=0.1)
 
 
-@register_scheduler("plateau")
+@register_scheduler("plateau", per_epoch=True)
 def plateau(optimizer, total_steps, lr):
     """Halve the rate when the validation loss stops falling (stepped per epoch with that loss)."""
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)

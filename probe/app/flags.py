@@ -4,14 +4,17 @@
 
 adds `--weight-decay` with the dataclass's default, its type, and "(default: 1e-05)" in the help.
 Booleans become `--flag` (default off) or `--flag/--no-flag` (default on); tuples of names take a
-comma-separated list.
+comma-separated list. The flags and value parsers that several commands share are here too.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import MISSING, fields
-from typing import Any, Callable, Iterable, NoReturn
+from typing import Any, Callable, Iterable, NoReturn, Sequence
+
+from probe.errors import ConfigError
 
 
 def default_of(config_class: type, name: str) -> Any:
@@ -178,3 +181,69 @@ def add_field(parser: argparse.ArgumentParser, config_class: type, name: str, *f
         type = value.__class__
     parser.add_argument(*flags, dest=name, type=type, default=value, help=text, **kwargs)
 
+
+
+def add_global_flags(parser: argparse.ArgumentParser, default: object = False) -> None:
+    """The flags every command takes, before or after its name (after it, `default` is SUPPRESS, so that a flag given
+    before the name is not reset)."""
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks instead of one-line errors")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bars or progress lines (results, warnings and errors still print)")
+
+
+def add_classifier_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """`--classifier-option KEY=VALUE` (repeatable); read it with `parse_options`."""
+    parser.add_argument("--classifier-option", action="append", default=[], metavar="KEY=VALUE",
+                        help=help or "a classifier option (repeatable), e.g. multi_label=true for a tagger whose outputs "
+                                     "are independent sigmoids and which does not say so itself, or revision=... for hf:")
+
+
+def add_allow_untrained(parser: argparse.ArgumentParser) -> None:
+    """`--allow-untrained`, the switch that lets a command go on with a classifier without trained weights."""
+    parser.add_argument("--allow-untrained", action="store_true",
+                        help="go on with a classifier that has no trained weights (a built-in without "
+                             "--classifier-weights, a checkpoint saved untrained, a replaced head); refused otherwise, "
+                             "since an untrained network's preferences say nothing of a trained one")
+
+
+def add_ae_weights(parser: argparse.ArgumentParser) -> None:
+    """`--ae-weights CHECKPOINT`, an autoencoder's starting weights ({fold} filled per validation fold)."""
+    parser.add_argument("--ae-weights", metavar="CHECKPOINT",
+                        help="the autoencoder's starting weights (path or published name); {fold} is filled with the "
+                             "validation fold, e.g. runs/pre/fold-{fold}/best.pt")
+
+
+def parse_options(items: list[str], flag: str = "--option") -> dict[str, object]:
+    """`KEY=VALUE` items as a dict; a value that reads as JSON is parsed (`true`, `16000`), any other stays a string."""
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(None, f"{flag} takes KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def parse_folds(text: str | None) -> list[int] | None:
+    """`--folds 1,2,3` as a list of folds; None when not given."""
+    if not text:
+        return None
+    try:
+        return [int(f) for f in text.split(",")]
+    except ValueError:
+        raise ConfigError(None, f"--folds takes comma-separated integers, got {text!r}") from None
+
+
+def int_pair(values: Sequence[Any], flag: str) -> tuple[int, int]:
+    """Two integers (a parsed `A,B` flag value), or a ConfigError naming `flag`."""
+    try:
+        pair = tuple(int(v) for v in values)
+    except ValueError:
+        pair = ()
+    if len(pair) != 2:
+        raise ConfigError(None, f"{flag} takes two comma-separated integers, got {','.join(map(str, values))!r}")
+    return pair  # type: ignore[return-value]

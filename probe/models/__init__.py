@@ -1,18 +1,15 @@
-"""The model zoo: one door per kind of model.
+"""The classifiers: waveform in, logits out.
 
-- `load_classifier(name, weights=None, num_classes=None)`: waveform (B, L) -> logits, frozen.
-- `load_autoencoder(name, weights=None)`: waveform (B, C, L) -> reconstruction.
-- `list_models()`: what is registered, with sample rates and published weights.
+- `load_classifier(name, weights=None, num_classes=None)`: a registered classifier (`CLASSIFIERS`), a
+  `hf:` checkpoint or a user's factory, frozen.
+- `save_classifier(classifier, path)`: probe's checkpoint format.
+
+What a probe puts in front of a classifier lives in `probe.probes`; every registered model, of both
+kinds, in `probe.zoo`.
 """
 from __future__ import annotations
 
-from probe.models.registry import ModelSpec, WeightSource
-from probe.models.zoo import all_weight_sources, get_spec, specs
-
-
-def list_models(kind: str | None = None) -> list[ModelSpec]:
-    """Every registered model (classifiers and autoencoders), sorted by kind and name."""
-    return specs(kind)  # type: ignore[arg-type]
+from probe.models.registry import CLASSIFIERS, ModelSpec, WeightSource, register_classifier
 
 
 def __getattr__(name: str):
@@ -25,15 +22,8 @@ def __getattr__(name: str):
         from probe.models.base import WaveformClassifier
 
         return WaveformClassifier
-    if name in ("load_autoencoder", "WaveformAutoencoder", "AutoencoderConfig"):
-        from probe.models import autoencoders
-
-        return getattr(autoencoders, name)
     raise AttributeError(name)
 
 
-__all__ = [
-    "ModelSpec", "WeightSource", "all_weight_sources", "get_spec", "list_models",
-    "load_classifier", "save_classifier", "WaveformClassifier",
-    "load_autoencoder", "WaveformAutoencoder", "AutoencoderConfig",
-]
+__all__ = ["CLASSIFIERS", "ModelSpec", "WeightSource", "register_classifier", "load_classifier", "save_classifier",
+           "WaveformClassifier"]

@@ -13,7 +13,8 @@ from torch import nn
 from probe.errors import CheckpointError, ConfigError
 from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.checkpoint import CLASSIFIER_FORMAT, extract_state_dict, load_state_dict_strict, read_checkpoint
-from probe.models.zoo import get_spec
+from probe.models.registry import CLASSIFIERS
+from probe.registries import Registry
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,10 @@ def _hugging_face(source: str, num_classes: int | None, class_names: list[str] |
     return load_hf_classifier(source, num_classes, class_names, options)
 
 
-SCHEMES: dict[str, Callable[..., WaveformClassifier]] = {"hf": _hugging_face}
+SCHEMES: Registry[Callable[..., WaveformClassifier]] = Registry("classifier scheme")
 """`SCHEME:SOURCE` classifier names: each scheme's loader builds the classifier from SOURCE (hf: a transformers
 checkpoint folder or hub id). Any other `a:b` is a user's `package.module:factory`."""
+SCHEMES.register("hf", _hugging_face)
 
 
 def canonical_classifier_name(name: str) -> str:
@@ -82,7 +84,7 @@ def load_classifier(
             untrained = (f"{weights} was saved untrained ({checkpoint['untrained']}; code that trains a classifier "
                          "itself sets `classifier.untrained = None` before `save_classifier`)")
     scheme, _, source = name.partition(":")
-    if scheme in SCHEMES or ":" in name or _entry_point(name) is not None:
+    if scheme in SCHEMES.ensure_loaded() or ":" in name or _entry_point(name) is not None:
         if scheme in SCHEMES:
             classifier = SCHEMES[scheme](source, num_classes, class_names, options)
         else:
@@ -92,7 +94,7 @@ def load_classifier(
         if checkpoint is not None:
             load_state_dict_strict(classifier.net, extract_state_dict(checkpoint, weights), weights)
     else:
-        spec = get_spec("classifier", name)
+        spec = CLASSIFIERS.lookup(name)
         state = extract_state_dict(checkpoint, weights) if checkpoint is not None else None
         file_classes = _head_size(state, spec.head_keys)
         built_classes = num_classes or (len(class_names) if class_names else None) or file_classes or 50

@@ -7,7 +7,7 @@ from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.dymn import SCRATCH_TEMPERATURE, TRAINED_TEMPERATURE, DyMN, DynamicParts
 from probe.models.frontend import MelConfig, MelFrontEnd
 from probe.models.mobilenet import MobileNetV3
-from probe.models.registry import WeightSource, register
+from probe.models.registry import WeightSource, register_classifier
 
 RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 # mn10_as's SHA-256 and size agree across several independent third-party pins of this release asset.
@@ -26,15 +26,21 @@ DYMN10_AUDIOSET = WeightSource(
 )
 
 
+RECIPE_LEARNING_RATE = 6e-5
+"""EfficientAT's ESC-50 learning rate (its recipe: 4e-5 for the full DyMN)."""
+DYMN_LEARNING_RATE = 4e-5
+
+
 def _frontend() -> MelFrontEnd:
     # EfficientAT's ESC-50 recipe: 32 kHz, 128 mels, window 800, hop 320, no masking.
     return MelFrontEnd(MelConfig(sample_rate=SAMPLE_RATE_32K))
 
 
-@register(
-    "classifier", "mn10", sample_rate=SAMPLE_RATE_32K, head_keys=HEAD_KEYS, citation=CITATION_MN,
+@register_classifier(
+    "mn10", sample_rate=SAMPLE_RATE_32K, head_keys=HEAD_KEYS, citation=CITATION_MN,
     description="EfficientAT MobileNetV3 (width 1.0, MLP head) on 128-band log-mel; ESC-50 fold-1 val acc .960 in the study",
-    weights=(MN10_AUDIOSET,), tagger_classes=(AUDIOSET_CLASSES,),
+    weights=(MN10_AUDIOSET,), tagger_classes=(AUDIOSET_CLASSES,), audioset_weights=MN10_AUDIOSET.name,
+    learning_rate=RECIPE_LEARNING_RATE,
 )
 def build_mn10(num_classes: int = 50, trained: bool = False, width_mult: float = 1.0) -> WaveformClassifier:
     net = MobileNetV3(num_classes=num_classes, width_mult=width_mult)
@@ -69,7 +75,9 @@ DYMN_VARIANTS = {
     "dymn10_only_ca": (DynamicParts(False, False, True), "dymn10 with coordinate attention only", ()),
 }
 for _name, (_parts, _description, _weights) in DYMN_VARIANTS.items():
-    register(
-        "classifier", _name, sample_rate=SAMPLE_RATE_32K, head_keys=HEAD_KEYS, citation=CITATION_DYMN,
+    register_classifier(
+        _name, sample_rate=SAMPLE_RATE_32K, head_keys=HEAD_KEYS, citation=CITATION_DYMN,
         description=_description, weights=_weights, tagger_classes=(AUDIOSET_CLASSES,),
+        audioset_weights=_weights[0].name if _weights else None,
+        learning_rate=DYMN_LEARNING_RATE if _weights else RECIPE_LEARNING_RATE,
     )(_dymn_builder(_name, _parts))

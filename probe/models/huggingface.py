@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from probe.errors import ConfigError
+from probe.registries import Registry
 from probe.models.base import WaveformClassifier
 from probe.models.frontend import MelConfig
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SCHEME = "hf"
 FrontEndBuilder = Callable[[Any, Any], nn.Module]
-FRONT_ENDS: dict[str, FrontEndBuilder] = {}
+FRONT_ENDS: Registry[FrontEndBuilder] = Registry("Hugging Face feature extractor")
 """Extractor class name -> builder of its differentiable front-end from (extractor, model config)."""
 GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
@@ -46,8 +47,7 @@ def front_end(extractor_class: str) -> Callable[[FrontEndBuilder], FrontEndBuild
     """Decorator: build the front-end for checkpoints whose feature extractor is `extractor_class`."""
 
     def decorate(builder: FrontEndBuilder) -> FrontEndBuilder:
-        FRONT_ENDS[extractor_class] = builder
-        return builder
+        return FRONT_ENDS.register(extractor_class, builder)
 
     return decorate
 

@@ -16,7 +16,7 @@ from probe.audioset import NUM_CLASSES as AUDIOSET_CLASSES
 from probe.esc50 import SAMPLE_RATE_32K
 from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.frontend import MelConfig
-from probe.models.registry import WeightSource, register
+from probe.models.registry import WeightSource, register_classifier
 from probe.progress import without_known_warnings
 
 ARCH = "passt_s_swa_p16_128_ap476"
@@ -89,9 +89,9 @@ class PasstClassifier(WaveformClassifier):
             return super().logits_from_mel(mel)
 
 
-@register(
-    "classifier", "passt", sample_rate=SAMPLE_RATE_32K, head_keys=HEAD_KEYS, citation=CITATION, weights=WEIGHTS,
-    tagger_classes=(AUDIOSET_CLASSES,),
+@register_classifier(
+    "passt", sample_rate=SAMPLE_RATE_32K, head_keys=HEAD_KEYS, citation=CITATION, weights=WEIGHTS,
+    tagger_classes=(AUDIOSET_CLASSES,), audioset_weights="passt_as",
     description="PaSST-S (passt_s_swa_p16_128_ap476) via hear21passt; ESC-50 fold-1 val acc .967; clips up to 10 s",
 )
 def build_passt(num_classes: int = 50, trained: bool = False) -> WaveformClassifier:

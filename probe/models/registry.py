@@ -1,4 +1,4 @@
-"""The model registry: one dict per kind, filled by decorators beside each builder (`probe.models.zoo` loads them).
+"""The classifier registry, filled by `@register_classifier` beside each builder.
 
 An entry carries everything a user needs to know about a model (sample rate, front-end,
 published weights with URL and SHA-256, citation), so adding a model touches one file.
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-from probe.errors import ConfigError
+from probe.registries import Registry
 
 ModelKind = Literal["classifier", "autoencoder"]
 
@@ -44,13 +44,17 @@ class ModelSpec:
     tagger_classes: tuple[int, ...] = ()
     """Head sizes at which the network is a multi-label tagger (independent sigmoids): AudioSet's 527 for the networks
     whose published AudioSet weights were trained so. Sets `WaveformClassifier.multi_label`."""
+    audioset_weights: str | None = None
+    """The published AudioSet checkpoint that `train-classifier --init audioset` starts from (a `WeightSource` name)."""
+    learning_rate: float | None = None
+    """The learning rate of its ESC-50 training recipe (None: `ClassifierTrainConfig`'s default)."""
 
 
-_REGISTRY: dict[ModelKind, dict[str, ModelSpec]] = {"classifier": {}, "autoencoder": {}}
+CLASSIFIERS: Registry[ModelSpec] = Registry("classifier", builtins="probe.models")
+"""Every classifier by name: probe's own (the modules of `probe.models`) and the plugins'."""
 
 
-def register(
-    kind: ModelKind,
+def register_classifier(
     name: str,
     *,
     sample_rate: int,
@@ -59,29 +63,15 @@ def register(
     weights: tuple[WeightSource, ...] = (),
     head_keys: tuple[str, ...] = (),
     tagger_classes: tuple[int, ...] = (),
+    audioset_weights: str | None = None,
+    learning_rate: float | None = None,
 ) -> Callable[[Callable[..., object]], Callable[..., object]]:
-    """Decorator: register `builder` under `name` for `kind`."""
+    """Decorator: register `builder(num_classes=..., trained=..., **options)` as the classifier `name`."""
 
     def decorate(builder: Callable[..., object]) -> Callable[..., object]:
-        if name in _REGISTRY[kind]:
-            raise ValueError(f"{kind} {name!r} is registered twice")
-        _REGISTRY[kind][name] = ModelSpec(name, kind, builder, sample_rate, description, citation, tuple(weights), tuple(head_keys),
-                                         tuple(tagger_classes))
+        CLASSIFIERS.register(name, ModelSpec(name, "classifier", builder, sample_rate, description, citation,
+                                             tuple(weights), tuple(head_keys), tuple(tagger_classes),
+                                             audioset_weights, learning_rate))
         return builder
 
     return decorate
-
-
-def lookup(kind: ModelKind, name: str) -> ModelSpec:
-    """The spec of a model registered so far, or a `ConfigError` listing the known names (see `probe.models.zoo`)."""
-    try:
-        return _REGISTRY[kind][name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY[kind])) or "none"
-        raise ConfigError(None, f"unknown {kind} {name!r}; known: {known}") from None
-
-
-def registered(kind: ModelKind | None = None) -> list[ModelSpec]:
-    """The specs registered so far, optionally of one kind, sorted by name."""
-    kinds = [kind] if kind else list(_REGISTRY)
-    return [spec for k in kinds for spec in sorted(_REGISTRY[k].values(), key=lambda s: s.name)]

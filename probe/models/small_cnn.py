@@ -10,7 +10,7 @@ from torch import nn
 
 from probe.models.base import WaveformClassifier, default_class_names
 from probe.models.frontend import MelConfig, MelFrontEnd
-from probe.models.registry import register
+from probe.models.registry import register_classifier
 
 HEAD_KEYS = ("head.weight", "head.bias")
 
@@ -49,8 +49,8 @@ class SmallCNN(nn.Module):
         return self.head(embedding), embedding
 
 
-@register(
-    "classifier", "small_cnn", sample_rate=32000, head_keys=HEAD_KEYS,
+@register_classifier(
+    "small_cnn", sample_rate=32000, head_keys=HEAD_KEYS,
     description="small 4-block CNN on log-mel (tests and the CPU demo); any sample rate via sample_rate=",
 )
 def build_small_cnn(
