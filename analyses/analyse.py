@@ -124,8 +124,7 @@ def _run_analyses(chosen: list[registry.Analysis], context, config: AnalyseConfi
         if isinstance(context, registry.RunContext):
             context.rng = np.random.default_rng(config.seed)  # its own draws, whichever analyses ran before it
         analysis.function(context)
-        if isinstance(context, registry.RunContext):
-            context.summary["timings"][f"{analysis.name}_s"] = time.perf_counter() - started
+        context.summary.setdefault("timings", {})[f"{analysis.name}_s"] = time.perf_counter() - started
         new = set(context.tables) - before
         undeclared = new - set(analysis.tables)
         if undeclared:

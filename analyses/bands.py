@@ -46,10 +46,6 @@ class BandSet:
         """How many analysis FFT bins each band spans (a triangle's weights summed)."""
         return self.weights.sum(1)
 
-    @property
-    def too_narrow(self) -> np.ndarray:
-        return self.fft_bins < MIN_FFT_BINS
-
     def columns(self) -> dict[str, object]:
         """The band columns every band table carries."""
         return {"band_set": self.name, "band_index": np.arange(len(self)), "band": list(self.labels),

@@ -144,10 +144,10 @@ def nmi_summary(per_clip: pd.DataFrame, class_categories: list[int], class_names
         groups += [("category", name, part) for name, part in by_condition.groupby("category", sort=False)]
         groups += [("class", name, part) for name, part in by_condition.groupby("class", sort=False)]
         for scope, name, part in groups:
-            units = part["unit"].to_numpy() if "unit" in part else None
+            units = part["unit"].to_numpy()
             mean, low, high = bootstrap_mean_ci(part[list(NMI_MEASURES)].to_numpy(), level, n_boot, rng, units)
             row = {"condition": condition, "scope": scope, "group": name, "clips": len(part),
-                   "units": int(len(np.unique(units))) if units is not None else len(part)}
+                   "units": int(len(np.unique(units)))}
             for k, measure in enumerate(NMI_MEASURES):
                 row.update({measure: mean[k], f"{measure}_ci_low": low[k], f"{measure}_ci_high": high[k]})
             row.update(intra_ci_low=low[0], intra_ci_high=high[0])

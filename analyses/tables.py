@@ -16,10 +16,9 @@ IDENTITY = ("run", "classifier", "setting", "fold", "seed")
 
 
 def identity_columns(summary: dict[str, Any]) -> dict[str, Any]:
-    """A run's identity columns from its analysis summary (older summaries: fold 1, seed from the provenance)."""
-    return {"run": summary.get("label"), "classifier": summary.get("classifier") or summary.get("label"),
-            "setting": summary.get("setting"), "fold": int(summary.get("fold", 1)),
-            "seed": summary.get("provenance", {}).get("seed")}
+    """A run's identity columns from its analysis summary."""
+    return {"run": summary["label"], "classifier": summary["classifier"], "setting": summary["setting"],
+            "fold": int(summary["fold"]), "seed": summary.get("seed")}
 
 
 def with_identity(frame: pd.DataFrame, identity: dict[str, Any]) -> pd.DataFrame:
@@ -46,8 +45,8 @@ def load(folder: str | Path) -> dict[str, pd.DataFrame]:
     parts: dict[str, list[pd.DataFrame]] = {}
     for entry in summary.get("runs", []):
         run_folder = analysis.run_folder(entry["folder"])
-        run_summary = json.loads((run_folder / AnalysisDir.SUMMARY).read_text())
-        for name in run_summary.get("tables") or [p.stem for p in run_folder.glob("*.parquet")]:
+        run_summary = analysis.run_summary(entry["folder"])
+        for name in run_summary["tables"]:
             path = AnalysisDir.table_file(run_folder, name)
             if path.is_file():
                 parts.setdefault(name, []).append(with_identity(pd.read_parquet(path), identity_columns(run_summary)))

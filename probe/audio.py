@@ -34,10 +34,6 @@ class Audio:
     sample_rate: int
     path: str = ""
 
-    @property
-    def duration_s(self) -> float:
-        return self.waveform.shape[-1] / self.sample_rate
-
 
 def load_audio(
     path: str | Path,

@@ -1,7 +1,8 @@
 """Plugins: modules outside probe that register classifiers, autoencoders, probes or analyses.
 
 A plugin is one Python file (or module) whose import registers what it defines, with the same
-decorators the built-in entries use. probe imports, once, before the first registry lookup:
+calls the built-in entries use. Every registry lookup imports the plugins not imported yet
+(`probe.registries.Registry`), so the Python API sees what the CLI sees:
 
 - the modules named in the environment variable `PROBE_PLUGINS` (comma-separated module names,
   importable from `sys.path`; a `.py` path also works), and
@@ -17,13 +18,13 @@ import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Callable
 
 from probe.errors import ConfigError
 
 ENVIRONMENT_VARIABLE = "PROBE_PLUGINS"
 ENTRY_POINT_GROUP = "probe.plugins"
 _imported: set[str] = set()
+_entry_points_loaded = False
 
 
 def plugin_names() -> list[str]:
@@ -33,26 +34,17 @@ def plugin_names() -> list[str]:
 
 def load_plugins() -> None:
     """Import every plugin not imported yet (environment first, then entry points)."""
+    global _entry_points_loaded
     for name in plugin_names():
         if name not in _imported:
             _imported.add(name)
             _import(name)
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        if point.value not in _imported:
-            _imported.add(point.value)
-            point.load()
-
-
-def loader(package: str, modules: tuple[str, ...]) -> "Callable[[], None]":
-    """What a registry runs before its first lookup: import `package`'s built-in modules (whose decorators
-    register their entries), then the plugins."""
-
-    def load() -> None:
-        for name in modules:
-            importlib.import_module(f"{package}.{name}")
-        load_plugins()
-
-    return load
+    if not _entry_points_loaded:  # installed packages do not change while probe runs; reading them costs ~10 ms
+        _entry_points_loaded = True
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            if point.value not in _imported:
+                _imported.add(point.value)
+                point.load()
 
 
 def _import(name: str) -> None:

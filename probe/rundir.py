@@ -31,6 +31,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from probe.errors import ConfigError
 from probe.fileio import atomic_write, sha256_file, write_json
 from probe.folds import FOLDS_FILE
 
@@ -190,10 +191,25 @@ class AnalysisDir:
     def table_file(folder: Path, name: str, suffix: str = ".parquet") -> Path:
         return folder / f"{name}{suffix}"
 
+    def run_summary(self, folder: str) -> dict[str, Any]:
+        """A run's analysis summary. One written by an older probe (no index of its tables) is refused with what to
+        do: analysing the runs again is cheap, and reading every older layout is not worth its code."""
+        path = self.run_folder(folder) / self.SUMMARY
+        if not path.is_file():
+            raise ConfigError(path.parent, "missing its summary.json: the analysis folder is incomplete")
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(path, f"unreadable analysis summary ({exc})") from None
+        if not isinstance(summary, dict) or not {"tables", "setting", "label"} <= set(summary):
+            raise ConfigError(path, "written by an older probe (no index of its tables): run `probe analyse` on its "
+                                    "runs again")
+        return summary
+
 
 def run_setting(summary: dict[str, Any]) -> str:
-    """A run summary's probe setting; summaries written before it was named "setting" call it "autoencoder"."""
-    return str(summary.get("setting") or summary.get("autoencoder") or "ae")
+    """A run summary's probe setting (the AE, a probe, a processed folder)."""
+    return str(summary["setting"])
 
 
 def record_command(argv: list[str]) -> None:

@@ -45,10 +45,8 @@ class AnalysedRun:
 
     @property
     def table_names(self) -> list[str]:
-        """The tables this run's analysis wrote, by their registered names (older analyses: the files present)."""
-        if "tables" in self.summary:
-            return list(self.summary["tables"])
-        return sorted(path.stem for path in self.folder.glob("*.parquet"))
+        """The tables this run's analysis wrote, by their registered names."""
+        return list(self.summary["tables"])
 
     @property
     def objective(self) -> str:
@@ -185,11 +183,8 @@ def load_analysis(folders: list[str | Path]) -> Analysis:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ConfigError(summary_path, f"unreadable analysis summary ({exc})") from None
         for entry in entries:
-            run_folder = AnalysisDir(folder).run_folder(entry["folder"])
-            run_summary = run_folder / AnalysisDir.SUMMARY
-            if not run_summary.is_file():
-                raise ConfigError(run_folder, "missing its summary.json: the analysis folder is incomplete")
-            runs.append(AnalysedRun(run_folder, json.loads(run_summary.read_text())))
+            analysis = AnalysisDir(folder)
+            runs.append(AnalysedRun(analysis.run_folder(entry["folder"]), analysis.run_summary(entry["folder"])))
         comparisons.append(summary.get("comparison", {}))
         if summary.get("provenance"):
             provenances.append(summary["provenance"])

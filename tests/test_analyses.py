@@ -472,25 +472,37 @@ def test_the_planted_analysis_reads_what_finetuning_changed() -> None:
     assert answer["relies_high"]["probes"]["probe"]["recovered"] is False
 
 
-def test_the_analysis_registry_runs_in_a_fixed_order_and_holds_analyses_to_their_tables() -> None:
+def test_the_analysis_registry_orders_by_what_each_reads_and_holds_analyses_to_their_tables() -> None:
     from probe.analyses import registry
     from probe.analyses.analyse import _run_analyses
     from probe.analyses.config import AnalyseConfig
 
-    names = [a.name for a in registry.analyses("run")]
-    assert names[:4] == ["accuracy", "band_shifts", "spectra", "information"]  # later ones read earlier ones' tables
+    for scope in ("run", "comparison"):
+        ordered = registry.analyses(scope)
+        position = {analysis.name: k for k, analysis in enumerate(ordered)}
+        for analysis in ordered:  # every analysis of the scope after every writer of what it reads
+            for read in analysis.reads:
+                writers = [w for w in registry.ANALYSES.values() if read in w.outputs and w.scope == scope]
+                assert all(position[w.name] < position[analysis.name] for w in writers), (analysis.name, read)
+    names = [a.name for a in registry.analyses("comparison")]
+    assert names.index("answer") < names.index("planted")
     rogue = registry.Analysis("rogue", "comparison", ("declared",), lambda context: context.tables.update(other=pd.DataFrame()))
     context = registry.ComparisonContext([], {}, AnalyseConfig(runs=("x",)), None, None)
     with pytest.raises(RuntimeError, match="does not declare"):
         _run_analyses([rogue], context, AnalyseConfig(runs=("x",)))
 
 
-def test_reports_read_summaries_that_call_the_setting_autoencoder(tmp_path: Path) -> None:
-    """Analyses written before the summary key became "setting" still name their runs' settings."""
-    from probe.reports.data import AnalysedRun
+def test_an_analysis_folder_from_an_older_probe_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import json
 
-    assert AnalysedRun(tmp_path, {"label": "a", "autoencoder": "archisound"}).probe_setting == "archisound"
-    assert AnalysedRun(tmp_path, {"label": "a", "setting": "pretrained AE"}).probe_setting == "pretrained AE"
+    from probe.errors import ConfigError
+    from probe.reports.data import load_analysis
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "summary.json").write_text(json.dumps({"runs": [{"label": "a", "folder": "run"}]}))
+    (tmp_path / "run" / "summary.json").write_text(json.dumps({"label": "a", "autoencoder": "archisound"}))
+    with pytest.raises(ConfigError, match="older probe.*probe analyse"):
+        load_analysis([tmp_path])
 
 
 def test_measuring_a_pass_keeps_nothing_alive() -> None:

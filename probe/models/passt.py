@@ -23,8 +23,6 @@ ARCH = "passt_s_swa_p16_128_ap476"
 RELEASE = "https://github.com/kkoutini/PaSST/releases/download/"
 HEAD_KEYS = ("head.1.weight", "head.1.bias", "head_dist.weight", "head_dist.bias")
 CITATION = "Koutini, Schlüter, Eghbal-zadeh, Widmer. Efficient Training of Audio Transformers with Patchout. Interspeech 2022."
-MAX_SECONDS = 10.0
-"""PaSST's time position embedding covers 998 frames (10 s); shorter clips crop it, longer ones do not fit."""
 
 # Release v.0.0.6: one ESC-50 checkpoint per fold, named by its validation accuracy.
 # SHA-256 values as recorded by a third-party reproduction; each is 341,731,206 bytes.

@@ -160,9 +160,7 @@ def build_random(seed: int = 0) -> WaveformAutoencoder:
 
 def build_tiny(seed: int = 0, sample_rate: int = 48000, channels: int = 2, width: int = TINY_CONFIG.channels) -> WaveformAutoencoder:
     config = AutoencoderConfig(**{**asdict(TINY_CONFIG), "sample_rate": sample_rate, "in_channels": channels, "channels": width})
-    options = {"seed": seed, "sample_rate": sample_rate, "channels": channels}
-    if width != TINY_CONFIG.channels:  # older checkpoints have no width option
-        options["width"] = width
+    options = {"seed": seed, "sample_rate": sample_rate, "channels": channels, "width": width}
     model = WaveformAutoencoder("tiny", config, options)
     xavier_init(model, seed)
     return model
