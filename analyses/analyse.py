@@ -106,7 +106,8 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
             write_table(folder.comparison, name, frame)
         write_json(folder.summary, {
             "runs": [{"label": r.run.label, "path": r.summary["path"], "folder": r.run.label} for r in results],
-            "comparison": context.summary, "comparison_tables": written, "config": _jsonable(config),
+            "timings": context.summary.pop("timings", {}), "comparison": context.summary,
+            "comparison_tables": written, "config": _jsonable(config),
             "provenance": {**provenance({}), "seed": config.seed},
         })
     say(f"done: {config.out}")

@@ -27,7 +27,7 @@ from probe.progress import Progress, bars_enabled
 from probe.rundir import RunDir
 from probe.train.distributed import Distributed, no_sync, wrap
 from probe.train.config import TrainingConfig
-from probe.train.schedulers import SCHEDULERS
+from probe.train.schedulers import SCHEDULERS, Scheduler
 
 
 class Objective:
@@ -196,122 +196,165 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
     best.pt holds, through its `checkpoint()`. `shuffle` orders the clips (default: one seeded by
     `config.seed`); an objective that draws from the same generator shares its state in latest.pt.
     """
-    from tqdm import tqdm
-
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         if config.epochs:
             raise ConfigError(None, f"{getattr(model, 'name', type(model).__name__)} has nothing to train: "
                                     "run it with --epochs 0 (it is a control)")
         return LoopResult(0, 0, -math.inf)
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
-                                  fused=device.type == "cuda")
-    steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
-    schedule = SCHEDULERS.lookup(config.scheduler)
-    scheduler = schedule.build(optimizer, steps_per_epoch * config.epochs, config.learning_rate)
-    per_epoch_schedule = schedule.per_epoch
-    shuffle = shuffle if shuffle is not None else torch.Generator().manual_seed(config.seed)
-    autocast = autocast_for(device)
-    module = wrap(objective.module, dist, device)
-    if config.compile and device.type == "cuda":
-        module = torch.compile(module)
+    training = Training.start(config, run, model, objective, parameters, len(train_x), device, dist, shuffle)
+    in_epoch = training.resume() if is_resuming(run, resume) else None
+    result = training.result
+    last_epoch = config.epochs if config.stop_after_epochs is None else min(config.epochs, result.epoch + config.stop_after_epochs)
+    for epoch in range(result.epoch, last_epoch):
+        training.run_epoch(epoch, train_x, train_y, in_epoch)
+        in_epoch = None
+    return result
 
-    say = Progress(config.progress and dist.is_main)
-    result = LoopResult(0, 0, -math.inf)
-    if is_resuming(run, resume):
-        state = torch.load(run.latest, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        shuffle.set_state(state["shuffle_rng"].cpu())
+
+@dataclass
+class Training:
+    """One training between its steps: the model, its optimiser and schedule, the generators, and where it stands."""
+
+    config: TrainingConfig
+    run: RunDir
+    model: nn.Module
+    objective: Objective
+    module: nn.Module
+    """What the steps call: the objective's module, wrapped for DDP and compiled where asked."""
+    optimizer: torch.optim.Optimizer
+    schedule: Scheduler
+    scheduler: Any
+    shuffle: torch.Generator
+    dist: Distributed
+    device: torch.device
+    result: LoopResult
+
+    @classmethod
+    def start(cls, config: TrainingConfig, run: RunDir, model: nn.Module, objective: Objective,
+              parameters: list[nn.Parameter], clips: int, device: torch.device, dist: Distributed,
+              shuffle: torch.Generator | None) -> "Training":
+        optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                      fused=device.type == "cuda")
+        schedule = SCHEDULERS.lookup(config.scheduler)
+        steps = math.ceil(clips / config.batch_size) * config.epochs
+        module = wrap(objective.module, dist, device)
+        if config.compile and device.type == "cuda":
+            module = torch.compile(module)
+        return cls(config, run, model, objective, module, optimizer, schedule,
+                   schedule.build(optimizer, steps, config.learning_rate),
+                   shuffle if shuffle is not None else torch.Generator().manual_seed(config.seed), dist, device,
+                   LoopResult(0, 0, -math.inf))
+
+    def resume(self) -> dict | None:
+        """Load latest.pt: weights, optimiser, schedule, generators, where it stood. Returns what an interrupted
+        epoch had done (its permutation, its batches), or None when latest.pt was saved at an epoch end."""
+        state = torch.load(self.run.latest, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.shuffle.set_state(state["shuffle_rng"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it to the device; RNG states live on the CPU
         if state.get("cuda_rng") and torch.cuda.is_available():  # dropout, noise and mixup draws on the GPU
             torch.cuda.set_rng_state_all([rng.cpu() for rng in state["cuda_rng"]])
         if "objective" in state:
-            objective.load_state_dict(state["objective"])
-        result = LoopResult(state["epoch"], state["step"], state["best_score"])
-        in_epoch = state.get("in_epoch")  # saved inside an epoch: that epoch goes on from where it was
-        if dist.is_main:
-            run.truncate_metrics(lambda r: r.get("step", 0) <= result.step)
-    else:
-        in_epoch = None
+            self.objective.load_state_dict(state["objective"])
+        self.result = LoopResult(state["epoch"], state["step"], state["best_score"])
+        if self.dist.is_main:
+            self.run.truncate_metrics(lambda r: r.get("step", 0) <= self.result.step)
+        return state.get("in_epoch")
 
-    last_epoch = config.epochs if config.stop_after_epochs is None else min(config.epochs, result.epoch + config.stop_after_epochs)
-    def save_latest(extra: dict | None = None) -> None:
-        run.save(run.latest, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else {},
-            "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+    def save_latest(self, in_epoch: dict | None = None) -> None:
+        """latest.pt: everything `resume` reads, and inside an epoch what it had done."""
+        self.run.save(self.run.latest, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "shuffle_rng": self.shuffle.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "objective": objective.state_dict(),
-            "epoch": result.epoch, "step": result.step, "best_score": result.best_score, **(extra or {}),
+            "objective": self.objective.state_dict(),
+            "epoch": self.result.epoch, "step": self.result.step, "best_score": self.result.best_score,
+            **({"in_epoch": in_epoch} if in_epoch is not None else {}),
         })
 
-    every_s = config.checkpoint_minutes * 60 if config.checkpoint_minutes else None
-    for epoch in range(result.epoch, last_epoch):
-        objective.module.train()
+    def run_epoch(self, epoch: int, train_x: torch.Tensor, train_y: torch.Tensor, in_epoch: dict | None) -> None:
+        """One epoch: its batches (from where an interrupted one stopped), saved every --checkpoint-minutes, then
+        its end."""
+        from tqdm import tqdm
+
+        config, dist = self.config, self.dist
+        self.objective.module.train()
         started, losses, done, previous_s = time.perf_counter(), [], 0, 0.0
         if in_epoch is not None:  # the permutation drawn before the interruption, and the batches already taken
-            order, done = in_epoch["order"].to(device), int(in_epoch["batches_done"])
-            losses, previous_s, in_epoch = [float(v) for v in in_epoch["losses"]], float(in_epoch["seconds"]), None
+            order, done = in_epoch["order"].to(self.device), int(in_epoch["batches_done"])
+            losses, previous_s = [float(v) for v in in_epoch["losses"]], float(in_epoch["seconds"])
         else:
-            order = torch.randperm(len(train_x), generator=shuffle).to(device)
+            order = torch.randperm(len(train_x), generator=self.shuffle).to(self.device)
         batches = [b for b in order.split(config.batch_size) if len(b) >= dist.world_size]
         bar = tqdm(total=sum(map(len, batches)), initial=sum(map(len, batches[:done])),
                    desc=f"epoch {epoch + 1}/{config.epochs}", unit="clip",
                    disable=not bars_enabled(config.progress and dist.is_main), leave=False, dynamic_ncols=True)
+        every_s = config.checkpoint_minutes * 60 if config.checkpoint_minutes else None
         saved_at = time.perf_counter()
         for number, batch in enumerate(batches[done:], done + 1):
-            optimizer.zero_grad(set_to_none=True)
-            chunks = dist.shard(batch).split(config.micro)
-            batch_loss = torch.zeros((), device=device)
-            for index, chunk in enumerate(chunks):
-                with no_sync(module, sync=index == len(chunks) - 1), torch.autocast(**autocast):
-                    loss = objective.loss(module, train_x[chunk], train_y[chunk])
-                # Weighted so that DDP's mean over ranks gives the mean over the whole batch.
-                weighted = loss * len(chunk) * dist.world_size / len(batch)
-                weighted.backward()
-                batch_loss += weighted.detach() / dist.world_size
-            if dist.enabled:
-                torch.distributed.all_reduce(batch_loss)
-            optimizer.step()
-            if scheduler is not None and not per_epoch_schedule:
-                scheduler.step()
-            result.step += 1
-            losses.append(float(batch_loss))
+            losses.append(self.step(batch, train_x, train_y))
             if dist.is_main:
-                run.append_metrics({"kind": "step", "step": result.step, "epoch": epoch + 1, "loss": losses[-1]},
-                                   durable=False)
+                self.run.append_metrics({"kind": "step", "step": self.result.step, "epoch": epoch + 1,
+                                         "loss": losses[-1]}, durable=False)
             bar.update(len(batch))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if every_s is not None and number < len(batches) and time.perf_counter() - saved_at >= every_s:
                 if dist.is_main:
-                    save_latest({"in_epoch": {"order": order.cpu(), "batches_done": number, "losses": losses,
-                                              "seconds": previous_s + time.perf_counter() - started}})
+                    self.save_latest({"order": order.cpu(), "batches_done": number, "losses": losses,
+                                      "seconds": previous_s + time.perf_counter() - started})
                 saved_at = time.perf_counter()
         bar.close()
-        seconds = previous_s + time.perf_counter() - started
-        dist.average_batch_norm(model)  # a classifier in training: its statistics are every rank's, not rank 0's
-        metrics, score = objective.evaluate()
-        if scheduler is not None and per_epoch_schedule:
-            scheduler.step(metrics["val_loss"])
+        self.end_epoch(epoch, losses, sum(map(len, batches)), previous_s + time.perf_counter() - started)
+
+    def step(self, batch: torch.Tensor, train_x: torch.Tensor, train_y: torch.Tensor) -> float:
+        """One optimiser step on `batch`, a micro-batch at a time; returns the batch's mean loss."""
+        dist, config = self.dist, self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        chunks = dist.shard(batch).split(config.micro)
+        batch_loss = torch.zeros((), device=self.device)
+        for index, chunk in enumerate(chunks):
+            with no_sync(self.module, sync=index == len(chunks) - 1), torch.autocast(**autocast_for(self.device)):
+                loss = self.objective.loss(self.module, train_x[chunk], train_y[chunk])
+            # Weighted so that DDP's mean over ranks gives the mean over the whole batch.
+            weighted = loss * len(chunk) * dist.world_size / len(batch)
+            weighted.backward()
+            batch_loss += weighted.detach() / dist.world_size
+        if dist.enabled:
+            torch.distributed.all_reduce(batch_loss)
+        self.optimizer.step()
+        if self.scheduler is not None and not self.schedule.per_epoch:
+            self.scheduler.step()
+        self.result.step += 1
+        return float(batch_loss)
+
+    def end_epoch(self, epoch: int, losses: list[float], clips: int, seconds: float) -> None:
+        """Validate, step a per-epoch schedule, record the epoch, keep best.pt and latest.pt."""
+        config, dist, result = self.config, self.dist, self.result
+        dist.average_batch_norm(self.model)  # a classifier in training: its statistics are every rank's, not rank 0's
+        metrics, score = self.objective.evaluate()
+        if self.scheduler is not None and self.schedule.per_epoch:
+            self.scheduler.step(metrics["val_loss"])
         record = {"kind": "epoch", "step": result.step, "epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                  **metrics, "lr": optimizer.param_groups[0]["lr"], "clips_per_s": sum(map(len, batches)) / seconds,
+                  **metrics, "lr": self.optimizer.param_groups[0]["lr"], "clips_per_s": clips / seconds,
                   "seconds": round(seconds, 3)}
         result.epoch = epoch + 1
         improved = score > result.best_score
         result.best_score = max(result.best_score, score)
         if dist.is_main:
-            run.append_metrics(record)
+            self.run.append_metrics(record)
             shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
-            say(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "
+            Progress(config.progress and dist.is_main)(
+                f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "
                 f"{record['clips_per_s']:.3g} clips/s")
             if improved:
-                run.save(run.best, {**model.checkpoint(), **run.fold_entry()})
-            save_latest()
+                self.run.save(self.run.best, {**self.model.checkpoint(), **self.run.fold_entry()})
+            self.save_latest()
         dist.barrier()
-    return result
 
 
 Config = TypeVar("Config", bound=TrainingConfig)
