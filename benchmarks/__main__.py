@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--classifiers", default="mn10,dymn10,passt")
     parser.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
+                        help="the folder for the results JSON (default: benchmarks/results)")
     parser.add_argument("--no-compile", action="store_true", help="measure our path eager on a GPU (no torch.compile)")
     parser.add_argument("--results", help="also keep the results JSON here, rewritten after every measurement "
                                           "(a run cut short keeps what it measured)")
@@ -135,8 +137,8 @@ def main() -> None:
     results["predict_files_per_s"] = round(predict_throughput(8 if args.smoke else 64, device), 2)
     _checkpoint(results, args.results)
 
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     stamp = results["date"].replace(":", "").replace("-", "")
     (out / f"{'smoke-' if args.smoke else ''}{stamp}-{device}.json").write_text(json.dumps(results, indent=2) + "\n")
     text = markdown(results)

@@ -9,16 +9,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_benchmark_smoke_run() -> None:
-    before = set((ROOT / "benchmarks" / "results").glob("smoke-*.json"))
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--device", "cpu"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
+def test_benchmark_smoke_run(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--device", "cpu", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| small_cnn |" in result.stdout and "speed-up" in result.stdout
-    written = set((ROOT / "benchmarks" / "results").glob("smoke-*.json")) - before
+    written = list(tmp_path.glob("smoke-*.json"))
     assert len(written) == 1
-    data = json.loads(written.pop().read_text())
+    data = json.loads(written[0].read_text())
     row = data["finetune"][0]
     assert row["original"]["clips_per_s"] > 0 and row["ours"]["clips_per_s"] > 0 and row["original"]["gflop_per_clip"] > 0
-    for path in (ROOT / "benchmarks" / "results").glob("smoke-*.json"):
-        path.unlink()
+    assert data["versions"]["audio-probe"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -21,17 +21,14 @@ VALIDATION = Path(__file__).resolve().parents[1] / "VALIDATION.md"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("demo")
     home = root / "probe-home"
-    old = os.environ.get("PROBE_HOME")
-    os.environ["PROBE_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PROBE_HOME", str(home))
         assert main(["demo", "--out", str(root / "out"), "--seed", str(DEMO_SEED), "--quiet"]) == 0
-    finally:
-        os.environ.pop("PROBE_HOME") if old is None else os.environ.__setitem__("PROBE_HOME", old)
     assert not home.exists(), "the demo must write nothing outside its output folder"
-    return root / "out"
+    yield root / "out"
 
 
 def validated_cells(objective: str = "labels") -> list[tuple[str, str]]:

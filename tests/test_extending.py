@@ -1,9 +1,9 @@
-"""README's "Extending probe": the three one-file recipes, exactly as the README prints them, work end to end.
+"""README's "Extending probe": the four one-file recipes, exactly as the README prints them, work end to end.
 
 Each recipe's code block is taken from README.md, written to a file, and loaded as a plugin
 (`PROBE_PLUGINS`) by a fresh `probe` process: the new classifier must appear in `probe models`, the new
-probe in `probe finetune --help` and in a run's objective, and the new analysis's table in the analysis
-folder and on the report's classifier page.
+probe in `probe finetune --help` and in a run's objective, the new analysis's table in the analysis
+folder and on the report's classifier page, and the new attribution method's maps in the attribution tables.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ("my_classifier", "my_probe", "my_analysis")
+RECIPES = ("my_classifier", "my_probe", "my_analysis", "my_attribution")
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def readme_recipes() -> dict[str, str]:
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("plugins")
     recipes = readme_recipes()
-    assert set(recipes) == set(RECIPES), "the README must show the three recipes"
+    assert set(recipes) == set(RECIPES), "the README must show the four recipes"
     for name, code in recipes.items():
         (folder / f"{name}.py").write_text(code)
     env = {**os.environ, "PROBE_PLUGINS": ",".join(RECIPES),
@@ -55,7 +55,7 @@ def probe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def test_the_recipes_add_a_classifier_a_probe_and_an_analysis(plugin_env: dict[str, str], synthetic_root: Path,
+def test_the_recipes_add_a_classifier_a_probe_an_analysis_and_an_attribution_method(plugin_env: dict[str, str], synthetic_root: Path,
                                                               tmp_path: Path) -> None:
     assert "mel_linear" in probe(plugin_env, "models", "--kind", "classifier").stdout
     assert "loudness" in probe(plugin_env, "models", "--kind", "autoencoder").stdout
@@ -71,7 +71,8 @@ def test_the_recipes_add_a_classifier_a_probe_and_an_analysis(plugin_env: dict[s
     assert np.mean(after**2) < np.mean(originals**2)  # the level penalty pulled the gain below 0 dB
 
     analysis, report = tmp_path / "analysis", tmp_path / "report"
-    probe(plugin_env, "analyse", str(run), "--out", str(analysis), "--methods", "saliency", "--bootstrap", "100",
+    assert "input_x_gradient" in probe(plugin_env, "analyse", "--help").stdout
+    probe(plugin_env, "analyse", str(run), "--out", str(analysis), "--methods", "saliency,input_x_gradient", "--bootstrap", "100",
           "--no-transfer", "--device", "cpu", "--quiet", "--allow-untrained")
     folder = next(p for p in analysis.iterdir() if p.is_dir() and p.name != "comparison")
     summary = json.loads((folder / "summary.json").read_text())
@@ -79,6 +80,9 @@ def test_the_recipes_add_a_classifier_a_probe_and_an_analysis(plugin_env: dict[s
     peaks = pd.read_parquet(folder / "peak_level.parquet")
     assert set(peaks.condition) == {"original", "before", "after"}
     assert (peaks[peaks.condition == "after"].peak_dbfs.to_numpy() < peaks[peaks.condition == "original"].peak_dbfs.to_numpy()).all()
+
+    mass = pd.read_parquet(folder / "attribution_band_mass.parquet")
+    assert set(mass.method) == {"saliency", "input_x_gradient"} and mass[mass.method == "input_x_gradient"].mass.notna().all()
 
     probe(plugin_env, "report", str(analysis), "--out", str(report), "--quiet")
     page = (report / "mel_linear" / "index.html").read_text()
