@@ -104,17 +104,26 @@ class DemoConfig:
 
 
 def run_demo(config: DemoConfig) -> Path:
-    """Run the demo (synthetic, or the study's grid with `data`); returns the report's index.html (without a report:
-    the analysis folder)."""
+    """Run the synthetic demo with its planted answer; returns the report's index.html (without a report: the analysis
+    folder). With `data`, the study's grid runs instead (`probe.app.study`)."""
+    if config.data:
+        from probe.app.study import run_study  # the grid reads the demo's settings: study imports demo, not back
+
+        return run_study(config)
+    check_output(config.out, "demo", demo_inputs(config))
+    seed_torch(config.seed)
+    return _synthetic(config)
+
+
+def seed_torch(seed: int) -> None:
+    """The demo's global generators: seeded, and threads as torch chose them."""
     import torch
 
-    check_output(config.out, "demo", _inputs(config))
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    return _study(config) if config.data else _synthetic(config)
 
 
-def _inputs(config: DemoConfig) -> tuple[str, ...]:
+def demo_inputs(config: DemoConfig) -> tuple[str, ...]:
     """What the demo reads (study mode: the data and the weights), for the output guard."""
     return tuple(path for path in ((config.data or "").partition(":")[2], config.weights_dir) if path)
 
@@ -193,7 +202,7 @@ def _synthetic(config: DemoConfig) -> Path:
     from probe.analyses.planted import PlantedTruth
 
     truth = PlantedTruth(synthetic.low_band_hz, synthetic.high_band_hz, dict(PLANTED), attribution_setting="pretrained AE")
-    return _analyse_and_report(config, out, runs, step, truth)
+    return analyse_and_report(config, out, runs, step, truth)
 
 
 def _pretrain(config) -> str:
@@ -255,7 +264,7 @@ def _planted_classifier(name: str, index: int, dataset, synthetic, folder: Path,
     return save_classifier(classifier, path, folds=record.to_json())
 
 
-def _analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Progress, truth=None) -> Path:
+def analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Progress, truth=None) -> Path:
     from probe.analyses.analyse import AnalyseConfig, analyse
     from probe.analyses.config import AttributionSettings, ShiftSettings
     from probe.analyses.planted import describe_planted
@@ -292,41 +301,3 @@ def _complete(analysis: Path, runs: list[Path]) -> bool:
     covered = {entry["path"] for entry in json.loads(summary.read_text())["runs"]}
     newest_run = max(RunDir(run).done.stat().st_mtime for run in runs)
     return covered == {str(run) for run in runs} and summary.stat().st_mtime > newest_run
-
-
-# --- the study's grid on ESC-50 --------------------------------------------------------------------
-
-STUDY_CLASSIFIERS = {"mn10": "mn10_esc50.pt", "dymn10": "dymn10_esc50.pt", "passt": "passt-s-f128-p16-s10-ap.476-swa-fold1.pt"}
-STUDY_AE = "autoencoder1d-AT-v1.bin"
-
-
-def _study(config: DemoConfig) -> Path:
-    """The study's grid: AE pretrained on ESC-50 by MSE (from ArchiSound's weights) and random, behind each classifier."""
-    from probe.train.finetune import FinetuneConfig, GridEntry, finetune_grid
-    from probe.train.pretrain import PretrainConfig, pretrain_autoencoder
-
-    if not config.weights_dir:
-        raise ConfigError(None, "--data esc50:DIR runs the study's grid and needs --weights-dir with the checkpoints")
-    weights = Path(config.weights_dir)
-    expected = {**STUDY_CLASSIFIERS, "archisound": STUDY_AE}
-    missing = [name for name in expected.values() if not (weights / name).is_file()]
-    if missing:
-        raise ConfigError(weights, f"missing {', '.join(missing)} (probe download weights ...; the mn10/dymn10 ESC-50 "
-                                   "checkpoints are your own, named as shown)")
-    out = claim_output(config.out, "demo", _inputs(config))
-    for runs_folder in {out / "runs", out / f"runs{config.suffix}"}:  # the grid's folder holds the pretraining too
-        claim_output(runs_folder, "runs")
-    step = Progress(config.progress, total=4)
-    step("pretraining the ArchiSound AE on ESC-50 by MSE (the study's pretrained setting)")
-    pretrained = pretrain_autoencoder(PretrainConfig(autoencoder="archisound", ae_weights=str(weights / STUDY_AE),
-                                                     data=config.data, out=str(out / "runs" / "pretrain-ae"),
-                                                     device=config.device, seed=config.seed, progress=config.progress,
-                                                     **PRETRAIN_FOLDS))
-    step("finetuning the grid: 3 classifiers x (pretrained, random)")
-    grid = {"classifier": [GridEntry(name, str(weights / filename)) for name, filename in STUDY_CLASSIFIERS.items()],
-            "autoencoder": [GridEntry(str(pretrained.best), label="pretrained AE"), GridEntry("random", label="random AE")]}
-    base = FinetuneConfig(data=config.data, out=str(out / f"runs{config.suffix}"), seed=config.seed, device=config.device,
-                          objective=config.objective,
-                          progress=config.progress)
-    runs = [run.path for run in finetune_grid(base, grid, resume=True)]
-    return _analyse_and_report(config, out, runs, step)
