@@ -105,11 +105,9 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig) -> Path:
     """Run the synthetic demo with its planted answer; returns the report's index.html (without a report: the analysis
-    folder). With `data`, the study's grid runs instead (`probe.app.study`)."""
+    folder). The study's grid on real data (`config.data`) is `probe.app.study.run_study`."""
     if config.data:
-        from probe.app.study import run_study  # the grid reads the demo's settings: study imports demo, not back
-
-        return run_study(config)
+        raise ConfigError(None, "the synthetic demo takes no data: the study's grid is probe.app.study.run_study")
     check_output(config.out, "demo", demo_inputs(config))
     seed_torch(config.seed)
     return _synthetic(config)

@@ -30,8 +30,9 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo and print where its report is."""
     from probe.app.demo import DemoConfig, run_demo as demo
+    from probe.app.study import run_study
 
-    index = demo(DemoConfig(out=args.out, seed=args.seed, data=args.data, weights_dir=args.weights_dir, device=args.device,
+    index = (run_study if args.data else demo)(DemoConfig(out=args.out, seed=args.seed, data=args.data, weights_dir=args.weights_dir, device=args.device,
                             objective=args.objective, progress=not args.quiet))
     print(f"probe demo: the report is {index.resolve().as_uri()}")
     return 0
