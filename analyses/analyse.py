@@ -28,6 +28,7 @@ from probe.analyses.runs import (
     unique_labels,
 )
 from probe.analyses.stats import CORRECTIONS
+from probe.analyses.store import AttributionStore
 from probe.analyses.tables import identity_columns, with_identity
 from probe.fileio import atomic_write, write_json, write_text
 from probe.outputs import check_output, staged_directory
@@ -94,10 +95,10 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
                    say: Progress) -> Path:
     """Run every registered analysis on prepared runs (`classifiers`: run label -> classifier or None) into
     config.out, atomically: the per-run analyses on each run, then the comparison analyses on all of them."""
-    shared: dict[tuple, Any] = {}
+    store = AttributionStore(config.store_folder())
     with staged_directory(config.out, "analysis", config.runs) as staging:
         folder = AnalysisDir(staging)
-        results = [analyse_run(run, classifiers[run.label], folder.run_folder(run.label), config, device, say, shared)
+        results = [analyse_run(run, classifiers[run.label], folder.run_folder(run.label), config, device, say, store)
                    for run in runs]
         folder.comparison.mkdir()
         context = ComparisonContext(results, classifiers, config, device, say)
@@ -135,13 +136,13 @@ def _run_analyses(chosen: list[registry.Analysis], context, config: AnalyseConfi
 
 
 def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig, device: torch.device,
-                say: Progress, shared: dict[tuple, Any] | None = None) -> registry.RunResult:
+                say: Progress, store: AttributionStore | None = None) -> registry.RunResult:
     """Every registered per-run analysis of one run into `folder`; returns its summary and tables."""
     folder.mkdir(parents=True)
     spec = probe_of_run(run.config)
     objective = objective_record(run)
     context = registry.RunContext(run, classifier, folder, config, device, say, np.random.default_rng(config.seed),
-                                  {} if shared is None else shared)
+                                  AttributionStore() if store is None else store)
     context.summary.update({
         "label": run.label, "path": str(run.path), "fold": int(run.config.get("fold", 1)),
         "classifier": classifier_label(run.config),

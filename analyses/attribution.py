@@ -22,6 +22,7 @@ from probe.analyses.config import AttributionSettings  # noqa: F401 (re-exported
 from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.routes import attribution_per_clip, contrast_per_clip, correlate
 from probe.analyses.spectral import group_means
+from probe.analyses.store import AttributionStore, code_hash, content_hash, map_settings, weights_hash
 from probe.models.base import WaveformClassifier
 from probe.models.inspection import attribution_view
 from probe.registries import Registry
@@ -239,6 +240,12 @@ def agreement_with_contrast(context: RunContext) -> dict[str, dict[str, float]]:
             for method in context.config.attributions.methods}
 
 
+def classifier_identity(run) -> tuple[str, str | None, str]:
+    """The run's classifier by what its maps depend on: its name, its weights' content and its options."""
+    name, weights, options = run.classifier_key()
+    return name, weights_hash(weights) or weights, options
+
+
 ATTRIBUTION_TABLES = (Tables.ATTRIBUTION_BAND_MASS, Tables.ATTRIBUTION_BAND_PROFILE)
 
 
@@ -250,25 +257,28 @@ def attribution_analysis(context: RunContext) -> None:
     """Maps per method on originals and finetuned reconstructions; band mass; agreement with the contrast against the
     control (the randomisation check is `randomisation.py`'s). Maps of the originals depend only on the classifier
     and the clips: runs that share both share them."""
-    run, classifier, settings, cache = context.run, context.classifier, context.config.attributions, context.shared
+    run, classifier, settings = context.run, context.classifier, context.config.attributions
     if classifier is None:
         return
     chosen = select_clips(run.targets, clip_budget(settings, context.device))
     targets = run.targets[chosen]
+    identity = classifier_identity(run)
     mass_rows = []
     overall = context.tables[Tables.BAND_SHIFT_OVERALL]
     mel_shift = overall[(overall.band_set == "mel") & (overall.condition == "after")].sort_values("band_index")
     for method in settings.methods:
         for condition in settings.conditions:
-            key = (run.classifier_key(), tuple(run.clip_ids), tuple(chosen), method)
-            if condition == "original" and key in cache:
-                maps = cache[key]
-            else:
+            waveforms, seed = run.waveforms(condition)[chosen], derive_seed(context.config.seed, condition)
+            key = AttributionStore.key(kind="maps", classifier=identity, method=method,
+                                       code=code_hash(ATTRIBUTION_METHODS.lookup(method).attribute),
+                                       settings=map_settings(settings),
+                                       clips=content_hash(waveforms, targets), seed=seed, device=context.device.type)
+
+            def compute(method=method, condition=condition, waveforms=waveforms, seed=seed) -> np.ndarray:
                 context.say(f"{run.label}: {method} on {len(chosen)} {condition} clips")
-                maps = attribution_maps(classifier, run.waveforms(condition)[chosen], targets, method, settings,
-                                        context.device, derive_seed(context.config.seed, condition))
-                if condition == "original":
-                    cache[key] = maps
+                return attribution_maps(classifier, waveforms, targets, method, settings, context.device, seed)
+
+            maps = context.store.array(key, compute)
             band_mass = maps.sum(-1)  # (clips, mel bins)
             n, n_bins = band_mass.shape
             mass_rows.append(pd.DataFrame({

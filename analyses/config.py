@@ -5,6 +5,7 @@ Nothing here imports torch or pandas, so `probe --help` can read the defaults at
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from probe.errors import ConfigError
@@ -106,6 +107,19 @@ class AnalyseConfig:
     """Analyse runs (and compare with a classifier) whose classifier has no trained weights; refused otherwise."""
     removal: RemovalSettings | None = field(default_factory=RemovalSettings)
     """The answer's removal checks; None: no answer (`probe analyse --no-answer`)."""
+    attribution_store: str | None = "auto"
+    """Where the originals' maps and the randomisation checks are kept for later analyses (`probe.analyses.store`):
+    a folder; `auto`, $PROBE_HOME/attributions; None, nowhere (this process only)."""
+
+    def store_folder(self) -> Path | None:
+        """The attribution store's folder, or None."""
+        if self.attribution_store is None:
+            return None
+        if self.attribution_store == "auto":
+            from probe.download import probe_home
+
+            return probe_home() / "attributions"
+        return Path(self.attribution_store)
 
     def validate(self) -> None:
         """The checks that need no registry; `probe.analyses.analyse.check_names` checks the names against theirs."""

@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.analyses.attribution import attribution_maps, clip_budget, select_clips
+from probe.analyses.attribution import (ATTRIBUTION_METHODS, attribution_maps, classifier_identity, clip_budget,
+                                        select_clips)
 from probe.analyses.config import AttributionSettings
 from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.stats import bootstrap_mean_ci
+from probe.analyses.store import AttributionStore, code_hash, content_hash, map_settings
 from probe.errors import ConfigError
 from probe.models.base import WaveformClassifier
 from probe.rundir import Tables
@@ -162,16 +164,19 @@ def randomisation_summary(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
                    enabled=lambda config: bool(config.attributions.methods), reads=("summary:attributions",))
 def randomisation_analysis(context: RunContext) -> None:
     """The cascading randomisation check of every attribution method, on the first attributed clips."""
-    run, classifier, settings, cache = context.run, context.classifier, context.config.attributions, context.shared
+    run, classifier, settings = context.run, context.classifier, context.config.attributions
     if classifier is None:
         return
     sanity_idx = select_clips(run.targets, clip_budget(settings, context.device))[: settings.sanity_clips]
     context.say(f"{run.label}: randomisation sanity check on {len(sanity_idx)} clips, "
                 f"{settings.randomisation_stages} cascading stages")
-    sanity_key = (run.classifier_key(), tuple(run.clip_ids), tuple(sanity_idx), "sanity")
-    if sanity_key not in cache:  # runs that share the classifier and the clips share the check
-        cache[sanity_key] = cascading_randomisation(
-            classifier, run.waveforms("original")[sanity_idx], run.targets[sanity_idx], settings.methods, settings,
-            context.device, derive_seed(context.config.seed, "randomisation"), settings.randomisation_stages)
-    context.tables[Tables.ATTRIBUTION_SANITY] = cache[sanity_key].copy()
-    context.summary.setdefault("attributions", {})["randomisation_check"] = randomisation_summary(cache[sanity_key])
+    waveforms, targets = run.waveforms("original")[sanity_idx], run.targets[sanity_idx]
+    seed = derive_seed(context.config.seed, "randomisation")
+    key = AttributionStore.key(kind="randomisation", classifier=classifier_identity(run), methods=settings.methods,
+                               code=[code_hash(ATTRIBUTION_METHODS.lookup(m).attribute) for m in settings.methods],
+                               settings=map_settings(settings), clips=content_hash(waveforms, targets), seed=seed,
+                               device=context.device.type)
+    sanity = context.store.table(key, lambda: cascading_randomisation(  # once per classifier, clips and methods
+        classifier, waveforms, targets, settings.methods, settings, context.device, seed, settings.randomisation_stages))
+    context.tables[Tables.ATTRIBUTION_SANITY] = sanity
+    context.summary.setdefault("attributions", {})["randomisation_check"] = randomisation_summary(sanity)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from probe.analyses.runs import RunOutputs
+    from probe.analyses.store import AttributionStore
 
 AnalyseConfig = Any  # probe.analyses.config.AnalyseConfig, which names PlantedTruth from an analysis module
 
@@ -49,8 +50,9 @@ class RunContext:
     say: Progress
     rng: np.random.Generator
     """The running analysis's generator, seeded by --seed (the runner gives each analysis a fresh one)."""
-    shared: dict[tuple, Any]
-    """Results reused across runs (attribution maps of the originals, for runs that share a classifier)."""
+    store: "AttributionStore"
+    """What the attributions cost, kept by what it depends on: shared by the runs behind one classifier, and by
+    later analyses that name the same store."""
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)

@@ -23,6 +23,15 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _probe_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Downloads and the attribution store go to a folder of the session's, never the user's home (subprocesses
+    inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PROBE_HOME", str(tmp_path_factory.mktemp("probe-home")))
+        yield
+
+
 @pytest.fixture
 def sine_wav(tmp_path: Path) -> Path:
     """A 0.5 s, 1 kHz mono sine at 32 kHz."""

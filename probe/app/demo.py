@@ -276,7 +276,8 @@ def analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Pr
             attributions=AttributionSettings(
                 methods=("integrated_gradients", "saliency") if config.attribution_clips else (),
                 conditions=("original",), max_clips=config.attribution_clips or None),
-            seed=config.seed, device=config.device, progress=False, planted=truth))
+            seed=config.seed, device=config.device, progress=False, planted=truth,
+            attribution_store=str(out / "attribution-store")))  # the demo writes nothing outside its folder
     notes: tuple[str, ...] = ()
     if truth is not None:
         answer = json.loads(AnalysisDir(analysis).summary.read_text())["comparison"]["planted"]

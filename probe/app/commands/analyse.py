@@ -47,6 +47,10 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, AnalyseConfig, "seed", help="seeds every random draw of the analysis")
     add_field(parser, AnalyseConfig, "device", help="auto, cpu, cuda, ...")
     add_allow_untrained(parser)
+    parser.add_argument("--attribution-store", metavar="DIR", default="auto",
+                        help="keep the originals' attribution maps and the randomisation checks here, for the runs "
+                             "behind the same classifier and for later analyses; none: keep nothing (default: "
+                             "$PROBE_HOME/attributions)")
     answer = parser.add_argument_group("the answer's removal checks")
     add_field(answer, RemovalSettings, "margin_points", "--removal-margin",
               help="a band removed from the originals that costs less than this many points (accuracy, or agreement "
@@ -97,6 +101,7 @@ def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: b
         examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
         progress=not args.quiet, allow_untrained=args.allow_untrained,
         removal=None if args.no_answer else RemovalSettings(margin_points=args.margin_points, max_sets=args.max_sets),
+        attribution_store=None if args.attribution_store == "none" else args.attribution_store,
     )
     check_names(config)
     return config
