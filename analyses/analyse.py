@@ -27,6 +27,7 @@ from probe.analyses.runs import (
     setting_label,
     unique_labels,
 )
+from probe.analyses.plan import attribution_plan, describe_plan
 from probe.analyses.stats import CORRECTIONS
 from probe.analyses.store import AttributionStore
 from probe.analyses.tables import identity_columns, with_identity
@@ -69,11 +70,31 @@ def analyse(config: AnalyseConfig) -> Path:
         return _analyse(config)
 
 
+def plan(config: AnalyseConfig) -> list[str]:
+    """What `analyse(config)` would attribute and how long that should take (`probe analyse --dry-run`), writing
+    nothing."""
+    check_names(config)
+    with seeded(derive_seed(config.seed, "analyse")):
+        runs, classifiers, device = _load(config, Progress(config.progress))
+        store = AttributionStore(config.store_folder())
+        return describe_plan(attribution_plan(runs, classifiers, config, device, store), config.budget_minutes)
+
+
 def _analyse(config: AnalyseConfig) -> Path:
+    say = Progress(config.progress)
+    runs, classifiers, device = _load(config, say)
+    store = AttributionStore(config.store_folder())
+    if config.attributions.methods and any(c is not None for c in classifiers.values()):
+        for line in describe_plan(attribution_plan(runs, classifiers, config, device, store), config.budget_minutes):
+            say(line)
+    return write_analysis(runs, classifiers, config, device, say, store)
+
+
+def _load(config: AnalyseConfig, say: Progress) -> tuple[list[RunOutputs], dict[str, Any], torch.device]:
+    """The runs, and one classifier instance per distinct classifier (run label -> it), on the chosen device."""
     from probe.devices import pick_device
     from probe.models.classifiers import load_classifier, require_trained
 
-    say = Progress(config.progress)
     device = pick_device(config.device)
     runs = [load_run(path) for path in expand_runs(config.runs)]
     unique_labels(runs)
@@ -88,14 +109,14 @@ def _analyse(config: AnalyseConfig) -> Path:
                 device=device, **run.config.get("classifier_options", {}))
             require_trained(loaded[key], config.allow_untrained, where=run.path)
         classifiers[run.label] = loaded[key]
-    return write_analysis(runs, classifiers, config, device, say)
+    return runs, classifiers, device
 
 
 def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: AnalyseConfig, device: torch.device,
-                   say: Progress) -> Path:
+                   say: Progress, store: AttributionStore | None = None) -> Path:
     """Run every registered analysis on prepared runs (`classifiers`: run label -> classifier or None) into
     config.out, atomically: the per-run analyses on each run, then the comparison analyses on all of them."""
-    store = AttributionStore(config.store_folder())
+    store = AttributionStore(config.store_folder()) if store is None else store
     with staged_directory(config.out, "analysis", config.runs) as staging:
         folder = AnalysisDir(staging)
         results = [analyse_run(run, classifiers[run.label], folder.run_folder(run.label), config, device, say, store)

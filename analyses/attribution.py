@@ -240,6 +240,14 @@ def agreement_with_contrast(context: RunContext) -> dict[str, dict[str, float]]:
             for method in context.config.attributions.methods}
 
 
+def maps_key(identity: tuple, method: str, settings: AttributionSettings, waveforms: np.ndarray, targets: np.ndarray,
+             seed: int, device: torch.device) -> str:
+    """The attribution store's name for `method`'s maps of these clips (`probe.analyses.store`)."""
+    return AttributionStore.key(kind="maps", classifier=identity, method=method,
+                                code=code_hash(ATTRIBUTION_METHODS.lookup(method).attribute), settings=map_settings(settings),
+                                clips=content_hash(waveforms, targets), seed=seed, device=device.type)
+
+
 def classifier_identity(run) -> tuple[str, str | None, str]:
     """The run's classifier by what its maps depend on: its name, its weights' content and its options."""
     name, weights, options = run.classifier_key()
@@ -269,10 +277,7 @@ def attribution_analysis(context: RunContext) -> None:
     for method in settings.methods:
         for condition in settings.conditions:
             waveforms, seed = run.waveforms(condition)[chosen], derive_seed(context.config.seed, condition)
-            key = AttributionStore.key(kind="maps", classifier=identity, method=method,
-                                       code=code_hash(ATTRIBUTION_METHODS.lookup(method).attribute),
-                                       settings=map_settings(settings),
-                                       clips=content_hash(waveforms, targets), seed=seed, device=context.device.type)
+            key = maps_key(identity, method, settings, waveforms, targets, seed, context.device)
 
             def compute(method=method, condition=condition, waveforms=waveforms, seed=seed) -> np.ndarray:
                 context.say(f"{run.label}: {method} on {len(chosen)} {condition} clips")

@@ -107,6 +107,8 @@ class AnalyseConfig:
     """Analyse runs (and compare with a classifier) whose classifier has no trained weights; refused otherwise."""
     removal: RemovalSettings | None = field(default_factory=RemovalSettings)
     """The answer's removal checks; None: no answer (`probe analyse --no-answer`)."""
+    budget_minutes: float | None = 30.0
+    """Say so, with the cheaper choices, when the attributions' plan exceeds this many minutes; None: never."""
     attribution_store: str | None = "auto"
     """Where the originals' maps and the randomisation checks are kept for later analyses (`probe.analyses.store`):
     a folder; `auto`, $PROBE_HOME/attributions; None, nowhere (this process only)."""

@@ -160,6 +160,20 @@ def randomisation_summary(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return summary
 
 
+def sanity_clips(run, settings: AttributionSettings, device: torch.device) -> np.ndarray:
+    """The clips of the randomisation check: the first of the attributed ones."""
+    return select_clips(run.targets, clip_budget(settings, device))[: settings.sanity_clips]
+
+
+def check_key(identity: tuple, settings: AttributionSettings, waveforms: np.ndarray, targets: np.ndarray, seed: int,
+              device: torch.device) -> str:
+    """The attribution store's name for the randomisation check of these clips (`probe.analyses.store`)."""
+    return AttributionStore.key(kind="randomisation", classifier=identity, methods=settings.methods,
+                                code=[code_hash(ATTRIBUTION_METHODS.lookup(m).attribute) for m in settings.methods],
+                                settings=map_settings(settings), clips=content_hash(waveforms, targets), seed=seed,
+                                device=device.type)
+
+
 @register_analysis("randomisation", tables=(Tables.ATTRIBUTION_SANITY,),
                    enabled=lambda config: bool(config.attributions.methods), reads=("summary:attributions",))
 def randomisation_analysis(context: RunContext) -> None:
@@ -167,15 +181,12 @@ def randomisation_analysis(context: RunContext) -> None:
     run, classifier, settings = context.run, context.classifier, context.config.attributions
     if classifier is None:
         return
-    sanity_idx = select_clips(run.targets, clip_budget(settings, context.device))[: settings.sanity_clips]
+    sanity_idx = sanity_clips(run, settings, context.device)
     context.say(f"{run.label}: randomisation sanity check on {len(sanity_idx)} clips, "
                 f"{settings.randomisation_stages} cascading stages")
     waveforms, targets = run.waveforms("original")[sanity_idx], run.targets[sanity_idx]
     seed = derive_seed(context.config.seed, "randomisation")
-    key = AttributionStore.key(kind="randomisation", classifier=classifier_identity(run), methods=settings.methods,
-                               code=[code_hash(ATTRIBUTION_METHODS.lookup(m).attribute) for m in settings.methods],
-                               settings=map_settings(settings), clips=content_hash(waveforms, targets), seed=seed,
-                               device=context.device.type)
+    key = check_key(classifier_identity(run), settings, waveforms, targets, seed, context.device)
     sanity = context.store.table(key, lambda: cascading_randomisation(  # once per classifier, clips and methods
         classifier, waveforms, targets, settings.methods, settings, context.device, seed, settings.randomisation_stages))
     context.tables[Tables.ATTRIBUTION_SANITY] = sanity

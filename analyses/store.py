@@ -74,6 +74,11 @@ class AttributionStore:
         return hashlib.sha256(json.dumps({**parts, "probe": __version__}, sort_keys=True,
                                          default=str).encode()).hexdigest()[:32]
 
+    def has(self, key: str) -> bool:
+        """Whether an entry is kept (in memory, or on disk) under `key`."""
+        return key in self._memory or (self.folder is not None and any(
+            (self.folder / f"{key}{suffix}").is_file() for suffix in (".npy", ".parquet")))
+
     def array(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """The stored array under `key`, else `compute()`, stored."""
         return self._get(key, ".npy", compute, np.load, lambda handle, value: np.save(handle, value))

@@ -104,3 +104,22 @@ def test_a_damaged_entry_is_computed_again_and_a_full_disk_costs_only_time(
     kept = [p.suffix for p in (tmp_path / "full-store").rglob("*") if p.is_file()]
     assert kept == [".parquet"]  # no half-written map, and no temporary file: only the check, which np.save never wrote
     assert "cannot keep" in caplog.text
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, two_runs: list[Path], capsys) -> None:
+    from probe.app.cli import main
+
+    store, out = tmp_path / "store", tmp_path / "analysis"
+    flags = ["--methods", "saliency", "--attribution-clips", "4", "--sanity-clips", "2", "--randomisation-stages", "2",
+             "--bootstrap", "100", "--no-transfer", "--no-answer", "--device", "cpu", "--quiet",
+             "--attribution-store", str(store), "--out", str(out)]
+    assert main(["analyse", *map(str, two_runs), *flags, "--dry-run", "--budget-minutes", "0"]) == 0
+    said = capsys.readouterr().out
+    # the originals once, each run's finetuned clips once, the check's trained maps and its 2 stages on 2 clips
+    assert "small_cnn saliency: 18 clip passes" in said and "in all" in said
+    assert "over the budget of 0 minutes" in said and "--attribution-clips N" in said
+    assert not out.exists() and not store.exists()
+    assert main(["analyse", *map(str, two_runs), *flags]) == 0
+    capsys.readouterr()
+    assert main(["analyse", *map(str, two_runs), *flags, "--dry-run"]) == 0
+    assert "nothing to compute" in capsys.readouterr().out

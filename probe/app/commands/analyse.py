@@ -46,6 +46,8 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
               help="write the residual audio (original - finetuned reconstruction) for the examples or all clips")
     add_field(parser, AnalyseConfig, "seed", help="seeds every random draw of the analysis")
     add_field(parser, AnalyseConfig, "device", help="auto, cpu, cuda, ...")
+    add_field(parser, AnalyseConfig, "budget_minutes", type=float,
+              help="say so, with the cheaper choices, when the attributions' plan exceeds this many minutes")
     add_allow_untrained(parser)
     parser.add_argument("--attribution-store", metavar="DIR", default="auto",
                         help="keep the originals' attribution maps and the randomisation checks here, for the runs "
@@ -102,6 +104,7 @@ def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: b
         progress=not args.quiet, allow_untrained=args.allow_untrained,
         removal=None if args.no_answer else RemovalSettings(margin_points=args.margin_points, max_sets=args.max_sets),
         attribution_store=None if args.attribution_store == "none" else args.attribution_store,
+        budget_minutes=args.budget_minutes,
     )
     check_names(config)
     return config
@@ -113,6 +116,9 @@ def _analyse_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", help="complete finetune run directories (one per classifier/AE setting)")
     add_field(parser, AnalyseConfig, "out", help="the analysis folder (replaced atomically)")
     add_field(parser, AnalyseConfig, "transfer", help="the cross-classifier transfer matrix")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the attributions' plan (clips left to attribute, time per method, timed on one "
+                             "clip) and stop; writes nothing")
     _analysis_settings_args(parser)
 
 
@@ -121,9 +127,13 @@ def _analyse_args(parser: argparse.ArgumentParser) -> None:
 @arguments(_analyse_args)
 def run_analyse(args: argparse.Namespace) -> int:
     """Analyse the finetune runs into one analysis folder."""
-    from probe.analyses.analyse import analyse
+    from probe.analyses.analyse import analyse, plan
 
-    out = analyse(_analyse_config(args, tuple(args.runs), transfer=args.transfer))
+    config = _analyse_config(args, tuple(args.runs), transfer=args.transfer)
+    if args.dry_run:
+        print("\n".join(plan(config)))
+        return 0
+    out = analyse(config)
     print(f"probe analyse: wrote {out}")
     return 0
 
