@@ -59,3 +59,20 @@ def test_the_warmup_rampdown_schedule_has_the_recipe_shape() -> None:
     assert rates[0] == pytest.approx(0.01) and rates[100] == pytest.approx(1.0, abs=1e-6)
     assert rates[99] < 1.0 and rates[-1] == pytest.approx(0.01, abs=1e-3)
     assert all(a >= b for a, b in zip(rates[100:], rates[101:]))
+
+
+def test_the_micro_batch_sizes_itself_and_leaves_no_trace(tmp_path: Path, synthetic_root: Path) -> None:
+    """A budget that fits one clip gives micro-batches of one, with the losses of a hand-chosen micro-batch of one; a
+    budget that fits the batch trains exactly as a hand-chosen whole batch (the measurement draws nothing, and leaves
+    the batch-norm statistics and mixup's generator as they were)."""
+    base = [*COMMON, "--epochs", "2", "--data", f"esc50:{synthetic_root}"]
+    runs = {"tight": ["--max-memory", "1e-9"], "one": ["--micro-batch-size", "1"],
+            "roomy": ["--max-memory", "64"], "whole": ["--micro-batch-size", "8"]}
+    for name, flags in runs.items():
+        assert main([*base, *flags, "--out", str(tmp_path / name)]) == 0
+    losses = lambda name: [r["loss"] for r in RunDir(tmp_path / name).read_metrics() if r["kind"] == "step"]  # noqa: E731
+    assert losses("tight") == losses("one") and losses("roomy") == losses("whole")
+    assert losses("one") != losses("whole")  # the chunking shows in the float sums: the two pairs are distinct tests
+    weights = lambda name: torch.load(RunDir(tmp_path / name).best, weights_only=True)["state_dict"]  # noqa: E731
+    for key, value in weights("whole").items():
+        assert torch.equal(value, weights("roomy")[key]), key

@@ -39,6 +39,10 @@ class TrainingConfig:
     batch_size: int = 4
     """The effective batch: micro-batches are accumulated up to it."""
     micro_batch_size: int | None = None
+    """Clips per forward and backward pass; None: the largest that fits the memory budget, measured on the first
+    clips (`probe.train.loop.sized_micro_batch`)."""
+    max_memory_gb: float | None = None
+    """What a micro-batch's activations may take, in GB; None: half the GPU on CUDA, half the RAM on a CPU."""
     scheduler: str = "cosine"
     seed: int = 0
     device: str = "auto"
@@ -62,6 +66,7 @@ class TrainingConfig:
 
     @property
     def micro(self) -> int:
+        """The micro-batch; before the training loop sizes it, the whole batch."""
         return self.micro_batch_size or self.batch_size
 
     def validate(self) -> None:

@@ -25,6 +25,7 @@ from probe.outputs import MARKER, marker_kind
 from probe.locks import release_run
 from probe.progress import Progress, bars_enabled
 from probe.rundir import RunDir
+from probe.seeding import seeded
 from probe.train.distributed import Distributed, no_sync, wrap
 from probe.train.config import TrainingConfig
 from probe.train.schedulers import SCHEDULERS, Scheduler
@@ -202,6 +203,13 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
             raise ConfigError(None, f"{getattr(model, 'name', type(model).__name__)} has nothing to train: "
                                     "run it with --epochs 0 (it is a control)")
         return LoopResult(0, 0, -math.inf)
+    if config.micro_batch_size is None:
+        micro = sized_micro_batch(config, objective, train_x, train_y, device, shuffle)
+        if micro < config.batch_size:
+            Progress(config.progress and dist.is_main)(
+                f"micro-batch {micro} (of batch {config.batch_size}): what fits the memory budget (--max-memory; "
+                "--micro-batch-size sets it)")
+        config = replace(config, micro_batch_size=micro)
     training = Training.start(config, run, model, objective, parameters, len(train_x), device, dist, shuffle)
     in_epoch = training.resume() if is_resuming(run, resume) else None
     result = training.result
@@ -210,6 +218,54 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
         training.run_epoch(epoch, train_x, train_y, in_epoch)
         in_epoch = None
     return result
+
+
+def sized_micro_batch(config: TrainingConfig, objective: Objective, train_x: torch.Tensor, train_y: torch.Tensor,
+                      device: torch.device, shuffle: torch.Generator | None = None) -> int:
+    """The largest micro-batch (a divisor of the batch) whose activations fit the memory budget: the bytes autograd
+    keeps per clip, measured on one and two clips with saved-tensor hooks, times three (their gradients and the
+    allocator's slack take about as much again each). The measurement leaves no trace: the generators, the
+    modules' buffers and the objective's own state are restored."""
+    if len(train_x) < 2:
+        return config.batch_size
+    budget = config.max_memory_gb * 2**30 if config.max_memory_gb else training_memory_bytes(device)
+    buffers = {name: buffer.detach().clone() for name, buffer in objective.module.named_buffers()}
+    state, shuffle_state = objective.state_dict(), shuffle.get_state() if shuffle is not None else None
+
+    def saved(clips: int) -> int:
+        total = 0
+
+        def pack(tensor: torch.Tensor) -> None:
+            nonlocal total
+            total += tensor.numel() * tensor.element_size()
+
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda nothing: nothing), \
+                torch.autocast(**autocast_for(device)):
+            objective.loss(objective.module, train_x[:clips], train_y[:clips])
+        return total
+
+    try:
+        with seeded(0):
+            per_clip = max(1, saved(2) - saved(1))
+    finally:
+        with torch.no_grad():
+            for name, buffer in objective.module.named_buffers():
+                buffer.copy_(buffers[name])
+        objective.load_state_dict(state)
+        if shuffle is not None:
+            shuffle.set_state(shuffle_state)
+    fits = max(1, int(budget // (3 * per_clip)))
+    return max(d for d in range(1, config.batch_size + 1) if config.batch_size % d == 0 and d <= fits)
+
+
+def training_memory_bytes(device: torch.device) -> int:
+    """What training's activations may take: half the GPU on CUDA, half the RAM on a CPU (the weights, the optimiser
+    and the data hold the rest)."""
+    import os
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory // 2
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
 @dataclass

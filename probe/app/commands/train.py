@@ -35,7 +35,11 @@ def add_training_args(parser: argparse.ArgumentParser, config_class: type, epoch
     add_field(parser, config_class, "weight_decay", help="AdamW weight decay")
     add_field(parser, config_class, "batch_size", help="effective batch size")
     add_field(parser, config_class, "micro_batch_size", type=int, help="accumulate micro-batches of this size up to --batch-size",
-              default_help="the batch size" if default_of(config_class, "micro_batch_size") is None else None)
+              default_help="the largest that fits --max-memory, measured on the first clips"
+              if default_of(config_class, "micro_batch_size") is None else None)
+    add_field(parser, config_class, "max_memory_gb", "--max-memory", type=float,
+              help="GB a micro-batch's activations may take (sizes the micro-batch)",
+              default_help="half the GPU on CUDA, half the RAM on a CPU")
     add_field(parser, config_class, "scheduler", choices=Choices(_scheduler_names),
               help="learning-rate schedule: %(choices)s")
     add_field(parser, config_class, "seed", help="seeds the initialisation, the order and the augmentations")
