@@ -9,7 +9,6 @@ so methods and clips compare on the same scale.
 """
 from __future__ import annotations
 
-import os
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -23,6 +22,7 @@ from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.routes import attribution_per_clip, contrast_per_clip, correlate
 from probe.analyses.spectral import group_means
 from probe.analyses.store import AttributionStore, code_hash, content_hash, map_settings, weights_hash
+from probe.devices import saved_tensor_bytes, total_memory_bytes
 from probe.models.base import WaveformClassifier
 from probe.models.inspection import attribution_view
 from probe.registries import Registry
@@ -113,28 +113,16 @@ def memory_budget_bytes(settings: AttributionSettings, device: torch.device) -> 
     if settings.max_memory_gb is not None:
         return int(settings.max_memory_gb * 2**30)
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory // 2
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return min(ram // 4, 4 * 2**30)
+        return total_memory_bytes(device) // 2
+    return min(total_memory_bytes(device) // 4, 4 * 2**30)
 
 
 def activation_bytes_per_sample(forward: Callable, mel: torch.Tensor) -> int:
     """The bytes autograd keeps for the backward pass per sample: what one more sample in a pass costs.
 
-    Measured on batches of 1 and 2 with saved-tensor hooks (the weights, saved once per pass, cancel). The hook
-    counts and keeps nothing: no backward follows, and a hook that returned the tensor would leak every output an
-    operation saves of itself (output -> its grad_fn -> the saved output, a cycle Python's collector cannot see;
-    on PaSST, 1.1 GB per call)."""
+    Measured on batches of 1 and 2 (`saved_tensor_bytes`; the weights, saved once per pass, cancel)."""
     def saved(batch: torch.Tensor) -> int:
-        total = 0
-
-        def pack(tensor: torch.Tensor) -> None:
-            nonlocal total
-            total += tensor.numel() * tensor.element_size()
-
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda nothing: nothing):
-            forward(batch.detach().clone().requires_grad_()).sum()
-        return total
+        return saved_tensor_bytes(lambda: forward(batch.detach().clone().requires_grad_()).sum())
 
     one = mel[:1]
     return max(1, saved(torch.cat([one, one])) - saved(one))
@@ -240,12 +228,12 @@ def agreement_with_contrast(context: RunContext) -> dict[str, dict[str, float]]:
             for method in context.config.attributions.methods}
 
 
-def maps_key(identity: tuple, method: str, settings: AttributionSettings, waveforms: np.ndarray, targets: np.ndarray,
-             seed: int, device: torch.device) -> str:
-    """The attribution store's name for `method`'s maps of these clips (`probe.analyses.store`)."""
+def maps_key(identity: tuple, method: str, settings: AttributionSettings, clips: str, seed: int,
+             device: torch.device) -> str:
+    """The attribution store's name for `method`'s maps of the clips whose `content_hash` is `clips`."""
     return AttributionStore.key(kind="maps", classifier=identity, method=method,
                                 code=code_hash(ATTRIBUTION_METHODS.lookup(method).attribute), settings=map_settings(settings),
-                                clips=content_hash(waveforms, targets), seed=seed, device=device.type)
+                                clips=clips, seed=seed, device=device.type)
 
 
 def classifier_identity(run) -> tuple[str, str | None, str]:
@@ -274,10 +262,12 @@ def attribution_analysis(context: RunContext) -> None:
     mass_rows = []
     overall = context.tables[Tables.BAND_SHIFT_OVERALL]
     mel_shift = overall[(overall.band_set == "mel") & (overall.condition == "after")].sort_values("band_index")
+    clips = {condition: run.waveforms(condition)[chosen] for condition in settings.conditions}  # read and hashed once
+    hashes = {condition: content_hash(waveforms, targets) for condition, waveforms in clips.items()}
     for method in settings.methods:
         for condition in settings.conditions:
-            waveforms, seed = run.waveforms(condition)[chosen], derive_seed(context.config.seed, condition)
-            key = maps_key(identity, method, settings, waveforms, targets, seed, context.device)
+            waveforms, seed = clips[condition], derive_seed(context.config.seed, condition)
+            key = maps_key(identity, method, settings, hashes[condition], seed, context.device)
 
             def compute(method=method, condition=condition, waveforms=waveforms, seed=seed) -> np.ndarray:
                 context.say(f"{run.label}: {method} on {len(chosen)} {condition} clips")

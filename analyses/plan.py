@@ -18,7 +18,7 @@ from probe.analyses.attribution import attribution_maps, classifier_identity, cl
 from probe.analyses.config import AnalyseConfig
 from probe.analyses.randomisation import check_key, sanity_clips
 from probe.analyses.runs import RunOutputs
-from probe.analyses.store import AttributionStore
+from probe.analyses.store import AttributionStore, content_hash
 from probe.seeding import derive_seed
 
 CHEAPER = ("--attribution-clips N (fewer clips)", "--methods saliency,integrated_gradients (the cheap methods)",
@@ -54,10 +54,10 @@ def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config
         first.setdefault(name, run)
         identity, chosen = classifier_identity(run), select_clips(run.targets, clip_budget(settings, device))
         targets = run.targets[chosen]
+        hashes = {condition: content_hash(run.waveforms(condition)[chosen], targets) for condition in settings.conditions}
         for method in settings.methods:
             for condition in settings.conditions:
-                waveforms = run.waveforms(condition)[chosen]
-                key = maps_key(identity, method, settings, waveforms, targets, derive_seed(seed, condition), device)
+                key = maps_key(identity, method, settings, hashes[condition], derive_seed(seed, condition), device)
                 if key not in planned and not store.has(key):
                     planned.add(key)
                     pending[(name, method)] = pending.get((name, method), 0) + len(chosen)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from probe.devices import saved_tensor_bytes, total_memory_bytes
 from probe.errors import ConfigError
 from probe.folds import FOLDS_FILE
 from probe.outputs import MARKER, marker_kind
@@ -233,16 +234,11 @@ def sized_micro_batch(config: TrainingConfig, objective: Objective, train_x: tor
     state, shuffle_state = objective.state_dict(), shuffle.get_state() if shuffle is not None else None
 
     def saved(clips: int) -> int:
-        total = 0
+        def loss() -> None:
+            with torch.autocast(**autocast_for(device)):
+                objective.loss(objective.module, train_x[:clips], train_y[:clips])
 
-        def pack(tensor: torch.Tensor) -> None:
-            nonlocal total
-            total += tensor.numel() * tensor.element_size()
-
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda nothing: nothing), \
-                torch.autocast(**autocast_for(device)):
-            objective.loss(objective.module, train_x[:clips], train_y[:clips])
-        return total
+        return saved_tensor_bytes(loss)
 
     try:
         with seeded(0):
@@ -261,11 +257,7 @@ def sized_micro_batch(config: TrainingConfig, objective: Objective, train_x: tor
 def training_memory_bytes(device: torch.device) -> int:
     """What training's activations may take: half the GPU on CUDA, half the RAM on a CPU (the weights, the optimiser
     and the data hold the rest)."""
-    import os
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory // 2
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    return total_memory_bytes(device) // 2
 
 
 @dataclass
