@@ -9,20 +9,21 @@ so methods and clips compare on the same scale.
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
+from probe.analyses.completeness import (chosen_steps, completeness_summary, size_steps, sizing_key,
+                                         with_steps)
 from probe.analyses.config import AttributionSettings  # noqa: F401 (re-exported)
+from probe.analyses.passes import samples_per_pass
 from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.routes import attribution_per_clip, contrast_per_clip, correlate
 from probe.analyses.spectral import group_means
 from probe.analyses.store import AttributionStore, code_hash, content_hash, map_settings, weights_hash
-from probe.devices import saved_tensor_bytes, total_memory_bytes
 from probe.models.base import WaveformClassifier
 from probe.models.inspection import attribution_view
 from probe.registries import Registry
@@ -41,23 +42,31 @@ class AttributionMethod:
     one_clip_per_call: bool = False
     """One clip per call, whatever the memory budget: its random draws are then the clip's own, and a rerun on a
     machine with another budget draws the same."""
+    sized_by_completeness: bool = False
+    """Its steps (`ig_steps`) are chosen per classifier by the completeness error (`probe.analyses.completeness`)."""
+    reads: tuple[str, ...] = ()
+    """The method's own settings it reads (of `probe.analyses.store.METHOD_SETTINGS`): its maps are stored under
+    those, so another method's settings never make it compute again."""
 
 
 ATTRIBUTION_METHODS: Registry[AttributionMethod] = Registry("attribution method", builtins="probe.analyses")
 """Built in here; a module of `analyses/` or a plugin adds one with `@register_method(name)`."""
 
 
-def register_method(name: str, one_clip_per_call: bool = False) -> Callable[[Attribute], Attribute]:
-    """Decorator: register `attribute(forward, mel, baseline, targets, settings, max_batch)` as the method `name`."""
+def register_method(name: str, one_clip_per_call: bool = False, sized_by_completeness: bool = False,
+                    reads: tuple[str, ...] = ()) -> Callable[[Attribute], Attribute]:
+    """Decorator: register `attribute(forward, mel, baseline, targets, settings, max_batch)` as the method `name`;
+    `reads` names the method's own settings it uses (`ig_steps`, `shap_samples`, `occlusion_patch`)."""
 
     def decorate(attribute: Attribute) -> Attribute:
-        ATTRIBUTION_METHODS.register(name, AttributionMethod(attribute, one_clip_per_call))
+        ATTRIBUTION_METHODS.register(name, AttributionMethod(attribute, one_clip_per_call, sized_by_completeness,
+                                                             reads))
         return attribute
 
     return decorate
 
 
-@register_method("integrated_gradients")
+@register_method("integrated_gradients", sized_by_completeness=True, reads=("ig_steps",))
 def integrated_gradients(forward, mel, baseline, targets, settings, max_batch):
     from captum.attr import IntegratedGradients
 
@@ -73,7 +82,7 @@ def saliency(forward, mel, baseline, targets, settings, max_batch):
     return Saliency(forward).attribute(mel, target=targets, abs=False)  # signed: the randomisation check reads both
 
 
-@register_method("gradient_shap", one_clip_per_call=True)
+@register_method("gradient_shap", one_clip_per_call=True, reads=("shap_samples",))
 def gradient_shap(forward, mel, baseline, targets, settings, max_batch):
     from captum.attr import GradientShap
 
@@ -88,7 +97,7 @@ def gradient_shap(forward, mel, baseline, targets, settings, max_batch):
     return total / settings.shap_samples
 
 
-@register_method("occlusion")
+@register_method("occlusion", reads=("occlusion_patch",))
 def occlusion(forward, mel, baseline, targets, settings, max_batch):
     from captum.attr import Occlusion
 
@@ -104,44 +113,6 @@ def clips_per_call(method: str, settings: AttributionSettings, max_batch: int) -
         return 1
     # integrated gradients: captum splits each call's clips x steps into passes of `max_batch` (at least one clip each)
     return max(1, min(settings.batch_size, max_batch))
-
-
-def memory_budget_bytes(settings: AttributionSettings, device: torch.device) -> int:
-    """The attributions' memory budget: --max-memory, else half the GPU (CUDA) or a quarter of the RAM, at most
-    4 GB (CPU). From totals, not from what is free now, so that the chunking, and so the numbers, repeat."""
-
-    if settings.max_memory_gb is not None:
-        return int(settings.max_memory_gb * 2**30)
-    if device.type == "cuda":
-        return total_memory_bytes(device) // 2
-    return min(total_memory_bytes(device) // 4, 4 * 2**30)
-
-
-def activation_bytes_per_sample(forward: Callable, mel: torch.Tensor) -> int:
-    """The bytes autograd keeps for the backward pass per sample: what one more sample in a pass costs.
-
-    Measured on batches of 1 and 2 (`saved_tensor_bytes`; the weights, saved once per pass, cancel)."""
-    def saved(batch: torch.Tensor) -> int:
-        return saved_tensor_bytes(lambda: forward(batch.detach().clone().requires_grad_()).sum())
-
-    one = mel[:1]
-    return max(1, saved(torch.cat([one, one])) - saved(one))
-
-
-_MEASURED: "weakref.WeakKeyDictionary[Any, dict[tuple, int]]" = weakref.WeakKeyDictionary()
-"""Per classifier (the forward's owner), its measured bytes per sample by input shape: measuring costs three
-passes (on PaSST with 5 s clips, seconds), and every method and condition would otherwise measure again."""
-
-
-def samples_per_pass(forward: Callable, mel: torch.Tensor, settings: AttributionSettings, device: torch.device) -> int:
-    """How many samples one forward and backward pass may carry within the budget. A third of the budget goes to
-    the saved activations: their gradients and the allocator's slack take about as much again each."""
-    owner = getattr(forward, "__self__", None)
-    known = _MEASURED.setdefault(owner, {}) if owner is not None else {}
-    key = (getattr(forward, "__name__", ""), tuple(mel.shape[1:]), mel.dtype, str(mel.device))
-    per_sample = known.get(key) or activation_bytes_per_sample(forward, mel)
-    known[key] = per_sample
-    return int(max(1, min(1024, memory_budget_bytes(settings, device) // (3 * per_sample))))
 
 
 def clip_budget(settings: AttributionSettings, device: torch.device) -> int:
@@ -165,10 +136,15 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
                      signed: bool = False) -> np.ndarray:
     """Unit-mass |attribution| maps (N, mel bins, frames) for `method`, computed in batches; `signed`: the
     attributions summed over the channel axis with their signs, divided by the clip's total absolute mass.
+    Integrated gradients without steps get them chosen by completeness on the first clips.
 
     Each batch runs with torch's and numpy's generators seeded from (`seed`, method, batch) and restored after
     (GradientSHAP draws its baselines and noise from them): the same seed gives the same maps, and nothing
     outside sees a draw."""
+    if ATTRIBUTION_METHODS.lookup(method).sized_by_completeness and settings.ig_steps is None:
+        first = slice(0, settings.completeness_clips)  # the analysis sizes them once per classifier instead
+        settings = with_steps(settings, chosen_steps(size_steps(classifier, waveforms[first], targets[first], settings,
+                                                                device)))
     view = attribution_view(classifier)  # a waveform-in network: through its STFT inspection layer
     forward = view.logits_from_mel
     maps: list[np.ndarray] = []
@@ -231,8 +207,9 @@ def agreement_with_contrast(context: RunContext) -> dict[str, dict[str, float]]:
 def maps_key(identity: tuple, method: str, settings: AttributionSettings, clips: str, seed: int,
              device: torch.device) -> str:
     """The attribution store's name for `method`'s maps of the clips whose `content_hash` is `clips`."""
-    return AttributionStore.key(kind="maps", classifier=identity, method=method,
-                                code=code_hash(ATTRIBUTION_METHODS.lookup(method).attribute), settings=map_settings(settings),
+    entry = ATTRIBUTION_METHODS.lookup(method)
+    return AttributionStore.key(kind="maps", classifier=identity, method=method, code=code_hash(entry.attribute),
+                                settings=map_settings(settings, entry.reads),
                                 clips=clips, seed=seed, device=device.type)
 
 
@@ -242,7 +219,35 @@ def classifier_identity(run) -> tuple[str, str | None, str]:
     return name, weights_hash(weights) or weights, options
 
 
-ATTRIBUTION_TABLES = (Tables.ATTRIBUTION_BAND_MASS, Tables.ATTRIBUTION_BAND_PROFILE)
+def sized_settings(context: RunContext, chosen: np.ndarray, identity: tuple) -> AttributionSettings:
+    """The attribution settings with integrated gradients' steps chosen (or, fixed, measured) by completeness on the
+    first of the `chosen` originals, once per classifier and clips (the store keeps the choice); the errors go to the
+    `attribution_completeness` table and the summary. Unchanged where no method is sized by completeness."""
+    run, settings = context.run, context.config.attributions
+    if not any(ATTRIBUTION_METHODS.lookup(method).sized_by_completeness for method in settings.methods):
+        return settings
+    first = chosen[: settings.completeness_clips]
+    waveforms, targets = run.waveforms("original")[first], run.targets[first]
+    key = sizing_key(identity, settings, content_hash(waveforms, targets), context.device)
+
+    def compute() -> pd.DataFrame:
+        context.say(f"{run.label}: integrated gradients: choosing the steps by completeness on {len(first)} clips")
+        return size_steps(context.classifier, waveforms, targets, settings, context.device)
+
+    table = context.store.table(key, compute)
+    summary = completeness_summary(table, settings)
+    error = summary["median_relative_error"]
+    context.say(f"{run.label}: integrated gradients: {summary['steps']} steps, median completeness error "
+                + ("not measurable" if error is None else f"{100 * error:.1f} %")
+                + f" (bound {100 * settings.ig_max_error:g} %)")
+    context.tables[Tables.ATTRIBUTION_COMPLETENESS] = table.assign(
+        clip_id=np.asarray(run.clip_ids)[first][table.position.to_numpy()])[
+        ["steps", "clip_id", "relative_error", "chosen"]]
+    context.summary.setdefault("attributions", {})["completeness"] = summary
+    return with_steps(settings, chosen_steps(table))
+
+
+ATTRIBUTION_TABLES = (Tables.ATTRIBUTION_BAND_MASS, Tables.ATTRIBUTION_BAND_PROFILE, Tables.ATTRIBUTION_COMPLETENESS)
 
 
 @register_analysis("attributions", tables=ATTRIBUTION_TABLES,
@@ -259,6 +264,7 @@ def attribution_analysis(context: RunContext) -> None:
     chosen = select_clips(run.targets, clip_budget(settings, context.device))
     targets = run.targets[chosen]
     identity = classifier_identity(run)
+    settings = sized_settings(context, chosen, identity)
     mass_rows = []
     overall = context.tables[Tables.BAND_SHIFT_OVERALL]
     mel_shift = overall[(overall.band_set == "mel") & (overall.condition == "after")].sort_values("band_index")
@@ -289,6 +295,7 @@ def attribution_analysis(context: RunContext) -> None:
 
     note = ("positive rho: the mel bands the classifier attributes most (on the originals) are the bands finetuning "
             "kept most against the control; the interval resamples the clips")
-    context.summary["attributions"] = {"clips": len(chosen), "methods": list(settings.methods),
-                                       "input": "stft" if getattr(classifier, "waveform_input", False) else "mel",
-                                       "agreement_with_contrast": agreement, "agreement_note": note}
+    context.summary.setdefault("attributions", {}).update({
+        "clips": len(chosen), "methods": list(settings.methods), "ig_steps": settings.ig_steps,
+        "input": "stft" if getattr(classifier, "waveform_input", False) else "mel",
+        "agreement_with_contrast": agreement, "agreement_note": note})

@@ -49,13 +49,20 @@ class AttributionSettings:
     max_clips: int | None = None
     """Attribute at most this many validation clips, spread over the classes; default 64 on a GPU, 16 on a CPU."""
     batch_size: int = 8
-    ig_steps: int = 16
+    ig_steps: int | None = None
+    """Integrated gradients' interpolation steps; None: the fewest that keep the median relative completeness error
+    on the first originals within `ig_max_error` (`probe.analyses.completeness`)."""
+    ig_max_error: float = 0.05
+    completeness_clips: int = 2
+    """Clips the completeness error is measured on (the first attributed originals)."""
     shap_samples: int = 8
     occlusion_patch: tuple[int, int] = (16, 50)
     """Occluded (mel bins, frames) per patch; the stride equals the patch."""
     conditions: tuple[str, ...] = ("original", "after")
     """Attribute the originals (always) and, by default, the finetuned reconstructions too."""
     sanity_clips: int = 8
+    """Clips of the randomisation check, the first attributed ones. Its verdict needs an interval, so at least
+    `MIN_INTERVAL_UNITS` (8) clips: with fewer it is not run, and the page says why."""
     randomisation_stages: int = 4
     """Cumulative steps, from the output, of the randomisation check; each costs one attribution pass."""
     max_frames: int = 100
@@ -134,8 +141,12 @@ class AnalyseConfig:
         if not 0 < self.shifts.level < 1:
             raise ConfigError(None, f"the confidence level must lie in (0, 1), got {self.shifts.level}")
         attributions = self.attributions
-        for flag, value in (("--ig-steps", attributions.ig_steps), ("--shap-samples", attributions.shap_samples),
-                            ("--sanity-clips", attributions.sanity_clips),
+        if not 0 < attributions.ig_max_error < 1:
+            raise ConfigError(None, f"--ig-max-error must lie in (0, 1), got {attributions.ig_max_error}")
+        if attributions.sanity_clips < 0:
+            raise ConfigError(None, f"--sanity-clips must be at least 0, got {attributions.sanity_clips}")
+        for flag, value in (("--ig-steps", 1 if attributions.ig_steps is None else attributions.ig_steps), ("--shap-samples", attributions.shap_samples),
+                            ("--completeness-clips", attributions.completeness_clips),
                             ("--randomisation-stages", attributions.randomisation_stages),
                             ("--occlusion-patch", min(attributions.occlusion_patch)),
                             ("--attribution-clips", 1 if attributions.max_clips is None else attributions.max_clips)):

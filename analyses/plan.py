@@ -8,21 +8,23 @@ Attributions are most of an analysis's time on a CPU (PaSST: minutes per clip wi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from probe.analyses.attribution import attribution_maps, classifier_identity, clip_budget, maps_key, select_clips
-from probe.analyses.config import AnalyseConfig
-from probe.analyses.randomisation import check_key, sanity_clips
+from probe.analyses.config import AnalyseConfig, AttributionSettings
+from probe.analyses.completeness import PLAN_STEPS, chosen_steps, sizing_key, with_steps
+from probe.analyses.randomisation import check_key, check_settings, sanity_clips, too_few_clips
 from probe.analyses.runs import RunOutputs
 from probe.analyses.store import AttributionStore, content_hash
 from probe.seeding import derive_seed
 
 CHEAPER = ("--attribution-clips N (fewer clips)", "--methods saliency,integrated_gradients (the cheap methods)",
-           "--ig-steps 8", "--occlusion-patch 64,250", "--randomisation-stages 2", "--methods none (no attributions)")
+           "--ig-max-error 0.1 (fewer integrated-gradient steps)", "--occlusion-patch 64,250",
+           "--randomisation-stages 2", "--sanity-clips 0 (no randomisation check)", "--methods none (no attributions)")
 
 
 @dataclass(frozen=True)
@@ -41,41 +43,62 @@ class PlanRow:
 def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config: AnalyseConfig,
                      device: torch.device, store: AttributionStore) -> list[PlanRow]:
     """What the attributions will cost: the clips not in `store`, per classifier and method, each method timed on one
-    clip of the classifier's first run."""
-    settings, seed = config.attributions, config.seed
-    pending: dict[tuple[str, str], int] = {}
-    first: dict[str, RunOutputs] = {}
+    clip of the classifier's first run (integrated gradients at the steps the store keeps for the classifier, else
+    at `PLAN_STEPS` until the run chooses them; the randomisation check with its own, cheaper settings)."""
+    seed = config.seed
+    pending: dict[tuple[str, str, bool], int] = {}
+    first: dict[str, tuple[RunOutputs, AttributionSettings]] = {}
     planned: set[str] = set()
+
+    def add(key: str, name: str, method: str, check: bool, clips: int) -> None:
+        if key not in planned and not store.has(key):
+            planned.add(key)
+            pending[(name, method, check)] = pending.get((name, method, check), 0) + clips
+
     for run in runs:
         classifier = classifiers.get(run.label)
         if classifier is None:
             continue
         name = str(run.config.get("classifier"))
-        first.setdefault(name, run)
-        identity, chosen = classifier_identity(run), select_clips(run.targets, clip_budget(settings, device))
+        identity, chosen = classifier_identity(run), select_clips(run.targets, clip_budget(config.attributions, device))
+        settings = known_steps(run, identity, chosen, config.attributions, device, store)
+        first.setdefault(name, (run, settings))
         targets = run.targets[chosen]
         hashes = {condition: content_hash(run.waveforms(condition)[chosen], targets) for condition in settings.conditions}
         for method in settings.methods:
             for condition in settings.conditions:
-                key = maps_key(identity, method, settings, hashes[condition], derive_seed(seed, condition), device)
-                if key not in planned and not store.has(key):
-                    planned.add(key)
-                    pending[(name, method)] = pending.get((name, method), 0) + len(chosen)
+                add(maps_key(identity, method, settings, hashes[condition], derive_seed(seed, condition), device),
+                    name, method, False, len(chosen))
         sanity = sanity_clips(run, settings, device)
-        key = check_key(identity, settings, run.waveforms("original")[sanity], run.targets[sanity],
-                        derive_seed(seed, "randomisation"), device)
-        if key not in planned and not store.has(key):
-            planned.add(key)
-            for method in settings.methods:  # the trained maps, then one pass per cascading stage
-                pending[(name, method)] = pending.get((name, method), 0) + len(sanity) * (1 + settings.randomisation_stages)
+        if too_few_clips(len(sanity)):
+            continue
+        check = check_settings(settings, None)
+        for method in settings.methods:  # the trained maps, then one pass per cascading stage
+            add(check_key(identity, method, check, run.waveforms("original")[sanity], run.targets[sanity],
+                          derive_seed(seed, "randomisation"), device),
+                name, method, True, len(sanity) * (1 + settings.randomisation_stages))
     rows = []
-    for (name, method), clips in pending.items():
-        run = first[name]
+    for (name, method, check), clips in pending.items():
+        run, settings = first[name]
+        timed = replace(settings, ig_steps=settings.ig_steps or PLAN_STEPS)
         started = time.perf_counter()
         attribution_maps(classifiers[run.label], np.asarray(run.waveforms("original")[:1]), run.targets[:1], method,
-                         settings, device, derive_seed(seed, "plan"))
-        rows.append(PlanRow(name, method, clips, time.perf_counter() - started))
+                         check_settings(timed, None) if check else timed, device, derive_seed(seed, "plan"))
+        rows.append(PlanRow(name, method + (" (randomisation check)" if check else ""), clips,
+                            time.perf_counter() - started))
     return rows
+
+
+def known_steps(run: RunOutputs, identity: tuple, chosen: np.ndarray, settings: AttributionSettings,
+                device: torch.device, store: AttributionStore) -> AttributionSettings:
+    """`settings` with integrated gradients' steps as the analysis will use them, where known: fixed, or chosen
+    earlier for this classifier and kept in `store`; else unchanged (their maps are then all to compute)."""
+    if settings.ig_steps is not None:
+        return settings
+    first = chosen[: settings.completeness_clips]
+    key = sizing_key(identity, settings, content_hash(run.waveforms("original")[first], run.targets[first]), device)
+    table = store.kept_table(key)
+    return settings if table is None else with_steps(settings, chosen_steps(table))
 
 
 def describe_plan(rows: list[PlanRow], budget_minutes: float | None) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ from probe.analyses.attribution import (ATTRIBUTION_METHODS, attribution_maps, c
                                         select_clips)
 from probe.analyses.config import AttributionSettings
 from probe.analyses.registry import RunContext, register_analysis
-from probe.analyses.stats import bootstrap_mean_ci
+from probe.analyses.stats import MIN_INTERVAL_UNITS, bootstrap_mean_ci
 from probe.analyses.store import AttributionStore, code_hash, content_hash, map_settings
 from probe.errors import ConfigError
 from probe.models.base import WaveformClassifier
@@ -33,9 +34,16 @@ this at full randomisation: maps of a network whose weights carry nothing of the
 quarter of their rank variance (rho^2 = 0.25) with the trained network's. Fixed before any result was seen."""
 LEVEL = 0.95
 N_BOOT = 2000
+CHECK_SHAP_SAMPLES = 4
+"""GradientSHAP's samples per clip in the check (`check_settings`)."""
 FALLBACK_STD = 0.02
 """The spread of the draws for a tensor without one of its own (one element, or constant such as an untrained
 norm weight or a zero bias)."""
+
+
+SANITY_COLUMNS = ("method", "stage", "layers_randomised", "layers", "deepest_layer", "fraction_of_parameters",
+                  "spearman_abs", "spearman_abs_low", "spearman_abs_high", "spearman_signed", "spearman_signed_low",
+                  "spearman_signed_high", "clips", "clips_constant", "passed")
 
 
 def parameter_layers(net: torch.nn.Module) -> list[tuple[str, list[torch.nn.Parameter]]]:
@@ -165,29 +173,62 @@ def sanity_clips(run, settings: AttributionSettings, device: torch.device) -> np
     return select_clips(run.targets, clip_budget(settings, device))[: settings.sanity_clips]
 
 
-def check_key(identity: tuple, settings: AttributionSettings, waveforms: np.ndarray, targets: np.ndarray, seed: int,
-              device: torch.device) -> str:
-    """The attribution store's name for the randomisation check of these clips (`probe.analyses.store`)."""
-    return AttributionStore.key(kind="randomisation", classifier=identity, methods=settings.methods,
-                                code=[code_hash(ATTRIBUTION_METHODS.lookup(m).attribute) for m in settings.methods],
-                                settings=map_settings(settings), clips=content_hash(waveforms, targets), seed=seed,
-                                device=device.type)
+def check_settings(settings: AttributionSettings, ig_steps: int | None) -> AttributionSettings:
+    """The settings the check attributes with. It asks only whether a method's maps follow the weights, which their
+    rank order shows without their fine detail: GradientSHAP draws at most `CHECK_SHAP_SAMPLES` samples and occlusion
+    hides patches twice as large each way (a quarter of the passes); integrated gradients keep the steps the
+    analysis chose by completeness."""
+    return replace(settings, ig_steps=ig_steps if ig_steps is not None else settings.ig_steps,
+                   shap_samples=min(settings.shap_samples, CHECK_SHAP_SAMPLES),
+                   occlusion_patch=(2 * settings.occlusion_patch[0], 2 * settings.occlusion_patch[1]))
+
+
+def too_few_clips(clips: int) -> str | None:
+    """Why the check is not run on this many clips, or None: its verdict needs an interval over the clips."""
+    if clips >= MIN_INTERVAL_UNITS:
+        return None
+    return (f"not run: its verdict needs an interval over at least {MIN_INTERVAL_UNITS} clips, and it has {clips} "
+            f"(the first attributed: --attribution-clips, --sanity-clips)")
+
+
+def check_key(identity: tuple, method: str, settings: AttributionSettings, waveforms: np.ndarray,
+              targets: np.ndarray, seed: int, device: torch.device) -> str:
+    """The attribution store's name for `method`'s randomisation check on these clips (`probe.analyses.store`)."""
+    entry = ATTRIBUTION_METHODS.lookup(method)
+    return AttributionStore.key(kind="randomisation", classifier=identity, method=method, code=code_hash(entry.attribute),
+                                settings=map_settings(settings, entry.reads), clips=content_hash(waveforms, targets),
+                                seed=seed, device=device.type)
 
 
 @register_analysis("randomisation", tables=(Tables.ATTRIBUTION_SANITY,),
                    enabled=lambda config: bool(config.attributions.methods), reads=("summary:attributions",))
 def randomisation_analysis(context: RunContext) -> None:
-    """The cascading randomisation check of every attribution method, on the first attributed clips."""
-    run, classifier, settings = context.run, context.classifier, context.config.attributions
+    """The cascading randomisation check of every attribution method, on the first attributed clips, once per
+    classifier, clips and method (the store keeps it for every run behind the classifier)."""
+    run, classifier = context.run, context.classifier
     if classifier is None:
         return
+    summary = context.summary.setdefault("attributions", {})
+    settings = check_settings(context.config.attributions, summary.get("ig_steps"))
     sanity_idx = sanity_clips(run, settings, context.device)
-    context.say(f"{run.label}: randomisation sanity check on {len(sanity_idx)} clips, "
+    reason = too_few_clips(len(sanity_idx))
+    if reason:
+        context.say(f"{run.label}: randomisation check {reason}")
+        context.tables[Tables.ATTRIBUTION_SANITY] = pd.DataFrame(columns=SANITY_COLUMNS)
+        summary["randomisation_check"], summary["randomisation_not_run"] = {}, reason
+        return
+    context.say(f"{run.label}: randomisation check on {len(sanity_idx)} clips, "
                 f"{settings.randomisation_stages} cascading stages")
     waveforms, targets = run.waveforms("original")[sanity_idx], run.targets[sanity_idx]
-    seed = derive_seed(context.config.seed, "randomisation")
-    key = check_key(classifier_identity(run), settings, waveforms, targets, seed, context.device)
-    sanity = context.store.table(key, lambda: cascading_randomisation(  # once per classifier, clips and methods
-        classifier, waveforms, targets, settings.methods, settings, context.device, seed, settings.randomisation_stages))
+    seed, identity = derive_seed(context.config.seed, "randomisation"), classifier_identity(run)
+    tables = [context.store.table(
+        check_key(identity, method, settings, waveforms, targets, seed, context.device),
+        lambda method=method: cascading_randomisation(classifier, waveforms, targets, (method,), settings,
+                                                      context.device, seed, settings.randomisation_stages))
+        for method in settings.methods]
+    sanity = pd.concat(tables, ignore_index=True)
     context.tables[Tables.ATTRIBUTION_SANITY] = sanity
-    context.summary.setdefault("attributions", {})["randomisation_check"] = randomisation_summary(sanity)
+    summary["randomisation_check"] = randomisation_summary(sanity)
+    summary["randomisation_settings"] = {"clips": len(sanity_idx), "stages": settings.randomisation_stages,
+                                         "ig_steps": settings.ig_steps, "shap_samples": settings.shap_samples,
+                                         "occlusion_patch": list(settings.occlusion_patch)}

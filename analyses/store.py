@@ -23,8 +23,9 @@ from probe.fileio import atomic_write, sha256_file
 
 log = logging.getLogger(__name__)
 
-IRRELEVANT_SETTINGS = ("methods", "conditions", "max_clips", "sanity_clips")
-"""Attribution settings that choose what is attributed, not how a map comes out (the clips' content is keyed)."""
+IRRELEVANT_SETTINGS = ("methods", "conditions", "max_clips", "sanity_clips", "ig_max_error", "completeness_clips")
+"""Attribution settings that choose what is attributed, or how integrated gradients' steps are chosen, not how a
+map comes out (the clips' content and the steps chosen are keyed)."""
 _weight_hashes: dict[tuple[str, int, int], str] = {}
 
 
@@ -52,9 +53,14 @@ def code_hash(function: Callable) -> str:
     return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:16]
 
 
-def map_settings(settings: Any) -> dict[str, Any]:
-    """The attribution settings a map depends on."""
-    return {k: v for k, v in asdict(settings).items() if k not in IRRELEVANT_SETTINGS}
+METHOD_SETTINGS = ("ig_steps", "shap_samples", "occlusion_patch")
+"""Settings that belong to one method each: a map depends only on those its method reads."""
+
+
+def map_settings(settings: Any, reads: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The attribution settings a map depends on: of `METHOD_SETTINGS`, only those in `reads` (all where None)."""
+    return {k: v for k, v in asdict(settings).items()
+            if k not in IRRELEVANT_SETTINGS and (reads is None or k not in METHOD_SETTINGS or k in reads)}
 
 
 @dataclass
@@ -82,6 +88,10 @@ class AttributionStore:
     def array(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """The stored array under `key`, else `compute()`, stored."""
         return self._get(key, ".npy", compute, np.load, lambda handle, value: np.save(handle, value))
+
+    def kept_table(self, key: str) -> pd.DataFrame | None:
+        """The stored table under `key`, or None where none is kept (nothing is computed)."""
+        return self.table(key, lambda: None) if self.has(key) else None
 
     def table(self, key: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         """The stored table under `key`, else `compute()`, stored; a copy the caller may change."""

@@ -162,6 +162,7 @@ class Tables:
     ATTRIBUTION_BAND_MASS = "attribution_band_mass"
     ATTRIBUTION_BAND_PROFILE = "attribution_band_profile"
     ATTRIBUTION_SANITY = "attribution_sanity"
+    ATTRIBUTION_COMPLETENESS = "attribution_completeness"
     BAND_PROFILES = "band_profiles"
     ROUTE_CORRELATIONS = "route_correlations"
     CLASSIFIER_CONTRASTS = "classifier_contrasts"

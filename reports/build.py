@@ -26,7 +26,7 @@ from probe.reports.config import ReportConfig
 from probe.reports.answer import RELIABILITY, answer_table, answers, probe_kind
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
 from probe.reports.provenance import footer, reproduce
-from probe.reports.findings import cautions, findings, verdict_rule
+from probe.reports.findings import attribution_checks, cautions, findings, verdict_rule
 from probe.reports.gallery import write_gallery
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -239,7 +239,8 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
 
     html = env.get_template("classifier.html.j2").render(
         title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r, config.band_set) for r in runs],
-        cautions=cautions(runs), band_set=config.band_set.replace("_", "-"), input_band=_input_band(runs),
+        cautions=cautions(runs), checks=attribution_checks(runs), band_set=config.band_set.replace("_", "-"),
+        input_band=_input_band(runs),
         overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css",
         information=[_information_row(r) for r in runs if r.summary.get("information")],
         correlations=correlations.to_dict("records") if len(correlations) else [], tables=_tables(runs, folder),
@@ -356,11 +357,7 @@ def _run_card(run: AnalysedRun, band_set: str) -> dict[str, Any]:
 
 def _nmi_numbers(values: dict[str, Any]) -> dict[str, float]:
     """The NMI means and CIs a page shows: intra, chance, inter (reconstructions) and inter (originals); NaN where
-    absent. An analysis from before nmi_chance called the chance level nmi_inter and had no inter of its own."""
-    if "nmi_chance" not in values:
-        values = {"nmi_chance": values.get("nmi_inter"), "nmi_chance_ci_low": values.get("inter_ci_low"),
-                  "nmi_chance_ci_high": values.get("inter_ci_high"), "nmi_intra": values.get("nmi_intra"),
-                  "nmi_intra_ci_low": values.get("intra_ci_low"), "nmi_intra_ci_high": values.get("intra_ci_high")}
+    absent."""
     names = [f"nmi_{m}{s}" for m in ("intra", "chance", "inter", "inter_originals") for s in ("", "_ci_low", "_ci_high")]
     return {name: float(values[name]) if values.get(name) is not None else float("nan") for name in names}
 

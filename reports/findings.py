@@ -58,11 +58,6 @@ def cautions(runs: list[AnalysedRun]) -> list[str]:
                 continue
             cautioned.add((run.classifier, method))
             name = method.replace("_", " ")
-            if "spearman_abs" not in check:  # an analysis from before the cascading check
-                sentences.append(f"Caution: {run.classifier}'s {name} maps barely change when its weights are randomised "
-                                 f"(rank similarity {check['mean_rank_similarity']:.2f}); read them as a picture of the "
-                                 "input rather than of the classifier.")
-                continue
             no_interval = not all(isinstance(check.get(k), (int, float)) and np.isfinite(check[k])
                                   for k in ("spearman_abs_high", "spearman_signed_high"))
             if no_interval:
@@ -177,4 +172,39 @@ def _route_agreement(analysis: Analysis) -> dict[str, str]:
         sentences[classifier] = (f"Of {len(rows)} probe–attribution pairs compared, {best.route_a} and {best.route_b} "
                                  f"rank the mel bands most alike (Spearman ρ = {best.spearman_rho:+.2f}{interval}; the "
                                  "best of several pairs is an optimistic pick).")
+    return sentences
+
+
+def attribution_checks(runs: list[AnalysedRun]) -> list[str]:
+    """What the classifier's attribution maps were checked for, once per classifier (the runs behind it share the
+    checks): integrated gradients' steps and completeness error, and the randomisation check's outcome per method
+    (or why it did not run)."""
+    attributed = [run.summary["attributions"] for run in runs if run.summary.get("attributions", {}).get("methods")]
+    if not attributed:
+        return []
+    first, sentences = attributed[0], []
+    completeness = first.get("completeness")
+    if completeness:
+        error = completeness["median_relative_error"]
+        how = "chosen by completeness" if completeness["sized"] else "fixed by --ig-steps"
+        measured = ("not measurable (the target's output for the clips equals silence's)" if error is None else
+                    f"{100 * error:.1f} %")
+        bound = f"the bound is {100 * completeness['max_relative_error']:g} %"
+        if completeness["within_bound"] is False:
+            bound += ", not met even at the most steps tried: read the integrated-gradient maps as approximate"
+        sentences.append(f"Integrated gradients: {completeness['steps']} steps ({how}); the median relative "
+                         f"completeness error (how far a clip's attributions fall short of summing to its output minus "
+                         f"silence's) is {measured} on {completeness['clips']} clips; {bound}.")
+    check, settings = first.get("randomisation_check") or {}, first.get("randomisation_settings") or {}
+    if first.get("randomisation_not_run"):
+        sentences.append(f"Randomisation check {first['randomisation_not_run']}.")
+    elif check:
+        results = ", ".join(
+            f"{method.replace('_', ' ')} {'passes' if c['passed'] else 'fails'} (Spearman {c['spearman_signed']:.2f} "
+            f"signed, {c['spearman_abs']:.2f} absolute)" for method, c in check.items())
+        bound = next(iter(check.values()))["max_similarity"]
+        sentences.append(
+            f"Randomisation check on {settings.get('clips', next(iter(check.values()))['clips'])} clips with every "
+            f"weight randomised in {settings.get('stages', '?')} cascading stages: {results}; a pass needs both 95 % "
+            f"upper bounds below {bound:.2f}, so that the maps follow the weights.")
     return sentences

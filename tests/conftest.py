@@ -56,13 +56,12 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "data", SMALL_SYNTHETIC)
 
 
-@pytest.fixture(scope="session")
-def trained_classifier(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
-    """A small CNN fitted on the synthetic training folds, saved in probe's format."""
+def train_small_cnn(root: Path, out: Path) -> Path:
+    """A small CNN fitted on the training folds of the synthetic dataset at `root`, saved in probe's format."""
     from probe.cache import decode_split
     from probe.data import load_esc50
 
-    dataset = load_esc50(synthetic_root)
+    dataset = load_esc50(root)
     train, _ = dataset.split()
     split = decode_split(train, 16000, progress=False)
     torch.manual_seed(0)  # the weights must not depend on which tests ran before this session fixture
@@ -78,23 +77,33 @@ def trained_classifier(tmp_path_factory: pytest.TempPathFactory, synthetic_root:
         loss.backward()
         optimizer.step()
     classifier.untrained = None
-    return save_classifier(classifier.eval(), tmp_path_factory.mktemp("clf") / "small_cnn.pt")
+    return save_classifier(classifier.eval(), out / "small_cnn.pt")
+
+
+def tiny_runs(root: Path, classifier: Path, out: Path, seeds: tuple[int, ...] = (0, 1)) -> list[Path]:
+    """Complete tiny finetune runs behind the small CNN at `classifier`, one per AE seed, in `out`/run{seed}."""
+    from probe.train.finetune import FinetuneConfig, finetune
+
+    runs = []
+    for seed in seeds:
+        config = FinetuneConfig(classifier="small_cnn", classifier_weights=str(classifier), autoencoder="tiny",
+                                ae_options={"sample_rate": 16000, "channels": 1, "seed": seed},
+                                data=f"esc50:{root}", out=str(out / f"run{seed}"), epochs=1,
+                                learning_rate=3e-3, progress=False)
+        runs.append(finetune(config).path)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+    """A small CNN fitted on the synthetic training folds, saved in probe's format."""
+    return train_small_cnn(synthetic_root, tmp_path_factory.mktemp("clf"))
 
 
 @pytest.fixture(scope="session")
 def two_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path, trained_classifier: Path) -> list[Path]:
     """Two complete tiny finetune runs (one per AE start) behind the same small CNN."""
-    from probe.train.finetune import FinetuneConfig, finetune
-
-    root = tmp_path_factory.mktemp("runs")
-    runs = []
-    for seed in (0, 1):
-        config = FinetuneConfig(classifier="small_cnn", classifier_weights=str(trained_classifier), autoencoder="tiny",
-                                ae_options={"sample_rate": 16000, "channels": 1, "seed": seed},
-                                data=f"esc50:{synthetic_root}", out=str(root / f"run{seed}"), epochs=1,
-                                learning_rate=3e-3, progress=False)
-        runs.append(finetune(config).path)
-    return runs
+    return tiny_runs(synthetic_root, trained_classifier, tmp_path_factory.mktemp("runs"))
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):

@@ -9,19 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import tiny_runs, train_small_cnn
 from probe.analyses import attribution, randomisation
 from probe.analyses.analyse import analyse
 from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
+from probe.synthetic import SyntheticConfig, write_synthetic_dataset
 
 pytestmark = pytest.mark.slow
-TABLES = ("attribution_band_mass", "attribution_band_profile", "attribution_sanity")
+TABLES = ("attribution_band_mass", "attribution_band_profile", "attribution_sanity", "attribution_completeness")
+WIDE = SyntheticConfig(classes_per_category=1, clips_per_class=10, clip_seconds=0.5)
+"""Ten validation clips: enough for the randomisation check, whose verdict needs an interval over 8."""
 
 
 def _config(runs: list[Path], out: Path, store: Path | None) -> AnalyseConfig:
     return AnalyseConfig(runs=tuple(map(str, runs)), out=str(out), device="cpu", progress=False, transfer=False,
                          removal=None, shifts=ShiftSettings(n_boot=100), attribution_store=str(store) if store else None,
-                         attributions=AttributionSettings(methods=("saliency", "integrated_gradients"), max_clips=4,
-                                                          ig_steps=4, sanity_clips=2, randomisation_stages=2))
+                         attributions=AttributionSettings(methods=("saliency", "integrated_gradients"), max_clips=8,
+                                                          ig_steps=4, sanity_clips=8, randomisation_stages=2))
 
 
 def _tables(out: Path) -> dict[str, pd.DataFrame]:
@@ -31,42 +35,49 @@ def _tables(out: Path) -> dict[str, pd.DataFrame]:
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """How many times the maps and the randomisation check were computed (each a pass of classifier calls)."""
-    calls = {"maps": 0, "randomisation": 0}
-    maps, check = attribution.attribution_maps, randomisation.cascading_randomisation
+    """How many times the maps, the randomisation check and the step choice were computed (each a pass of
+    classifier calls)."""
+    calls = {"maps": 0, "randomisation": 0, "steps": 0}
+    for module, name, count in ((attribution, "attribution_maps", "maps"),
+                                (randomisation, "cascading_randomisation", "randomisation"),
+                                (attribution, "size_steps", "steps")):
+        def counting(*args, _function=getattr(module, name), _count=count, **kwargs):
+            calls[_count] += 1
+            return _function(*args, **kwargs)
 
-    def counting_maps(*args, **kwargs):
-        calls["maps"] += 1
-        return maps(*args, **kwargs)
-
-    def counting_check(*args, **kwargs):
-        calls["randomisation"] += 1
-        return check(*args, **kwargs)
-
-    monkeypatch.setattr(attribution, "attribution_maps", counting_maps)
-    monkeypatch.setattr(randomisation, "cascading_randomisation", counting_check)
+        monkeypatch.setattr(module, name, counting)
     return calls
 
 
 @pytest.fixture(scope="module")
-def third_run(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path, trained_classifier: Path) -> Path:
-    from probe.train.finetune import FinetuneConfig, finetune
+def wide(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Two tiny runs, and a third, behind a small CNN on a dataset with ten validation clips."""
+    root = write_synthetic_dataset(tmp_path_factory.mktemp("wide") / "data", WIDE)
+    classifier = train_small_cnn(root, tmp_path_factory.mktemp("wide-clf"))
+    runs = tmp_path_factory.mktemp("wide-runs")
+    return {"two_runs": tiny_runs(root, classifier, runs), "third_run": tiny_runs(root, classifier, runs, (2,))[0]}
 
-    config = FinetuneConfig(classifier="small_cnn", classifier_weights=str(trained_classifier), autoencoder="tiny",
-                            ae_options={"sample_rate": 16000, "channels": 1, "seed": 2}, data=f"esc50:{synthetic_root}",
-                            out=str(tmp_path_factory.mktemp("third") / "run2"), epochs=1, learning_rate=3e-3,
-                            progress=False)
-    return finetune(config).path
+
+@pytest.fixture(scope="module")
+def two_runs(wide: dict[str, object]) -> list[Path]:
+    return wide["two_runs"]
+
+
+@pytest.fixture(scope="module")
+def third_run(wide: dict[str, object]) -> Path:
+    return wide["third_run"]
 
 
 def test_a_second_analysis_computes_only_the_new_runs_after_clips(tmp_path: Path, two_runs: list[Path], third_run: Path,
                                                                  counted: dict[str, int]) -> None:
     store = tmp_path / "store"
     analyse(_config(two_runs, tmp_path / "first", store))
-    # per method: the originals once (the runs share the classifier and the clips), each run's "after" once
-    assert counted == {"maps": 2 * 3, "randomisation": 1}
+    # per method: the originals once (the runs share the classifier and the clips), each run's "after" once; the
+    # check once per method; the step choice once
+    assert counted == {"maps": 2 * 3, "randomisation": 2, "steps": 1}
     analyse(_config([*two_runs, third_run], tmp_path / "second", store))
-    assert counted == {"maps": 2 * 3 + 2, "randomisation": 1}  # the new run's "after" clips, per method, alone
+    # the new run's "after" clips, per method, alone
+    assert counted == {"maps": 2 * 3 + 2, "randomisation": 2, "steps": 1}
     first, second = _tables(tmp_path / "first"), _tables(tmp_path / "second")
     for name, frame in first.items():
         pd.testing.assert_frame_equal(frame, second[name])
@@ -88,7 +99,7 @@ def test_a_damaged_entry_is_computed_again_and_a_full_disk_costs_only_time(
     store = tmp_path / "store"
     analyse(_config(two_runs, tmp_path / "first", store))
     entries = sorted(store.glob("*.npy"))
-    assert len(entries) == 2 * 3 and len(list(store.glob("*.parquet"))) == 1
+    assert len(entries) == 2 * 3 and len(list(store.glob("*.parquet"))) == 2 + 1  # a check per method, the steps
     entries[0].write_bytes(entries[0].read_bytes()[:100])  # truncated, as by a disk that filled up mid-copy
     computed = counted["maps"]
     analyse(_config(two_runs, tmp_path / "again", store))
@@ -102,7 +113,8 @@ def test_a_damaged_entry_is_computed_again_and_a_full_disk_costs_only_time(
     monkeypatch.setattr(np, "save", no_room)
     analyse(_config(two_runs, tmp_path / "full", tmp_path / "full-store"))  # the analysis goes on without the store
     kept = [p.suffix for p in (tmp_path / "full-store").rglob("*") if p.is_file()]
-    assert kept == [".parquet"]  # no half-written map, and no temporary file: only the check, which np.save never wrote
+    # no half-written map, and no temporary file: only the checks and the steps, which np.save never wrote
+    assert set(kept) == {".parquet"} and len(kept) == 3
     assert "cannot keep" in caplog.text
 
 
@@ -110,13 +122,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, two_runs: li
     from probe.app.cli import main
 
     store, out = tmp_path / "store", tmp_path / "analysis"
-    flags = ["--methods", "saliency", "--attribution-clips", "4", "--sanity-clips", "2", "--randomisation-stages", "2",
+    flags = ["--methods", "saliency", "--attribution-clips", "8", "--sanity-clips", "8", "--randomisation-stages", "2",
              "--bootstrap", "100", "--no-transfer", "--no-answer", "--device", "cpu", "--quiet",
              "--attribution-store", str(store), "--out", str(out)]
     assert main(["analyse", *map(str, two_runs), *flags, "--dry-run", "--budget-minutes", "0"]) == 0
     said = capsys.readouterr().out
-    # the originals once, each run's finetuned clips once, the check's trained maps and its 2 stages on 2 clips
-    assert "small_cnn saliency: 18 clip passes" in said and "in all" in said
+    # the originals once and each run's finetuned clips once; the check's trained maps and its 2 stages on 8 clips
+    assert "small_cnn saliency: 24 clip passes" in said and "small_cnn saliency (randomisation check): 24" in said
+    assert "in all" in said
     assert "over the budget of 0 minutes" in said and "--attribution-clips N" in said
     assert not out.exists() and not store.exists()
     assert main(["analyse", *map(str, two_runs), *flags]) == 0

@@ -262,6 +262,11 @@ def _planted_classifier(name: str, index: int, dataset, synthetic, folder: Path,
     return save_classifier(classifier, path, folds=record.to_json())
 
 
+DEMO_IG_STEPS = 16
+"""Integrated gradients' steps, fixed at those the demo's validation over seeds ran with (the page still shows their
+completeness error)."""
+
+
 def analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Progress, truth=None) -> Path:
     from probe.analyses.analyse import AnalyseConfig, analyse
     from probe.analyses.config import AttributionSettings, ShiftSettings
@@ -275,7 +280,8 @@ def analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Pr
             runs=tuple(str(r) for r in runs), out=str(analysis), shifts=ShiftSettings(n_boot=1000),
             attributions=AttributionSettings(
                 methods=("integrated_gradients", "saliency") if config.attribution_clips else (),
-                conditions=("original",), max_clips=config.attribution_clips or None),
+                conditions=("original",), max_clips=config.attribution_clips or None,
+                ig_steps=DEMO_IG_STEPS),
             seed=config.seed, device=config.device, progress=False, planted=truth,
             attribution_store=str(out / "attribution-store")))  # the demo writes nothing outside its folder
     notes: tuple[str, ...] = ()

@@ -34,10 +34,17 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
     add_field(parser, AttributionSettings, "max_memory_gb", "--max-memory", type=float,
               help="GB the attributions may hold at once; each pass through the classifier carries what fits",
               default_help="half the GPU on CUDA; a quarter of the RAM, at most 4, on a CPU")
-    add_field(parser, AttributionSettings, "ig_steps", help="integrated gradients: interpolation steps per clip")
+    add_field(parser, AttributionSettings, "ig_steps", type=int, help="integrated gradients: interpolation steps per clip",
+              default_help="the fewest of 4, 8, ..., 128 that keep the median completeness error within --ig-max-error")
+    add_field(parser, AttributionSettings, "ig_max_error", type=float,
+              help="integrated gradients: the median relative completeness error the steps are chosen to stay within")
+    add_field(parser, AttributionSettings, "completeness_clips", type=int,
+              help="integrated gradients: clips the completeness error is measured on")
     add_field(parser, AttributionSettings, "shap_samples", help="GradientSHAP: samples per clip")
     add_field(parser, AttributionSettings, "occlusion_patch", help="occlusion: mel bins,frames per occluded patch")
-    add_field(parser, AttributionSettings, "sanity_clips", help="clips of the randomisation check")
+    add_field(parser, AttributionSettings, "sanity_clips",
+              help="clips of the randomisation check, the first attributed (its verdict needs at least 8: with fewer, "
+                   "0 included, it is not run)")
     add_field(parser, AttributionSettings, "randomisation_stages",
               help="cascading stages of the randomisation check (each costs one attribution pass per method)")
     add_field(parser, AnalyseConfig, "examples", type=str, help="validation positions kept as audio, comma-separated",
@@ -97,7 +104,8 @@ def _analyse_config(args: argparse.Namespace, runs: tuple[str, ...], transfer: b
                              threshold_db=args.threshold_db, noise_floor_db=args.noise_floor_db,
                              clip_floor_db=None if args.clip_floor_db is None or args.clip_floor_db < 0 else args.clip_floor_db),
         attributions=AttributionSettings(methods=args.methods, max_clips=args.max_clips, max_memory_gb=args.max_memory_gb,
-                                         ig_steps=args.ig_steps, shap_samples=args.shap_samples,
+                                         ig_steps=args.ig_steps, ig_max_error=args.ig_max_error,
+                                         completeness_clips=args.completeness_clips, shap_samples=args.shap_samples,
                                          occlusion_patch=int_pair(args.occlusion_patch, "--occlusion-patch"),
                                          sanity_clips=args.sanity_clips, randomisation_stages=args.randomisation_stages),
         examples=examples, residuals=args.residuals, transfer=transfer, seed=args.seed, device=args.device,
