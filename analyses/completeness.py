@@ -5,7 +5,7 @@ a clip's attributions sum to the classifier's output for the clip minus its outp
 The sum's shortfall, relative to that difference, is how far the `n`-step maps are from the method's definition
 (captum's convergence delta). So the steps are not a fixed guess: on the first clips of a classifier's originals,
 the fewest steps of `STEP_LADDER` whose median relative completeness error is at most `--ig-max-error` (5 %) are
-chosen, and the errors are kept in the `attribution_completeness` table and on the report's page. A fixed
+chosen (found by walking the ladder from `START_STEPS`, assuming the error falls as the steps grow), and the errors are kept in the `attribution_completeness` table and on the report's page. A fixed
 `--ig-steps` is measured the same way, so the error is known either way.
 
 The choice belongs to the classifier and the clips, not to a run: it is kept in the attribution store, and every
@@ -27,9 +27,9 @@ from probe.models.base import WaveformClassifier
 from probe.models.inspection import attribution_view
 
 STEP_LADDER = (4, 8, 16, 32, 64, 128)
-"""The step counts tried, fewest first; where none meets the bound, the last is used and the page says so."""
-PLAN_STEPS = 16
-"""The steps the plan times integrated gradients at before they are chosen."""
+"""The step counts that may be chosen; where none meets the bound, the last is used and the page says so."""
+START_STEPS = 16
+"""Where the walk along the ladder starts: most classifiers are near it, so few rungs are tried."""
 MIN_GAP = 1e-6
 """A clip whose target logit barely differs from the baseline's has no relative error (its ratio would measure
 noise): it is left out of the median."""
@@ -60,19 +60,36 @@ def relative_completeness_errors(classifier: WaveformClassifier, waveforms: np.n
 
 def size_steps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray,
                settings: AttributionSettings, device: torch.device) -> pd.DataFrame:
-    """The completeness table: one row per step count tried and clip (`steps`, the clip's `position` among those measured, `relative_error`), with
-    `chosen` marking the rows of the steps used. A fixed `settings.ig_steps` is the one count tried; otherwise the
-    ladder is climbed until the median error is at most `settings.ig_max_error`."""
-    ladder = (settings.ig_steps,) if settings.ig_steps is not None else STEP_LADDER
-    tables = []
-    for steps in ladder:
+    """The completeness table: one row per step count tried and clip (`steps`, the clip's `position` among those
+    measured, `relative_error`), with `chosen` marking the rows of the steps used. A fixed `settings.ig_steps` is the
+    one count tried. Otherwise the ladder is walked from `START_STEPS`: down while the median error stays within
+    `settings.ig_max_error`, else up until it does (the last rung where it never does); where no clip can be judged
+    (every error NaN), `START_STEPS` are used."""
+    tables: dict[int, pd.DataFrame] = {}
+
+    def median_error(steps: int) -> float:
         errors = relative_completeness_errors(classifier, waveforms, targets, steps, settings, device)
-        tables.append(pd.DataFrame({"steps": steps, "position": np.arange(len(errors)), "relative_error": errors}))
-        median = np.nanmedian(errors) if np.isfinite(errors).any() else np.nan
-        if not np.isfinite(median) or median <= settings.ig_max_error:  # no clip to judge by: more steps tell nothing
-            break
-    table = pd.concat(tables, ignore_index=True)
-    table["chosen"] = table.steps == table.steps.iloc[-1]
+        tables[steps] = pd.DataFrame({"steps": steps, "position": np.arange(len(errors)), "relative_error": errors})
+        return float(np.nanmedian(errors)) if np.isfinite(errors).any() else np.nan
+
+    def within(steps: int) -> bool:
+        return median_error(steps) <= settings.ig_max_error
+
+    if settings.ig_steps is not None:
+        median_error(chosen := settings.ig_steps)
+    else:
+        start = STEP_LADDER.index(START_STEPS)
+        first = median_error(START_STEPS)
+        chosen = START_STEPS
+        if first <= settings.ig_max_error:
+            for steps in reversed(STEP_LADDER[:start]):
+                if not within(steps):
+                    break
+                chosen = steps
+        elif np.isfinite(first):
+            chosen = next((steps for steps in STEP_LADDER[start + 1 :] if within(steps)), STEP_LADDER[-1])
+    table = pd.concat([tables[steps] for steps in sorted(tables)], ignore_index=True)
+    table["chosen"] = table.steps == chosen
     return table
 
 

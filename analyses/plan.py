@@ -16,7 +16,7 @@ import torch
 
 from probe.analyses.attribution import attribution_maps, classifier_identity, clip_budget, maps_key, select_clips
 from probe.analyses.config import AnalyseConfig, AttributionSettings
-from probe.analyses.completeness import PLAN_STEPS, chosen_steps, sizing_key, with_steps
+from probe.analyses.completeness import START_STEPS, chosen_steps, sizing_key, with_steps
 from probe.analyses.randomisation import check_key, check_settings, sanity_clips, too_few_clips
 from probe.analyses.runs import RunOutputs
 from probe.analyses.store import AttributionStore, content_hash
@@ -44,7 +44,7 @@ def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config
                      device: torch.device, store: AttributionStore) -> list[PlanRow]:
     """What the attributions will cost: the clips not in `store`, per classifier and method, each method timed on one
     clip of the classifier's first run (integrated gradients at the steps the store keeps for the classifier, else
-    at `PLAN_STEPS` until the run chooses them; the randomisation check with its own, cheaper settings)."""
+    at `START_STEPS` until the run chooses them; the randomisation check with its own, cheaper settings)."""
     seed = config.seed
     pending: dict[tuple[str, str, bool], int] = {}
     first: dict[str, tuple[RunOutputs, AttributionSettings]] = {}
@@ -80,7 +80,7 @@ def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config
     rows = []
     for (name, method, check), clips in pending.items():
         run, settings = first[name]
-        timed = replace(settings, ig_steps=settings.ig_steps or PLAN_STEPS)
+        timed = replace(settings, ig_steps=settings.ig_steps or START_STEPS)
         started = time.perf_counter()
         attribution_maps(classifiers[run.label], np.asarray(run.waveforms("original")[:1]), run.targets[:1], method,
                          check_settings(timed, None) if check else timed, device, derive_seed(seed, "plan"))

@@ -1,6 +1,7 @@
 """`python -m benchmarks`: the original configuration against ours, side by side, plus analyses, predict and start-up.
 
     python -m benchmarks [--smoke] [--device auto] [--classifiers mn10,dymn10,passt] [--no-append]
+    python -m benchmarks --gpu [--smoke] [--budget-s 450]      # the GPU figures (benchmarks/gpu.py)
 
 On a CPU it uses 1 s clips and the tiny AE, so that it runs in minutes; on a GPU, the full ArchiSound
 architecture on 5 s clips. Every figure comes from this run; the results are appended to
@@ -18,9 +19,9 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+from benchmarks.gpu import HOPPER_BF16_DENSE_TFLOPS
+
 ROOT = Path(__file__).resolve().parents[1]
-HOPPER_BF16_DENSE_TFLOPS = 989.0
-"""Dense bf16 peak of the H100 SXM and the H200 (the same Hopper chip) by NVIDIA's datasheets: the MFU denominator."""
 
 
 def run_step(mode: str, classifier: str, autoencoder: str, seconds: float, clips: int, steps: int, batch: int,
@@ -83,7 +84,16 @@ def main() -> None:
     parser.add_argument("--results", help="also keep the results JSON here, rewritten after every measurement "
                                           "(a run cut short keeps what it measured)")
     parser.add_argument("--render", metavar="JSON", help="append the BENCHMARKS.md section of an earlier run's JSON, and stop")
+    parser.add_argument("--gpu", action="store_true",
+                        help="the GPU figures (compile, bf16, channels-last, micro-batch sweep, checkpointed long clips, "
+                             "MFU, a 400-clip analysis) within --budget-s; with --smoke, their shape on a CPU")
+    parser.add_argument("--budget-s", type=float, default=450.0, help="--gpu: seconds the whole plan may take")
     args = parser.parse_args()
+    if args.gpu:
+        from benchmarks import gpu
+
+        gpu.main(args)
+        return
     if args.render:
         results = json.loads(Path(args.render).read_text())
         with open(ROOT / "BENCHMARKS.md", "a") as handle:

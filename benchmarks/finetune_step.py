@@ -5,8 +5,8 @@
 `original`: the study's configuration: a DataLoader decoding and resampling every WAV file per item
 (44.1 kHz files, as ESC-50 ships them), batch 4, fp32, eager. `ours`: probe finetune's path: the
 audio decoded once into a device-resident tensor, micro-batches as large as given, bf16 autocast on
-CUDA, optional torch.compile. Both train the AE behind the same frozen classifier with AdamW.
-Prints one JSON line.
+CUDA (`--precision`), optional torch.compile, channels-last classifier weights and activation checkpointing.
+Both train the AE behind the same frozen classifier with AdamW. Prints one JSON line.
 """
 from __future__ import annotations
 
@@ -63,6 +63,19 @@ def build(classifier_name: str, autoencoder_name: str, device: torch.device):
     return pipeline, optimizer
 
 
+class Checkpointed(torch.nn.Module):
+    """The pipeline with its activations recomputed in the backward pass (torch.utils.checkpoint): memory for time."""
+
+    def __init__(self, pipeline: torch.nn.Module) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(self.pipeline, x, use_reentrant=False)
+
+
 def step_flops(pipeline, x: torch.Tensor, y: torch.Tensor) -> float:
     """FLOPs of one forward and backward pass per clip (torch.utils.flop_counter)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -84,6 +97,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="micro-batch of `ours` (original: always 4)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="ours: autocast dtype (auto: bf16 on CUDA, fp32 on a CPU)")
+    parser.add_argument("--channels-last", action="store_true", help="ours: the classifier's weights channels-last")
+    parser.add_argument("--checkpointing", action="store_true",
+                        help="ours: recompute the pipeline's activations in the backward pass instead of keeping them")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     from probe.devices import pick_device
@@ -117,8 +135,12 @@ def main() -> None:
             split = decode_split(dataset, rate, clip_seconds=args.seconds, cache_dir=Path(tmp) / "cache", progress=False)
             cache_seconds = time.perf_counter() - started
             data_x, data_y = split.as_tensor().to(device), torch.from_numpy(split.targets % 50).to(device)
-            autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cuda)
-            model = torch.compile(pipeline) if args.compile and cuda else pipeline
+            bf16 = args.precision == "bf16" or (args.precision == "auto" and cuda)
+            autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+            if args.channels_last:
+                pipeline.classifier.to(memory_format=torch.channels_last)
+            model = Checkpointed(pipeline) if args.checkpointing else pipeline
+            model = torch.compile(model) if args.compile and cuda else model
             generator = torch.Generator().manual_seed(0)
 
             def batches():
@@ -160,7 +182,9 @@ def main() -> None:
         "memory_kind": "CUDA max allocated" if cuda else "process max RSS",
     }
     if args.mode == "ours":
-        result["cache_seconds"] = round(cache_seconds, 2)
+        result |= {"cache_seconds": round(cache_seconds, 2), "precision": "bf16" if bf16 else "fp32",
+                   "compiled": bool(args.compile and cuda), "channels_last": args.channels_last,
+                   "checkpointing": args.checkpointing}
     print(json.dumps(result))
 
 
