@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast install clean
+.PHONY: demo test test-fast docs install clean
 
 # constraints.txt pins the exact set the suite is tested with; pyproject.toml declares ranges.
 $(STAMP): pyproject.toml constraints.txt
@@ -24,5 +24,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
+# The reference pages (command line, registries, tables) are generated from the code, then the site is built.
+docs: $(STAMP)
+	$(PY) -m probe.app.docs docs/reference
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out site

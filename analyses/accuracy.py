@@ -6,10 +6,31 @@ import pandas as pd
 
 from probe.analyses.runs import objective_record, scored_against
 from probe.analyses.registry import RunContext, register_analysis
+from probe.analyses.schema import TableSchema, col
 from probe.metrics import mean_average_precision
 from probe.rundir import Tables
 
-ACCURACY_TABLES = (Tables.ACCURACY_OVERALL, Tables.ACCURACY_PER_CLASS, Tables.ACCURACY_PER_CATEGORY, Tables.CONFUSION)
+CONDITION = col("condition", "str", "the classifier's input: the original clip, or the probe's output before and after "
+                                   "finetuning", values=("original", "before", "after"))
+CLIPS = col("clips", "int", "clips scored")
+TOP = (col("top1", "float", "share of clips whose target is the top class (without labels: agreement with the "
+                            "original's top class)", "fraction"),
+       col("top5", "float", "share of clips whose target is among the top five classes", "fraction"))
+ACCURACY_TABLES = (
+    TableSchema(Tables.ACCURACY_OVERALL, "condition: the frozen classifier's accuracy over the scored clips",
+                (CONDITION, CLIPS, *TOP,
+                 col("map", "float", "mean average precision against the original's tags (multi-label classifiers only)",
+                     "fraction", optional=True))),
+    TableSchema(Tables.ACCURACY_PER_CLASS, "condition x class: accuracy on the class's clips",
+                (CONDITION, col("class_index", "int", "the class's position in the classifier's output"),
+                 col("class", "str", "class name"), col("category", "str", "the class's category"), CLIPS, *TOP)),
+    TableSchema(Tables.ACCURACY_PER_CATEGORY, "condition x category: accuracy on the category's clips",
+                (CONDITION, col("category_index", "int", "the category's position"), col("category", "str", "category name"),
+                 CLIPS, *TOP)),
+    TableSchema(Tables.CONFUSION, "condition x true class x predicted class: clip counts (pairs never seen are left out)",
+                (CONDITION, col("true", "str", "the clip's class"), col("predicted", "str", "the classifier's top class"),
+                 col("count", "int", "clips"))),
+)
 
 
 def top_k_hits(logits: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from probe.analyses.attribution import ATTRIBUTION_METHODS
 from probe.analyses.bands import band_sets_for
 from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
 from probe.analyses.registry import ComparisonContext
+from probe.analyses.schema import SCHEMA_VERSION, check_table
 from probe.analyses.runs import (
     RunOutputs,
     classifier_label,
@@ -43,7 +44,9 @@ __all__ = ["AnalyseConfig", "AttributionSettings", "ShiftSettings", "analyse", "
 
 
 def write_table(folder: Path, name: str, frame: pd.DataFrame) -> None:
-    """A table as parquet (typed) and CSV (for anything else), each written atomically."""
+    """A table as parquet (typed) and CSV (for anything else), each written atomically, checked against its
+    declared schema (`probe.analyses.schema`)."""
+    check_table(registry.table_schemas().get(name), frame)
     with atomic_write(AnalysisDir.table_file(folder, name)) as handle:
         frame.to_parquet(handle, index=False)
     write_text(AnalysisDir.table_file(folder, name, ".csv"), frame.to_csv(index=False))
@@ -127,7 +130,7 @@ def write_analysis(runs: list[RunOutputs], classifiers: dict[str, Any], config: 
         for name, frame in context.tables.items():
             write_table(folder.comparison, name, frame)
         write_json(folder.summary, {
-            "runs": [{"label": r.run.label, "path": r.summary["path"], "folder": r.run.label} for r in results],
+            "schema_version": SCHEMA_VERSION, "runs": [{"label": r.run.label, "path": r.summary["path"], "folder": r.run.label} for r in results],
             "timings": context.summary.pop("timings", {}), "comparison": context.summary,
             "comparison_tables": written, "config": _jsonable(config),
             "provenance": {**provenance({}), "seed": config.seed},
@@ -165,7 +168,7 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     context = registry.RunContext(run, classifier, folder, config, device, say, np.random.default_rng(config.seed),
                                   AttributionStore() if store is None else store)
     context.summary.update({
-        "label": run.label, "path": str(run.path), "fold": int(run.config.get("fold", 1)),
+        "schema_version": SCHEMA_VERSION, "label": run.label, "path": str(run.path), "fold": int(run.config.get("fold", 1)),
         "classifier": classifier_label(run.config),
         "setting": setting_label(run.config), "setting_base": setting_label(run.config, replicate=False),
         "probe": spec.name,

@@ -34,6 +34,7 @@ from probe.analyses.config import RemovalSettings
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.removal import decide, paired_drop, remove_bands, smallest_upper_bound
 from probe.analyses.runs import scored_against
+from probe.analyses.schema import TableSchema, col, interval
 from probe.analyses.transfer import classifier_logits
 from probe.probes import run_kind
 from probe.rundir import Tables
@@ -184,7 +185,7 @@ def _row(classifier: str, claim: str, rows: pd.DataFrame, group_id: int | None, 
     return {"classifier": classifier, "claim": claim, "from_hz": low, "to_hz": high, "group": group_id,
             "replicates_agreeing": int(votes), "replicates": int(replicates),
             "contrast_db": float(rows.contrast_db.mean()), "removal_drop": drop[0] if drop else np.nan,
-            "removal_ci_low": drop[1] if drop else np.nan, "removal_ci_high": drop[2] if drop else np.nan,
+            "ci_low": drop[1] if drop else np.nan, "ci_high": drop[2] if drop else np.nan,
             "confirmed": bool(confirmed), "metric": metric, "note": note}
 
 
@@ -271,7 +272,7 @@ def answer_sentence(classifier: str, rows: pd.DataFrame, group: Replicates, leve
         parts.append(f"can do without {spans(without)}")
     said = " and ".join(parts) if parts else "has no confirmed word"
     extra = []
-    measured = lambda r: f"{r.removal_drop:+.0f} points [{r.removal_ci_low:+.0f}, {r.removal_ci_high:+.0f}]"  # noqa: E731
+    measured = lambda r: f"{r.removal_drop:+.0f} points [{r.ci_low:+.0f}, {r.ci_high:+.0f}]"  # noqa: E731
     if group.count < 2:  # no words: what the one probe proposed, and what removing it costs
         said = "gets no verdict word"
         for proposal in ("kept", "dropped"):
@@ -282,10 +283,10 @@ def answer_sentence(classifier: str, rows: pd.DataFrame, group: Replicates, leve
                     + (f" (removing it costs {measured(r)})" if not math.isnan(r.removal_drop) else "")
                     for r in proposed.itertuples()))
     for row in rows[rows.claim == "not_confirmed"].itertuples():
-        why = ("more than the margin" if row.removal_ci_low > settings.margin_points
+        why = ("more than the margin" if row.ci_low > settings.margin_points
                else f"not shown below the {settings.margin_points:g}-point margin")
         extra.append(f"the probe dropped {format_hz(row.from_hz)}–{format_hz(row.to_hz)}, but removing it costs "
-                     f"{row.removal_drop:+.0f} points [{row.removal_ci_low:+.0f}, {row.removal_ci_high:+.0f}], {why}: "
+                     f"{row.removal_drop:+.0f} points [{row.ci_low:+.0f}, {row.ci_high:+.0f}], {why}: "
                      "not confirmed")
     if group.count < 2:
         extra.append(f"no word from {SPREAD_NOTE}")
@@ -302,7 +303,28 @@ def answer_sentence(classifier: str, rows: pd.DataFrame, group: Replicates, leve
         f"checked by removing the range from the originals, margin {settings.margin_points:g} points)."
 
 
-@register_analysis("answer", tables=(Tables.ANSWER,), scope="comparison",
+ANSWER_SCHEMA = TableSchema(
+    Tables.ANSWER, "classifier x claim: the answer's words, each proposed by the answer probe's replicates and measured "
+                   "by removing the range from the original clips (answer.csv)",
+    (col("classifier", "str", "the classifier"),
+     col("claim", "str", "can_do_without: removing every such range together costs less than the margin; needs: "
+                         "removing it alone costs more; needs_one_of: neither alone does, both together do; "
+                         "not_confirmed: dropped by the probe, but removing it costs more; no_verdict: nothing shown",
+         values=("can_do_without", "needs", "needs_one_of", "not_confirmed", "no_verdict")),
+     col("from_hz", "float", "the range's lower edge", "Hz"), col("to_hz", "float", "the range's upper edge", "Hz"),
+     col("group", "int", "the ranges of one needs_one_of claim share a group (empty otherwise)"),
+     col("replicates_agreeing", "int", "replicates that proposed the range"), col("replicates", "int", "replicates"),
+     col("contrast_db", "float", "the range's mean contrast against the control over its bands and the replicates",
+         "dB"),
+     col("removal_drop", "float", "what removing the range (with its claim's other ranges) costs: accuracy, or "
+                                  "agreement without labels, in points", "points"),
+     *interval("points", "the drop (one-sided 95 % bounds)"),
+     col("confirmed", "bool", "the removal confirms the claim"),
+     col("metric", "str", "what a point is of", values=("accuracy", "agreement")),
+     col("note", "str", "what the reader must know about this claim")))
+
+
+@register_analysis("answer", tables=(ANSWER_SCHEMA,), scope="comparison",
                    enabled=lambda config: config.removal is not None,
                    reads=(Tables.BAND_CONTRAST_VS_CONTROL, "summary:bands"), writes=("summary:answer",))
 def answer_analysis(context: ComparisonContext) -> None:

@@ -21,6 +21,7 @@ from probe.analyses.completeness import (chosen_steps, completeness_summary, siz
 from probe.analyses.config import AttributionSettings  # noqa: F401 (re-exported)
 from probe.analyses.passes import samples_per_pass
 from probe.analyses.registry import RunContext, register_analysis
+from probe.analyses.schema import TableSchema, col
 from probe.analyses.routes import attribution_per_clip, contrast_per_clip, correlate
 from probe.analyses.spectral import group_means
 from probe.analyses.store import AttributionStore, code_hash, content_hash, map_settings, weights_hash
@@ -68,6 +69,7 @@ def register_method(name: str, one_clip_per_call: bool = False, sized_by_complet
 
 @register_method("integrated_gradients", sized_by_completeness=True, reads=("ig_steps",))
 def integrated_gradients(forward, mel, baseline, targets, settings, max_batch):
+    """Integrated gradients (Sundararajan et al. 2017) from silence, at `ig_steps` chosen by completeness."""
     from captum.attr import IntegratedGradients
 
     # captum runs the clips x steps interpolations `max_batch` at a time
@@ -77,6 +79,7 @@ def integrated_gradients(forward, mel, baseline, targets, settings, max_batch):
 
 @register_method("saliency")
 def saliency(forward, mel, baseline, targets, settings, max_batch):
+    """The signed gradient of the target's logit with respect to the input (Simonyan et al. 2014)."""
     from captum.attr import Saliency
 
     return Saliency(forward).attribute(mel, target=targets, abs=False)  # signed: the randomisation check reads both
@@ -84,6 +87,7 @@ def saliency(forward, mel, baseline, targets, settings, max_batch):
 
 @register_method("gradient_shap", one_clip_per_call=True, reads=("shap_samples",))
 def gradient_shap(forward, mel, baseline, targets, settings, max_batch):
+    """GradientSHAP (Lundberg and Lee 2017): expected gradients over `shap_samples` draws around silence."""
     from captum.attr import GradientShap
 
     noise = torch.randn((4, *mel.shape[1:])).to(mel.device) * 0.1  # drawn in attribution_maps' seeded scope
@@ -99,6 +103,7 @@ def gradient_shap(forward, mel, baseline, targets, settings, max_batch):
 
 @register_method("occlusion", reads=("occlusion_patch",))
 def occlusion(forward, mel, baseline, targets, settings, max_batch):
+    """The target's logit change when `occlusion_patch` patches are replaced by silence (Zeiler and Fergus 2014)."""
     from captum.attr import Occlusion
 
     patch = (1, min(settings.occlusion_patch[0], mel.shape[2]), min(settings.occlusion_patch[1], mel.shape[3]))
@@ -247,7 +252,30 @@ def sized_settings(context: RunContext, chosen: np.ndarray, identity: tuple) -> 
     return with_steps(settings, chosen_steps(table))
 
 
-ATTRIBUTION_TABLES = (Tables.ATTRIBUTION_BAND_MASS, Tables.ATTRIBUTION_BAND_PROFILE, Tables.ATTRIBUTION_COMPLETENESS)
+METHOD = col("method", "str", "the attribution method (`--methods`)")
+ATTRIBUTED = col("condition", "str", "whose maps: the originals, or the finetuned reconstructions",
+                 values=("original", "after"))
+ATTRIBUTION_TABLES = (
+    TableSchema(Tables.ATTRIBUTION_BAND_MASS, "attributed clip x condition x method x mel bin: the bin's share of the "
+                                              "clip's absolute attribution (a clip's shares sum to 1)",
+                (col("clip_id", "str", "the clip"), col("class", "str", "its class"), ATTRIBUTED, METHOD,
+                 col("mel_bin", "int", "the classifier's input bin (mel bin, or STFT bin of a waveform model)"),
+                 col("mass", "float", "share of the absolute attribution", "fraction"))),
+    TableSchema(Tables.ATTRIBUTION_BAND_PROFILE, "method x condition x mel bin: the mean share over the attributed clips",
+                (METHOD, ATTRIBUTED, col("band_index", "int", "the input bin"),
+                 col("mass", "float", "mean share of the absolute attribution", "fraction"),
+                 col("low_hz", "float", "the bin's lower edge, where the classifier's mel bands are known", "Hz",
+                     optional=True),
+                 col("centre_hz", "float", "the bin's centre", "Hz", optional=True),
+                 col("high_hz", "float", "the bin's upper edge", "Hz", optional=True))),
+    TableSchema(Tables.ATTRIBUTION_COMPLETENESS, "step count tried x clip: how complete integrated gradients are on the "
+                                                 "first originals (`probe.analyses.completeness`)",
+                (col("steps", "int", "interpolation steps"), col("clip_id", "str", "the clip"),
+                 col("relative_error", "float", "|sum of the attributions - (target logit of the clip - of silence)| "
+                                                "over |that difference|; NaN where the difference is below 1e-6",
+                     "fraction"),
+                 col("chosen", "bool", "these are the steps the maps use"))),
+)
 
 
 @register_analysis("attributions", tables=ATTRIBUTION_TABLES,

@@ -114,11 +114,13 @@ def merge_narrow_bands(band_set: BandSet, min_bins: int = MIN_FFT_BINS) -> BandS
 
 @register_band_set("octave")
 def octave_bands(sample_rate: int, classifier: object = None) -> BandSet:
+    """Octave bands, centred on 1 kHz x 2^k, from 20 Hz to the Nyquist frequency."""
     return fractional_octave_bands("octave", sample_rate, 1)
 
 
 @register_band_set("third_octave")
 def third_octave_bands(sample_rate: int, classifier: object = None) -> BandSet:
+    """Third-octave bands, centred on 1 kHz x 2^(k/3), from 20 Hz to the Nyquist frequency."""
     return fractional_octave_bands("third_octave", sample_rate, 3)
 
 

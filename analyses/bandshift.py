@@ -32,6 +32,7 @@ from probe.analyses.stats import (
     mean_and_se,
     t_test_p,
 )
+from probe.analyses.schema import TableSchema, col, interval
 from probe.probes import probe_of_run
 from probe.rundir import AFTER, BEFORE, Tables
 from probe.units import format_hz
@@ -72,8 +73,8 @@ def summarise_per_band(values: np.ndarray, settings: ShiftSettings, rng: np.rand
     p_values = t_test_p(values, groups)
     claims = claim_p_values(values, settings.threshold_db, groups)
     return {"clips": np.isfinite(values).sum(0), "units": units, "effective_units": moments.effective_units,
-            "mean_shift_db": mean, "ci_low_db": low,
-            "ci_high_db": high, "se_db": se, "p_value": p_values, "p_adjusted": CORRECTIONS[settings.correction](p_values),
+            "mean_shift_db": mean, "ci_low": low,
+            "ci_high": high, "se_db": se, "p_value": p_values, "p_adjusted": CORRECTIONS[settings.correction](p_values),
             **{f"p_{claim}": p for claim, p in claims.items()}}
 
 
@@ -101,7 +102,7 @@ def assign_verdicts(frames: list[pd.DataFrame], settings: ShiftSettings) -> list
             offset += len(rows)
         for index in rows:
             shown = [word for word, claim in CLAIMS.items() if frame.at[index, f"p_{claim}_adjusted"] < settings.alpha
-                     and _interval_agrees(word, frame.at[index, "ci_low_db"], frame.at[index, "ci_high_db"], settings)]
+                     and _interval_agrees(word, frame.at[index, "ci_low"], frame.at[index, "ci_high"], settings)]
             frame.at[index, "verdict"] = shown[0] if shown else "inconclusive"
     return frames
 
@@ -129,7 +130,7 @@ def _group_rows(values: np.ndarray, groups: np.ndarray, names: list[str], key: s
         rows.append(pd.DataFrame({"condition": condition, key: name, **band_set.columns(),
                                   "clips": np.isfinite(values[members]).sum(0),
                                   "units": mean_and_se(values[members], units[members])[2],
-                                  "mean_shift_db": mean, "ci_low_db": low, "ci_high_db": high}))
+                                  "mean_shift_db": mean, "ci_low": low, "ci_high": high}))
     return rows
 
 
@@ -245,8 +246,93 @@ def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octav
     return {"ranges": ranges, "sentence": sentence}
 
 
-BAND_SHIFT_TABLES = (Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_SHIFT_OVERALL, Tables.BAND_SHIFT_PER_CLASS, Tables.BAND_SHIFT_PER_CATEGORY,
-                     Tables.BAND_CONTRAST_VS_CONTROL)
+def curve_table(curves: dict[str, np.ndarray], declared, class_names: list[str]) -> pd.DataFrame:
+    """The trained probe's curves in long form: one row per curve, class ("all" for a curve shared by every class)
+    and frequency."""
+    rows = []
+    for curve in declared:
+        if curve.name not in curves:
+            continue
+        frequencies, values = curves[f"{curve.name}_frequencies_hz"], np.atleast_2d(curves[curve.name])
+        for index, row in enumerate(values):
+            rows.append(pd.DataFrame({"curve": curve.name, "label": curve.label,
+                                      "class": class_names[index] if curve.per_class else "all",
+                                      "frequency_hz": frequencies.astype(np.float64), "value": row.astype(np.float64)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+CONDITIONS = ("before", "after", CONTRAST)
+BAND = (col("band_set", "str", "the band set (`--band-sets`): octave, third_octave, mel, or a plugin's"),
+        col("band_index", "int", "the band's position in its set, from the lowest"),
+        col("band", "str", "the band's label"))
+BAND_EDGES = (col("low_hz", "float", "the band's lower edge", "Hz"), col("centre_hz", "float", "the band's centre", "Hz"),
+              col("high_hz", "float", "the band's upper edge", "Hz"),
+              col("fft_bins", "float", "FFT bins of the analysis grid inside the band (weighted by a mel filter's "
+                                       "shape for mel bands)"),
+              col("merged_from", "str", "the bands merged into this one where each alone was too narrow for the FFT; "
+                                        "empty otherwise"))
+SHIFT_SUMMARY = (
+    col("clips", "int", "clips with a value (a clip whose band lies below --clip-floor-db is left out)"),
+    col("units", "int", "independent units among them (source recordings)"),
+    col("effective_units", "float", "units weighted by their sizes (Bell-McCaffrey degrees of freedom + 1); a verdict "
+                                    "needs 8"),
+    col("mean_shift_db", "float", "mean over the units of the per-clip change: reconstruction minus original band "
+                                  "energy (for the contrast: finetuned minus the control)", "dB"),
+    *interval("dB", "the mean"),
+    col("se_db", "float", "the mean's cluster-robust (CR2) standard error", "dB"),
+    col("p_value", "float", "two-sided t-test p of a zero mean"),
+    col("p_adjusted", "float", "p_value corrected over the band set's bands (--correction)"),
+    *(col(f"p_{claim}", "float", f"one-sided p of the claim that the mean lies {claim} the threshold "
+                                 f"(±--threshold-db)") for claim in ("below", "above", "within")),
+    *(col(f"p_{claim}_adjusted", "float", f"p_{claim} corrected over the family (NaN where no test is made)")
+      for claim in ("below", "above", "within")),
+    col("family_tests", "int", "claims corrected together: every claim of every row of the band set"),
+    col("verdict", "str", "what the tests show: suppressed / boosted beyond the threshold, preserved within it, "
+                          "or why there is no verdict", values=VERDICTS),
+    col("near_noise_floor", "bool", "the band's mean original level lies more than --noise-floor-db below the loudest "
+                                    "band's: no verdict"),
+)
+LEVEL = col("original_level_db", "float", "the band's mean original energy", "dB")
+GAIN_FLOOR = col("at_gain_floor", "bool", "the spectral gain sits within 3 dB of its floor here (spectral-gain runs "
+                                          "only): a suppressed band reads 'not needed'", optional=True)
+GROUP_SUMMARY = (col("clips", "int", "clips with a value"), col("units", "int", "independent units among them"),
+                 col("mean_shift_db", "float", "mean over the units of the per-clip change", "dB"),
+                 *interval("dB", "the mean"))
+BAND_SHIFT_TABLES = (
+    TableSchema(Tables.BAND_SHIFT_PER_CLIP, "clip x reconstruction x band: the energy change the probe made",
+                (col("clip_id", "str", "the clip"), col("unit", "str", "its independent unit (source recording)"),
+                 col("class", "str", "its class"), col("category", "str", "its class's category"),
+                 col("condition", "str", "which reconstruction", values=("before", "after")), *BAND,
+                 col("centre_hz", "float", "the band's centre", "Hz"),
+                 col("original_db", "float", "the original's band energy", "dB"),
+                 col("shift_db", "float", "reconstruction minus original band energy; NaN below --clip-floor-db", "dB"),
+                 col("contrast_db", "float", "on the after rows: the finetuned shift minus the control's (what the "
+                                             "conclusions read); NaN elsewhere", "dB"))),
+    TableSchema(Tables.BAND_SHIFT_OVERALL, "reconstruction x band: the absolute change against the original (it includes "
+                                           "the probe's own error), with its test",
+                (col("condition", "str", "which reconstruction", values=("before", "after")), *BAND, *BAND_EDGES,
+                 *SHIFT_SUMMARY, LEVEL, GAIN_FLOOR)),
+    TableSchema(Tables.BAND_SHIFT_PER_CLASS, "condition x class x band: the mean change within the class",
+                (col("condition", "str", "which reconstruction, or the contrast", values=CONDITIONS),
+                 col("class", "str", "the class"), *BAND, *BAND_EDGES, *GROUP_SUMMARY)),
+    TableSchema(Tables.BAND_SHIFT_PER_CATEGORY, "condition x category x band: the mean change within the category",
+                (col("condition", "str", "which reconstruction, or the contrast", values=CONDITIONS),
+                 col("category", "str", "the category"), *BAND, *BAND_EDGES, *GROUP_SUMMARY)),
+    TableSchema(Tables.BAND_CONTRAST_VS_CONTROL, "band: what finetuning changed against the control, per clip (what the "
+                                                 "conclusions read), with its test",
+                (col("contrast", "str", "what is subtracted, in words"),
+                 col("reference", "str", "the control: the untuned probe (before), or for an AE started from random "
+                                         "weights the identity on the same resampling chain",
+                     values=(BEFORE, IDENTITY)),
+                 col("condition", "str", "always contrast", values=(CONTRAST,)), *BAND, *BAND_EDGES, *SHIFT_SUMMARY,
+                 LEVEL, GAIN_FLOOR)),
+    TableSchema(Tables.PROBE_CURVES, "curve x class x frequency: what the trained probe saved of itself (the spectral "
+                                     "gain's gain per frequency); written for probes that save curves",
+                (col("curve", "str", "the curve's name"), col("label", "str", "what its values are, with their unit"),
+                 col("class", "str", "the class of a per-class curve; all for a curve shared by every class"),
+                 col("frequency_hz", "float", "frequency", "Hz"),
+                 col("value", "float", "the curve's value, in the unit its label names (the gain: dB)"))),
+)
 
 
 def reference_of(run) -> str:
@@ -271,6 +357,8 @@ def band_shift_analysis(context: RunContext) -> None:
                                             run.units, reference or BEFORE))
     curves = probe_curves(run)
     context.arrays.update(curves)
+    if curves:
+        context.tables[Tables.PROBE_CURVES] = curve_table(curves, probe_of_run(run.config).curves, run.class_names)
     record = objective_record(run)
     for curve in probe_of_run(run.config).curves:
         if curve.floor_key and not curve.per_class and curve.name in curves and record.get(curve.floor_key) is not None:
@@ -295,7 +383,12 @@ def band_shift_analysis(context: RunContext) -> None:
     }
 
 
-@register_analysis(Tables.BAND_PROFILES, tables=(Tables.BAND_PROFILES,), scope="comparison",
+BAND_PROFILES = TableSchema(Tables.BAND_PROFILES, "run x reconstruction x band: every run's band_shift_overall in one "
+                                                  "table",
+                            (col("run", "str", "the run"), *BAND_SHIFT_TABLES[1].columns))
+
+
+@register_analysis(Tables.BAND_PROFILES, tables=(BAND_PROFILES,), scope="comparison",
                    reads=(Tables.BAND_SHIFT_OVERALL,))
 def band_profiles(context: ComparisonContext) -> None:
     """Every run's overall band shifts in one table."""

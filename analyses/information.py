@@ -22,6 +22,7 @@ import pandas as pd
 
 from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.spectral import run_mel_maps
+from probe.analyses.schema import TableSchema, col, interval
 from probe.analyses.stats import bootstrap_mean_ci
 from probe.rundir import Tables
 
@@ -133,9 +134,8 @@ def nmi_per_clip(maps: dict[str, np.ndarray], clip_ids: list[str], class_names: 
 
 def nmi_summary(per_clip: pd.DataFrame, class_categories: list[int], class_names: list[str], category_names: list[str],
                 level: float, n_boot: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Mean of each of the NMI_MEASURES with bootstrap CIs (`<measure>_ci_low`, `<measure>_ci_high`): overall, per
-    category and per class, for each condition, resampling whole source recordings (`unit`). `intra_ci_low`,
-    `intra_ci_high` repeat nmi_intra's interval for readers of the older names."""
+    """Mean of each of the NMI_MEASURES with its bootstrap interval (`ci_low`, `ci_high`), one row per measure:
+    overall, per category and per class, for each condition, resampling whole source recordings (`unit`)."""
     category_of = {name: category_names[class_categories[i]] for i, name in enumerate(class_names)}
     frame = per_clip.assign(category=per_clip["class"].map(category_of))
     rows = []
@@ -146,16 +146,51 @@ def nmi_summary(per_clip: pd.DataFrame, class_categories: list[int], class_names
         for scope, name, part in groups:
             units = part["unit"].to_numpy()
             mean, low, high = bootstrap_mean_ci(part[list(NMI_MEASURES)].to_numpy(), level, n_boot, rng, units)
-            row = {"condition": condition, "scope": scope, "group": name, "clips": len(part),
-                   "units": int(len(np.unique(units)))}
             for k, measure in enumerate(NMI_MEASURES):
-                row.update({measure: mean[k], f"{measure}_ci_low": low[k], f"{measure}_ci_high": high[k]})
-            row.update(intra_ci_low=low[0], intra_ci_high=high[0])
-            rows.append(row)
+                rows.append({"condition": condition, "scope": scope, "group": name, "clips": len(part),
+                             "units": int(len(np.unique(units))), "measure": measure, "mean": mean[k],
+                             "ci_low": low[k], "ci_high": high[k]})
     return pd.DataFrame(rows)
 
 
-@register_analysis("information", tables=(Tables.NMI_PER_CLIP, Tables.NMI_SUMMARY))
+def measures_of(summary: pd.DataFrame) -> dict[str, float]:
+    """One scope, group and condition's rows of `nmi_summary` as `<measure>`, `<measure>_ci_low`, `<measure>_ci_high`
+    (what the run summary and the report read)."""
+    numbers: dict[str, float] = {}
+    for row in summary.itertuples():
+        numbers.update({row.measure: float(row.mean), f"{row.measure}_ci_low": float(row.ci_low),
+                        f"{row.measure}_ci_high": float(row.ci_high)})
+    if len(summary):
+        numbers.update(clips=float(summary.clips.iloc[0]), units=float(summary.units.iloc[0]))
+    return numbers
+
+
+NMI_DESCRIPTIONS = {
+    "nmi_intra": "the original's map against its own reconstruction's (rank-binned): the pattern kept",
+    "nmi_chance": "the original's map against another clip's reconstruction: the chance level of nmi_intra",
+    "nmi_inter": "the reconstructions of two different clips: high when the AE imposes one pattern whatever the input",
+    "nmi_inter_originals": "the same two clips' originals: what nmi_inter is read against",
+    "nmi_intra_shared": "nmi_intra on one dB scale shared by the pair: lowered by a compression of the dB scale",
+}
+NMI_TABLES = (
+    TableSchema(Tables.NMI_PER_CLIP, "clip x reconstruction: Palacio et al.'s normalised mutual information of log-mel "
+                                     "maps (0 to 1), each clip paired with another by a random derangement",
+                (col("clip_id", "str", "the clip"), col("unit", "str", "its independent unit (source recording)"),
+                 col("class", "str", "its class"),
+                 col("condition", "str", "which reconstruction", values=("before", "after")),
+                 *(col(name, "float", text) for name, text in NMI_DESCRIPTIONS.items()))),
+    TableSchema(Tables.NMI_SUMMARY, "condition x scope x group x measure: the mean NMI over the clips, with its "
+                                    "interval over the source recordings",
+                (col("condition", "str", "which reconstruction", values=("before", "after")),
+                 col("scope", "str", "what the group is", values=("overall", "category", "class")),
+                 col("group", "str", "the category or class (all, overall)"), col("clips", "int", "clips"),
+                 col("units", "int", "independent units (source recordings)"),
+                 col("measure", "str", "which NMI (nmi_per_clip's columns)", values=NMI_MEASURES),
+                 col("mean", "float", "mean over the clips"), *interval(of="the mean"))),
+)
+
+
+@register_analysis("information", tables=NMI_TABLES)
 def information_analysis(context: RunContext) -> None:
     """Palacio's NMI of each clip's log-mel map with its reconstruction's, against the chance level; and between
     reconstructions of different inputs, against the same inputs' originals."""
@@ -166,8 +201,8 @@ def information_analysis(context: RunContext) -> None:
     summary = nmi_summary(per_clip, run.class_categories, run.class_names, run.category_names, shifts.level, shifts.n_boot,
                           context.rng)
     context.tables.update(nmi_per_clip=per_clip, nmi_summary=summary)
-    overall = summary[summary.scope == "overall"].drop(columns=["scope", "group"]).set_index("condition")
+    overall = summary[summary.scope == "overall"]
     context.summary["information"] = {
         "measure": "normalised mutual information of quantised log-mel maps (Palacio et al.)",
         "notes": NMI_NOTES,
-        **{condition: {k: float(v) for k, v in row.items()} for condition, row in overall.iterrows()}}
+        **{condition: measures_of(rows) for condition, rows in overall.groupby("condition", sort=False)}}

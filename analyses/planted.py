@@ -36,9 +36,10 @@ from probe.analyses.answer import Remover
 from probe.analyses.config import PlantedTruth
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.removal import decide
+from probe.analyses.schema import TableSchema, col, interval
 from probe.analyses.stats import MIN_INTERVAL_UNITS, bootstrap_mean_ci, cluster_moments, t_test_p
 from probe.rundir import Tables
-from probe.synthetic import HIGH
+from probe.synthetic import HIGH, LOW
 
 RECOVERY_ALPHA = 0.05
 
@@ -81,8 +82,8 @@ def judge(per_clip: pd.Series, units: pd.Series | None, relies_on: str | None, t
     values = per_clip.to_numpy(dtype=np.float64)[:, None]
     groups = units.reindex(per_clip.index).to_numpy() if units is not None else None
     mean, low, high = bootstrap_mean_ci(values, 0.95, 2000, rng, groups)
-    result = {"high_minus_low_db": round(float(mean[0]), 2), "ci_low_db": round(float(low[0]), 2),
-              "ci_high_db": round(float(high[0]), 2), "clips": int(np.isfinite(values).sum()), "recovered": None}
+    result = {"high_minus_low_db": round(float(mean[0]), 2), "ci_low": round(float(low[0]), 2),
+              "ci_high": round(float(high[0]), 2), "clips": int(np.isfinite(values).sum()), "recovered": None}
     if cluster_moments(values, groups).effective_units[0] < MIN_INTERVAL_UNITS:
         return {**result, "too_few_clips": True}  # no verdict from a handful of clips
     if relies_on is not None:
@@ -138,8 +139,8 @@ def describe_planted(answer: dict[str, Any]) -> list[str]:
             mark = {True: "recovered", False: "missed", None: "-"}[result["recovered"]]
             if result.get("reference") == "identity":
                 mark += " (against the identity: includes the AE's own error)"
-            interval = (f"[{result['ci_low_db']:+.1f}, {result['ci_high_db']:+.1f}]"
-                        if result.get("ci_low_db") == result.get("ci_low_db") and "ci_low_db" in result else "")
+            interval = (f"[{result['ci_low']:+.1f}, {result['ci_high']:+.1f}]"
+                        if result.get("ci_low") == result.get("ci_low") and "ci_low" in result else "")
             lines.append(f"    {probe:<38} high - low {result['high_minus_low_db']:+6.1f} dB {interval:<16} {mark}")
             if result["recovered"] is not None:
                 hits, total = tally.get(probe, (0, 0))
@@ -219,7 +220,23 @@ def remove_planted(context: ComparisonContext, truth: PlantedTruth) -> dict[str,
     return found
 
 
-@register_analysis("planted", tables=(Tables.PLANTED,), scope="comparison", enabled=lambda config: config.planted is not None,
+PLANTED_SCHEMA = TableSchema(
+    Tables.PLANTED, "(the demo) classifier x probe: does the probe point at the band planted in the classifier?",
+    (col("classifier", "str", "the planted CNN"),
+     col("relies_on", "str", "the band it was trained to rely on (empty: both)", values=(LOW, HIGH)),
+     col("probe", "str", "the probe setting, or the attribution method"),
+     col("high_minus_low_db", "float", "per clip, the mean over the high range's bands minus the low range's, against "
+                                       "the control (per mel bin for attributions); mean over clips", "dB"),
+     *interval("dB", "the mean"), col("clips", "int", "clips with a value"),
+     col("recovered", "bool", "a one-sided test shows the contrast pointing at the planted band by more than 3 dB "
+                              "(empty where nothing was planted or there were too few clips)"),
+     col("p_recovered", "float", "that test's p", optional=True),
+     col("too_few_clips", "bool", "fewer than 8 effective units: no verdict", optional=True),
+     col("reference", "str", "the probe's control (attributions have none)", values=("before", "identity"),
+         optional=True)))
+
+
+@register_analysis("planted", tables=(PLANTED_SCHEMA,), scope="comparison", enabled=lambda config: config.planted is not None,
                    reads=(Tables.BAND_SHIFT_PER_CLIP, "summary:bands", Tables.ATTRIBUTION_BAND_MASS,
                           Tables.ATTRIBUTION_BAND_PROFILE, Tables.ANSWER, "summary:answer"))
 def planted_analysis(context: ComparisonContext) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probe.analyses.bandshift import CONTRAST, assign_verdicts, describe_bands, summarise_per_band
+from probe.analyses.bandshift import BAND, BAND_EDGES, CONTRAST, SHIFT_SUMMARY, assign_verdicts, describe_bands, summarise_per_band
 from probe.analyses.registry import ComparisonContext, register_analysis
+from probe.analyses.schema import TableSchema, col
 from probe.rundir import AFTER, Tables
 from probe.seeding import derive_seed
 
@@ -71,7 +72,14 @@ def pooled_contrasts(results: list[Any], settings, rng: np.random.Generator) -> 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-@register_analysis(Tables.BAND_CONTRAST_POOLED, tables=(Tables.BAND_CONTRAST_POOLED,), scope="comparison",
+POOLED = TableSchema(
+    Tables.BAND_CONTRAST_POOLED, "(cross-validated runs) classifier x probe setting x band: band_contrast_vs_control "
+                                 "over every fold's clips together, with the same interval, tests and verdicts",
+    (col("classifier", "str", "the classifier"), col("setting", "str", "the probe setting"),
+     col("folds", "str", "the folds pooled, comma-separated"), *BAND, *BAND_EDGES, *SHIFT_SUMMARY))
+
+
+@register_analysis(Tables.BAND_CONTRAST_POOLED, tables=(POOLED,), scope="comparison",
                    reads=(Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL))
 def pooled_contrast_analysis(context: ComparisonContext) -> None:
     """The contrast against the control of every cross-validated (classifier, setting), its folds pooled."""

@@ -21,6 +21,7 @@ from probe.analyses.attribution import (ATTRIBUTION_METHODS, attribution_maps, c
                                         select_clips)
 from probe.analyses.config import AttributionSettings
 from probe.analyses.registry import RunContext, register_analysis
+from probe.analyses.schema import TableSchema, col, interval
 from probe.analyses.stats import MIN_INTERVAL_UNITS, bootstrap_mean_ci
 from probe.analyses.store import AttributionStore, code_hash, content_hash, map_settings
 from probe.errors import ConfigError
@@ -41,9 +42,9 @@ FALLBACK_STD = 0.02
 norm weight or a zero bias)."""
 
 
-SANITY_COLUMNS = ("method", "stage", "layers_randomised", "layers", "deepest_layer", "fraction_of_parameters",
-                  "spearman_abs", "spearman_abs_low", "spearman_abs_high", "spearman_signed", "spearman_signed_low",
-                  "spearman_signed_high", "clips", "clips_constant", "passed")
+MAP_KINDS = {"abs": "absolute", "signed": "signed"}
+"""The maps compared, by their key in the summary and their name in the table."""
+KIND_OF_MAPS = {name: kind for kind, name in MAP_KINDS.items()}
 
 
 def parameter_layers(net: torch.nn.Module) -> list[tuple[str, list[torch.nn.Parameter]]]:
@@ -93,13 +94,13 @@ def _mean_ci(values: np.ndarray, seed: int) -> tuple[float, float, float]:
 def cascading_randomisation(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray,
                             methods: Sequence[str], settings: AttributionSettings, device: torch.device, seed: int,
                             stages: int | None = None) -> pd.DataFrame:
-    """One row per method and stage 1..S: stage k has re-drawn the top ceil(k L / S) of the L layers of
-    `parameter_layers` (cumulatively; the last stage all of them), on a deep copy of `classifier`. Columns:
-    `layers_randomised`, `deepest_layer`, `fraction_of_parameters`, the mean over clips of the Spearman between
-    the trained and the randomised maps, absolute (`spearman_abs`) and signed (`spearman_signed`), each with its
-    bootstrap interval over clips (`_low`, `_high`), `clips` (compared), `clips_constant` (those where a map is
-    constant, so has no ranks: left out of the means) and the method's verdict `passed` (from its last stage,
-    repeated on its rows).
+    """One row per method, stage 1..S and maps compared: stage k has re-drawn the top ceil(k L / S) of the L layers
+    of `parameter_layers` (cumulatively; the last stage all of them), on a deep copy of `classifier`. Columns:
+    `layers_randomised`, `deepest_layer`, `fraction_of_parameters`, `maps` (absolute or signed), the mean over clips
+    of the Spearman between the trained and the randomised maps (`spearman`) with its bootstrap interval over clips
+    (`ci_low`, `ci_high`), `clips` (compared), `clips_constant` (those where a map is constant, so has no ranks:
+    left out of the means) and the method's verdict `passed` (both maps' upper bounds below `MAX_SIMILARITY` at the
+    last stage, repeated on its rows).
 
     The absolute map is |signed map|, which for probe's one-channel mel input is `attribution_maps`' default map,
     so a stage costs one attribution pass. Every pass uses the same attribution seed, so GradientSHAP's draws do
@@ -131,19 +132,17 @@ def cascading_randomisation(classifier: WaveformClassifier, waveforms: np.ndarra
             signed_maps = maps(randomised, method)
             similarity = {"abs": spearman_per_clip(np.abs(trained[method]), np.abs(signed_maps)),
                           "signed": spearman_per_clip(trained[method], signed_maps)}
-            row: dict[str, Any] = {"method": method, "stage": stage, "layers_randomised": done,
-                                   "layers": len(layers), "deepest_layer": layers[done - 1][0],
-                                   "fraction_of_parameters": drawn / total}
+            constant = int((~np.isfinite(similarity["abs"]) | ~np.isfinite(similarity["signed"])).sum())
             for kind, values in similarity.items():
                 mean, low, high = _mean_ci(values, derive_seed(seed, "bootstrap", method, stage, kind))
-                row |= {f"spearman_{kind}": mean, f"spearman_{kind}_low": low, f"spearman_{kind}_high": high}
-            row["clips"] = len(signed_maps)
-            row["clips_constant"] = int((~np.isfinite(similarity["abs"]) | ~np.isfinite(similarity["signed"])).sum())
-            rows.append(row)
+                rows.append({"method": method, "stage": stage, "layers_randomised": done, "layers": len(layers),
+                             "deepest_layer": layers[done - 1][0], "fraction_of_parameters": drawn / total,
+                             "maps": MAP_KINDS[kind], "spearman": mean, "ci_low": low, "ci_high": high,
+                             "clips": len(signed_maps), "clips_constant": constant})
     table = pd.DataFrame(rows)
-    final = table[table.stage == stages].set_index("method")
+    final = table[table.stage == stages]
     # no interval (fewer clips than bootstrap_mean_ci's minimum) is no evidence of low similarity: NaN < x is False
-    passed = (final.spearman_abs_high < MAX_SIMILARITY) & (final.spearman_signed_high < MAX_SIMILARITY)
+    passed = (final.ci_high < MAX_SIMILARITY).groupby(final.method).all()
     table["passed"] = table.method.map(passed).astype(bool)
     return table
 
@@ -153,17 +152,20 @@ def randomisation_summary(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
     threshold, the number of clips, the stage curve and the verdict."""
     summary = {}
     for method, rows in table.groupby("method", sort=False):
-        rows = rows.sort_values("stage")
-        last = rows.iloc[-1]
+        wide = {}
+        for row in rows.itertuples():
+            kind = KIND_OF_MAPS[row.maps]
+            wide.setdefault(int(row.stage), {"row": row}).update(
+                {f"spearman_{kind}": float(row.spearman), f"spearman_{kind}_high": float(row.ci_high)})
+        last = wide[max(wide)]
         summary[str(method)] = {
-            "spearman_abs": float(last.spearman_abs), "spearman_abs_high": float(last.spearman_abs_high),
-            "spearman_signed": float(last.spearman_signed), "spearman_signed_high": float(last.spearman_signed_high),
-            "max_similarity": MAX_SIMILARITY, "clips": int(last.clips), "clips_constant": int(last.clips_constant),
-            "passed": bool(last.passed),
-            "stages": [{"stage": int(r.stage), "layers_randomised": int(r.layers_randomised),
-                        "fraction_of_parameters": float(r.fraction_of_parameters),
-                        "spearman_abs": float(r.spearman_abs), "spearman_signed": float(r.spearman_signed)}
-                       for r in rows.itertuples()],
+            **{k: v for k, v in last.items() if k != "row"},
+            "max_similarity": MAX_SIMILARITY, "clips": int(last["row"].clips),
+            "clips_constant": int(last["row"].clips_constant), "passed": bool(last["row"].passed),
+            "stages": [{"stage": stage, "layers_randomised": int(values["row"].layers_randomised),
+                        "fraction_of_parameters": float(values["row"].fraction_of_parameters),
+                        "spearman_abs": values["spearman_abs"], "spearman_signed": values["spearman_signed"]}
+                       for stage, values in sorted(wide.items())],
         }
     return summary
 
@@ -200,7 +202,23 @@ def check_key(identity: tuple, method: str, settings: AttributionSettings, wavef
                                 seed=seed, device=device.type)
 
 
-@register_analysis("randomisation", tables=(Tables.ATTRIBUTION_SANITY,),
+SANITY_SCHEMA = TableSchema(
+    Tables.ATTRIBUTION_SANITY, "method x stage x maps: the cascading randomisation check (Adebayo et al. 2018); empty "
+                               "when fewer than 8 clips are attributed",
+    (col("method", "str", "the attribution method"),
+     col("stage", "int", "cumulative stage: stage k of S has re-drawn the top ceil(k L / S) of the L layers"),
+     col("layers_randomised", "int", "layers re-drawn so far, from the output"), col("layers", "int", "layers in all"),
+     col("deepest_layer", "str", "the last layer re-drawn"),
+     col("fraction_of_parameters", "float", "share of the parameters re-drawn", "fraction"),
+     col("maps", "str", "which maps are compared", values=tuple(MAP_KINDS.values())),
+     col("spearman", "float", "mean over the clips of the Spearman correlation between the trained and the randomised "
+                              "network's maps"),
+     *interval(of="the mean"), col("clips", "int", "clips compared"),
+     col("clips_constant", "int", "clips left out because a map is constant (no ranks)"),
+     col("passed", "bool", "the method's verdict: at full randomisation both maps' ci_high lie below 0.5")))
+
+
+@register_analysis("randomisation", tables=(SANITY_SCHEMA,),
                    enabled=lambda config: bool(config.attributions.methods), reads=("summary:attributions",))
 def randomisation_analysis(context: RunContext) -> None:
     """The cascading randomisation check of every attribution method, on the first attributed clips, once per
@@ -214,7 +232,7 @@ def randomisation_analysis(context: RunContext) -> None:
     reason = too_few_clips(len(sanity_idx))
     if reason:
         context.say(f"{run.label}: randomisation check {reason}")
-        context.tables[Tables.ATTRIBUTION_SANITY] = pd.DataFrame(columns=SANITY_COLUMNS)
+        context.tables[Tables.ATTRIBUTION_SANITY] = pd.DataFrame(columns=list(SANITY_SCHEMA.column_names))
         summary["randomisation_check"], summary["randomisation_not_run"] = {}, reason
         return
     context.say(f"{run.label}: randomisation check on {len(sanity_idx)} clips, "

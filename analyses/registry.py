@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 import numpy as np
 import pandas as pd
 
+from probe.analyses.schema import TableSchema, with_identity
 from probe.progress import Progress
 from probe.registries import Registry
 
@@ -105,6 +106,8 @@ class Analysis:
     analysis may read the per-run analyses' outputs, which are all written before it runs."""
     writes: tuple[str, ...] = ()
     """What it writes besides its tables (`summary:bands`, `summary:answer`), for the analyses that read it."""
+    schemas: tuple[TableSchema, ...] = ()
+    """The declared columns of its tables (`probe.analyses.schema`); a plugin's table may have none."""
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -114,18 +117,27 @@ class Analysis:
 ANALYSES: Registry[Analysis] = Registry("analysis", builtins="probe.analyses")
 
 
-def register_analysis(name: str, tables: tuple[str, ...], scope: Scope = "run",
+def register_analysis(name: str, tables: tuple[str | TableSchema, ...], scope: Scope = "run",
                       enabled: Callable[["AnalyseConfig"], bool] | None = None, reads: tuple[str, ...] = (),
                       writes: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
-    """Decorator: register `function(context)` as an analysis that writes `tables` (and `writes`), reading `reads`."""
+    """Decorator: register `function(context)` as an analysis that writes `tables` (each a name, or a `TableSchema`
+    that declares its columns) and `writes`, reading `reads`."""
 
     def decorate(function: Callable) -> Callable:
         doc = (function.__doc__ or "").strip().splitlines()
-        ANALYSES.register(name, Analysis(name, scope, tuple(tables), function, enabled or (lambda config: True),
-                                         doc[0] if doc else "", tuple(reads), tuple(writes)))
+        names = tuple(table.name if isinstance(table, TableSchema) else table for table in tables)
+        schemas = tuple(with_identity(table) if scope == "run" else table  # written with the run's identity in front
+                        for table in tables if isinstance(table, TableSchema))
+        ANALYSES.register(name, Analysis(name, scope, names, function, enabled or (lambda config: True),
+                                         doc[0] if doc else "", tuple(reads), tuple(writes), schemas))
         return function
 
     return decorate
+
+
+def table_schemas() -> dict[str, TableSchema]:
+    """Every declared table schema by table name, built-ins and plugins'."""
+    return {schema.name: schema for analysis in ANALYSES.entries() for schema in analysis.schemas}
 
 
 def analyses(scope: Scope) -> list[Analysis]:

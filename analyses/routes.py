@@ -16,6 +16,7 @@ import pandas as pd
 
 from probe.analyses.pooled import by_fold, fold_tables
 from probe.analyses.registry import ComparisonContext, register_analysis
+from probe.analyses.schema import TableSchema, col, interval
 from probe.analyses.stats import rank_correlation_ci
 from probe.rundir import AFTER, Tables
 from probe.seeding import derive_seed
@@ -112,7 +113,18 @@ ROUTE_TABLES = (Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL, Tab
 """The tables the routes read."""
 
 
-@register_analysis(Tables.ROUTE_CORRELATIONS, tables=(Tables.ROUTE_CORRELATIONS,), scope="comparison",
+ROUTES = TableSchema(
+    Tables.ROUTE_CORRELATIONS, "classifier x pair of routes: Spearman's rho between two routes' mean profiles over the "
+                               "classifier's mel bands (a probe's contrast against its control, an attribution method's "
+                               "mass), with a bootstrap interval over the clips; no p-value (adjacent mel bands overlap)",
+    (col("classifier", "str", "the classifier"), col("route_a", "str", "the first route"),
+     col("kind_a", "str", "what it is", values=(PROBE, ATTRIBUTION)), col("route_b", "str", "the second route"),
+     col("kind_b", "str", "what it is", values=(PROBE, ATTRIBUTION)),
+     col("spearman_rho", "float", "rank correlation of the two mean profiles"), *interval(of="rho"),
+     col("bands", "int", "mel bands compared"), col("pairs_compared", "int", "clips both routes cover")))
+
+
+@register_analysis(Tables.ROUTE_CORRELATIONS, tables=(ROUTES,), scope="comparison",
                    reads=(Tables.BAND_SHIFT_PER_CLIP, Tables.BAND_CONTRAST_VS_CONTROL, Tables.ATTRIBUTION_BAND_MASS))
 def route_correlation_analysis(context: ComparisonContext) -> None:
     """Rank correlations, with bootstrap intervals over clips, between every pair of routes (probe contrasts,

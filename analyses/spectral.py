@@ -7,6 +7,7 @@ import torch
 
 from probe.analyses import bands
 from probe.analyses.bands import long_enough_for_stft
+from probe.analyses.schema import TableSchema, col, interval
 from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.stats import bootstrap_mean_ci, t_test_p
 from probe.progress import EMPTY_MEL_FILTER, without_known_warnings
@@ -97,7 +98,25 @@ def run_mel_maps(context: RunContext) -> dict[str, np.ndarray]:
     return context.memo("mel_maps", lambda: {c: mel_maps(run.waveforms(c), run.sample_rate) for c in run.conditions})
 
 
-@register_analysis("spectra", tables=(Tables.DESCRIPTORS_PER_CLIP, Tables.DESCRIPTOR_SHIFTS))
+DESCRIPTOR_UNITS = {"centroid_hz": "Hz", "bandwidth_hz": "Hz", "rolloff_hz": "Hz", "flatness": ""}
+SPECTRA_TABLES = (
+    TableSchema(Tables.DESCRIPTORS_PER_CLIP, "clip x condition: spectral descriptors (librosa, mean over frames)",
+                (col("clip_id", "str", "the clip"), col("class", "str", "its class"),
+                 col("condition", "str", "the original or a reconstruction", values=("original", "before", "after")),
+                 col("centroid_hz", "float", "spectral centroid", "Hz"),
+                 col("bandwidth_hz", "float", "spectral bandwidth about the centroid", "Hz"),
+                 col("rolloff_hz", "float", "frequency below which 85 % of the energy lies", "Hz"),
+                 col("flatness", "float", "spectral flatness (0: tonal, 1: white noise)"))),
+    TableSchema(Tables.DESCRIPTOR_SHIFTS, "reconstruction x descriptor: the mean change from the original",
+                (col("condition", "str", "which reconstruction", values=("before", "after")),
+                 col("descriptor", "str", "which descriptor (its unit: the suffix of its name)", values=DESCRIPTORS),
+                 col("mean_original", "float", "the descriptor's mean on the originals"),
+                 col("mean_shift", "float", "mean change, reconstruction minus original, in the descriptor's unit"),
+                 *interval(of="the mean change"), col("p_value", "float", "two-sided t-test p of a zero mean"))),
+)
+
+
+@register_analysis("spectra", tables=SPECTRA_TABLES)
 def spectra_analysis(context: RunContext) -> None:
     """Mean spectra and log-mel maps per class and category; spectral descriptors per clip and their shifts."""
     run, config, arrays = context.run, context.config, context.arrays

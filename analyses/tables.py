@@ -8,10 +8,11 @@ from typing import Any
 
 import pandas as pd
 
+from probe.analyses.schema import IDENTITY_COLUMNS
 from probe.errors import ConfigError
 from probe.rundir import AnalysisDir
 
-IDENTITY = ("run", "classifier", "setting", "fold", "seed")
+IDENTITY = tuple(column.name for column in IDENTITY_COLUMNS)
 """The columns that name a row's run in every per-run table."""
 
 

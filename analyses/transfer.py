@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probe.analyses.bandshift import ShiftSettings, assign_verdicts, summarise_per_band
+from probe.analyses.bandshift import BAND, SHIFT_SUMMARY, ShiftSettings, assign_verdicts, summarise_per_band
 from probe.analyses.pooled import pooled_per_clip
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.runs import RunOutputs, scored_against
+from probe.analyses.schema import TableSchema, col
 from probe.audio import resample
 from probe.models.base import WaveformClassifier
 from probe.rundir import Tables
@@ -117,7 +118,34 @@ def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-@register_analysis(Tables.CLASSIFIER_CONTRASTS, tables=(Tables.CLASSIFIER_CONTRASTS,), scope="comparison",
+CLASSIFIER_CONTRASTS = TableSchema(
+    Tables.CLASSIFIER_CONTRASTS, "probe setting x pair of classifiers x band: classifier A's finetuned band shift minus "
+                                 "B's, paired per clip on the same clips, with its test (positive: A's probe keeps more)",
+    (col("setting", "str", "the probe setting both ran"), col("classifier_a", "str", "classifier A"),
+     col("classifier_b", "str", "classifier B"), *BAND, col("centre_hz", "float", "the band's centre", "Hz"),
+     *(c for c in SHIFT_SUMMARY if c.name != "near_noise_floor")))
+
+
+def _divergence(key: str) -> TableSchema:
+    return TableSchema(
+        f"{key}_divergence", f"{key}: the largest RMS difference between two finetuned probes' contrast profiles "
+                             "(octave bands); descriptive, with no interval and no test",
+        (col(key, "str", f"the {key}"), col("rms_difference_db", "float", "RMS over the bands of the difference", "dB"),
+         col("most_different", "str", "the two runs, 'A vs B'"),
+         col("clips", "int", f"the {key}'s clips in the smaller of the two runs")))
+
+
+TRANSFER = TableSchema(
+    Tables.TRANSFER, "run x judging classifier: Palacio et al.'s transfer test, every classifier on every run's "
+                     "reconstructions of its own scored fold",
+    (col("autoencoder_of", "str", "the run whose probe made the reconstructions"),
+     col("classifier_of", "str", "the judging classifier"), col("fold", "int", "the scored fold"),
+     col("own", "bool", "the judge is the classifier the run was finetuned for"), col("clips", "int", "clips scored"),
+     *(col(f"accuracy_{c}", "float", f"the judge's top-1 accuracy on the {c} clips", "fraction")
+       for c in ("original", "before", "after"))))
+
+
+@register_analysis(Tables.CLASSIFIER_CONTRASTS, tables=(CLASSIFIER_CONTRASTS,), scope="comparison",
                    reads=(Tables.BAND_SHIFT_PER_CLIP,))
 def classifier_contrast_analysis(context: ComparisonContext) -> None:
     """Classifier against classifier for the same probe setting on the same clips."""
@@ -128,7 +156,7 @@ def classifier_contrast_analysis(context: ComparisonContext) -> None:
         context.tables[Tables.CLASSIFIER_CONTRASTS] = contrasts
 
 
-@register_analysis("divergence", tables=(Tables.CLASS_DIVERGENCE, Tables.CATEGORY_DIVERGENCE), scope="comparison",
+@register_analysis("divergence", tables=(_divergence("class"), _divergence("category")), scope="comparison",
                    reads=(Tables.BAND_SHIFT_PER_CLASS, Tables.BAND_SHIFT_PER_CATEGORY, "summary:bands"))
 def divergence_analysis(context: ComparisonContext) -> None:
     """The classes and categories whose band profiles differ most between two finetuned probes (their contrasts against
@@ -146,7 +174,7 @@ def divergence_analysis(context: ComparisonContext) -> None:
         context.summary[f"most_divergent_{key}"] = divergence.head(5).to_dict("records")
 
 
-@register_analysis("transfer", tables=(Tables.TRANSFER,), scope="comparison", enabled=lambda config: config.transfer)
+@register_analysis("transfer", tables=(TRANSFER,), scope="comparison", enabled=lambda config: config.transfer)
 def transfer_analysis(context: ComparisonContext) -> None:
     """Every distinct classifier on every run's reconstructions (Palacio et al.'s transfer test), scored against the
     labels: runs trained without them (their targets are their own classifier's decisions) are left out."""

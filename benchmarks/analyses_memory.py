@@ -6,7 +6,7 @@
 Each point builds a run directory in `probe finetune`'s format (synthetic 5 s clips at 32 kHz; the
 "reconstruction" a low-passed copy; the classifier with seeded random weights in its published format)
 and runs `probe analyse` on it in a fresh process, whose peak RSS (and, on CUDA, peak allocated GPU
-memory is not included) is read from the kernel. Goal (issue 25): peak RSS under 6 GB on the CPU at any
+memory is not included) is read from the kernel. Goal: peak RSS under 6 GB on the CPU at any
 clip count, and time linear in clips.
 """
 from __future__ import annotations
@@ -22,16 +22,20 @@ import time
 from pathlib import Path
 
 
-def measure(classifier: str, clips: int, seconds: float, device: str, extra: list[str]) -> dict:
-    """One `probe analyse` in its own process: wall time and peak RSS."""
+def measure(classifier: str, clips: int, seconds: float, device: str, extra: list[str],
+            timeout: float | None = None) -> dict:
+    """One `probe analyse` in its own process: wall time and peak RSS (within `timeout` seconds, if given)."""
     from benchmarks.analyses_speed import build_run
 
     with tempfile.TemporaryDirectory() as tmp:
         run = build_run(Path(tmp), clips, seconds=seconds, classifier=classifier)
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", PEAK_REPORTING_CLI, "analyse", str(run), "--out", str(Path(tmp) / "a"),
-                                 "--device", device, "--quiet", "--no-transfer",
-                                 "--allow-untrained", *extra], capture_output=True, text=True)
+        try:
+            result = subprocess.run([sys.executable, "-c", PEAK_REPORTING_CLI, "analyse", str(run), "--out",
+                                     str(Path(tmp) / "a"), "--device", device, "--quiet", "--no-transfer",
+                                     "--allow-untrained", *extra], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"classifier": classifier, "clips": clips, "failed": f"over the {timeout:.0f} s allowed"}
         elapsed = time.perf_counter() - started
     if result.returncode:
         return {"classifier": classifier, "clips": clips, "failed": result.stderr.strip().splitlines()[-1][:200]}

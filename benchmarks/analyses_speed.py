@@ -6,7 +6,7 @@ classifier, then times (1) the spectral and band analyses and (2) each attributi
 
     python benchmarks/analyses_speed.py [--clips 400] [--attribution-clips 8] [--device auto] [--out DIR]
 
-Target (issue 5): the spectral and band analyses of 400 clips in under 60 s on 2 CPU cores.
+Target: the spectral and band analyses of 400 clips in under 60 s on 2 CPU cores.
 """
 from __future__ import annotations
 

@@ -73,8 +73,8 @@ def across_seeds(answers: dict[int, dict]) -> list[dict]:
         sign = {"high": 1, "low": -1}.get(cell["relies_on"]) if scored else None
         rows.append({**{k: cell[k] for k in ("classifier", "probe", "relies_on")}, "seeds": n,
                      "reference": "/".join(sorted(cell["references"])),
-                     "recoveries": sum(cell["recovered"]) if sign else None, "mean_db": mean, "ci_low_db": mean - half,
-                     "ci_high_db": mean + half, "min_db": float(values.min()), "max_db": float(values.max()),
+                     "recoveries": sum(cell["recovered"]) if sign else None, "mean_db": mean, "ci_low": mean - half,
+                     "ci_high": mean + half, "min_db": float(values.min()), "max_db": float(values.max()),
                      "planted_sign": sign, "contrasts_db": [float(v) for v in values]})
     return rows
 
@@ -159,7 +159,7 @@ def holds_with_margin(row: dict, threshold_db: float) -> bool | None:
     """Whether the across-seed interval lies wholly beyond the threshold in the planted direction (None: no plant)."""
     if not row["planted_sign"]:
         return None
-    bound = row["ci_low_db"] if row["planted_sign"] > 0 else -row["ci_high_db"]
+    bound = row["ci_low"] if row["planted_sign"] > 0 else -row["ci_high"]
     return bool(bound > threshold_db)
 
 
@@ -252,7 +252,7 @@ def table(rows: list[dict], threshold_db: float) -> list[str]:
         recovered = f"{row['recoveries']} of {row['seeds']}" if row["recoveries"] is not None else "–"
         margin = {True: "yes", False: "no", None: "–"}[holds_with_margin(row, threshold_db)]
         lines.append(f"| {row['classifier']} | {row['relies_on'] or 'both'} | {row['probe']} | {recovered} | "
-                     f"{row['mean_db']:+.1f} | [{row['ci_low_db']:+.1f}, {row['ci_high_db']:+.1f}] | "
+                     f"{row['mean_db']:+.1f} | [{row['ci_low']:+.1f}, {row['ci_high']:+.1f}] | "
                      f"{row['min_db']:+.1f} … {row['max_db']:+.1f} | {margin} | {REFERENCES.get(row['reference'], row['reference'])} |")
     return lines
 
@@ -294,7 +294,7 @@ def render(rows: dict[str, list[dict]], cover: list[dict], seeds: list[int], thr
         "150-1800 Hz (its other band carries a random class), `high_band_cnn` only 4500-7200 Hz, `full_band_cnn` "
         "both. Behind each, every probe of the demo is finetuned and analysed (`probe demo --seed S`).",
         "",
-        "The metric, fixed in `probe/analyses/planted.py` before this table was first made:",
+        "The metric, fixed in `probe.analyses.planted` before this table was first made:",
         "",
         *[f"> {line}" if line else ">" for line in planted.__doc__.split("was run:", 1)[1].strip().splitlines()],
         "",
@@ -318,7 +318,7 @@ def render(rows: dict[str, list[dict]], cover: list[dict], seeds: list[int], thr
             "### The answer's words over the seeds",
             "",
             "Each seed's index says, per classifier, which ranges it needs and which it can do without "
-            "(`probe/analyses/answer.py`, fixed before any seed below was run): the spectral gain's "
+            "(`probe.analyses.answer`, fixed before any seed below was run): the spectral gain's "
             f"{GAIN_REPLICATES} replicates propose (a word needs at least 4 of 5 to agree and the across-replicate "
             "t bound beyond the threshold), and cutting the range from the original validation clips confirms: "
             f"\"can do without\" when removing every such range together costs less than the {margin:g}-point margin "

@@ -164,12 +164,18 @@ class Tables:
     ATTRIBUTION_SANITY = "attribution_sanity"
     ATTRIBUTION_COMPLETENESS = "attribution_completeness"
     BAND_PROFILES = "band_profiles"
+    PROBE_CURVES = "probe_curves"
     ROUTE_CORRELATIONS = "route_correlations"
     CLASSIFIER_CONTRASTS = "classifier_contrasts"
     CLASS_DIVERGENCE = "class_divergence"
     CATEGORY_DIVERGENCE = "category_divergence"
     TRANSFER = "transfer"
     PLANTED = "planted"
+
+
+SCHEMA_VERSION = 2
+"""Written into every analysis summary (`schema_version`) and checked on reading: raised whenever a table's columns
+change meaning (`probe.analyses.schema` declares them), so a reader knows which layout it holds."""
 
 
 class AnalysisDir:
@@ -202,9 +208,9 @@ class AnalysisDir:
             summary = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(path, f"unreadable analysis summary ({exc})") from None
-        if not isinstance(summary, dict) or not {"tables", "setting", "label"} <= set(summary):
-            raise ConfigError(path, "written by an older probe (no index of its tables): run `probe analyse` on its "
-                                    "runs again")
+        if not isinstance(summary, dict) or summary.get("schema_version") != SCHEMA_VERSION:
+            raise ConfigError(path, "written by an older probe (its tables have another layout): run `probe analyse` "
+                                    "on its runs again")
         return summary
 
 

@@ -119,8 +119,8 @@ def answer_table(chosen: list[Answer], band_set: str, pooled: pd.DataFrame | Non
             "classifier": answer.classifier, "run": answer.run.label, "probe": answer.run.setting, "kind": answer.kind,
             "folds": answer.folds or str(answer.run.summary.get("fold", 1)),
             "band": rows.band.to_numpy(), "centre_hz": rows.centre_hz.to_numpy(),
-            "contrast_db": rows.mean_shift_db.to_numpy(), "ci_low_db": rows.ci_low_db.to_numpy(),
-            "ci_high_db": rows.ci_high_db.to_numpy(), "verdict": rows.verdict.to_numpy(),
+            "contrast_db": rows.mean_shift_db.to_numpy(), "ci_low": rows.ci_low.to_numpy(),
+            "ci_high": rows.ci_high.to_numpy(), "verdict": rows.verdict.to_numpy(),
             "significant": rows.verdict.isin(SIGNIFICANT).to_numpy(),
             "no_verdict": (rows.verdict.isin(NO_VERDICT) | rows.near_noise_floor.astype(bool)).to_numpy(),
         }))

@@ -261,8 +261,8 @@ def _planted_rows(analysis: Analysis) -> list[dict[str, Any]]:
         for probe, result in entry["probes"].items():
             verdict = {True: "recovered", False: "missed", None: "–"}[result.get("recovered")]
             rows.append({"classifier": classifier, "relies_on": entry["relies_on"] or "both", "probe": probe,
-                         "contrast": result["high_minus_low_db"], "low": result.get("ci_low_db", float("nan")),
-                         "high": result.get("ci_high_db", float("nan")), "verdict": verdict,
+                         "contrast": result["high_minus_low_db"], "low": result.get("ci_low", float("nan")),
+                         "high": result.get("ci_high", float("nan")), "verdict": verdict,
                          "against": {"identity": "the identity (includes the AE's own error)",
                                      "before": "the untuned probe"}.get(result.get("reference"), "–")})
     return rows
@@ -369,9 +369,11 @@ def _category_information(runs: list[AnalysedRun], category: str) -> list[dict[s
         nmi = run.table(Tables.NMI_SUMMARY)
         if not len(nmi):
             continue
-        row = nmi[(nmi.scope == "category") & (nmi.group == category) & (nmi.condition == "after")]
-        if len(row):
-            rows.append({"setting": run.setting, **_nmi_numbers(row.iloc[0].to_dict())})
+        chosen = nmi[(nmi.scope == "category") & (nmi.group == category) & (nmi.condition == "after")]
+        if len(chosen):
+            wide = {f"{r.measure}{suffix}": value for r in chosen.itertuples()
+                    for suffix, value in (("", r.mean), ("_ci_low", r.ci_low), ("_ci_high", r.ci_high))}
+            rows.append({"setting": run.setting, **_nmi_numbers(wide)})
     return rows
 
 
@@ -480,7 +482,7 @@ def _class_row(runs: list[AnalysedRun], name: str, band_set: str) -> dict[str, A
             "largest_shift": None if largest is None else {
                 "band": largest.band, "db": float(largest.mean_shift_db),  # no interval below the minimum n: None
                 **{key: (None if pd.isna(largest[column]) else float(largest[column]))
-                   for key, column in (("low", "ci_low_db"), ("high", "ci_high_db"))}},
+                   for key, column in (("low", "ci_low"), ("high", "ci_high"))}},
         })
     return {"name": name, "cells": cells}
 

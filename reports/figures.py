@@ -146,7 +146,7 @@ def band_profiles(profiles: dict[str, pd.DataFrame], title: str, size: FigureSiz
     for colour, (name, frame) in zip(palette(len(profiles)), profiles.items()):
         frame = frame.sort_values("centre_hz")
         ax.plot(frame.centre_hz, frame.mean_shift_db, marker="o", markersize=3, color=colour, label=name)
-        ax.fill_between(frame.centre_hz, frame.ci_low_db, frame.ci_high_db, color=colour, alpha=0.2, linewidth=0)
+        ax.fill_between(frame.centre_hz, frame.ci_low, frame.ci_high, color=colour, alpha=0.2, linewidth=0)
     _frequency_axes(ax, "band centre frequency (Hz)", ylabel, title, size)
     return fig
 
@@ -278,13 +278,13 @@ def attribution_grid(maps: dict[str, np.ndarray], title: str, size: FigureSize =
 
 
 def information_kept(rows: pd.DataFrame, title: str, size: FigureSize = WEB) -> plt.Figure:
-    """Palacio's NMI per run (rows: label, nmi_intra, intra_ci_low, intra_ci_high, nmi_chance), with the chance level
-    (a clip against another clip's reconstruction; older analyses called it nmi_inter)."""
+    """Palacio's NMI per run (rows: label, nmi_intra, nmi_intra_ci_low, nmi_intra_ci_high, nmi_chance), with the
+    chance level (a clip against another clip's reconstruction)."""
     fig, ax = _figure(size, height_scale=max(1.0, 0.2 * len(rows)))
     positions = np.arange(len(rows))
-    errors = np.vstack([rows.nmi_intra - rows.intra_ci_low, rows.intra_ci_high - rows.nmi_intra])
+    errors = np.vstack([rows.nmi_intra - rows.nmi_intra_ci_low, rows.nmi_intra_ci_high - rows.nmi_intra])
     ax.barh(positions, rows.nmi_intra, xerr=np.nan_to_num(errors), color=palette(1)[0], capsize=2)
-    chance = rows.nmi_chance if "nmi_chance" in rows else rows.nmi_inter
+    chance = rows.nmi_chance
     ax.scatter(chance, positions, marker="|", s=120, color="black", zorder=3)
     ax.set_yticks(positions, rows.label)
     ax.invert_yaxis()

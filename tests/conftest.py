@@ -34,10 +34,11 @@ def _seed() -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _probe_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Downloads and the attribution store go to a folder of the session's, never the user's home (subprocesses
-    inherit it)."""
+    """Downloads and the attribution store go to a folder of the session's, never the user's home, and every table
+    written is checked against its declared schema (subprocesses inherit both)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PROBE_HOME", str(tmp_path_factory.mktemp("probe-home")))
+        patch.setenv("PROBE_STRICT_SCHEMA", "1")  # a table that drifts from its declared columns fails the test
         yield
 
 

@@ -34,8 +34,8 @@ def _run(tmp_path: Path, summary: dict, shifts=(0.5, 4.0, -9.0, -2.0), floor=(Fa
     run._tables["band_contrast_vs_control"] = pd.DataFrame({
         "condition": "contrast", "band_set": "octave", "band_index": range(len(BANDS)),
         "band": [b[0] for b in BANDS], "low_hz": [b[1] for b in BANDS], "centre_hz": [b[2] for b in BANDS],
-        "high_hz": [b[3] for b in BANDS], "mean_shift_db": shifts, "ci_low_db": np.array(shifts) - 1,
-        "ci_high_db": np.array(shifts) + 1, "near_noise_floor": floor,
+        "high_hz": [b[3] for b in BANDS], "mean_shift_db": shifts, "ci_low": np.array(shifts) - 1,
+        "ci_high": np.array(shifts) + 1, "near_noise_floor": floor,
         "verdict": ["preserved", "boosted", "suppressed", "noise floor"]})
     return run
 

@@ -62,7 +62,7 @@ def test_what_the_validation_shows_to_hold_is_recovered(demo: Path) -> None:
         control = probes["identity (control)"]
         assert control["high_minus_low_db"] == 0.0 and control["recovered"] is None  # the null reads zero
         for result in probes.values():
-            assert result["ci_low_db"] <= result["high_minus_low_db"] <= result["ci_high_db"]
+            assert result["ci_low"] <= result["high_minus_low_db"] <= result["ci_high"]
     cells = validated_cells()
     assert cells, "VALIDATION.md shows nothing to hold with margin: nothing to assert"
     for classifier, probe in cells:
@@ -102,7 +102,7 @@ def test_the_sentences_say_what_was_planted(demo: Path) -> None:
 
 
 WITHOUT_LABELS = ("spectral gain", f"pretrained AE + energy {DemoConfig().energy_penalty:g}")
-"""The probes the label-free check runs (issue 23's): the two parsimony probes."""
+"""The probes the label-free check runs: the two parsimony probes."""
 
 
 @pytest.fixture(scope="module")

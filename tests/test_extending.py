@@ -1,6 +1,6 @@
-"""README's "Extending probe": the four one-file recipes, exactly as the README prints them, work end to end.
+"""The four one-file recipes of "Extending probe" (docs/extending.md), exactly as the page prints them, work end to end.
 
-Each recipe's code block is taken from README.md, written to a file, and loaded as a plugin
+Each recipe's code block is taken from docs/extending.md, written to a file, and loaded as a plugin
 (`PROBE_PLUGINS`) by a fresh `probe` process: the new classifier must appear in `probe models`, the new
 probe in `probe finetune --help` and in a run's objective, the new analysis's table in the analysis
 folder and on the report's classifier page, and the new attribution method's maps in the attribution tables.
@@ -24,11 +24,12 @@ RECIPES = ("my_classifier", "my_probe", "my_analysis", "my_attribution")
 pytestmark = pytest.mark.slow
 
 
-def readme_recipes() -> dict[str, str]:
-    """The README's python blocks whose first line names one of the recipe files."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Extending probe"):text.index("## Development")]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+EXTENDING = ROOT / "docs" / "extending.md"
+
+
+def page_recipes() -> dict[str, str]:
+    """The page's python blocks whose first line names one of the recipe files."""
+    blocks = re.findall(r"```python\n(.*?)```", EXTENDING.read_text(), flags=re.S)
     found = {}
     for block in blocks:
         first = block.splitlines()[0]
@@ -40,8 +41,8 @@ def readme_recipes() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("plugins")
-    recipes = readme_recipes()
-    assert set(recipes) == set(RECIPES), "the README must show the four recipes"
+    recipes = page_recipes()
+    assert set(recipes) == set(RECIPES), "docs/extending.md must show the four recipes"
     for name, code in recipes.items():
         (folder / f"{name}.py").write_text(code)
     env = {**os.environ, "PROBE_PLUGINS": ",".join(RECIPES),

@@ -196,7 +196,7 @@ def test_a_band_the_probe_dropped_but_the_classifier_needs_is_not_confirmed(high
     rows, sentence, _ = _answer(high_band_classifier, run, contrasts, verdicts)
     top = rows[rows.from_hz >= 2828.0]
     assert set(top.claim) == {"not_confirmed"} and not top.confirmed.any(), rows
-    assert (top.removal_ci_low > 5).all()
+    assert (top.ci_low > 5).all()
     assert "not confirmed" in sentence and "can do without 2.83" not in sentence
 
 

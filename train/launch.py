@@ -1,4 +1,4 @@
-"""A grid's cells as cluster jobs through submitit (`pip install probe[cluster]`): one SLURM array job, one task per
+"""A grid's cells as cluster jobs through submitit (`pip install 'audio-probe[cluster]'`): one SLURM array job, one task per
 cell, or the same tasks as local processes.
 
 Each task trains its own run directory with `--resume`: a complete cell returns at once, a stopped one continues from
@@ -71,7 +71,7 @@ def executor_for(launch: LaunchConfig, grid: Path):
     try:
         import submitit
     except ImportError:
-        raise ConfigError(None, "--launcher needs submitit: pip install 'probe[cluster]'") from None
+        raise ConfigError(None, "--launcher needs submitit: pip install 'audio-probe[cluster]'") from None
     folder = Path(launch.folder) if launch.folder else grid / ".jobs"
     executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=launch.launcher)
     executor.update_parameters(timeout_min=launch.time_min, name="probe-finetune",

@@ -42,6 +42,7 @@ def cosine(optimizer, total_steps, lr):
 
 @register_scheduler("onecycle")
 def onecycle(optimizer, total_steps, lr):
+    """One cycle: a warm-up to the rate, then an annealing to near zero (Smith and Topin 2019)."""
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(2, total_steps))
 
 
@@ -59,6 +60,7 @@ def plateau(optimizer, total_steps, lr):
 
 @register_scheduler("none")
 def constant(optimizer, total_steps, lr):
+    """A constant rate."""
     return None
 
 

@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "probe.classifiers"
 
 def _hugging_face(source: str, num_classes: int | None, class_names: list[str] | None,
                   options: dict[str, Any]) -> WaveformClassifier:
+    """`hf:SOURCE`: a transformers audio-classification checkpoint, by hub id or `save_pretrained` folder."""
     from probe.models.huggingface import load_hf_classifier
 
     return load_hf_classifier(source, num_classes, class_names, options)

@@ -68,7 +68,7 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
                              "autoencoder=archisound@pretrained.pt,random; complete runs are skipped")
     add_training_args(parser, FinetuneConfig, epochs_help=_probe_defaults("epochs"),
                       learning_rate_help=_probe_defaults("learning_rate"))
-    cluster = parser.add_argument_group("cluster (with --grid or --folds; needs pip install 'probe[cluster]')")
+    cluster = parser.add_argument_group("cluster (with --grid or --folds; needs pip install 'audio-probe[cluster]')")
     cluster.add_argument("--launcher", choices=("local", "slurm"),
                          help="submit the cells through submitit: slurm (one array job, a task per cell; returns "
                               "at once: watch with `probe status OUT`) or local (the same tasks as processes here; "

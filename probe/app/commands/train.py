@@ -49,7 +49,7 @@ def add_training_args(parser: argparse.ArgumentParser, config_class: type, epoch
     add_field(parser, config_class, "compile", help="torch.compile the training forward (CUDA only)")
     add_field(parser, config_class, "stop_after_epochs", type=int, help="stop (resumably) after this many epochs")
     add_field(parser, config_class, "deterministic",
-              help="torch's deterministic algorithms: on CUDA a rerun gives the same numbers, slower (see README)")
+              help="torch's deterministic algorithms: on CUDA a rerun gives the same numbers, slower (docs/training.md)")
     add_field(parser, config_class, "checkpoint_minutes", type=float,
               help="also save latest.pt inside an epoch every this many minutes (for pre-emptible jobs)",
               default_help="at epoch ends only")
