@@ -34,7 +34,7 @@ from probe.analyses.config import RemovalSettings
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.removal import decide, paired_drop, remove_bands, smallest_upper_bound
 from probe.analyses.runs import scored_against
-from probe.analyses.schema import TableSchema, col, interval
+from probe.analyses.schema import TableSchema, col
 from probe.analyses.transfer import classifier_logits
 from probe.probes import run_kind
 from probe.rundir import Tables
@@ -318,7 +318,8 @@ ANSWER_SCHEMA = TableSchema(
          "dB"),
      col("removal_drop", "float", "what removing the range (with its claim's other ranges) costs: accuracy, or "
                                   "agreement without labels, in points", "points"),
-     *interval("points", "the drop (one-sided 95 % bounds)"),
+     col("ci_low", "float", "the drop's one-sided 95 % lower bound (what 'needs' is read against)", "points"),
+     col("ci_high", "float", "the drop's one-sided 95 % upper bound (what 'can do without' is read against)", "points"),
      col("confirmed", "bool", "the removal confirms the claim"),
      col("metric", "str", "what a point is of", values=("accuracy", "agreement")),
      col("note", "str", "what the reader must know about this claim")))

@@ -1,12 +1,14 @@
 """Integrated gradients' step count, chosen by completeness.
 
-Integrated gradients approximate a path integral by a Riemann sum over `n` steps. The exact integral is complete:
-a clip's attributions sum to the classifier's output for the clip minus its output for the baseline (silence).
-The sum's shortfall, relative to that difference, is how far the `n`-step maps are from the method's definition
-(captum's convergence delta). So the steps are not a fixed guess: on the first clips of a classifier's originals,
-the fewest steps of `STEP_LADDER` whose median relative completeness error is at most `--ig-max-error` (5 %) are
-chosen (found by walking the ladder from `START_STEPS`, assuming the error falls as the steps grow), and the errors are kept in the `attribution_completeness` table and on the report's page. A fixed
-`--ig-steps` is measured the same way, so the error is known either way.
+Integrated gradients approximate a path integral by an `n`-point quadrature (captum's Gauss-Legendre rule). The
+exact integral is complete: a clip's attributions sum to the classifier's output for the clip minus its output for
+the baseline (silence). The quadrature's shortfall, relative to that difference (captum's convergence delta), says
+how far the `n`-step maps are from the method's definition: a small shortfall is necessary for exact maps, not
+sufficient (errors of opposite sign in two bins cancel in the sum). So the steps are not a fixed guess: on the first
+clips of a classifier's originals, a walk along `STEP_LADDER` from `START_STEPS` (down while the median relative
+error stays within `--ig-max-error`, 5 %; else up until it does) chooses them, assuming the error falls as the steps
+grow; the errors are kept in the `attribution_completeness` table and on the report's page. A fixed `--ig-steps` is
+measured the same way, so the error is known either way.
 
 The choice belongs to the classifier and the clips, not to a run: it is kept in the attribution store, and every
 run behind the same classifier reads it.
@@ -96,7 +98,8 @@ def size_steps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: n
 def sizing_key(identity: tuple, settings: AttributionSettings, clips: str, device: torch.device) -> str:
     """The attribution store's name for the step choice on these clips (`clips`: their `content_hash`)."""
     return AttributionStore.key(kind="ig_completeness", classifier=identity, settings=map_settings(settings, ("ig_steps",)),
-                                bound=settings.ig_max_error, ladder=STEP_LADDER, clips=clips, device=device.type)
+                                bound=settings.ig_max_error, ladder=STEP_LADDER, start=START_STEPS, gap=MIN_GAP,
+                                clips=clips, device=device.type)
 
 
 def chosen_steps(table: pd.DataFrame) -> int:

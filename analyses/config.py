@@ -50,8 +50,8 @@ class AttributionSettings:
     """Attribute at most this many validation clips, spread over the classes; default 64 on a GPU, 16 on a CPU."""
     batch_size: int = 8
     ig_steps: int | None = None
-    """Integrated gradients' interpolation steps; None: the fewest that keep the median relative completeness error
-    on the first originals within `ig_max_error` (`probe.analyses.completeness`)."""
+    """Integrated gradients' interpolation steps; None: chosen by a walk from 16 steps so that the median relative
+    completeness error on the first originals stays within `ig_max_error` (`probe.analyses.completeness`)."""
     ig_max_error: float = 0.05
     completeness_clips: int = 2
     """Clips the completeness error is measured on (the first attributed originals)."""

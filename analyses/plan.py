@@ -44,7 +44,7 @@ def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config
                      device: torch.device, store: AttributionStore) -> list[PlanRow]:
     """What the attributions will cost: the clips not in `store`, per classifier and method, each method timed on one
     clip of the classifier's first run (integrated gradients at the steps the store keeps for the classifier, else
-    at `START_STEPS` until the run chooses them; the randomisation check with its own, cheaper settings)."""
+    at `START_STEPS` until the run chooses them; the randomisation check with the analysis's settings)."""
     seed = config.seed
     pending: dict[tuple[str, str, bool], int] = {}
     first: dict[str, tuple[RunOutputs, AttributionSettings]] = {}
@@ -77,15 +77,16 @@ def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config
             add(check_key(identity, method, check, run.waveforms("original")[sanity], run.targets[sanity],
                           derive_seed(seed, "randomisation"), device),
                 name, method, True, len(sanity) * (1 + settings.randomisation_stages))
-    rows = []
+    rows, seconds = [], {}
     for (name, method, check), clips in pending.items():
-        run, settings = first[name]
-        timed = replace(settings, ig_steps=settings.ig_steps or START_STEPS)
-        started = time.perf_counter()
-        attribution_maps(classifiers[run.label], np.asarray(run.waveforms("original")[:1]), run.targets[:1], method,
-                         check_settings(timed, None) if check else timed, device, derive_seed(seed, "plan"))
-        rows.append(PlanRow(name, method + (" (randomisation check)" if check else ""), clips,
-                            time.perf_counter() - started))
+        if (name, method) not in seconds:  # the check attributes with the maps' settings: one timing serves both
+            run, settings = first[name]
+            started = time.perf_counter()
+            attribution_maps(classifiers[run.label], np.asarray(run.waveforms("original")[:1]), run.targets[:1], method,
+                             replace(settings, ig_steps=settings.ig_steps or START_STEPS), device,
+                             derive_seed(seed, "plan"))
+            seconds[(name, method)] = time.perf_counter() - started
+        rows.append(PlanRow(name, method + (" (randomisation check)" if check else ""), clips, seconds[(name, method)]))
     return rows
 
 

@@ -35,8 +35,8 @@ this at full randomisation: maps of a network whose weights carry nothing of the
 quarter of their rank variance (rho^2 = 0.25) with the trained network's. Fixed before any result was seen."""
 LEVEL = 0.95
 N_BOOT = 2000
-CHECK_SHAP_SAMPLES = 4
-"""GradientSHAP's samples per clip in the check (`check_settings`)."""
+CHECK_VERSION = 2
+"""Keys the stored checks: raised whenever what a check computes changes (its table's layout, its stages)."""
 FALLBACK_STD = 0.02
 """The spread of the draws for a tensor without one of its own (one element, or constant such as an untrained
 norm weight or a zero bias)."""
@@ -176,21 +176,21 @@ def sanity_clips(run, settings: AttributionSettings, device: torch.device) -> np
 
 
 def check_settings(settings: AttributionSettings, ig_steps: int | None) -> AttributionSettings:
-    """The settings the check attributes with. It asks only whether a method's maps follow the weights, which their
-    rank order shows without their fine detail: GradientSHAP draws at most `CHECK_SHAP_SAMPLES` samples and occlusion
-    hides patches twice as large each way (a quarter of the passes); integrated gradients keep the steps the
-    analysis chose by completeness."""
-    return replace(settings, ig_steps=ig_steps if ig_steps is not None else settings.ig_steps,
-                   shap_samples=min(settings.shap_samples, CHECK_SHAP_SAMPLES),
-                   occlusion_patch=(2 * settings.occlusion_patch[0], 2 * settings.occlusion_patch[1]))
+    """The settings the check attributes with: the analysis's own, integrated gradients at the steps it chose by
+    completeness. The check vouches for the maps shown, so it draws them alike: fewer GradientSHAP samples would add
+    sampling noise that lowers the rank similarity (a bias towards passing), and coarser occlusion patches could
+    leave maps with no ranks at all."""
+    return replace(settings, ig_steps=ig_steps if ig_steps is not None else settings.ig_steps)
 
 
 def too_few_clips(clips: int) -> str | None:
     """Why the check is not run on this many clips, or None: its verdict needs an interval over the clips."""
     if clips >= MIN_INTERVAL_UNITS:
         return None
+    if clips == 0:
+        return "not run: turned off (--sanity-clips 0)"
     return (f"not run: its verdict needs an interval over at least {MIN_INTERVAL_UNITS} clips, and it has {clips} "
-            f"(the first attributed: --attribution-clips, --sanity-clips)")
+            f"(the first attributed, at most --sanity-clips)")
 
 
 def check_key(identity: tuple, method: str, settings: AttributionSettings, waveforms: np.ndarray,
@@ -199,7 +199,8 @@ def check_key(identity: tuple, method: str, settings: AttributionSettings, wavef
     entry = ATTRIBUTION_METHODS.lookup(method)
     return AttributionStore.key(kind="randomisation", classifier=identity, method=method, code=code_hash(entry.attribute),
                                 settings=map_settings(settings, entry.reads), clips=content_hash(waveforms, targets),
-                                seed=seed, device=device.type)
+                                seed=seed, device=device.type, check=CHECK_VERSION,
+                                verdict=(MAX_SIMILARITY, LEVEL, N_BOOT))
 
 
 SANITY_SCHEMA = TableSchema(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -279,11 +278,13 @@ def render(rows: dict[str, list[dict]], cover: list[dict], seeds: list[int], thr
     verdict's tails."""
     from probe.analyses import planted, stats
 
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    from importlib.metadata import version
+
     lines = [
         "# Validation: does probe find a planted answer?",
         "",
-        f"Made by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d} (git {sha or '?'}); a seed is the whole demo "
+        f"Made by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d} with probe {version('audio-probe')}; a seed "
+        "is the whole demo "
         "without its report, about 5-6 min on 2 CPU cores per objective (runs already in --out are reused).",
         f"Seeds {', '.join(map(str, seeds))}; seeds {', '.join(map(str, TUNING_SEEDS))} were used while the demo was "
         "tuned and are left out.",

@@ -185,26 +185,36 @@ def attribution_checks(runs: list[AnalysedRun]) -> list[str]:
     first, sentences = attributed[0], []
     completeness = first.get("completeness")
     if completeness:
-        error = completeness["median_relative_error"]
-        how = "chosen by completeness" if completeness["sized"] else "fixed by --ig-steps"
-        measured = ("not measurable (the target's output for the clips equals silence's)" if error is None else
-                    f"{100 * error:.1f} %")
-        bound = f"the bound is {100 * completeness['max_relative_error']:g} %"
+        error, steps = completeness["median_relative_error"], completeness["steps"]
+        if error is None:
+            how = "the default: the error cannot be measured, the target's output for these clips being silence's"
+        else:
+            how = "chosen by completeness" if completeness["sized"] else "fixed by --ig-steps"
+        measured = "" if error is None else (
+            f"; the median relative completeness error (how far a clip's attributions fall short of summing to its "
+            f"output minus silence's: a small one is necessary for exact maps, not sufficient) is {100 * error:.1f} % "
+            f"on {completeness['clips_judged']} clips, against a bound of {100 * completeness['max_relative_error']:g} %")
         if completeness["within_bound"] is False:
-            bound += ", not met even at the most steps tried: read the integrated-gradient maps as approximate"
-        sentences.append(f"Integrated gradients: {completeness['steps']} steps ({how}); the median relative "
-                         f"completeness error (how far a clip's attributions fall short of summing to its output minus "
-                         f"silence's) is {measured} on {completeness['clips']} clips; {bound}.")
+            measured += (", not met at the most steps tried" if completeness["sized"] else
+                         f", not met at the fixed {steps} steps") + ": read the integrated-gradient maps as approximate"
+        sentences.append(f"Integrated gradients: {steps} steps ({how}){measured}.")
     check, settings = first.get("randomisation_check") or {}, first.get("randomisation_settings") or {}
     if first.get("randomisation_not_run"):
         sentences.append(f"Randomisation check {first['randomisation_not_run']}.")
     elif check:
-        results = ", ".join(
-            f"{method.replace('_', ' ')} {'passes' if c['passed'] else 'fails'} (Spearman {c['spearman_signed']:.2f} "
-            f"signed, {c['spearman_abs']:.2f} absolute)" for method, c in check.items())
+        def outcome(method: str, c: dict) -> str:
+            decided = all(isinstance(c.get(k), (int, float)) and np.isfinite(c[k])
+                          for k in ("spearman_abs_high", "spearman_signed_high"))
+            word = ("passes" if c["passed"] else "fails") if decided else "has no verdict (too few clips with ranks)"
+            return (f"{method.replace('_', ' ')} {word} (Spearman {c['spearman_signed']:.2f} signed, "
+                    f"{c['spearman_abs']:.2f} absolute)")
+
         bound = next(iter(check.values()))["max_similarity"]
         sentences.append(
-            f"Randomisation check on {settings.get('clips', next(iter(check.values()))['clips'])} clips with every "
-            f"weight randomised in {settings.get('stages', '?')} cascading stages: {results}; a pass needs both 95 % "
-            f"upper bounds below {bound:.2f}, so that the maps follow the weights.")
+            f"Randomisation check on {settings.get('clips', next(iter(check.values()))['clips'])} clips, every layer's "
+            f"weights re-drawn from the output back in {settings.get('stages', '?')} cascading stages (BatchNorm's "
+            f"running statistics kept), with the analysis's own settings: "
+            + "; ".join(outcome(method, c) for method, c in check.items())
+            + f". A pass needs both 95 % upper bounds below {bound:.2f}: necessary for reading the maps as the "
+              "classifier's, not a proof of it.")
     return sentences

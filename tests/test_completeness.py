@@ -2,6 +2,8 @@
 integral bends, the bound kept, and nothing judged where the output does not move."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,33 @@ def test_a_bound_outside_zero_to_one_is_refused(bad: float) -> None:
 
     with pytest.raises(ConfigError, match="--ig-max-error"):
         AnalyseConfig(runs=("x",), attributions=AttributionSettings(ig_max_error=bad)).validate()
+
+
+def _run(**attributions) -> SimpleNamespace:
+    return SimpleNamespace(summary={"attributions": {"methods": ["integrated_gradients"], **attributions}})
+
+
+def _steps(**changes) -> dict:
+    return {"steps": 16, "sized": True, "clips": 2, "clips_judged": 2, "median_relative_error": 0.012,
+            "max_relative_error": 0.05, "within_bound": True, "tried": [8, 16], **changes}
+
+
+def test_the_page_says_how_the_steps_were_chosen_and_what_the_check_found() -> None:
+    from probe.reports.findings import attribution_checks
+
+    said = attribution_checks([_run(completeness=_steps(), randomisation_not_run="not run: turned off (--sanity-clips 0)")])
+    assert "16 steps (chosen by completeness)" in said[0] and "1.2 % on 2 clips" in said[0]
+    assert "approximate" not in said[0] and said[1] == "Randomisation check not run: turned off (--sanity-clips 0)."
+    unmeasured = attribution_checks([_run(completeness=_steps(median_relative_error=None, within_bound=None,
+                                                              clips_judged=0))])[0]
+    assert "the default: the error cannot be measured" in unmeasured and "%" not in unmeasured
+    fixed = attribution_checks([_run(completeness=_steps(steps=4, sized=False, median_relative_error=0.3,
+                                                         within_bound=False))])[0]
+    assert "fixed by --ig-steps" in fixed and "not met at the fixed 4 steps" in fixed and "approximate" in fixed
+    check = {"passed": False, "max_similarity": 0.5, "clips": 8, "clips_constant": 8, "spearman_abs": float("nan"),
+             "spearman_signed": float("nan"), "spearman_abs_high": float("nan"), "spearman_signed_high": float("nan")}
+    passed = {**check, "passed": True, "clips_constant": 0, "spearman_abs": 0.1, "spearman_signed": 0.05,
+              "spearman_abs_high": 0.2, "spearman_signed_high": 0.15}
+    sentence = attribution_checks([_run(randomisation_check={"occlusion": check, "saliency": passed},
+                                        randomisation_settings={"clips": 8, "stages": 4})])[0]
+    assert "occlusion has no verdict" in sentence and "saliency passes" in sentence and "on 8 clips" in sentence

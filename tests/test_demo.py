@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from probe.app.cli import main
+from test_docs import commands_in
 from probe.app.demo import DemoConfig, run_demo
 
 pytestmark = pytest.mark.slow
@@ -17,16 +19,27 @@ pytestmark = pytest.mark.slow
 
 DEMO_SEED = 7
 """A seed neither the tuning (0, 1: `benchmarks.planted.TUNING_SEEDS`) nor VALIDATION.md (2-6) used: a fresh check."""
-VALIDATION = Path(__file__).resolve().parents[1] / "VALIDATION.md"
+ROOT = Path(__file__).resolve().parents[1]
+VALIDATION = ROOT / "VALIDATION.md"
+
+
+def readme_demo_command(out: Path) -> list[str]:
+    """The demo as the README's first quick start runs it (`make demo`: the Makefile's recipe), writing into `out`."""
+    recipe = re.search(r"^demo:.*\n\t(.*)$", (ROOT / "Makefile").read_text(), flags=re.M).group(1)
+    args = commands_in(recipe)[0]
+    assert args[0] == "demo" and "--out" in args, recipe
+    args[args.index("--out") + 1] = str(out)
+    return args
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The demo, run as the README's quick start prints it, on a seed of its own."""
     root = tmp_path_factory.mktemp("demo")
     home = root / "probe-home"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PROBE_HOME", str(home))
-        assert main(["demo", "--out", str(root / "out"), "--seed", str(DEMO_SEED), "--quiet"]) == 0
+        assert main([*readme_demo_command(root / "out"), "--seed", str(DEMO_SEED), "--quiet"]) == 0
     assert not home.exists(), "the demo must write nothing outside its output folder"
     yield root / "out"
 

@@ -35,7 +35,8 @@ def _analysis_settings_args(parser: argparse.ArgumentParser) -> None:
               help="GB the attributions may hold at once; each pass through the classifier carries what fits",
               default_help="half the GPU on CUDA; a quarter of the RAM, at most 4, on a CPU")
     add_field(parser, AttributionSettings, "ig_steps", type=int, help="integrated gradients: interpolation steps per clip",
-              default_help="the fewest of 4, 8, ..., 128 that keep the median completeness error within --ig-max-error")
+              default_help="chosen from 4, 8, ..., 128 by a walk from 16 that keeps the median completeness "
+                           "error within --ig-max-error")
     add_field(parser, AttributionSettings, "ig_max_error", type=float,
               help="integrated gradients: the median relative completeness error the steps are chosen to stay within")
     add_field(parser, AttributionSettings, "completeness_clips", type=int,
