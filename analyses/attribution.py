@@ -224,6 +224,16 @@ def classifier_identity(run) -> tuple[str, str | None, str]:
     return name, weights_hash(weights) or weights, options
 
 
+def sizing_inputs(run, identity: tuple, chosen: np.ndarray, settings: AttributionSettings,
+                  device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The originals integrated gradients' steps are chosen on (the first `completeness_clips` of the `chosen`): their
+    indices, waveforms and targets, and the store's name for the choice. The plan and the analysis both ask here, so
+    they name it alike."""
+    first = chosen[: settings.completeness_clips]
+    waveforms, targets = run.waveforms("original")[first], run.targets[first]
+    return first, waveforms, targets, sizing_key(identity, settings, content_hash(waveforms, targets), device)
+
+
 def sized_settings(context: RunContext, chosen: np.ndarray, identity: tuple) -> AttributionSettings:
     """The attribution settings with integrated gradients' steps chosen (or, fixed, measured) by completeness on the
     first of the `chosen` originals, once per classifier and clips (the store keeps the choice); the errors go to the
@@ -231,9 +241,7 @@ def sized_settings(context: RunContext, chosen: np.ndarray, identity: tuple) -> 
     run, settings = context.run, context.config.attributions
     if not any(ATTRIBUTION_METHODS.lookup(method).sized_by_completeness for method in settings.methods):
         return settings
-    first = chosen[: settings.completeness_clips]
-    waveforms, targets = run.waveforms("original")[first], run.targets[first]
-    key = sizing_key(identity, settings, content_hash(waveforms, targets), context.device)
+    first, waveforms, targets, key = sizing_inputs(run, identity, chosen, settings, context.device)
 
     def compute() -> pd.DataFrame:
         context.say(f"{run.label}: integrated gradients: choosing the steps by completeness on {len(first)} clips")

@@ -8,16 +8,17 @@ Attributions are most of an analysis's time on a CPU (PaSST: minutes per clip wi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from probe.analyses.attribution import attribution_maps, classifier_identity, clip_budget, maps_key, select_clips
+from probe.analyses.attribution import (attribution_maps, classifier_identity, clip_budget, maps_key, select_clips,
+                                        sizing_inputs)
 from probe.analyses.config import AnalyseConfig, AttributionSettings
-from probe.analyses.completeness import START_STEPS, chosen_steps, sizing_key, with_steps
-from probe.analyses.randomisation import check_key, check_settings, sanity_clips, too_few_clips
+from probe.analyses.completeness import START_STEPS, chosen_steps, with_steps
+from probe.analyses.randomisation import check_key, sanity_clips, too_few_clips
 from probe.analyses.runs import RunOutputs
 from probe.analyses.store import AttributionStore, content_hash
 from probe.seeding import derive_seed
@@ -72,10 +73,9 @@ def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config
         sanity = sanity_clips(run, settings, device)
         if too_few_clips(len(sanity)):
             continue
-        check = check_settings(settings, None)
+        sanity_hash = content_hash(run.waveforms("original")[sanity], run.targets[sanity])
         for method in settings.methods:  # the trained maps, then one pass per cascading stage
-            add(check_key(identity, method, check, run.waveforms("original")[sanity], run.targets[sanity],
-                          derive_seed(seed, "randomisation"), device),
+            add(check_key(identity, method, settings, sanity_hash, derive_seed(seed, "randomisation"), device),
                 name, method, True, len(sanity) * (1 + settings.randomisation_stages))
     rows, seconds = [], {}
     for (name, method, check), clips in pending.items():
@@ -83,7 +83,7 @@ def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config
             run, settings = first[name]
             started = time.perf_counter()
             attribution_maps(classifiers[run.label], np.asarray(run.waveforms("original")[:1]), run.targets[:1], method,
-                             replace(settings, ig_steps=settings.ig_steps or START_STEPS), device,
+                             with_steps(settings, settings.ig_steps or START_STEPS), device,
                              derive_seed(seed, "plan"))
             seconds[(name, method)] = time.perf_counter() - started
         rows.append(PlanRow(name, method + (" (randomisation check)" if check else ""), clips, seconds[(name, method)]))
@@ -96,9 +96,7 @@ def known_steps(run: RunOutputs, identity: tuple, chosen: np.ndarray, settings: 
     earlier for this classifier and kept in `store`; else unchanged (their maps are then all to compute)."""
     if settings.ig_steps is not None:
         return settings
-    first = chosen[: settings.completeness_clips]
-    key = sizing_key(identity, settings, content_hash(run.waveforms("original")[first], run.targets[first]), device)
-    table = store.kept_table(key)
+    table = store.kept_table(sizing_inputs(run, identity, chosen, settings, device)[3])
     return settings if table is None else with_steps(settings, chosen_steps(table))
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 
 from probe.analyses.attribution import (ATTRIBUTION_METHODS, attribution_maps, classifier_identity, clip_budget,
                                         select_clips)
+from probe.analyses.completeness import with_steps
 from probe.analyses.config import AttributionSettings
 from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.schema import TableSchema, col, interval
@@ -175,14 +175,6 @@ def sanity_clips(run, settings: AttributionSettings, device: torch.device) -> np
     return select_clips(run.targets, clip_budget(settings, device))[: settings.sanity_clips]
 
 
-def check_settings(settings: AttributionSettings, ig_steps: int | None) -> AttributionSettings:
-    """The settings the check attributes with: the analysis's own, integrated gradients at the steps it chose by
-    completeness. The check vouches for the maps shown, so it draws them alike: fewer GradientSHAP samples would add
-    sampling noise that lowers the rank similarity (a bias towards passing), and coarser occlusion patches could
-    leave maps with no ranks at all."""
-    return replace(settings, ig_steps=ig_steps if ig_steps is not None else settings.ig_steps)
-
-
 def too_few_clips(clips: int) -> str | None:
     """Why the check is not run on this many clips, or None: its verdict needs an interval over the clips."""
     if clips >= MIN_INTERVAL_UNITS:
@@ -193,12 +185,13 @@ def too_few_clips(clips: int) -> str | None:
             f"(the first attributed, at most --sanity-clips)")
 
 
-def check_key(identity: tuple, method: str, settings: AttributionSettings, waveforms: np.ndarray,
-              targets: np.ndarray, seed: int, device: torch.device) -> str:
-    """The attribution store's name for `method`'s randomisation check on these clips (`probe.analyses.store`)."""
+def check_key(identity: tuple, method: str, settings: AttributionSettings, clips: str, seed: int,
+              device: torch.device) -> str:
+    """The attribution store's name for `method`'s randomisation check on the clips whose `content_hash` is `clips`
+    (`probe.analyses.store`)."""
     entry = ATTRIBUTION_METHODS.lookup(method)
     return AttributionStore.key(kind="randomisation", classifier=identity, method=method, code=code_hash(entry.attribute),
-                                settings=map_settings(settings, entry.reads), clips=content_hash(waveforms, targets),
+                                settings=map_settings(settings, entry.reads), clips=clips,
                                 seed=seed, device=device.type, check=CHECK_VERSION,
                                 verdict=(MAX_SIMILARITY, LEVEL, N_BOOT))
 
@@ -228,7 +221,12 @@ def randomisation_analysis(context: RunContext) -> None:
     if classifier is None:
         return
     summary = context.summary.setdefault("attributions", {})
-    settings = check_settings(context.config.attributions, summary.get("ig_steps"))
+    # the analysis's own settings, integrated gradients at the steps it chose: the check vouches for the maps shown
+    # (fewer GradientSHAP samples would lower the rank similarity, a bias towards passing; coarser occlusion patches
+    # could leave maps with no ranks)
+    settings = context.config.attributions
+    if summary.get("ig_steps") is not None:
+        settings = with_steps(settings, summary["ig_steps"])
     sanity_idx = sanity_clips(run, settings, context.device)
     reason = too_few_clips(len(sanity_idx))
     if reason:
@@ -240,8 +238,9 @@ def randomisation_analysis(context: RunContext) -> None:
                 f"{settings.randomisation_stages} cascading stages")
     waveforms, targets = run.waveforms("original")[sanity_idx], run.targets[sanity_idx]
     seed, identity = derive_seed(context.config.seed, "randomisation"), classifier_identity(run)
+    clips = content_hash(waveforms, targets)
     tables = [context.store.table(
-        check_key(identity, method, settings, waveforms, targets, seed, context.device),
+        check_key(identity, method, settings, clips, seed, context.device),
         lambda method=method: cascading_randomisation(classifier, waveforms, targets, (method,), settings,
                                                       context.device, seed, settings.randomisation_stages))
         for method in settings.methods]
