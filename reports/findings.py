@@ -189,7 +189,7 @@ def attribution_checks(runs: list[AnalysedRun]) -> list[str]:
         if error is None:
             how = "the default: the error cannot be measured, the target's output for these clips being silence's"
         else:
-            how = "chosen by completeness" if completeness["sized"] else "fixed by --ig-steps"
+            how = "chosen by completeness" if completeness["sized"] else "fixed, not chosen by completeness"
         measured = "" if error is None else (
             f"; the median relative completeness error (how far a clip's attributions fall short of summing to its "
             f"output minus silence's: a small one is necessary for exact maps, not sufficient) is {100 * error:.1f} % "

@@ -128,7 +128,7 @@ def test_the_page_says_how_the_steps_were_chosen_and_what_the_check_found() -> N
     assert "the default: the error cannot be measured" in unmeasured and "%" not in unmeasured
     fixed = attribution_checks([_run(completeness=_steps(steps=4, sized=False, median_relative_error=0.3,
                                                          within_bound=False))])[0]
-    assert "fixed by --ig-steps" in fixed and "not met at the fixed 4 steps" in fixed and "approximate" in fixed
+    assert "fixed, not chosen by completeness" in fixed and "not met at the fixed 4 steps" in fixed and "approximate" in fixed
     check = {"passed": False, "max_similarity": 0.5, "clips": 8, "clips_constant": 8, "spearman_abs": float("nan"),
              "spearman_signed": float("nan"), "spearman_abs_high": float("nan"), "spearman_signed_high": float("nan")}
     passed = {**check, "passed": True, "clips_constant": 0, "spearman_abs": 0.1, "spearman_signed": 0.05,
