@@ -14,7 +14,7 @@ import torch
 
 from probe.analyses import registry
 from probe.analyses.attribution import ATTRIBUTION_METHODS
-from probe.analyses.bands import band_sets_for
+from probe.analyses.bands import band_sets_for, fixed_band_sets, answer_band_set, fine_band_set, input_band_set
 from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
 from probe.analyses.registry import ComparisonContext
 from probe.analyses.schema import SCHEMA_VERSION, check_table
@@ -179,6 +179,7 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
         "clips": len(run.targets), "sample_rate": run.sample_rate, "class_names": run.class_names,
         "category_names": run.category_names, "class_categories": run.class_categories,
         "condition_labels": run.condition_labels, "settings": {"shifts": asdict(config.shifts), "seed": config.seed},
+        "band_sets": {"fixed": list(fixed_band_sets()), "answer": answer_band_set(), "fine": fine_band_set(), "classifier_input": input_band_set()},
         "provenance": {**run.provenance, "seed": run.config.get("seed")},
         "possible_leakage": _possible_leakage(RunDir(run.path)),
         "cautions": run_cautions(run, classifier),

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probe.analyses.bands import answer_band_set
 from probe.analyses.config import RemovalSettings
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.removal import decide, paired_drop, remove_bands, smallest_upper_bound
@@ -40,7 +41,6 @@ from probe.probes import run_kind
 from probe.rundir import Tables
 from probe.units import format_hz
 
-ANSWER_BAND_SET = "octave"
 DROPPED = ("suppressed", "not needed")
 KEPT = ("preserved", "boosted")
 SPREAD_NOTE = ("one trained probe: its training-to-training spread is unknown (over five seeds of the planted "
@@ -99,7 +99,7 @@ def replicate_bands(group: Replicates, threshold_db: float, level_invariant: boo
     frames = []
     for index, result in enumerate(group.results):
         table = result.tables["band_contrast_vs_control"]
-        rows = table[table.band_set == ANSWER_BAND_SET].sort_values("band_index")
+        rows = table[table.band_set == answer_band_set()].sort_values("band_index")
         frames.append(rows.assign(replicate=index))
     rows = pd.concat(frames, ignore_index=True)
     values = rows.pivot(index="band_index", columns="replicate", values="mean_shift_db")

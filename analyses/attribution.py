@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probe.analyses.bands import input_band_set
 from probe.analyses.completeness import (chosen_steps, completeness_summary, size_steps, sizing_key,
                                          with_steps)
 from probe.analyses.config import AttributionSettings  # noqa: F401 (re-exported)
@@ -303,7 +304,7 @@ def attribution_analysis(context: RunContext) -> None:
     settings = sized_settings(context, chosen, identity)
     mass_rows = []
     overall = context.tables[Tables.BAND_SHIFT_OVERALL]
-    mel_shift = overall[(overall.band_set == "mel") & (overall.condition == "after")].sort_values("band_index")
+    mel_shift = overall[(overall.band_set == input_band_set()) & (overall.condition == "after")].sort_values("band_index")
     clips = {condition: run.waveforms(condition)[chosen] for condition in settings.conditions}  # read and hashed once
     hashes = {condition: content_hash(waveforms, targets) for condition, waveforms in clips.items()}
     for method in settings.methods:

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from probe.errors import ConfigError
 from probe.registries import Registry
 from probe.units import format_hz
 
@@ -54,8 +55,63 @@ class BandSet:
 
 
 BandSetFactory = Callable[[int, object], "BandSet | None"]
-BAND_SETS: Registry[BandSetFactory] = Registry("band set")
-register_band_set = BAND_SETS.register
+
+
+@dataclass(frozen=True)
+class BandSetKind:
+    """A registered band set: how to build it for a sample rate and classifier, and what it is for."""
+
+    build: BandSetFactory
+    fixed: bool = True
+    """The same bands behind every classifier, so runs behind different classifiers compare on them (the report's
+    overview figures, `probe compare`'s classifier contrasts); False for a set built from the classifier's input."""
+    answer: bool = False
+    """The set the answer's words ("needs", "can do without") are said on: wide bands, few comparisons (exactly one)."""
+    fine: bool = False
+    """The finest fixed set: where a stated frequency range (a planted band) is read (exactly one)."""
+    classifier_input: bool = False
+    """The classifier's own input bands, where its attribution maps land (exactly one)."""
+
+
+BAND_SETS: Registry[BandSetKind] = Registry("band set")
+
+
+def register_band_set(name: str, fixed: bool = True, answer: bool = False, fine: bool = False,
+                      classifier_input: bool = False) -> Callable[[BandSetFactory], BandSetFactory]:
+    """Decorator: register `build(sample_rate, classifier) -> BandSet | None` as the band set `name`."""
+
+    def decorate(build: BandSetFactory) -> BandSetFactory:
+        BAND_SETS.register(name, BandSetKind(build, fixed, answer, fine, classifier_input))
+        return build
+
+    return decorate
+
+
+def fixed_band_sets() -> tuple[str, ...]:
+    """The band sets that are the same behind every classifier, in registration order."""
+    return tuple(name for name, kind in BAND_SETS.ensure_loaded().items() if kind.fixed)
+
+
+def _the_one(role: str) -> str:
+    names = [name for name, kind in BAND_SETS.ensure_loaded().items() if getattr(kind, role)]
+    if len(names) != 1:
+        raise ConfigError(None, f"exactly one band set must be registered with {role}=True; found {names or 'none'}")
+    return names[0]
+
+
+def answer_band_set() -> str:
+    """The band set the answer's words are said on."""
+    return _the_one("answer")
+
+
+def fine_band_set() -> str:
+    """The finest fixed band set, where a stated frequency range is read."""
+    return _the_one("fine")
+
+
+def input_band_set() -> str:
+    """The band set of the classifier's own input bands (where attributions land)."""
+    return _the_one("classifier_input")
 
 
 def fft_frequencies(sample_rate: int, n_fft: int = ANALYSIS_N_FFT) -> np.ndarray:
@@ -112,19 +168,19 @@ def merge_narrow_bands(band_set: BandSet, min_bins: int = MIN_FFT_BINS) -> BandS
     return BandSet(band_set.name, labels, low, centres, high, weights, merged)
 
 
-@register_band_set("octave")
+@register_band_set("octave", answer=True)
 def octave_bands(sample_rate: int, classifier: object = None) -> BandSet:
     """Octave bands, centred on 1 kHz x 2^k, from 20 Hz to the Nyquist frequency."""
     return fractional_octave_bands("octave", sample_rate, 1)
 
 
-@register_band_set("third_octave")
+@register_band_set("third_octave", fine=True)
 def third_octave_bands(sample_rate: int, classifier: object = None) -> BandSet:
     """Third-octave bands, centred on 1 kHz x 2^(k/3), from 20 Hz to the Nyquist frequency."""
     return fractional_octave_bands("third_octave", sample_rate, 3)
 
 
-@register_band_set("mel")
+@register_band_set("mel", fixed=False, classifier_input=True)
 def classifier_mel_bands(sample_rate: int, classifier: object = None) -> BandSet | None:
     """The classifier's own eval-mode mel filters, resampled onto the analysis grid; None without a MelConfig."""
     from dataclasses import replace
@@ -178,7 +234,7 @@ def inspection_bands(sample_rate: int, classifier: object) -> BandSet | None:
 
 def band_sets_for(names: tuple[str, ...], sample_rate: int, classifier: object = None) -> list[BandSet]:
     """The requested band sets that apply (mel needs a classifier with a mel front-end)."""
-    built = [BAND_SETS.lookup(name)(sample_rate, classifier) for name in names]
+    built = [BAND_SETS.lookup(name).build(sample_rate, classifier) for name in names]
     return [band_set for band_set in built if band_set is not None]
 
 

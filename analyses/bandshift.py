@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from probe.analyses import bands
-from probe.analyses.bands import BandSet, band_energies_db
+from probe.analyses.bands import BandSet, answer_band_set, band_energies_db
 from probe.analyses.config import ShiftSettings  # noqa: F401 (re-exported)
 from probe.analyses.registry import ComparisonContext, RunContext, register_analysis
 from probe.analyses.runs import chain_identity, objective_record, probe_curves, starts_random
@@ -209,8 +209,10 @@ def mark_not_needed(overall: pd.DataFrame, frequencies_hz: np.ndarray, gain_db: 
     return overall
 
 
-def describe_bands(overall: pd.DataFrame, condition: str, band_set: str = "octave") -> dict[str, object]:
-    """Contiguous runs of bands per verdict, as Hz ranges, with a plain sentence."""
+def describe_bands(overall: pd.DataFrame, condition: str, band_set: str | None = None) -> dict[str, object]:
+    """Contiguous runs of bands per verdict on `band_set` (default: the answer's), as Hz ranges, with a plain
+    sentence."""
+    band_set = band_set or answer_band_set()
     rows = overall[(overall.condition == condition) & (overall.band_set == band_set)].sort_values("band_index")
     ranges: dict[str, list[dict[str, object]]] = {v: [] for v in VERDICTS}
     current: list[pd.Series] = []

@@ -37,26 +37,43 @@ MIN_GAP = 1e-6
 noise): it is left out of the median."""
 
 
+def output_gaps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray,
+                device: torch.device) -> np.ndarray:
+    """Per clip: F(clip) - F(silence), the target's logit on the clip minus on silence (what its integrated-gradient
+    attributions must sum to)."""
+    view = attribution_view(classifier)
+    gaps = []
+    for index in range(len(waveforms)):
+        x = torch.tensor(np.asarray(waveforms[index : index + 1]), dtype=torch.float32, device=device)
+        with torch.no_grad():
+            difference = view.logits_from_mel(view.mel(x)) - view.logits_from_mel(view.mel(torch.zeros_like(x)))
+        gaps.append(float(difference[0, int(targets[index])]))
+    return np.asarray(gaps, dtype=np.float64)
+
+
 def relative_completeness_errors(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray,
-                                 steps: int, settings: AttributionSettings, device: torch.device) -> np.ndarray:
+                                 steps: int, settings: AttributionSettings, device: torch.device,
+                                 gaps: np.ndarray | None = None) -> np.ndarray:
     """Per clip: |sum of its `steps`-step integrated-gradient attributions - (F(clip) - F(silence))| divided by
-    |F(clip) - F(silence)|, where F is the target's logit; NaN where that difference is below `MIN_GAP`."""
+    |F(clip) - F(silence)|, where F is the target's logit; NaN where that difference is below `MIN_GAP`. `gaps`:
+    the differences (`output_gaps`), when already known (the walk measures them once for every rung)."""
     from captum.attr import IntegratedGradients
 
     view = attribution_view(classifier)
     forward = view.logits_from_mel
+    gaps = output_gaps(classifier, waveforms, targets, device) if gaps is None else gaps
     errors = []
-    for index in range(len(waveforms)):
+    for index, gap in enumerate(gaps):
         x = torch.tensor(np.asarray(waveforms[index : index + 1]), dtype=torch.float32, device=device)
         target = torch.tensor(np.asarray(targets[index : index + 1]), device=device)
         with torch.no_grad():
             mel, baseline = view.mel(x), view.mel(torch.zeros_like(x))
-            gap = float((forward(mel) - forward(baseline))[0, target[0]])
-        with torch.enable_grad():
-            _, delta = IntegratedGradients(forward).attribute(
+        with torch.enable_grad():  # captum's convergence delta would run the two forwards of the gap again
+            attributions = IntegratedGradients(forward).attribute(
                 mel.requires_grad_(), baselines=baseline, target=target, n_steps=steps,
-                internal_batch_size=samples_per_pass(forward, mel, settings, device), return_convergence_delta=True)
-        errors.append(abs(float(delta[0])) / abs(gap) if abs(gap) >= MIN_GAP else np.nan)
+                internal_batch_size=samples_per_pass(forward, mel, settings, device))
+        shortfall = float(attributions.detach().double().sum()) - gap
+        errors.append(abs(shortfall) / abs(gap) if abs(gap) >= MIN_GAP else np.nan)
     return np.asarray(errors, dtype=np.float64)
 
 
@@ -68,9 +85,10 @@ def size_steps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: n
     `settings.ig_max_error`, else up until it does (the last rung where it never does); where no clip can be judged
     (every error NaN), `START_STEPS` are used."""
     tables: dict[int, pd.DataFrame] = {}
+    gaps = output_gaps(classifier, waveforms, targets, device)
 
     def median_error(steps: int) -> float:
-        errors = relative_completeness_errors(classifier, waveforms, targets, steps, settings, device)
+        errors = relative_completeness_errors(classifier, waveforms, targets, steps, settings, device, gaps)
         tables[steps] = pd.DataFrame({"steps": steps, "position": np.arange(len(errors)), "relative_error": errors})
         return float(np.nanmedian(errors)) if np.isfinite(errors).any() else np.nan
 

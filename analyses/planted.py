@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from probe.analyses.answer import Remover
+from probe.analyses.bands import fine_band_set
 from probe.analyses.config import PlantedTruth
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.removal import decide
@@ -52,7 +53,7 @@ def range_mean(per_clip: pd.DataFrame, value: str, position: str, low_hz: float,
 
 def probe_contrast_per_clip(per_clip: pd.DataFrame, truth: PlantedTruth) -> pd.Series:
     """Per clip: high range minus low range of the third-octave contrast against the control (dB)."""
-    rows = per_clip[(per_clip.band_set == "third_octave") & (per_clip.condition == "after")]
+    rows = per_clip[(per_clip.band_set == fine_band_set()) & (per_clip.condition == "after")]
     if "contrast_db" not in rows or rows.contrast_db.isna().all():
         return pd.Series(dtype=np.float64)
     high = range_mean(rows, "contrast_db", "centre_hz", *truth.high_band_hz)

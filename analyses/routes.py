@@ -14,6 +14,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from probe.analyses.bands import input_band_set
 from probe.analyses.pooled import by_fold, fold_tables
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.schema import TableSchema, col, interval
@@ -26,9 +27,11 @@ PROBE = "probe"
 """The two kinds of route, in the table's `kind_a` and `kind_b` columns."""
 
 
-def contrast_per_clip(tables: dict[str, pd.DataFrame], band_set: str = "mel") -> pd.DataFrame:
-    """(clip, band) of what finetuning changed against the control, in dB, on one band set; bands near the noise
+def contrast_per_clip(tables: dict[str, pd.DataFrame], band_set: str | None = None) -> pd.DataFrame:
+    """(clip, band) of what finetuning changed against the control, in dB, on one band set (None: the classifier's
+    input bands, where its attributions land); bands near the noise
     floor or too narrow for a verdict left out. Empty without a contrast (a compare, a control-less run)."""
+    band_set = band_set or input_band_set()
     per_clip = tables[Tables.BAND_SHIFT_PER_CLIP]
     contrast = tables.get(Tables.BAND_CONTRAST_VS_CONTROL)
     if "contrast_db" not in per_clip or contrast is None or not len(contrast):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probe.analyses.bands import answer_band_set, fixed_band_sets
 from probe.analyses.bandshift import BAND, SHIFT_SUMMARY, ShiftSettings, assign_verdicts, summarise_per_band
 from probe.analyses.pooled import pooled_per_clip
 from probe.analyses.registry import ComparisonContext, register_analysis
@@ -67,10 +68,12 @@ def transfer_table(runs: list[RunOutputs], judges: dict[tuple[str, int], tuple[W
     return pd.DataFrame(rows)
 
 
-def profile_divergence(per_group: pd.DataFrame, key: str, band_set: str = "octave", condition: str = "contrast") -> pd.DataFrame:
+def profile_divergence(per_group: pd.DataFrame, key: str, band_set: str | None = None,
+                       condition: str = "contrast") -> pd.DataFrame:
     """Per class (or category): the largest RMS difference in dB between two runs' band profiles of `condition`
-    (default: each probe's contrast against its control). Descriptive: no interval, no test."""
-    frame = per_group[(per_group.band_set == band_set) & (per_group.condition == condition)]
+    (default: each probe's contrast against its control) on `band_set` (default: the answer's). Descriptive: no
+    interval, no test."""
+    frame = per_group[(per_group.band_set == (band_set or answer_band_set())) & (per_group.condition == condition)]
     rows = []
     for group, members in frame.groupby(key, sort=False):
         profiles = {run: part.sort_values("band_index").mean_shift_db.to_numpy() for run, part in members.groupby("run")}
@@ -84,7 +87,7 @@ def profile_divergence(per_group: pd.DataFrame, key: str, band_set: str = "octav
 
 
 def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings: ShiftSettings, rng: np.random.Generator,
-                         band_sets: tuple[str, ...] = ("octave", "third_octave")) -> pd.DataFrame:
+                         band_sets: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Classifier A minus classifier B, for the same probe setting on the same clips: per band, the paired per-clip
     difference of their finetuned band shifts (dB), with a bootstrap interval over the clips' units and verdicts
     (each pair and band set one family).
@@ -96,7 +99,7 @@ def classifier_contrasts(per_clip: dict[tuple[str, str], pd.DataFrame], settings
     for (a, setting_a), (b, setting_b) in itertools.combinations(per_clip, 2):
         if setting_a != setting_b or a == b:
             continue
-        for band_set in band_sets:
+        for band_set in band_sets or fixed_band_sets():
             pivots = []
             for key in ((a, setting_a), (b, setting_b)):
                 table = per_clip[key]

@@ -37,11 +37,24 @@ def measure(classifier: str, clips: int, seconds: float, device: str, extra: lis
         except subprocess.TimeoutExpired:
             return {"classifier": classifier, "clips": clips, "failed": f"over the {timeout:.0f} s allowed"}
         elapsed = time.perf_counter() - started
-    if result.returncode:
-        return {"classifier": classifier, "clips": clips, "failed": result.stderr.strip().splitlines()[-1][:200]}
+        if result.returncode:
+            return {"classifier": classifier, "clips": clips, "failed": result.stderr.strip().splitlines()[-1][:200]}
+        steps = integrated_gradient_steps(Path(tmp) / "a")
     peak_kb = int(result.stderr.strip().splitlines()[-1].split()[-1])
     return {"classifier": classifier, "clips": clips, "seconds": seconds, "wall_s": round(elapsed, 1),
-            "peak_rss_mb": round(peak_kb / 1024, 1)}
+            "peak_rss_mb": round(peak_kb / 1024, 1), **steps}
+
+
+def integrated_gradient_steps(analysis: Path) -> dict:
+    """The integrated-gradient steps the analysis used and their median completeness error (from its run's summary);
+    empty where it computed none."""
+    for summary in sorted(analysis.glob("*/summary.json")):
+        attributions = json.loads(summary.read_text()).get("attributions") or {}
+        if attributions.get("ig_steps"):
+            completeness = attributions.get("completeness") or {}
+            return {"ig_steps": attributions["ig_steps"],
+                    "ig_median_relative_error": completeness.get("median_relative_error")}
+    return {}
 
 
 PEAK_REPORTING_CLI = (

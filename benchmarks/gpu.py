@@ -155,7 +155,9 @@ def markdown(results: dict[str, Any]) -> str:
             r = item["result"]
             lines += ["", f"`probe analyse`, {item['classifier']}, {item['clips']} clips of {item['seconds']:g} s, every "
                       "default method: " + (r["failed"] if "failed" in r else
-                                            f"{r['wall_s']} s, peak RSS {r['peak_rss_mb']} MB.")]
+                                            f"{r['wall_s']} s, peak RSS {r['peak_rss_mb']} MB"
+                                            + (f", integrated gradients at {r['ig_steps']} steps" if r.get("ig_steps")
+                                               else "") + ".")]
     lines.append("")
     return "\n".join(lines)
 

@@ -173,7 +173,7 @@ class Tables:
     PLANTED = "planted"
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Written into every analysis summary (`schema_version`) and checked on reading: raised whenever a table's columns
 change meaning (`probe.analyses.schema` declares them), so a reader knows which layout it holds."""
 

@@ -191,8 +191,8 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
     class_categories = first["class_categories"]
     seconds = _clip_seconds(runs[0])
 
-    overview = {}
-    for band_set in ("octave", "third_octave"):
+    overview, band_figures = {}, []
+    for band_set in runs[0].fixed_band_sets:
         curves = {}
         for run in runs:
             for condition in ("after", "before"):
@@ -200,21 +200,21 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
                 if len(frame):
                     curves[f"{run.setting}: {run.condition_label(condition)}"] = frame
         if curves:
-            overview[band_set] = _figure(figures.band_profiles(
+            band_figures.append((f"{band_set.replace('_', '-')} band shift", _figure(figures.band_profiles(
                 curves, f"{classifier}: {band_set.replace('_', '-')} absolute band shift (includes the AE's own error)",
                 **marks.figure_options()),
-                                         folder, f"bands_{band_set}", site)
+                                         folder, f"bands_{band_set}", site)))
     contrasts = {}
     for run in runs:
         table = run.table(Tables.BAND_CONTRAST_VS_CONTROL)
         if len(table) and not run.summary.get("control"):
-            contrasts[run.setting] = table[table.band_set == "third_octave"]
+            contrasts[run.setting] = table[table.band_set == config.band_set]
     if contrasts:
         overview["contrast"] = _figure(figures.band_profiles(
-            contrasts, f"{classifier}: what finetuning changed against the control (third-octave)",
+            contrasts, f"{classifier}: what finetuning changed against the control ({config.band_set.replace('_', '-')})",
             ylabel="energy change (dB)\nfinetuned − control", **marks.figure_options()), folder,
             "contrast_vs_control", site)
-    routes = _three_routes(runs, classifier)
+    routes = _three_routes(runs, classifier, config.band_set)
     if routes is not None:
         overview["routes"] = _figure(routes, folder, "three_routes", site)
     spectra = {}
@@ -241,7 +241,7 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
         title=f"{classifier}: what it listens to", classifier=classifier, runs=[_run_card(r, config.band_set) for r in runs],
         cautions=cautions(runs), checks=attribution_checks(runs), band_set=config.band_set.replace("_", "-"),
         input_band=_input_band(runs),
-        overview=overview, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css",
+        overview=overview, band_figures=band_figures, examples=_examples(runs, folder), sections=sections, stylesheet="../style.css",
         information=[_information_row(r) for r in runs if r.summary.get("information")],
         correlations=correlations.to_dict("records") if len(correlations) else [], tables=_tables(runs, folder),
         provenance=provenance, verdict_rule=verdict_rule(runs))
@@ -313,11 +313,11 @@ def _input_band(runs: list[AnalysedRun]) -> str:
     return "STFT bin" if runs[0].summary.get("attributions", {}).get("input") == "stft" else "mel band"
 
 
-def _three_routes(runs: list[AnalysedRun], classifier: str):
-    """Every probe's third-octave band shift, with the classifier's attribution mass per mel band behind them."""
+def _three_routes(runs: list[AnalysedRun], classifier: str, band_set: str):
+    """Every probe's band shift on `band_set`, with the classifier's attribution mass per input band behind them."""
     profiles = {}
     for run in runs:
-        frame = run.overall("third_octave", run.headline_condition)
+        frame = run.overall(band_set, run.headline_condition)
         if len(frame) and not run.summary.get("control"):
             profiles[run.setting] = frame
     attribution = None

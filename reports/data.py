@@ -100,9 +100,17 @@ class AnalysedRun:
         against the control (`contrast`)."""
         name = Tables.BAND_CONTRAST_VS_CONTROL if condition == CONTRAST else Tables.BAND_SHIFT_OVERALL
         table = self.table(name)
-        if not len(table) or "condition" not in table:  # a contrast table written before it carried its condition
-            table = table.assign(condition=CONTRAST) if len(table) and name == Tables.BAND_CONTRAST_VS_CONTROL else table
         return table[(table.band_set == band_set) & (table.condition == condition)] if len(table) else table
+
+    @property
+    def fixed_band_sets(self) -> list[str]:
+        """The band sets that are the same behind every classifier (the analysis records which)."""
+        return list(self.summary["band_sets"]["fixed"])
+
+    @property
+    def answer_band_set(self) -> str:
+        """The band set the answer's words are said on (the analysis records which)."""
+        return self.summary["band_sets"]["answer"]
 
     @property
     def headline_condition(self) -> str:

@@ -10,7 +10,7 @@ from probe.reports.data import Analysis, AnalysedRun
 from probe.rundir import Tables
 
 
-def findings(analysis: Analysis, band_set: str = "octave") -> list[dict[str, Any]]:
+def findings(analysis: Analysis, band_set: str) -> list[dict[str, Any]]:
     """The index's findings, grouped: one group per classifier (a sentence per probe setting, then what its
     information, routes and attribution checks say), then one across classifiers. All on `band_set`."""
     information, routes = _information(analysis), _route_agreement(analysis)

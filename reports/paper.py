@@ -27,7 +27,7 @@ def write_paper_figures(analyses: list[str], out: str | Path, formats: tuple[str
 def _draw(analysis, out: Path, formats: tuple[str, ...], size: figures.FigureSize) -> list[Path]:
     written: list[Path] = []
     for run in analysis.runs:
-        for band_set in ("octave", "third_octave"):
+        for band_set in run.fixed_band_sets:
             curves = {("contrast against the control" if c == "contrast" else f"{run.condition_label(c)} (absolute)"):
                       run.overall(band_set, c) for c in ("contrast", "after", "before")}
             curves = {k: v for k, v in curves.items() if len(v)}
@@ -38,8 +38,8 @@ def _draw(analysis, out: Path, formats: tuple[str, ...], size: figures.FigureSiz
         curves = {run.condition_label(c): curve for c, curve in differences.items()}
         written += figures.save(figures.spectrum_difference(frequencies, curves, run.label, size),
                                 out / f"{slug(run.label)}_spectrum", formats)
-    profiles = {run.label: run.overall("octave", run.headline_condition) for run in analysis.runs
-                if not run.summary.get("control") and len(run.overall("octave", run.headline_condition))}
+    profiles = {run.label: run.overall(run.answer_band_set, run.headline_condition) for run in analysis.runs
+                if not run.summary.get("control") and len(run.overall(run.answer_band_set, run.headline_condition))}
     written += figures.save(figures.band_profiles(profiles, "what finetuning changed against each control, octave bands",
                                                   size, ylabel="energy change (dB)\nfinetuned − control"),
                             out / "comparison_bands", formats)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from probe.analyses.completeness import STEP_LADDER
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,4 +42,6 @@ def test_the_gpu_plan_runs_on_a_cpu_in_its_smoke_shape(tmp_path: Path) -> None:
     assert {"original", "ours, eager", "ours, compiled", "ours, channels-last", "1 s clips, checkpointed"} <= names
     checkpointed = next(i for i in data["items"] if i["name"] == "1 s clips, checkpointed")["result"]
     assert checkpointed["checkpointing"] and checkpointed["clips_per_s"] > 0
+    analysed = next(i for i in data["items"] if i["section"] == "analyse")["result"]
+    assert analysed["ig_steps"] in STEP_LADDER  # chosen by completeness, and recorded beside the time
     assert "| small_cnn | ours, eager (fp32) |" in result.stdout and "`probe analyse`, small_cnn, 8 clips" in result.stdout

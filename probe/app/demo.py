@@ -269,6 +269,7 @@ completeness error)."""
 
 def analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Progress, truth=None) -> Path:
     from probe.analyses.analyse import AnalyseConfig, analyse
+    from probe.analyses.bands import fine_band_set
     from probe.analyses.config import AttributionSettings, ShiftSettings
     from probe.analyses.planted import describe_planted
     from probe.reports.build import ReportConfig, build_report
@@ -294,7 +295,7 @@ def analyse_and_report(config: DemoConfig, out: Path, runs: list[Path], step: Pr
     if not config.report:
         return analysis
     step(f"writing the report -> {out / f'report{config.suffix}'}")
-    return build_report(ReportConfig((str(analysis),), str(out / f"report{config.suffix}"), band_set="third_octave", notes=notes,
+    return build_report(ReportConfig((str(analysis),), str(out / f"report{config.suffix}"), band_set=fine_band_set(), notes=notes,
                                      progress=False))
 
 

@@ -15,12 +15,18 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("analyses", nargs="+", help="analysis folders written by `probe analyse`")
     add_field(parser, ReportConfig, "out", help="the report folder (replaced atomically)")
-    add_field(parser, ReportConfig, "band_set", choices=["octave", "third_octave"],
+    add_field(parser, ReportConfig, "band_set", choices=Choices(_fixed_band_sets),
               help="band set of the overview profiles: %(choices)s")
     add_field(parser, ReportConfig, "attribution_method", type=str, help="the attribution method the pages show",
               default_help="the first analysed")
     add_field(parser, ReportConfig, "jobs", type=count, help="processes that draw the figures (1: in this one)",
               default_help="one per core, at most 4")
+
+
+def _fixed_band_sets() -> tuple[str, ...]:
+    from probe.analyses.bands import fixed_band_sets
+
+    return fixed_band_sets()
 
 
 @command("report", "write the HTML report (one page per classifier, by category, with audio) from analyses", order=100)
