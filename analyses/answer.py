@@ -34,7 +34,7 @@ from probe.analyses.bands import answer_band_set
 from probe.analyses.config import RemovalSettings
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.removal import decide, paired_drop, remove_bands, smallest_upper_bound
-from probe.analyses.runs import scored_against
+from probe.analyses.runs import scored_against_labels
 from probe.analyses.schema import TableSchema, col
 from probe.analyses.transfer import classifier_logits
 from probe.probes import run_kind
@@ -338,7 +338,7 @@ def answer_analysis(context: ComparisonContext) -> None:
     for classifier, group in replicate_groups(context.results).items():
         run = group.results[0].run
         model = context.classifiers.get(run.label)
-        metric = "accuracy" if scored_against(run) == "labels" else "agreement"
+        metric = "accuracy" if scored_against_labels(run) else "agreement"
         remover = Remover(run, model, run.targets, context.device, settings) if model is not None else None
         context.say(f"answer: {classifier}: {group.count} replicate(s) of {group.setting}; removal checks")
         quieter = remover.quieter() if remover is not None else None

@@ -34,6 +34,7 @@ import pandas as pd
 
 from probe.analyses.answer import Remover
 from probe.analyses.bands import fine_band_set
+from probe.analyses.bandshift import IDENTITY
 from probe.analyses.config import PlantedTruth
 from probe.analyses.registry import ComparisonContext, register_analysis
 from probe.analyses.removal import decide
@@ -138,7 +139,7 @@ def describe_planted(answer: dict[str, Any]) -> list[str]:
         lines.append(f"{classifier} ({planted}):")
         for probe, result in entry["probes"].items():
             mark = {True: "recovered", False: "missed", None: "-"}[result["recovered"]]
-            if result.get("reference") == "identity":
+            if result.get("reference") == IDENTITY:
                 mark += " (against the identity: includes the AE's own error)"
             interval = (f"[{result['ci_low']:+.1f}, {result['ci_high']:+.1f}]"
                         if result.get("ci_low") == result.get("ci_low") and "ci_low" in result else "")

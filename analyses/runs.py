@@ -116,12 +116,13 @@ def classifier_label(config: dict[str, Any]) -> str:
     return f"{path.parent.name}-{path.name}" if re.fullmatch(r"checkpoint-\d+", path.name) else path.name
 
 
-def setting_label(config: dict[str, Any], replicate: bool = True) -> str:
+def setting_label(config: dict[str, Any], replicate: bool = True, mark: str = "") -> str:
     """The run's probe setting: the given label, else the AE's name (a checkpoint's parent folder), its rate, its
-    penalty; a replicate after the first is `#k` (`replicate=False`: the setting its replicates share)."""
+    penalty and `mark` (its objective's, from `label_mark`); a replicate after the first is `#k` (`replicate=False`:
+    the setting its replicates share)."""
     k = config.get("replicate")
     if replicate and k and int(k) > 1:
-        return f"{setting_label(config, replicate=False)} #{int(k)}"
+        return f"{setting_label(config, replicate=False, mark=mark)} #{int(k)}"
     if config.get("setting_label"):
         return str(config["setting_label"])
     autoencoder = Path(str(config.get("autoencoder", "ae")))
@@ -132,9 +133,7 @@ def setting_label(config: dict[str, Any], replicate: bool = True) -> str:
         name = f"{name}@{rate / 1000:g}kHz"
     if config.get("per_class"):
         name = f"{name} per class"
-    objective = config.get("objective", "labels")
-    return name + probe_of_run(config).label_suffix(penalty_of_run(config)) + \
-        ("" if objective == "labels" else f" ({objective})")
+    return name + probe_of_run(config).label_suffix(penalty_of_run(config)) + (f" ({mark})" if mark else "")
 
 
 def starts_random(config: dict[str, Any]) -> bool:
@@ -148,9 +147,16 @@ def starts_random(config: dict[str, Any]) -> bool:
     return not config.get("ae_weights") and autoencoder.suffix not in CHECKPOINT_SUFFIXES
 
 
-def run_label(config: dict[str, Any]) -> str:
+def label_mark(run_path: str | Path) -> str:
+    """What marks the run's setting: its objective's name where that objective marks its runs (`label_mark` in
+    outputs/objective.json), else nothing."""
+    path = RunDir(run_path).objective_file
+    return json.loads(path.read_text()).get("label_mark", "") if path.is_file() else ""
+
+
+def run_label(config: dict[str, Any], mark: str = "") -> str:
     """`classifier--setting`, with the fold when it is not the default."""
-    label = f"{classifier_label(config)}--{setting_label(config)}"
+    label = f"{classifier_label(config)}--{setting_label(config, mark=mark)}"
     return label if config.get("fold", 1) == 1 else f"{label}--fold{config['fold']}"
 
 
@@ -192,7 +198,7 @@ def load_run(path: str | Path, label: str | None = None) -> RunOutputs:
     classes = json.loads(run.classes_file.read_text())
     load = lambda path: np.load(path, mmap_mode="r")  # noqa: E731
     outputs = RunOutputs(
-        path=run.path, label=label or run_label(stored["config"]), config=stored["config"],
+        path=run.path, label=label or run_label(stored["config"], label_mark(run.path)), config=stored["config"],
         provenance=stored.get("provenance", {}), sample_rate=int(classes["sample_rate"]),
         class_names=list(classes["class_names"]), category_names=list(classes["category_names"]),
         class_categories=[int(c) for c in classes["class_categories"]],
@@ -255,6 +261,11 @@ def run_cautions(run, classifier=None) -> list[str]:
         cautions.append(f"The classifier is untrained ({untrained}): what it 'listens to' says nothing of a trained "
                         "network.")
     return cautions
+
+
+def scored_against_labels(run) -> bool:
+    """Whether the run's targets are the dataset's labels (not the classifier's own decisions)."""
+    return scored_against(run) == "labels"
 
 
 def scored_against(run) -> str:

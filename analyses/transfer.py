@@ -12,7 +12,7 @@ from probe.analyses.bands import answer_band_set, fixed_band_sets
 from probe.analyses.bandshift import BAND, SHIFT_SUMMARY, ShiftSettings, assign_verdicts, summarise_per_band
 from probe.analyses.pooled import pooled_per_clip
 from probe.analyses.registry import ComparisonContext, register_analysis
-from probe.analyses.runs import RunOutputs, scored_against
+from probe.analyses.runs import RunOutputs, scored_against_labels
 from probe.analyses.schema import TableSchema, col
 from probe.audio import resample
 from probe.models.base import WaveformClassifier
@@ -181,7 +181,7 @@ def divergence_analysis(context: ComparisonContext) -> None:
 def transfer_analysis(context: ComparisonContext) -> None:
     """Every distinct classifier on every run's reconstructions (Palacio et al.'s transfer test), scored against the
     labels: runs trained without them (their targets are their own classifier's decisions) are left out."""
-    runs = [r.run for r in context.results if scored_against(r.run) == "labels"]
+    runs = [r.run for r in context.results if scored_against_labels(r.run)]
     judges = {(run.judge, run.fold): (context.classifiers[run.label], run.class_names) for run in runs
               if context.classifiers.get(run.label) is not None}
     if not judges:

@@ -145,6 +145,7 @@ def test_a_527_output_tagger_goes_through_finetune_analyse_and_report_on_unlabel
                                      attributions=AttributionSettings(methods=("saliency",), max_clips=4)))
     folder = next(p for p in analysis.iterdir() if p.is_dir() and p.name != "comparison")
     summary = json.loads((folder / "summary.json").read_text())
+    assert summary["setting"].endswith(" (fidelity)") and folder.name.endswith("(fidelity)")  # the objective marks it
     accuracy = summary["accuracy"]
     assert accuracy["scored_against"] == "decisions" and accuracy["original"]["top1"] == 1.0
     assert accuracy["original"]["map"] == 1.0 and 0 <= accuracy["after"]["map"] <= 1

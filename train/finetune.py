@@ -127,6 +127,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
                                         "autoencoder": config.autoencoder, "penalty": config.penalty,
                                         "per_class": config.per_class, "control": spec.control,
                                         "targets": "labels" if task.needs_labels else "decisions",
+                                        "label_mark": config.objective if task.marks_runs else "",
                                         "multi_label": classifier.multi_label,
                                         **({"classifier_untrained": classifier.untrained} if classifier.untrained else {}),
                                         "ae_sample_rate": int(getattr(autoencoder, "sample_rate", 0) or classifier.sample_rate),

@@ -44,6 +44,9 @@ class TaskObjective:
     describes: str
     """How the report names the term (`ProbeSpec.objective_name` adds the probe's penalty)."""
     needs_labels: bool
+    marks_runs: bool = True
+    """Its name marks the runs it trains (their labels in an analysis, the demo's folders); the study's own objective
+    marks nothing."""
 
     def score_key(self, multi_label: bool) -> str:
         """The validation metric that picks best.pt (`metrics`' score)."""
@@ -77,6 +80,7 @@ def register_objective(cls: type[TaskObjective]) -> type[TaskObjective]:
 @register_objective
 class LabelObjective(TaskObjective):
     name, describes, needs_labels = "labels", "cross-entropy", True
+    marks_runs = False
 
     def score_key(self, multi_label: bool) -> str:
         return "val_accuracy"

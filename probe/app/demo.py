@@ -57,11 +57,14 @@ TINY_AE_WIDTH = 16
 show that a band is kept when the AE reconstructs it in the first place."""
 
 
-def planted_intro(truth, objective: str = "labels") -> str:
+def planted_intro(truth, objective: str) -> str:
     """The report's first note: what was planted, and what "recovered" means."""
+    from probe.train.objectives import OBJECTIVES
+
     (low_lo, low_hi), (high_lo, high_hi) = truth.low_band_hz, truth.high_band_hz
-    withheld = ("The probes here were trained without labels (--objective fidelity): on the KL divergence from each "
-                "CNN's own output on the original. " if objective != "labels" else "")
+    entry = OBJECTIVES.lookup(objective)
+    withheld = ("" if entry.needs_labels else
+                f"The probes here were trained without labels (--objective {objective}): on the {entry.describes}. ")
     return withheld + (f"The planted answer: low_band_cnn was trained to rely on the low band ({low_lo:g}-{low_hi:g} Hz), "
             f"high_band_cnn on the high band ({high_lo:g}-{high_hi:g} Hz), full_band_cnn on both. Each line is a probe's "
             "high-minus-low contrast (dB) with its 95 % interval over the clips, measured against its untuned control (for "
@@ -99,8 +102,10 @@ class DemoConfig:
 
     @property
     def suffix(self) -> str:
-        """What names this objective's folders: nothing for the study's (labels), `-fidelity` for fidelity."""
-        return "" if self.objective == "labels" else f"-{self.objective}"
+        """What names this objective's folders: nothing for the study's (labels), `-NAME` for one that marks its runs."""
+        from probe.train.objectives import OBJECTIVES
+
+        return f"-{self.objective}" if OBJECTIVES.lookup(self.objective).marks_runs else ""
 
 
 def run_demo(config: DemoConfig) -> Path:
@@ -154,13 +159,14 @@ def _synthetic(config: DemoConfig) -> Path:
         epochs=config.pretrain_epochs, learning_rate=3e-3, batch_size=8, micro_batch_size=None, scheduler="none",
         seed=config.seed, device=config.device, progress=False, **PRETRAIN_FOLDS)
     pretrained = str(Path(pretraining.out) / "best.pt")
+    gain = GridEntry("spectral_gain", label="spectral gain",  # the probe type's own learning rate and penalty
+                     overrides={"probe": "spectral-gain", "learning_rate": None, "epochs": config.gain_epochs})
     settings = [
         GridEntry(pretrained, label="pretrained AE"),
         GridEntry("tiny", label="random AE", overrides={"ae_options": ae_options}),
         GridEntry(pretrained, label=f"pretrained AE + energy {config.energy_penalty:g}",
                   overrides={"penalty": config.energy_penalty}),
-        GridEntry("spectral_gain", label="spectral gain",  # the probe type's own learning rate and penalty
-                  overrides={"probe": "spectral-gain", "learning_rate": None, "epochs": config.gain_epochs}),
+        gain,
         GridEntry("identity", label=CONTROL, overrides={"epochs": 0}),
     ]
     base = FinetuneConfig(data=data, epochs=config.finetune_epochs, learning_rate=3e-3, batch_size=8, seed=config.seed,
@@ -173,7 +179,7 @@ def _synthetic(config: DemoConfig) -> Path:
                                 f"{', '.join(s.label for s in settings)}")
     classifiers, settings = chosen, chosen_settings
     cells = [replicate for cell in grid_cells(base, {"classifier": classifiers, "autoencoder": settings})
-             for replicate in with_replicates([cell], GAIN_REPLICATES if cell.probe == "spectral-gain" else 1)]
+             for replicate in with_replicates([cell], GAIN_REPLICATES if cell.setting_label == gain.label else 1)]
     names = cell_names(cells)
     tasks = [Task(name, _planted_classifier, (name, index, dataset, synthetic, folder, config),
                   cost=config.classifier_epochs * RELATIVE_EPOCH_COST["classifier"])
