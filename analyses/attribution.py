@@ -17,8 +17,8 @@ import pandas as pd
 import torch
 
 from probe.analyses.bands import input_band_set
-from probe.analyses.completeness import (chosen_steps, completeness_summary, size_steps, sizing_key,
-                                         with_steps)
+from probe.analyses.completeness import (chosen_steps, clip_attributions, completeness_summary, size_steps,
+                                         sizing_key, with_steps)
 from probe.analyses.config import AttributionSettings  # noqa: F401 (re-exported)
 from probe.analyses.passes import samples_per_pass
 from probe.analyses.registry import RunContext, register_analysis
@@ -29,7 +29,7 @@ from probe.analyses.store import AttributionStore, code_hash, content_hash, map_
 from probe.models.base import WaveformClassifier
 from probe.models.inspection import attribution_view
 from probe.registries import Registry
-from probe.rundir import Tables
+from probe.rundir import ORIGINAL, Tables
 from probe.seeding import derive_seed, seeded
 
 Attribute = Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor, "AttributionSettings", int], torch.Tensor]
@@ -137,25 +137,37 @@ def select_clips(targets: np.ndarray, max_clips: int) -> np.ndarray:
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
+def unit_mass(attribution: torch.Tensor, signed: bool = False) -> np.ndarray:
+    """(B, channels, F, T) attributions as (B, F, T) maps: |attribution| summed over the channels, divided by the
+    clip's total (`signed`: the signed sum over the channels, divided by the same total)."""
+    magnitude = attribution.abs().sum(1).float()
+    total = magnitude.sum((1, 2), keepdim=True).clamp_min(1e-30)
+    return ((attribution.sum(1).float() if signed else magnitude) / total).cpu().numpy()
+
+
 def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray, method: str,
                      settings: AttributionSettings, device: torch.device, seed: int = 0,
-                     signed: bool = False) -> np.ndarray:
+                     signed: bool = False, first_maps: np.ndarray | None = None) -> np.ndarray:
     """Unit-mass |attribution| maps (N, mel bins, frames) for `method`, computed in batches; `signed`: the
     attributions summed over the channel axis with their signs, divided by the clip's total absolute mass.
-    Integrated gradients without steps get them chosen by completeness on the first clips.
+    Integrated gradients without steps get them chosen by completeness on the first clips, whose maps the choice
+    computed (one clip per call) and which are not computed again. `first_maps`: the maps of the first clips, known
+    already (`first_clip_maps`).
 
     Each batch runs with torch's and numpy's generators seeded from (`seed`, method, batch) and restored after
     (GradientSHAP draws its baselines and noise from them): the same seed gives the same maps, and nothing
     outside sees a draw."""
     if ATTRIBUTION_METHODS.lookup(method).sized_by_completeness and settings.ig_steps is None:
-        first = slice(0, settings.completeness_clips)  # the analysis sizes them once per classifier instead
+        first, kept = slice(0, settings.completeness_clips), {}  # the analysis sizes them once per classifier instead
         settings = with_steps(settings, chosen_steps(size_steps(classifier, waveforms[first], targets[first], settings,
-                                                                device)))
+                                                                device, kept)))
+        if not signed:
+            first_maps = np.concatenate([unit_mass(a) for a in kept["attributions"]]) if kept["attributions"] else None
     view = attribution_view(classifier)  # a waveform-in network: through its STFT inspection layer
     forward = view.logits_from_mel
-    maps: list[np.ndarray] = []
+    maps: list[np.ndarray] = [] if first_maps is None else [first_maps]
     max_batch = step = None
-    start = 0
+    start = 0 if first_maps is None else len(first_maps)
     while start < len(waveforms):
         x = torch.tensor(np.asarray(waveforms[start : start + (step or 1)]), dtype=torch.float32, device=device)
         with torch.no_grad():
@@ -170,9 +182,7 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
         with torch.enable_grad(), seeded(derive_seed(seed, method, start)):
             attribution = ATTRIBUTION_METHODS[method].attribute(forward, mel.requires_grad_(), baseline, y, settings,
                                                       max_batch).detach()
-        magnitude = attribution.abs().sum(1).float()  # over the channel axis: (B, F, T)
-        total = magnitude.sum((1, 2), keepdim=True).clamp_min(1e-30)
-        maps.append(((attribution.sum(1).float() if signed else magnitude) / total).cpu().numpy())
+        maps.append(unit_mass(attribution, signed))
         start += step
     return np.concatenate(maps)
 
@@ -211,12 +221,20 @@ def agreement_with_contrast(context: RunContext) -> dict[str, dict[str, float]]:
 
 
 def maps_key(identity: tuple, method: str, settings: AttributionSettings, clips: str, seed: int,
-             device: torch.device) -> str:
-    """The attribution store's name for `method`'s maps of the clips whose `content_hash` is `clips`."""
+             device: torch.device, single_first: int = 0) -> str:
+    """The attribution store's name for `method`'s maps of the clips whose `content_hash` is `clips` (`single_first`:
+    how many of the first were computed one clip per call, by the completeness walk)."""
     entry = ATTRIBUTION_METHODS.lookup(method)
     return AttributionStore.key(kind="maps", classifier=identity, method=method, code=code_hash(entry.attribute),
-                                settings=map_settings(settings, entry.reads),
-                                clips=clips, seed=seed, device=device.type)
+                                settings=map_settings(settings, entry.reads), clips=clips, seed=seed,
+                                device=device.type, **({"single_first": single_first} if single_first else {}))
+
+
+def walked_clips(method: str, condition: str, settings: AttributionSettings, clips: int) -> int:
+    """How many of the first clips' maps of `method` on `condition` the completeness walk computes (the originals'
+    first `completeness_clips`, for a method sized by completeness), and the maps then reuse."""
+    walked = ATTRIBUTION_METHODS.lookup(method).sized_by_completeness and condition == ORIGINAL
+    return min(settings.completeness_clips, clips) if walked else 0
 
 
 def classifier_identity(run) -> tuple[str, str | None, str]:
@@ -235,18 +253,22 @@ def sizing_inputs(run, identity: tuple, chosen: np.ndarray, settings: Attributio
     return first, waveforms, targets, sizing_key(identity, settings, content_hash(waveforms, targets), device)
 
 
-def sized_settings(context: RunContext, chosen: np.ndarray, identity: tuple) -> AttributionSettings:
+def sized_settings(context: RunContext, chosen: np.ndarray,
+                   identity: tuple) -> tuple[AttributionSettings, Callable[[], np.ndarray]]:
     """The attribution settings with integrated gradients' steps chosen (or, fixed, measured) by completeness on the
     first of the `chosen` originals, once per classifier and clips (the store keeps the choice); the errors go to the
-    `attribution_completeness` table and the summary. Unchanged where no method is sized by completeness."""
+    `attribution_completeness` table and the summary. Unchanged where no method is sized by completeness. With them,
+    the maps of those first originals at the steps chosen: the walk's own where it ran here, else computed the same
+    way, one clip per call (so the maps do not depend on whether the store held the choice)."""
     run, settings = context.run, context.config.attributions
     if not any(ATTRIBUTION_METHODS.lookup(method).sized_by_completeness for method in settings.methods):
-        return settings
+        return settings, lambda: np.empty((0,))
     first, waveforms, targets, key = sizing_inputs(run, identity, chosen, settings, context.device)
+    kept: dict = {}
 
     def compute() -> pd.DataFrame:
         context.say(f"{run.label}: integrated gradients: choosing the steps by completeness on {len(first)} clips")
-        return size_steps(context.classifier, waveforms, targets, settings, context.device)
+        return size_steps(context.classifier, waveforms, targets, settings, context.device, kept)
 
     table = context.store.table(key, compute)
     summary = completeness_summary(table, settings)
@@ -258,7 +280,16 @@ def sized_settings(context: RunContext, chosen: np.ndarray, identity: tuple) -> 
         clip_id=np.asarray(run.clip_ids)[first][table.position.to_numpy()])[
         ["steps", "clip_id", "relative_error", "chosen"]]
     context.summary.setdefault("attributions", {})["completeness"] = summary
-    return with_steps(settings, chosen_steps(table))
+    sized = with_steps(settings, chosen_steps(table))
+
+    def first_maps() -> np.ndarray:
+        attributions = kept.get("attributions")
+        if attributions is None:
+            attributions = clip_attributions(context.classifier, waveforms, targets, sized.ig_steps, sized,
+                                             context.device)
+        return np.concatenate([unit_mass(a) for a in attributions])
+
+    return sized, first_maps
 
 
 METHOD = col("method", "str", "the attribution method (`--methods`)")
@@ -301,7 +332,7 @@ def attribution_analysis(context: RunContext) -> None:
     chosen = select_clips(run.targets, clip_budget(settings, context.device))
     targets = run.targets[chosen]
     identity = classifier_identity(run)
-    settings = sized_settings(context, chosen, identity)
+    settings, first_maps = sized_settings(context, chosen, identity)
     mass_rows = []
     overall = context.tables[Tables.BAND_SHIFT_OVERALL]
     mel_shift = overall[(overall.band_set == input_band_set()) & (overall.condition == "after")].sort_values("band_index")
@@ -310,11 +341,13 @@ def attribution_analysis(context: RunContext) -> None:
     for method in settings.methods:
         for condition in settings.conditions:
             waveforms, seed = clips[condition], derive_seed(context.config.seed, condition)
-            key = maps_key(identity, method, settings, hashes[condition], seed, context.device)
+            walked = walked_clips(method, condition, settings, len(chosen))
+            key = maps_key(identity, method, settings, hashes[condition], seed, context.device, walked)
 
-            def compute(method=method, condition=condition, waveforms=waveforms, seed=seed) -> np.ndarray:
+            def compute(method=method, condition=condition, waveforms=waveforms, seed=seed, walked=walked) -> np.ndarray:
                 context.say(f"{run.label}: {method} on {len(chosen)} {condition} clips")
-                return attribution_maps(classifier, waveforms, targets, method, settings, context.device, seed)
+                return attribution_maps(classifier, waveforms, targets, method, settings, context.device, seed,
+                                        first_maps=first_maps() if walked else None)
 
             maps = context.store.array(key, compute)
             band_mass = maps.sum(-1)  # (clips, mel bins)

@@ -51,44 +51,60 @@ def output_gaps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: 
     return np.asarray(gaps, dtype=np.float64)
 
 
-def relative_completeness_errors(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray,
-                                 steps: int, settings: AttributionSettings, device: torch.device,
-                                 gaps: np.ndarray | None = None) -> np.ndarray:
-    """Per clip: |sum of its `steps`-step integrated-gradient attributions - (F(clip) - F(silence))| divided by
-    |F(clip) - F(silence)|, where F is the target's logit; NaN where that difference is below `MIN_GAP`. `gaps`:
-    the differences (`output_gaps`), when already known (the walk measures them once for every rung)."""
+def clip_attributions(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray, steps: int,
+                      settings: AttributionSettings, device: torch.device) -> list[torch.Tensor]:
+    """Each clip's `steps`-step integrated-gradient attributions on its mel input from silence, one clip per call:
+    the walk's computation, which the analysis's maps of the same clips reuse (`attribution.first_clip_maps`)."""
     from captum.attr import IntegratedGradients
 
     view = attribution_view(classifier)
     forward = view.logits_from_mel
-    gaps = output_gaps(classifier, waveforms, targets, device) if gaps is None else gaps
-    errors = []
-    for index, gap in enumerate(gaps):
+    attributions = []
+    for index in range(len(waveforms)):
         x = torch.tensor(np.asarray(waveforms[index : index + 1]), dtype=torch.float32, device=device)
         target = torch.tensor(np.asarray(targets[index : index + 1]), device=device)
         with torch.no_grad():
             mel, baseline = view.mel(x), view.mel(torch.zeros_like(x))
-        with torch.enable_grad():  # captum's convergence delta would run the two forwards of the gap again
-            attributions = IntegratedGradients(forward).attribute(
+        with torch.enable_grad():  # no convergence delta: it would run the two forwards of the clip's gap again
+            attributions.append(IntegratedGradients(forward).attribute(
                 mel.requires_grad_(), baselines=baseline, target=target, n_steps=steps,
-                internal_batch_size=samples_per_pass(forward, mel, settings, device))
-        shortfall = float(attributions.detach().double().sum()) - gap
-        errors.append(abs(shortfall) / abs(gap) if abs(gap) >= MIN_GAP else np.nan)
+                internal_batch_size=samples_per_pass(forward, mel, settings, device)).detach())
+    return attributions
+
+
+def relative_completeness_errors(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray,
+                                 steps: int, settings: AttributionSettings, device: torch.device,
+                                 gaps: np.ndarray | None = None,
+                                 attributions: list[torch.Tensor] | None = None) -> np.ndarray:
+    """Per clip: |sum of its `steps`-step integrated-gradient attributions - (F(clip) - F(silence))| divided by
+    |F(clip) - F(silence)|, where F is the target's logit; NaN where that difference is below `MIN_GAP`. `gaps`:
+    the differences (`output_gaps`), when already known (the walk measures them once for every rung); `attributions`:
+    the clips' attributions (`clip_attributions`), when already computed."""
+    gaps = output_gaps(classifier, waveforms, targets, device) if gaps is None else gaps
+    if attributions is None:
+        attributions = clip_attributions(classifier, waveforms, targets, steps, settings, device)
+    errors = [abs(float(attribution.double().sum()) - gap) / abs(gap) if abs(gap) >= MIN_GAP else np.nan
+              for attribution, gap in zip(attributions, gaps)]
     return np.asarray(errors, dtype=np.float64)
 
 
 def size_steps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray,
-               settings: AttributionSettings, device: torch.device) -> pd.DataFrame:
+               settings: AttributionSettings, device: torch.device,
+               kept: dict[str, Any] | None = None) -> pd.DataFrame:
     """The completeness table: one row per step count tried and clip (`steps`, the clip's `position` among those
     measured, `relative_error`), with `chosen` marking the rows of the steps used. A fixed `settings.ig_steps` is the
     one count tried. Otherwise the ladder is walked from `START_STEPS`: down while the median error stays within
     `settings.ig_max_error`, else up until it does (the last rung where it never does); where no clip can be judged
-    (every error NaN), `START_STEPS` are used."""
+    (every error NaN), `START_STEPS` are used. `kept`, when given, receives the clips' attributions at the steps
+    chosen (`attributions`), so that the maps of these clips need not be computed again."""
     tables: dict[int, pd.DataFrame] = {}
+    computed: dict[int, list[torch.Tensor]] = {}
     gaps = output_gaps(classifier, waveforms, targets, device)
 
     def median_error(steps: int) -> float:
-        errors = relative_completeness_errors(classifier, waveforms, targets, steps, settings, device, gaps)
+        computed[steps] = clip_attributions(classifier, waveforms, targets, steps, settings, device)
+        errors = relative_completeness_errors(classifier, waveforms, targets, steps, settings, device, gaps,
+                                              computed[steps])
         tables[steps] = pd.DataFrame({"steps": steps, "position": np.arange(len(errors)), "relative_error": errors})
         return float(np.nanmedian(errors)) if np.isfinite(errors).any() else np.nan
 
@@ -110,6 +126,8 @@ def size_steps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: n
             chosen = next((steps for steps in STEP_LADDER[start + 1 :] if within(steps)), STEP_LADDER[-1])
     table = pd.concat([tables[steps] for steps in sorted(tables)], ignore_index=True)
     table["chosen"] = table.steps == chosen
+    if kept is not None:
+        kept["attributions"] = computed[chosen]
     return table
 
 

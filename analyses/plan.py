@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from probe.analyses.attribution import (attribution_maps, classifier_identity, clip_budget, maps_key, select_clips,
-                                        sizing_inputs)
+                                        sizing_inputs, walked_clips)
 from probe.analyses.config import AnalyseConfig, AttributionSettings
 from probe.analyses.completeness import START_STEPS, chosen_steps, with_steps
 from probe.analyses.randomisation import check_key, sanity_clips, too_few_clips
@@ -68,8 +68,10 @@ def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config
         hashes = {condition: content_hash(run.waveforms(condition)[chosen], targets) for condition in settings.conditions}
         for method in settings.methods:
             for condition in settings.conditions:
-                add(maps_key(identity, method, settings, hashes[condition], derive_seed(seed, condition), device),
-                    name, method, False, len(chosen))
+                # the first originals' integrated gradients come from the step choice, or are computed as it does:
+                # either way, a clip pass each
+                add(maps_key(identity, method, settings, hashes[condition], derive_seed(seed, condition), device,
+                             walked_clips(method, condition, settings, len(chosen))), name, method, False, len(chosen))
         sanity = sanity_clips(run, settings, device)
         if too_few_clips(len(sanity)):
             continue

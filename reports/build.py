@@ -431,8 +431,7 @@ def _category_figures(runs: list[AnalysedRun], folder: Path, site: Path, categor
                       if c.per_class and c.name in arrays[run.setting].files), None)
         if curve is not None:
             values = arrays[run.setting]
-            frequencies = values[f"{curve.name}_frequencies_hz"] if f"{curve.name}_frequencies_hz" in values.files \
-                else values["gain_frequencies_hz"]  # analyses written before curves carried their own frequencies
+            frequencies = values[f"{curve.name}_frequencies_hz"]
             out["gains"] = _figure(figures.spectrum_difference(
                 frequencies, {class_names[i]: values[curve.name][i] for i in members},
                 f"{category}: {curve.name.replace('_', ' ')} ({run.setting})", ylabel=curve.label), folder, f"{stem}_gains", site)

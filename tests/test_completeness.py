@@ -136,3 +136,31 @@ def test_the_page_says_how_the_steps_were_chosen_and_what_the_check_found() -> N
     sentence = attribution_checks([_run(randomisation_check={"occlusion": check, "saliency": passed},
                                         randomisation_settings={"clips": 8, "stages": 4})])[0]
     assert "occlusion has no verdict" in sentence and "saliency passes" in sentence and "on 8 clips" in sentence
+
+
+def test_the_first_clips_maps_are_the_walks_and_are_not_computed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Integrated gradients without fixed steps: the walk's attributions at the steps it chose are the first clips'
+    maps, so each of those clips goes through the chosen steps once; the maps equal those computed afresh."""
+    from captum.attr import IntegratedGradients
+
+    from probe.analyses import attribution
+
+    waveforms, targets = _clips(5)
+    classifier = _classifier(MelNet(8.0))
+    settings = AttributionSettings(methods=("integrated_gradients",), completeness_clips=2)
+    attributed: list[tuple[int, int]] = []  # (clips, steps) per call
+    original = IntegratedGradients.attribute
+
+    def counting(self, inputs, *args, **kwargs):
+        attributed.append((len(inputs), kwargs["n_steps"]))
+        return original(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(IntegratedGradients, "attribute", counting)
+    maps = attribution.attribution_maps(classifier, waveforms, targets, "integrated_gradients", settings, CPU)
+    calls = list(attributed)
+    chosen = completeness.chosen_steps(completeness.size_steps(classifier, waveforms[:2], targets[:2], settings, CPU))
+    assert chosen > completeness.START_STEPS  # the walk climbed: the maps' steps differ from the first rung's
+    assert sum(clips for clips, steps in calls if steps == chosen) == 5  # the walk's 2 clips, then the other 3 alone
+    fresh = attribution.attribution_maps(classifier, waveforms, targets, "integrated_gradients",
+                                         completeness.with_steps(settings, chosen), CPU)
+    np.testing.assert_allclose(maps, fresh, rtol=1e-4, atol=1e-7)

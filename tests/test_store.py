@@ -21,10 +21,10 @@ WIDE = SyntheticConfig(classes_per_category=1, clips_per_class=10, clip_seconds=
 """Ten validation clips: enough for the randomisation check, whose verdict needs an interval over 8."""
 
 
-def _config(runs: list[Path], out: Path, store: Path | None) -> AnalyseConfig:
+def _config(runs: list[Path], out: Path, store: Path | None, clips: int = 8) -> AnalyseConfig:
     return AnalyseConfig(runs=tuple(map(str, runs)), out=str(out), device="cpu", progress=False, transfer=False,
                          removal=None, shifts=ShiftSettings(n_boot=100), attribution_store=str(store) if store else None,
-                         attributions=AttributionSettings(methods=("saliency", "integrated_gradients"), max_clips=8,
+                         attributions=AttributionSettings(methods=("saliency", "integrated_gradients"), max_clips=clips,
                                                           ig_steps=4, sanity_clips=8, randomisation_stages=2))
 
 
@@ -91,6 +91,20 @@ def test_tables_are_identical_with_and_without_the_store(tmp_path: Path, two_run
     for name, frame in plain.items():
         pd.testing.assert_frame_equal(frame, filled[name])
         pd.testing.assert_frame_equal(frame, read[name])
+
+
+def test_a_step_choice_read_from_the_store_gives_the_maps_computed_with_it(tmp_path: Path, two_runs: list[Path],
+                                                                          counted: dict[str, int]) -> None:
+    """The first originals' integrated gradients come from the step choice; where the store holds the choice but not
+    the maps (here: more clips, the same first ones), they are computed as the choice computes them, so the tables
+    equal those of an analysis without the store."""
+    store = tmp_path / "store"
+    analyse(_config(two_runs, tmp_path / "eight", store))
+    analyse(_config(two_runs, tmp_path / "ten", store, clips=10))
+    assert counted["steps"] == 1  # the second analysis read the choice
+    analyse(_config(two_runs, tmp_path / "plain", None, clips=10))
+    for name, frame in _tables(tmp_path / "plain").items():
+        pd.testing.assert_frame_equal(frame, _tables(tmp_path / "ten")[name])
 
 
 def test_a_damaged_entry_is_computed_again_and_a_full_disk_costs_only_time(
