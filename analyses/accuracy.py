@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probe.analyses.runs import objective_record, scored_against
+from probe.analyses.runs import objective_record, scored_against, scored_against_labels
 from probe.analyses.registry import RunContext, register_analysis
 from probe.analyses.schema import TableSchema, col
 from probe.metrics import mean_average_precision
@@ -80,7 +80,7 @@ def accuracy_analysis(context: RunContext) -> None:
         context.summary["accuracy"] = {}
         return
     against = scored_against(run)
-    context.say(f"{run.label}: {'accuracy' if against == 'labels' else 'agreement'} on {len(run.targets)} clips")
+    context.say(f"{run.label}: {'accuracy' if scored_against_labels(run) else 'agreement'} on {len(run.targets)} clips")
     context.tables.update(accuracy_tables(run.logits, run.targets, run.class_names, run.class_categories,
                                           run.category_names))
     columns = ["top1", "top5"]

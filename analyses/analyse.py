@@ -21,6 +21,7 @@ from probe.analyses.schema import SCHEMA_VERSION, check_table
 from probe.analyses.runs import (
     RunOutputs,
     classifier_label,
+    label_mark,
     expand_runs,
     load_run,
     objective_record,
@@ -170,8 +171,8 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     context.summary.update({
         "schema_version": SCHEMA_VERSION, "label": run.label, "path": str(run.path), "fold": int(run.config.get("fold", 1)),
         "classifier": classifier_label(run.config),
-        "setting": setting_label(run.config, mark=objective.get("label_mark", "")),
-        "setting_base": setting_label(run.config, replicate=False, mark=objective.get("label_mark", "")),
+        "setting": setting_label(run.config, mark=label_mark(run.path, run.config)),
+        "setting_base": setting_label(run.config, replicate=False, mark=label_mark(run.path, run.config)),
         "probe": spec.name,
         "objective": objective.get("objective") or "cross-entropy",
         "penalty": float(objective.get("penalty") or 0.0), "control": spec.control,

@@ -152,7 +152,7 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
     attributions summed over the channel axis with their signs, divided by the clip's total absolute mass.
     Integrated gradients without steps get them chosen by completeness on the first clips, whose maps the choice
     computed (one clip per call) and which are not computed again. `first_maps`: the maps of the first clips, known
-    already (`first_clip_maps`).
+    already (`sized_settings` gives them).
 
     Each batch runs with torch's and numpy's generators seeded from (`seed`, method, batch) and restored after
     (GradientSHAP draws its baselines and noise from them): the same seed gives the same maps, and nothing
@@ -161,7 +161,7 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
         first, kept = slice(0, settings.completeness_clips), {}  # the analysis sizes them once per classifier instead
         settings = with_steps(settings, chosen_steps(size_steps(classifier, waveforms[first], targets[first], settings,
                                                                 device, kept)))
-        if not signed:
+        if not signed and computed_by_the_walk(method):
             first_maps = np.concatenate([unit_mass(a) for a in kept["attributions"]]) if kept["attributions"] else None
     view = attribution_view(classifier)  # a waveform-in network: through its STFT inspection layer
     forward = view.logits_from_mel
@@ -227,14 +227,20 @@ def maps_key(identity: tuple, method: str, settings: AttributionSettings, clips:
     entry = ATTRIBUTION_METHODS.lookup(method)
     return AttributionStore.key(kind="maps", classifier=identity, method=method, code=code_hash(entry.attribute),
                                 settings=map_settings(settings, entry.reads), clips=clips, seed=seed,
-                                device=device.type, **({"single_first": single_first} if single_first else {}))
+                                device=device.type, **({"single_first": single_first, "walk": code_hash(clip_attributions)}
+                                                       if single_first else {}))
+
+
+def computed_by_the_walk(method: str) -> bool:
+    """Whether the completeness walk's attributions are `method`'s own maps: the walk attributes with captum's
+    integrated gradients, so only the built-in method that does the same reuses them."""
+    return ATTRIBUTION_METHODS.lookup(method).attribute is integrated_gradients
 
 
 def walked_clips(method: str, condition: str, settings: AttributionSettings, clips: int) -> int:
     """How many of the first clips' maps of `method` on `condition` the completeness walk computes (the originals'
-    first `completeness_clips`, for a method sized by completeness), and the maps then reuse."""
-    walked = ATTRIBUTION_METHODS.lookup(method).sized_by_completeness and condition == ORIGINAL
-    return min(settings.completeness_clips, clips) if walked else 0
+    first `completeness_clips`), and the maps then reuse."""
+    return min(settings.completeness_clips, clips) if computed_by_the_walk(method) and condition == ORIGINAL else 0
 
 
 def classifier_identity(run) -> tuple[str, str | None, str]:

@@ -24,7 +24,7 @@ import torch
 
 from probe.analyses.config import AttributionSettings
 from probe.analyses.passes import samples_per_pass
-from probe.analyses.store import AttributionStore, map_settings
+from probe.analyses.store import AttributionStore, code_hash, map_settings
 from probe.models.base import WaveformClassifier
 from probe.models.inspection import attribution_view
 
@@ -54,7 +54,7 @@ def output_gaps(classifier: WaveformClassifier, waveforms: np.ndarray, targets: 
 def clip_attributions(classifier: WaveformClassifier, waveforms: np.ndarray, targets: np.ndarray, steps: int,
                       settings: AttributionSettings, device: torch.device) -> list[torch.Tensor]:
     """Each clip's `steps`-step integrated-gradient attributions on its mel input from silence, one clip per call:
-    the walk's computation, which the analysis's maps of the same clips reuse (`attribution.first_clip_maps`)."""
+    the walk's computation, which the analysis's maps of the same clips reuse (`attribution.sized_settings`)."""
     from captum.attr import IntegratedGradients
 
     view = attribution_view(classifier)
@@ -135,7 +135,8 @@ def sizing_key(identity: tuple, settings: AttributionSettings, clips: str, devic
     """The attribution store's name for the step choice on these clips (`clips`: their `content_hash`)."""
     return AttributionStore.key(kind="ig_completeness", classifier=identity, settings=map_settings(settings, ("ig_steps",)),
                                 bound=settings.ig_max_error, ladder=STEP_LADDER, start=START_STEPS, gap=MIN_GAP,
-                                clips=clips, device=device.type)
+                                clips=clips, device=device.type,
+                                code=[code_hash(f) for f in (output_gaps, clip_attributions, relative_completeness_errors)])
 
 
 def chosen_steps(table: pd.DataFrame) -> int:

@@ -116,6 +116,11 @@ def classifier_label(config: dict[str, Any]) -> str:
     return f"{path.parent.name}-{path.name}" if re.fullmatch(r"checkpoint-\d+", path.name) else path.name
 
 
+LABELS, DECISIONS = "labels", "decisions"
+"""What a run's targets can be (`targets` in outputs/objective.json): the dataset's labels, or the classifier's own
+decisions on the originals."""
+
+
 def setting_label(config: dict[str, Any], replicate: bool = True, mark: str = "") -> str:
     """The run's probe setting: the given label, else the AE's name (a checkpoint's parent folder), its rate, its
     penalty and `mark` (its objective's, from `label_mark`); a replicate after the first is `#k` (`replicate=False`:
@@ -147,11 +152,15 @@ def starts_random(config: dict[str, Any]) -> bool:
     return not config.get("ae_weights") and autoencoder.suffix not in CHECKPOINT_SUFFIXES
 
 
-def label_mark(run_path: str | Path) -> str:
+def label_mark(run_path: str | Path, config: dict[str, Any]) -> str:
     """What marks the run's setting: its objective's name where that objective marks its runs (`label_mark` in
-    outputs/objective.json), else nothing."""
+    outputs/objective.json); for a run that records no mark, its objective's name where it trained without labels
+    (such runs must never share a setting with labelled ones)."""
     path = RunDir(run_path).objective_file
-    return json.loads(path.read_text()).get("label_mark", "") if path.is_file() else ""
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    if "label_mark" in record:
+        return record["label_mark"]
+    return str(config.get("objective", "")) if record.get("targets") == DECISIONS else ""
 
 
 def run_label(config: dict[str, Any], mark: str = "") -> str:
@@ -198,7 +207,7 @@ def load_run(path: str | Path, label: str | None = None) -> RunOutputs:
     classes = json.loads(run.classes_file.read_text())
     load = lambda path: np.load(path, mmap_mode="r")  # noqa: E731
     outputs = RunOutputs(
-        path=run.path, label=label or run_label(stored["config"], label_mark(run.path)), config=stored["config"],
+        path=run.path, label=label or run_label(stored["config"], label_mark(run.path, stored["config"])), config=stored["config"],
         provenance=stored.get("provenance", {}), sample_rate=int(classes["sample_rate"]),
         class_names=list(classes["class_names"]), category_names=list(classes["category_names"]),
         class_categories=[int(c) for c in classes["class_categories"]],
@@ -265,13 +274,13 @@ def run_cautions(run, classifier=None) -> list[str]:
 
 def scored_against_labels(run) -> bool:
     """Whether the run's targets are the dataset's labels (not the classifier's own decisions)."""
-    return scored_against(run) == "labels"
+    return scored_against(run) == LABELS
 
 
 def scored_against(run) -> str:
     """What the run's targets are: `labels`, or `decisions` (the classifier's own top class on each original, stored by
     a run trained without labels)."""
-    return objective_record(run).get("targets", "labels")
+    return objective_record(run).get("targets", LABELS)
 
 
 def chain_identity(run):

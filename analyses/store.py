@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 IRRELEVANT_SETTINGS = ("methods", "conditions", "max_clips", "sanity_clips", "ig_max_error", "completeness_clips")
 """Attribution settings that choose what is attributed, or how integrated gradients' steps are chosen, not how a
-map comes out (the clips' content and the steps chosen are keyed)."""
+map comes out (the clips' content and the steps chosen are keyed, and so is how many of the first originals'
+integrated gradients the step choice computed: `attribution.maps_key`'s `single_first`)."""
 _weight_hashes: dict[tuple[str, int, int], str] = {}
 
 

@@ -208,13 +208,13 @@ def _classifier_page(env, site: Path, classifier: str, runs: list[AnalysedRun], 
     for run in runs:
         table = run.table(Tables.BAND_CONTRAST_VS_CONTROL)
         if len(table) and not run.summary.get("control"):
-            contrasts[run.setting] = table[table.band_set == config.band_set]
+            contrasts[run.setting] = table[table.band_set == run.fine_band_set]
     if contrasts:
         overview["contrast"] = _figure(figures.band_profiles(
-            contrasts, f"{classifier}: what finetuning changed against the control ({config.band_set.replace('_', '-')})",
+            contrasts, f"{classifier}: what finetuning changed against the control ({runs[0].fine_band_set.replace('_', '-')})",
             ylabel="energy change (dB)\nfinetuned − control", **marks.figure_options()), folder,
             "contrast_vs_control", site)
-    routes = _three_routes(runs, classifier, config.band_set)
+    routes = _three_routes(runs, classifier, runs[0].fine_band_set)
     if routes is not None:
         overview["routes"] = _figure(routes, folder, "three_routes", site)
     spectra = {}

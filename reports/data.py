@@ -108,6 +108,11 @@ class AnalysedRun:
         return list(self.summary["band_sets"]["fixed"])
 
     @property
+    def fine_band_set(self) -> str:
+        """The finest fixed band set (the analysis records which)."""
+        return self.summary["band_sets"]["fine"]
+
+    @property
     def answer_band_set(self) -> str:
         """The band set the answer's words are said on (the analysis records which)."""
         return self.summary["band_sets"]["answer"]

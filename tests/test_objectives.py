@@ -218,3 +218,20 @@ def test_the_analysed_outputs_are_the_last_epochs(tmp_path: Path, synthetic_root
     saved = np.load(run.curve_file("gain_db"))
     np.testing.assert_allclose(saved[1], gain.gain_db().detach().numpy(), atol=1e-5)
     assert np.ptp(saved[1]) > 0.1  # it trained: a curve that never moved could not tell the epochs apart
+
+
+def test_a_run_trained_without_labels_is_marked_by_its_objective(tmp_path: Path) -> None:
+    """The mark the run recorded names its setting; a run that recorded none is still told apart from labelled runs
+    when it trained without labels, and a labelled run carries no mark."""
+    from probe.analyses.runs import label_mark, setting_label
+    from probe.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.objective_file.parent.mkdir(parents=True)
+    config = {"autoencoder": "tiny", "objective": "fidelity", "setting_label": None}
+    for record, mark in (({"targets": "decisions", "label_mark": "fidelity"}, "fidelity"),
+                         ({"targets": "decisions"}, "fidelity"), ({"targets": "labels", "label_mark": ""}, ""),
+                         ({"targets": "labels"}, "")):
+        run.objective_file.write_text(json.dumps(record))
+        assert label_mark(run.path, config) == mark
+        assert setting_label(config, mark=label_mark(run.path, config)) == ("tiny (fidelity)" if mark else "tiny")
