@@ -38,9 +38,11 @@ def _draw(analysis, out: Path, formats: tuple[str, ...], size: figures.FigureSiz
         curves = {run.condition_label(c): curve for c, curve in differences.items()}
         written += figures.save(figures.spectrum_difference(frequencies, curves, run.label, size),
                                 out / f"{slug(run.label)}_spectrum", formats)
-    profiles = {run.label: run.overall(run.answer_band_set, run.headline_condition) for run in analysis.runs
-                if not run.summary.get("control") and len(run.overall(run.answer_band_set, run.headline_condition))}
-    written += figures.save(figures.band_profiles(profiles, "what finetuning changed against each control, octave bands",
+    band_set = analysis.runs[0].answer_band_set
+    profiles = {run.label: run.overall(band_set, run.headline_condition) for run in analysis.runs
+                if not run.summary.get("control") and len(run.overall(band_set, run.headline_condition))}
+    written += figures.save(figures.band_profiles(profiles, f"what finetuning changed against each control, "
+                                                            f"{band_set.replace('_', '-')} bands",
                                                   size, ylabel="energy change (dB)\nfinetuned − control"),
                             out / "comparison_bands", formats)
     kept = [{"label": run.label, **run.summary["information"]["after"]} for run in analysis.runs
