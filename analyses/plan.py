@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from probe.analyses.attribution import (attribution_maps, classifier_identity, clip_budget, maps_key, select_clips,
-                                        sizing_inputs, walked_clips)
+from probe.analyses.attribution import (ATTRIBUTION_METHODS, attribution_maps, classifier_identity, clip_budget,
+                                        maps_key, select_clips, sizing_inputs, walked_clips)
 from probe.analyses.config import AnalyseConfig, AttributionSettings
 from probe.analyses.completeness import START_STEPS, chosen_steps, with_steps
 from probe.analyses.randomisation import check_key, sanity_clips, too_few_clips
@@ -88,7 +88,12 @@ def attribution_plan(runs: list[RunOutputs], classifiers: dict[str, Any], config
                              with_steps(settings, settings.ig_steps or START_STEPS), device,
                              derive_seed(seed, "plan"))
             seconds[(name, method)] = time.perf_counter() - started
-        rows.append(PlanRow(name, method + (" (randomisation check)" if check else ""), clips, seconds[(name, method)]))
+        settings = first[name][1]
+        unsized = ATTRIBUTION_METHODS.lookup(method).sized_by_completeness and settings.ig_steps is None
+        label = method + (" (randomisation check)" if check else "") + (
+            f" (timed at {START_STEPS} steps: each rung the completeness walk climbs doubles it, and the walk tries "
+            f"its rungs on {settings.completeness_clips} clips)" if unsized and not check else "")
+        rows.append(PlanRow(name, label, clips, seconds[(name, method)]))
     return rows
 
 

@@ -146,6 +146,11 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, two_runs: li
     assert "in all" in said
     assert "over the budget of 0 minutes" in said and "--attribution-clips N" in said
     assert not out.exists() and not store.exists()
+    ig = [*flags[2:], "--methods", "integrated_gradients", "--dry-run"]
+    assert main(["analyse", *map(str, two_runs), *ig]) == 0  # steps still to choose: the plan says what it timed
+    assert "integrated_gradients (timed at 16 steps: each rung the completeness walk climbs" in capsys.readouterr().out
+    assert main(["analyse", *map(str, two_runs), *ig, "--ig-steps", "4"]) == 0
+    assert "timed at" not in capsys.readouterr().out
     assert main(["analyse", *map(str, two_runs), *flags]) == 0
     capsys.readouterr()
     assert main(["analyse", *map(str, two_runs), *flags, "--dry-run"]) == 0
