@@ -166,13 +166,14 @@ def analyse_run(run: RunOutputs, classifier, folder: Path, config: AnalyseConfig
     folder.mkdir(parents=True)
     spec = probe_of_run(run.config)
     objective = objective_record(run)
+    mark = label_mark(run.path, run.config)
     context = registry.RunContext(run, classifier, folder, config, device, say, np.random.default_rng(config.seed),
                                   AttributionStore() if store is None else store)
     context.summary.update({
         "schema_version": SCHEMA_VERSION, "label": run.label, "path": str(run.path), "fold": int(run.config.get("fold", 1)),
         "classifier": classifier_label(run.config),
-        "setting": setting_label(run.config, mark=label_mark(run.path, run.config)),
-        "setting_base": setting_label(run.config, replicate=False, mark=label_mark(run.path, run.config)),
+        "setting": setting_label(run.config, mark=mark),
+        "setting_base": setting_label(run.config, replicate=False, mark=mark),
         "probe": spec.name,
         "objective": objective.get("objective") or "cross-entropy",
         "penalty": float(objective.get("penalty") or 0.0), "control": spec.control,
