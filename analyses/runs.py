@@ -222,7 +222,20 @@ def load_run(path: str | Path, label: str | None = None) -> RunOutputs:
               [("originals", outputs.originals), *outputs.reconstructions.items(), *outputs.logits.items()]}
     if len(outputs.clip_ids) != n or any(size != n for size in shapes.values()):
         raise ConfigError(run.outputs, f"inconsistent clip counts: {n} targets, {len(outputs.clip_ids)} clip ids, {shapes}")
+    refuse_nonfinite(outputs)
     return outputs
+
+
+def refuse_nonfinite(outputs: RunOutputs, rows: int = 64) -> None:
+    """A run whose stored logits or reconstructions hold NaN or infinity (a training that diverged, from a version of
+    probe that did not stop it) is refused, naming the run: no analysis of it means anything."""
+    bad = [f"{condition} logits" for condition, logits in outputs.logits.items() if not np.isfinite(logits).all()]
+    for condition, waveforms in outputs.reconstructions.items():
+        if any(not np.isfinite(waveforms[start:start + rows]).all() for start in range(0, len(waveforms), rows)):
+            bad.append(f"{condition} reconstructions")
+    if bad:
+        raise ConfigError(outputs.path, f"holds non-finite {', '.join(bad)}: its training diverged; train it again "
+                                        "(probe finetune stops at the first non-finite step)")
 
 
 def unique_labels(runs: list[RunOutputs]) -> None:

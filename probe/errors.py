@@ -46,6 +46,11 @@ class WriteError(RuntimeFailure):
     """An output that could not be written (a full disk, a folder without write permission)."""
 
 
+class NonFiniteTraining(RuntimeFailure):
+    """A training step whose loss or gradient is NaN or infinite, or weights that became so: the run stops before
+    anything of that step is saved."""
+
+
 class DownloadError(RuntimeFailure):
     """A download that failed, was refused, or does not match its recorded hash."""
 

@@ -147,7 +147,8 @@ def train_classifier(config: ClassifierTrainConfig, resume: bool = False) -> Run
     if not is_resuming(run, resume) and dist.is_main:
         start_fresh(run, config, {"init_weights": weights})
     dist.barrier()
-    result = train_loop(config, run, classifier, objective, train_x, train_y, device, resume, dist)
+    result = train_loop(config, run, classifier, objective, train_x, train_y, device, resume, dist,
+                        clip_names=train.clip_ids)
     if result.finished(config) and dist.is_main:
         run.outputs.mkdir(parents=True, exist_ok=True)
         save_array(run.val_logits_file, batched_logits(classifier, val_x, config.micro, autocast).cpu().numpy())

@@ -60,6 +60,10 @@ class TrainingConfig:
     cache_dir: str | None = None
     """Where the decoded clips are cached: None, the run's own cache/; a folder several runs share (`shared`:
     $PROBE_HOME/cache/decoded) decodes each dataset, rate and length once, one process at a time."""
+    zero_nonfinite_grads: bool = False
+    """Zero the NaN or infinite entries of a step's gradient and count them (recorded in metrics.jsonl and done.json),
+    instead of stopping the run at the first such step: for a classifier whose input gradient is undefined on a few
+    clips (digital silence through a square root). A non-finite loss still stops the run."""
     progress: bool = True
 
     min_epochs = 1  # a class attribute, not a field

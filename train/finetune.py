@@ -61,6 +61,11 @@ class ClassifierObjective(Objective):
             return loss
         return loss + self.weight * self.penalty.term(self.module.autoencoder, x, reconstruction, labels)
 
+    def input_gradient_finite(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from probe.train.loop import input_gradient_finite
+
+        return input_gradient_finite(self.module.classifier, x, lambda logits: self.task.loss(logits, y, self.multi_label))
+
     def evaluate(self) -> tuple[dict[str, float], float]:
         labels = self.task.decisions(self.val_y) if self.conditional else None
         logits = batched_logits(self.module, self.val_x, self.micro, self.autocast, labels)
@@ -138,7 +143,8 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
                                       "class_categories": list(class_categories), "sample_rate": classifier.sample_rate})
     dist.barrier()
 
-    result = train_loop(config, run, autoencoder, objective, train_x, train_y, device, resume, dist)
+    result = train_loop(config, run, autoencoder, objective, train_x, train_y, device, resume, dist,
+                        clip_names=train.clip_ids)
     if not result.finished(config) or not dist.is_main:
         return run
     save_outputs(run, AFTER, pipeline, val_x, val.clip_ids, config.micro, autocast, labels)
@@ -149,6 +155,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     run.mark_done({"epochs": config.epochs, "steps": result.step, best: result.best_score if result.step else None,
                    "analysed": "last epoch",  # its outputs: best.pt is chosen on the validation clips the analyses read
                    "bare_classifier_accuracy": objective.bare_accuracy, "skipped_files": train.skipped + val.skipped,
+                   **({"nonfinite_grad_entries": result.nonfinite_grad_entries} if config.zero_nonfinite_grads else {}),
                    **({"possible_leakage": leak} if leak else {})})
     return run
 
@@ -326,6 +333,7 @@ def finetune_grid(config: FinetuneConfig, grid: dict[str, list[GridEntry]], fold
 def expected_cost(config: FinetuneConfig) -> float:
     """A rough relative cost of a run, to start the long ones first: epochs, a tenth as much for a probe type with
     a small model of its own (the spectral gain) than for an autoencoder; nothing for a control."""
+    config = config.resolved()  # a cell's epochs may be its probe type's default, filled in here
     spec = config.probe_spec
     return 0.0 if spec.control else config.epochs * (0.1 if spec.model is not None else 1.0)
 

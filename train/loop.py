@@ -13,14 +13,14 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from probe.devices import saved_tensor_bytes, total_memory_bytes
-from probe.errors import ConfigError
+from probe.errors import ConfigError, NonFiniteTraining
 from probe.folds import FOLDS_FILE
 from probe.outputs import MARKER, marker_kind
 from probe.locks import release_run
@@ -52,12 +52,30 @@ class Objective:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
 
+    def input_gradient_finite(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Per clip, whether the frozen classifier's own loss has a finite gradient with respect to its input: said
+        when a step goes non-finite, to tell a classifier that cannot be trained through on those clips from a probe
+        that diverged. None where the objective has no classifier (reconstruction)."""
+        return None
+
+
+def input_gradient_finite(model: nn.Module, x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Per clip, whether `loss(model(x))` has a finite gradient with respect to `x` (the model's weights untouched)."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (gradient,) = torch.autograd.grad(loss(model(x)), x, allow_unused=True)
+    if gradient is None:
+        return torch.ones(len(x), dtype=torch.bool)
+    return torch.isfinite(gradient).flatten(1).all(1).cpu()
+
 
 @dataclass
 class LoopResult:
     epoch: int
     step: int
     best_score: float
+    nonfinite_grad_entries: int = 0
+    """Gradient entries zeroed for being NaN or infinite (`zero_nonfinite_grads`), over the whole run."""
 
     def finished(self, config: TrainingConfig) -> bool:
         return self.epoch >= config.epochs
@@ -191,12 +209,16 @@ def start_fresh(run: RunDir, config: TrainingConfig, inputs: dict[str, Path | No
 
 def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective: Objective,
                train_x: torch.Tensor, train_y: torch.Tensor, device: torch.device, resume: bool,
-               dist: Distributed = Distributed(), shuffle: torch.Generator | None = None) -> LoopResult:
+               dist: Distributed = Distributed(), shuffle: torch.Generator | None = None,
+               clip_names: Sequence[str] | None = None) -> LoopResult:
     """Train `model`'s trainable parameters on `objective`; resumable at every epoch end.
 
     `model` is what learns (an autoencoder, a probe, or a classifier being trained) and what
     best.pt holds, through its `checkpoint()`. `shuffle` orders the clips (default: one seeded by
     `config.seed`); an objective that draws from the same generator shares its state in latest.pt.
+    A step whose loss or gradient is not finite stops the run (`NonFiniteTraining`) before anything of it is
+    saved, naming the batch's clips (`clip_names`, in `train_x`'s order); `config.zero_nonfinite_grads` zeroes
+    and counts such gradient entries instead.
     """
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
@@ -212,6 +234,7 @@ def train_loop(config: TrainingConfig, run: RunDir, model: nn.Module, objective:
                 "--micro-batch-size sets it)")
         config = replace(config, micro_batch_size=micro)
     training = Training.start(config, run, model, objective, parameters, len(train_x), device, dist, shuffle)
+    training.clip_names = list(clip_names) if clip_names is not None else None
     in_epoch = training.resume() if is_resuming(run, resume) else None
     result = training.result
     last_epoch = config.epochs if config.stop_after_epochs is None else min(config.epochs, result.epoch + config.stop_after_epochs)
@@ -277,6 +300,7 @@ class Training:
     dist: Distributed
     device: torch.device
     result: LoopResult
+    clip_names: list[str] | None = None
 
     @classmethod
     def start(cls, config: TrainingConfig, run: RunDir, model: nn.Module, objective: Objective,
@@ -308,7 +332,8 @@ class Training:
             torch.cuda.set_rng_state_all([rng.cpu() for rng in state["cuda_rng"]])
         if "objective" in state:
             self.objective.load_state_dict(state["objective"])
-        self.result = LoopResult(state["epoch"], state["step"], state["best_score"])
+        self.result = LoopResult(state["epoch"], state["step"], state["best_score"],
+                                 int(state.get("nonfinite_grad_entries", 0)))
         if self.dist.is_main:
             self.run.truncate_metrics(lambda r: r.get("step", 0) <= self.result.step)
         return state.get("in_epoch")
@@ -322,6 +347,7 @@ class Training:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "objective": self.objective.state_dict(),
             "epoch": self.result.epoch, "step": self.result.step, "best_score": self.result.best_score,
+            "nonfinite_grad_entries": self.result.nonfinite_grad_entries,
             **({"in_epoch": in_epoch} if in_epoch is not None else {}),
         })
 
@@ -374,22 +400,69 @@ class Training:
             batch_loss += weighted.detach() / dist.world_size
         if dist.enabled:
             torch.distributed.all_reduce(batch_loss)
+        self.refuse_nonfinite(batch, train_x, train_y, batch_loss)
         self.optimizer.step()
         if self.scheduler is not None and not self.schedule.per_epoch:
             self.scheduler.step()
         self.result.step += 1
         return float(batch_loss)
 
+    def refuse_nonfinite(self, batch: torch.Tensor, train_x: torch.Tensor, train_y: torch.Tensor,
+                         batch_loss: torch.Tensor) -> None:
+        """Stop before a step whose loss or gradient is NaN or infinite changes the weights, or (with
+        `zero_nonfinite_grads` and a finite loss) zero and count the gradient's non-finite entries."""
+        gradients = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        loss_finite = bool(torch.isfinite(batch_loss))
+        if loss_finite and all(bool(torch.isfinite(g).all()) for g in gradients):
+            return
+        if loss_finite and self.config.zero_nonfinite_grads:
+            for gradient in gradients:
+                bad = ~torch.isfinite(gradient)
+                self.result.nonfinite_grad_entries += int(bad.sum())
+                gradient[bad] = 0.0
+            return
+        raise NonFiniteTraining(self.run.path, self.describe_nonfinite(batch, train_x, train_y, loss_finite))
+
+    def describe_nonfinite(self, batch: torch.Tensor, train_x: torch.Tensor, train_y: torch.Tensor,
+                           loss_finite: bool) -> str:
+        """One line: where, on which clips, and whether the classifier itself is at fault."""
+        indices = batch.tolist()
+        names = [self.clip_names[i] if self.clip_names else f"training clip {i}" for i in indices]
+        what = "gradient" if loss_finite else "loss"
+        text = (f"non-finite {what} at epoch {self.result.epoch + 1}, step {self.result.step + 1}, on the batch "
+                f"{', '.join(names)}")
+        try:
+            finite = self.objective.input_gradient_finite(train_x[batch], train_y[batch])
+        except Exception as exc:  # the diagnosis must not hide the failure it explains
+            finite, text = None, f"{text} (the classifier's input gradient could not be checked: {exc})"
+        if finite is not None:
+            flagged = [name for name, ok in zip(names, finite.tolist()) if not ok]
+            text += (f"; the classifier's own input gradient is non-finite on {', '.join(flagged)} (it cannot be "
+                     "trained through there: digital silence is a common cause)" if flagged
+                     else "; the classifier's own input gradient is finite on them")
+        fix = ("pass --zero-nonfinite-grads to zero such gradient entries and count them, or leave those clips out"
+               if loss_finite else "lower --lr, or leave those clips out")
+        last = f"{self.run.latest.name} holds the last good epoch" if self.run.latest.exists() else "nothing was saved"
+        return f"{text}; {last}; {fix}"
+
+    def refuse_nonfinite_weights(self) -> None:
+        bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise NonFiniteTraining(self.run.path, f"weights became non-finite by epoch {self.result.epoch + 1} "
+                                                   f"({', '.join(bad[:3])}); lower --lr")
+
     def end_epoch(self, epoch: int, losses: list[float], clips: int, seconds: float) -> None:
         """Validate, step a per-epoch schedule, record the epoch, keep best.pt and latest.pt."""
         config, dist, result = self.config, self.dist, self.result
         dist.average_batch_norm(self.model)  # a classifier in training: its statistics are every rank's, not rank 0's
+        self.refuse_nonfinite_weights()  # nothing non-finite is saved, nor marked complete
         metrics, score = self.objective.evaluate()
         if self.scheduler is not None and self.schedule.per_epoch:
             self.scheduler.step(metrics["val_loss"])
         record = {"kind": "epoch", "step": result.step, "epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                   **metrics, "lr": self.optimizer.param_groups[0]["lr"], "clips_per_s": clips / seconds,
-                  "seconds": round(seconds, 3)}
+                  "seconds": round(seconds, 3),
+                  **({"nonfinite_grad_entries": self.result.nonfinite_grad_entries} if self.config.zero_nonfinite_grads else {})}
         result.epoch = epoch + 1
         improved = score > result.best_score
         result.best_score = max(result.best_score, score)

@@ -78,7 +78,8 @@ def pretrain_autoencoder(config: PretrainConfig, resume: bool = False) -> RunDir
     if not is_resuming(run, resume) and dist.is_main:
         start_fresh(run, config, {"ae_weights": ae_weights})
     dist.barrier()
-    result = train_loop(config, run, autoencoder, objective, train_x, train_x, device, resume, dist)
+    result = train_loop(config, run, autoencoder, objective, train_x, train_x, device, resume, dist,
+                        clip_names=train.clip_ids)
     if result.finished(config) and dist.is_main:
         run.mark_done({"epochs": config.epochs, "steps": result.step, "best_val_loss": -result.best_score,
                        "autoencoder_checkpoint": str(run.best), "skipped_files": train.skipped + val.skipped})

@@ -31,10 +31,48 @@ def default_of(config_class: type, name: str) -> Any:
 
 class Parser(argparse.ArgumentParser):
     """argparse's parser, whose usage errors are one line (what is wrong, and where the help is) with exit code 2,
-    like every other bad input: not the usage block first."""
+    like every other bad input: not the usage block first. A flag must be spelled out (`--replicate` is refused, not
+    taken for `--replicates`), and an unknown one is answered with the closest flag of the command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # an abbreviation would silently become another flag
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:  # said by the command's parser, whose help lists its flags
+            chosen = self._chosen_parsers(parsed)
+            hint = closest_flag(unknown, chosen)
+            chosen[-1].error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {hint}?)" if hint else ""))
+        return parsed
+
+    def _chosen_parsers(self, namespace: argparse.Namespace) -> list[argparse.ArgumentParser]:
+        """This parser and the subcommands' parsers the arguments chose (their flags are the ones that were open)."""
+        chosen: list[argparse.ArgumentParser] = [self]
+        while True:
+            sub = next((a for a in chosen[-1]._actions if isinstance(a, argparse._SubParsersAction)), None)
+            name = getattr(namespace, sub.dest, None) if sub is not None and sub.dest != argparse.SUPPRESS else None
+            if sub is None or name not in sub.choices:
+                return chosen
+            chosen.append(sub.choices[name])
+
+
+def closest_flag(unknown: Sequence[str], parsers: Iterable[argparse.ArgumentParser]) -> str | None:
+    """The known long flag closest to the first unknown one (`--replicatse` -> `--replicates`), or None. Hidden flags
+    (old spellings) are not suggested."""
+    import difflib
+
+    word = next((item.partition("=")[0] for item in unknown if item.startswith("--")), None)
+    if word is None:
+        return None
+    known = [flag for parser in parsers for action in parser._actions if action.help is not argparse.SUPPRESS
+             for flag in action.option_strings if flag.startswith("--")]
+    match = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return match[0] if match else None
 
 
 def count(text: str) -> int:
@@ -169,7 +207,8 @@ def add_field(parser: argparse.ArgumentParser, config_class: type, name: str, *f
             metavar = metavar or ("A,B,..." if kwargs["choices"].multiple else "NAME")
         if metavar is not None:
             kwargs["metavar"] = metavar
-    shown = default_help if default_help is not None else (None if value is None else _shown(value))
+    shown = default_help if default_help is not None else (None if value is None or kwargs.get("required")
+                                                           else _shown(value))
     text = f"{help} (default: {shown})" if shown is not None else help
     if isinstance(value, bool):
         action = argparse.BooleanOptionalAction if value else "store_true"

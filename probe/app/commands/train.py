@@ -17,8 +17,9 @@ def add_training_args(parser: argparse.ArgumentParser, config_class: type, epoch
     """The arguments every training command shares (TrainingConfig's fields), with `config_class`'s defaults."""
     from probe.esc50 import CLIP_SECONDS as DEFAULT_CLIP_SECONDS  # probe.data's default; it would import torch
 
-    add_field(parser, config_class, "data", help="esc50:DIR, folder:DIR (a folder per class), audio:DIR (any audio, "
-                                                 "unlabeled) or synthetic[:DIR]")
+    add_field(parser, config_class, "data", required=True,
+              help="esc50:DIR, folder:DIR (a folder per class), audio:DIR (any audio, unlabeled) or synthetic[:DIR] "
+                   "(generated clips, for trying probe out); required")
     add_field(parser, config_class, "fold", help="validation fold (the others train, less any --hold-out)")
     parser.add_argument("--folds", help="cross-validation: comma-separated folds K, one run each in OUT/fold-K, "
                                         "validated on K (train-classifier and pretrain-ae: or on the next fold, see "
@@ -53,6 +54,10 @@ def add_training_args(parser: argparse.ArgumentParser, config_class: type, epoch
     add_field(parser, config_class, "checkpoint_minutes", type=float,
               help="also save latest.pt inside an epoch every this many minutes (for pre-emptible jobs)",
               default_help="at epoch ends only")
+    add_field(parser, config_class, "zero_nonfinite_grads",
+              help="zero a step's NaN or infinite gradient entries and count them (recorded in the run) instead of "
+                   "stopping at the first such step; a classifier whose input gradient is undefined on some clips "
+                   "(digital silence) needs it")
     add_field(parser, config_class, "cache_dir", type=str,
               help="decoded-clip cache shared by runs (shared: $PROBE_HOME/cache/decoded): a grid decodes each dataset "
                    "once", default_help="each run's own cache/")
