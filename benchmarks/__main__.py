@@ -73,7 +73,7 @@ def linear_fit(x: list[float], y: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="probe benchmarks: original configuration vs ours")
+    parser = argparse.ArgumentParser(description="probe benchmarks: original configuration vs ours", allow_abbrev=False)
     parser.add_argument("--smoke", action="store_true", help="seconds-long run (tests): one classifier, two steps")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--classifiers", default="mn10,dymn10,passt")

@@ -68,7 +68,7 @@ PEAK_REPORTING_CLI = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--classifiers", default="mn10,dymn10,passt")
     parser.add_argument("--clips", default="16,64,400")
     parser.add_argument("--seconds", type=float, default=5.0)

@@ -65,7 +65,7 @@ def main() -> None:
     from probe.models import load_classifier
     from probe.devices import pick_device
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--clips", type=int, default=400)
     parser.add_argument("--attribution-clips", type=int, default=8)
     parser.add_argument("--device", default="auto")

@@ -87,7 +87,7 @@ def step_flops(pipeline, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("--mode", choices=["original", "ours"], required=True)
     parser.add_argument("--classifier", default="mn10")
     parser.add_argument("--autoencoder", default="tiny")

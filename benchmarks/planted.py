@@ -457,7 +457,7 @@ def carried_section(markdown: Path, objectives: list[str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--seeds", type=int, default=5, help="how many seeds (default: 5)")
     parser.add_argument("--first-seed", type=int, default=2, help="the first seed (default: 2, after the tuning seeds)")
     parser.add_argument("--out", default="validation-runs", help="where the runs are kept (default: validation-runs)")

@@ -38,10 +38,16 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["finetune", "--out", "x", "--jobs", "0"], "argument --jobs: must be at least 1, got 0"),
-    (["finetune", "--out", "x", "--replicates", "two"], "argument --replicates: expected a whole number, got 'two'"),
-    (["finetune", "--out", "x", "--scheduler", "linear"], "argument --scheduler: invalid choice: 'linear'"),
+    (["finetune", "--data", "synthetic", "--out", "x", "--jobs", "0"], "argument --jobs: must be at least 1, got 0"),
+    (["finetune", "--data", "synthetic", "--out", "x", "--replicates", "two"], "argument --replicates: expected a whole number, got 'two'"),
+    (["finetune", "--data", "synthetic", "--out", "x", "--scheduler", "linear"], "argument --scheduler: invalid choice: 'linear'"),
     (["nosuch"], "invalid choice: 'nosuch'"),
+    (["finetune", "--out", "x", "--data", "audio:nowhere", "--replicate", "3"],
+     "probe finetune: error: unrecognized arguments: --replicate 3 (did you mean --replicates?)"),
+    (["finetune", "--out", "x", "--data", "audio:nowhere", "--obj", "fidelity"], "--obj fidelity (did you mean --objective?)"),
+    (["finetune", "--out", "x", "--data", "audio:nowhere", "--replicatse=3"], "--replicatse=3 (did you mean --replicates?)"),
+    (["--debg", "models"], "--debg (did you mean --debug?)"),
+    (["download", "weights", "--lis"], "probe download: error: unrecognized arguments: --lis (did you mean --list?)"),
 ])
 def test_a_usage_error_is_one_line(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Like every bad input: one line saying what is wrong (and where the help is), exit code 2, no usage block."""
@@ -49,6 +55,18 @@ def test_a_usage_error_is_one_line(argv: list[str], says: str, capsys: pytest.Ca
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
     assert says in captured.err and "--help" in captured.err and "usage:" not in captured.err
+
+
+def test_no_parser_takes_an_abbreviation() -> None:
+    """`--replicate` is not silently taken for `--replicates`: every command's parser wants flags spelled out."""
+    import argparse
+
+    from probe.app.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert len(commands) > 5 and not parser.allow_abbrev
+    assert [name for name, command in commands.items() if command.allow_abbrev] == []
 
 
 def test_models_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:

@@ -311,7 +311,7 @@ def write(folder: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m probe.app.docs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m probe.app.docs", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("folder", nargs="?", default="docs/reference", help="where to write the pages")
     args = parser.parse_args(argv)
     for path in write(args.folder):

@@ -62,17 +62,19 @@ class Parser(argparse.ArgumentParser):
 
 
 def closest_flag(unknown: Sequence[str], parsers: Iterable[argparse.ArgumentParser]) -> str | None:
-    """The known long flag closest to the first unknown one (`--replicatse` -> `--replicates`), or None. Hidden flags
-    (old spellings) are not suggested."""
+    """The known long flags closest to the first unknown one, or None: those it abbreviates (`--obj` ->
+    `--objective`), else the nearest spelling (`--replicatse` -> `--replicates`). Hidden flags (old spellings) are not
+    suggested."""
     import difflib
 
     word = next((item.partition("=")[0] for item in unknown if item.startswith("--")), None)
     if word is None:
         return None
-    known = [flag for parser in parsers for action in parser._actions if action.help is not argparse.SUPPRESS
-             for flag in action.option_strings if flag.startswith("--")]
-    match = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return match[0] if match else None
+    known = list(dict.fromkeys(flag for parser in parsers for action in parser._actions
+                               if action.help is not argparse.SUPPRESS
+                               for flag in action.option_strings if flag.startswith("--")))
+    matches = [flag for flag in known if flag.startswith(word)] or difflib.get_close_matches(word, known, n=1)
+    return " or ".join(matches[:3]) if matches else None
 
 
 def count(text: str) -> int:
