@@ -13,6 +13,7 @@ import logging
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Iterable
 
 from probe.errors import CheckpointError, DownloadError
 from probe.fileio import sha256_file, write_text
@@ -58,7 +59,23 @@ def resolve_weights(value: str | Path, weights_dir: str | Path | None = None) ->
         if local.exists():
             return local
         raise CheckpointError(local, f"not downloaded yet: run `probe download weights {value}`")
-    raise CheckpointError(path, "no such file (and not the name of a published checkpoint; see `probe download weights --list`)")
+    raise CheckpointError(path, "no such file, and not the name of a published checkpoint"
+                          + did_you_mean(str(value), sources) + "; see `probe download weights --list`")
+
+
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """` (did you mean a or b?)` for the names closest to `name`, or nothing where none is close."""
+    close = closest_names(name, names)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def closest_names(name: str, names: Iterable[str], most: int = 3) -> list[str]:
+    """The published names `name` was likeliest meant to be: those it begins (`mn10` -> `mn10_as`), else the nearest
+    spellings; at most `most`."""
+    import difflib
+
+    names = sorted(names)
+    return ([known for known in names if known.startswith(name)] or difflib.get_close_matches(name, names, n=most))[:most]
 
 
 def recorded_hash_path(destination: Path) -> Path:

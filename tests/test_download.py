@@ -113,3 +113,17 @@ def test_cli_download_weights(server, tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["download", "weights", "--list"]) == 0
     listing = capsys.readouterr().out
     assert "passt_esc50_fold1" in listing and "archisound_at_v1" in listing and "dymn10_as" in listing
+
+
+def test_an_unknown_checkpoint_name_suggests_the_published_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["download", "weights", "mn10", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown checkpoint 'mn10' (did you mean mn10_as?)" in err
+    assert main(["download", "weights", "passt_esc50_fold6", "--out", str(tmp_path)]) == 2
+    assert "did you mean passt_esc50_fold5 or" in capsys.readouterr().err
+    assert main(["download", "weights", "zzz", "--out", str(tmp_path)]) == 2
+    assert "did you mean" not in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    sine = tmp_path.parent / "nothing.wav"
+    assert main(["predict", "--classifier", "mn10", "--classifier-weights", "dymn10", str(sine)]) == 2
+    assert "not the name of a published checkpoint (did you mean dymn10_as?)" in capsys.readouterr().err

@@ -54,7 +54,8 @@ def run_download(args: argparse.Namespace) -> int:
         return 0
     unknown = [n for n in args.names if n not in sources]
     if unknown:
-        raise ConfigError(None, f"unknown checkpoint {unknown[0]!r}; see `probe download weights --list`")
+        raise ConfigError(None, f"unknown checkpoint {unknown[0]!r}{dl.did_you_mean(unknown[0], sources)}; see "
+                                "`probe download weights --list`")
     for name in args.names:
         path = dl.download_source(sources[name], args.out or dl.default_weights_dir(), mirror=args.mirror)
         print(f"{name}: {path}")
