@@ -1,11 +1,14 @@
 """`probe predict` and `probe reconstruct` as library functions over configs."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from probe.errors import AudioError, ProbeError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from probe.audio import Audio
@@ -91,6 +94,9 @@ def predict_files(config: PredictConfig) -> tuple[list[FileResult], list[str]]:
     weights = resolve_weights(config.classifier_weights) if config.classifier_weights else None
     classifier = load_classifier(config.classifier, weights, config.num_classes, device=config.device,
                                  **config.classifier_options)
+    if classifier.untrained:  # finetune and analyse refuse such a classifier; a prediction only says what it is
+        log.warning("warning: %s, so these logits are an untrained network's and say nothing of a trained one; give "
+                    "its trained weights with --classifier-weights", classifier.untrained)
     results: list[FileResult] = []
     for path, audio in load_inputs(config.audio, config.strict, results, sample_rate=classifier.sample_rate, mono=True):
         waveform, padded_from = classifier.pad_short(audio.waveform)

@@ -87,6 +87,24 @@ def test_predict_csv_and_json(classifier_checkpoint: Path, sine_wav: Path, tmp_p
     assert json.loads(out.read_text())[0]["file"] == str(sine_wav)
 
 
+def test_predict_warns_that_an_untrained_classifier_gives_untrained_logits(sine_wav: Path, tmp_path: Path, capsys,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """finetune and analyse refuse an untrained classifier; predict answers, with one warning line that says so."""
+    with caplog.at_level("WARNING", logger="probe.inference"):
+        assert main(["predict", "--classifier", "small_cnn", str(sine_wav)]) == 0
+    warnings = [r.getMessage() for r in caplog.records if "untrained" in r.getMessage()]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert "small_cnn has no trained weights" in warnings[0] and "logits are an untrained network's" in warnings[0]
+    assert capsys.readouterr().out.startswith("file,")
+    caplog.clear()
+    trained = load_classifier("small_cnn", num_classes=3, class_names=["a", "b", "c"], sample_rate=16000)
+    trained.untrained = None  # what code that trains it does before saving
+    checkpoint = save_classifier(trained, tmp_path / "trained.pt")
+    with caplog.at_level("WARNING", logger="probe.inference"):
+        assert main(["predict", "--classifier", "small_cnn", "--classifier-weights", str(checkpoint), str(sine_wav)]) == 0
+    assert "untrained" not in caplog.text
+
+
 def test_bad_audio_exits_2_with_one_line(classifier_checkpoint: Path, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_text("hello")
