@@ -354,8 +354,8 @@ def test_a_hub_id_is_fetched_once_into_the_cache_and_then_loads_offline(ast_fold
 
         missing = probe_with_hub(endpoint, home, "predict", "--classifier", "hf:acme/no-such-model", str(clip))
         lines = missing.stderr.strip().splitlines()
-        assert missing.returncode == 2 and lines[-1].startswith("probe: error: cannot load the Hugging Face "
-                                                                "classifier 'acme/no-such-model'"), missing.stderr
+        assert missing.returncode == 2 and lines[-1].startswith("probe: error: hf:acme/no-such-model: the Hugging "
+                                                                "Face hub has no such model"), missing.stderr
     finally:
         hub.shutdown()
         hub.server_close()
@@ -363,3 +363,42 @@ def test_a_hub_id_is_fetched_once_into_the_cache_and_then_loads_offline(ast_fold
                             "revision=v1", str(clip), offline=True)
     assert cached.returncode == 0 and cached.stdout.splitlines() == expected.splitlines(), cached.stderr[-2000:]
     assert "fetching" not in cached.stderr
+
+
+def test_a_hub_id_that_cannot_be_fetched_fails_in_seconds_naming_it(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """No answer from the hub (a refused connection, as offline) is a runtime failure, exit 3, within seconds (not
+    after transformers' minute of retries); a hub that answers it has no such model makes it a bad input, exit 2;
+    with HF_HUB_OFFLINE set and the id not cached, the hub is not asked at all."""
+    import time
+
+    closed = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    nowhere = f"http://127.0.0.1:{closed.server_address[1]}"
+    closed.server_close()
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"not read: the classifier fails first")
+    started = time.monotonic()
+    unreachable = probe_with_hub(nowhere, tmp_path / "hf-home", "predict", "--classifier", "hf:acme/tiny-ast", str(clip))
+    assert time.monotonic() - started < 30, "the hub's retries are back"
+    assert unreachable.returncode == 3, unreachable.stderr
+    assert unreachable.stderr.strip().splitlines() == [
+        "probe: error: hf:acme/tiny-ast: the Hugging Face hub could not be reached or has no such model (offline or "
+        "unknown id): [Errno 111] Connection refused"]
+    from huggingface_hub import constants
+
+    from probe.errors import RuntimeFailure
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(RuntimeFailure, match=r"hf:acme/not-cached: .*\(offline or unknown id\): .*HF_HUB_OFFLINE"):
+        load_classifier("hf:acme/not-cached")
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HubHandler)
+    hub.repos, hub.requests = {}, []  # type: ignore[attr-defined]
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    try:
+        unknown = probe_with_hub(f"http://127.0.0.1:{hub.server_port}", tmp_path / "hf-home", "predict", "--classifier",
+                                 "hf:acme/no-such-model", str(clip))
+    finally:
+        hub.shutdown()
+        hub.server_close()
+    assert unknown.returncode == 2 and unknown.stderr.strip().splitlines()[-1].startswith(
+        "probe: error: hf:acme/no-such-model: the Hugging Face hub has no such model"), unknown.stderr

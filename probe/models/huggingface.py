@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from probe.errors import ConfigError
+from probe.errors import ConfigError, RuntimeFailure
 from probe.registries import Registry
 from probe.models.base import WaveformClassifier
 from probe.models.frontend import MelConfig
@@ -224,15 +224,18 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
     if source.startswith(("/", ".", "~")) and not folder.is_dir():
         raise ConfigError(folder, "no such folder (a transformers checkpoint written by save_pretrained)")
     local = folder if folder.is_dir() else None
-    announce = functools.cache(lambda: print(f"probe: fetching {source} from the Hugging Face hub into its cache (set "
-                                             "HF_HUB_OFFLINE=1 to use only the cache)", file=sys.stderr, flush=True))
+    def announce() -> None:  # once the hub is known to answer for the id: it is asked for files not in the cache
+        check_hub(source, options)
+        print(f"probe: fetching {source} from the Hugging Face hub into its cache (set HF_HUB_OFFLINE=1 to use only the "
+              "cache)", file=sys.stderr, flush=True)
+
+    announce = functools.cache(announce)
     with quiet_transformers():
         try:
             extractor = _from_pretrained(AutoFeatureExtractor, local or source, options, announce)
             model = _from_pretrained(AutoModelForAudioClassification, local or source, options, announce)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(None, f"cannot load the Hugging Face classifier {source!r}: {reason}") from None
+            raise ConfigError(None, f"cannot load the Hugging Face classifier {source!r}: {_first_line(exc)}") from None
     builder = FRONT_ENDS.get(type(extractor).__name__)
     if builder is None:
         raise ConfigError(None, f"{name}: its feature extractor {type(extractor).__name__} has no differentiable "
@@ -251,9 +254,45 @@ def load_hf_classifier(source: str, num_classes: int | None, class_names: list[s
     return classifier
 
 
+def check_hub(repo_id: str, options: dict[str, Any]) -> None:
+    """Ask the Hugging Face hub, once and briefly (`HF_HUB_ETAG_TIMEOUT` seconds at most), whether it has the model
+    `repo_id`, before transformers asks it (which, when the hub cannot be reached, retries for a minute and then blames
+    a local directory). An id the hub cannot be asked about, offline or unreachable, is a `RuntimeFailure`; one it
+    says it does not have (or not at the revision asked for) is a `ConfigError`."""
+    from huggingface_hub import constants, errors, get_hf_file_metadata, hf_hub_url
+
+    name = f"{SCHEME}:{repo_id}"
+    unreachable = "the Hugging Face hub could not be reached or has no such model (offline or unknown id)"
+    if constants.HF_HUB_OFFLINE:
+        raise RuntimeFailure(name, f"{unreachable}: it is not in the Hugging Face cache, and HF_HUB_OFFLINE is set")
+    revision = options.get("revision")
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, "config.json", revision=revision), token=options.get("token"),
+                             timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except errors.GatedRepoError:
+        raise ConfigError(name, "a gated model on the Hugging Face hub: accept its conditions on its page, then log "
+                                "in (`hf auth login`)") from None
+    except errors.RepositoryNotFoundError:
+        raise ConfigError(name, "the Hugging Face hub has no such model (an unknown id, or a private one: log in "
+                                "with `hf auth login`)") from None
+    except errors.RevisionNotFoundError:
+        raise ConfigError(name, f"the Hugging Face hub has no revision {revision!r} of this model") from None
+    except errors.LocalEntryNotFoundError as exc:  # what huggingface_hub raises for a hub it could not ask
+        raise RuntimeFailure(name, f"{unreachable}: {_first_line(exc)}") from None
+    except errors.EntryNotFoundError:
+        return  # the model is there, without a config.json: transformers says what it lacks
+    except (OSError, errors.HTTPError) as exc:  # no network, no name resolution, a timeout, a hub that fails
+        raise RuntimeFailure(name, f"{unreachable}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _from_pretrained(cls: Any, source: str | Path, options: dict[str, Any], announce: Callable[[], None]) -> Any:
-    """From a local folder (a Path), or a hub id from the hub's local cache first, then from the hub itself (which
-    retries for a minute when it cannot be reached), calling `announce` before it asks the hub."""
+    """From a local folder (a Path), or a hub id from the hub's local cache first, then from the hub itself, calling
+    `announce` (which checks that the hub answers for the id) before it asks the hub."""
     if isinstance(source, Path):
         return cls.from_pretrained(str(source), **options)
     try:
