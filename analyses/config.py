@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.errors import ConfigError
+from probe.sizing import DEFAULT_ALPHA, DEFAULT_MARGIN_POINTS
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,10 @@ class AttributionSettings:
 class RemovalSettings:
     """The removal check behind the answer's words (`probe.analyses.removal`, `probe.analyses.answer`)."""
 
-    margin_points: float = 5.0
+    margin_points: float = DEFAULT_MARGIN_POINTS
     """A removal that costs less than this many points (of accuracy, or of agreement without labels) is one the
     classifier can do without; more, one it needs. One margin serves both words."""
-    alpha: float = 0.05
+    alpha: float = DEFAULT_ALPHA
     """One-sided level of each decision."""
     attenuation_db: float = 80.0
     """The band-stop's designed stop-band attenuation."""

@@ -30,6 +30,7 @@ import numpy as np
 
 from probe.analyses.config import RemovalSettings
 from probe.analyses.stats import mean_and_se
+from probe.sizing import smallest_upper_bound  # noqa: F401  (the answer reads it here)
 
 
 def transition_hz(edge_hz: float, settings: RemovalSettings) -> float:
@@ -130,12 +131,3 @@ def decide(lower: float, upper: float, margin: float) -> str:
     if lower > margin:
         return "costs more"
     return "undecided"
-
-
-def smallest_upper_bound(units: int, alpha: float = 0.05) -> float:
-    """The lowest upper bound any removal can reach with `units` effective clips: none of them changed. A margin
-    below it can never be shown."""
-    from scipy.stats import norm
-
-    z = norm.ppf(1 - alpha)
-    return 100 * z * z / (units + z * z)

@@ -20,11 +20,8 @@ from typing import Callable
 import numpy as np
 
 from probe.registries import Registry
+from probe.sizing import MIN_INTERVAL_UNITS  # noqa: F401  (defined with the sizing, which reads it before any training)
 
-MIN_INTERVAL_UNITS = 8
-"""No interval, and no verdict, from fewer independent units (clips, or source recordings) than this: the
-smallest n at which the coverage test shows the studentised interval holding (an ESC-50 class holds 8 clips
-per fold)."""
 INTERVAL_METHODS = ("studentized", "percentile")
 
 

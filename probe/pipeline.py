@@ -23,6 +23,9 @@ class ProbePipeline(nn.Module):
     def __init__(self, autoencoder: nn.Module | None, classifier: WaveformClassifier) -> None:
         """`autoencoder`: a WaveformAutoencoder, or any module with sample_rate, channels and (B, C, L) -> (B, C, L)."""
         super().__init__()
+        if not isinstance(classifier, WaveformClassifier):
+            raise TypeError(f"ProbePipeline takes a probe classifier, not a {type(classifier).__name__}: wrap a module "
+                            "with probe.wrap(module, sample_rate=RATE, class_names=[...])")
         self.autoencoder = autoencoder
         self.classifier = classifier.freeze()
         if autoencoder is not None and not autoencoder.sample_rate:

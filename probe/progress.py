@@ -56,3 +56,14 @@ class Progress:
         """An indented detail line under the current step."""
         if self.enabled:
             print(f"{self.prefix}    {message}", flush=True)
+
+
+def duration(seconds: float) -> str:
+    """A duration as a person reads it: `40 s`, `12 min`, `9.3 h`, `2.1 days`."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -97,7 +97,7 @@ def test_a_leak_is_refused_before_anything_is_submitted(tmp_path: Path, syntheti
 
 def test_a_failed_task_is_one_line_with_its_own_error(tmp_path: Path, capsys):
     """Every task failed: exit 2, and the line names the run and the task's error, not the path of its log."""
-    assert main(["finetune", "--grid", "classifier=nosuchnet", "autoencoder=identity", "--epochs", "0", "--folds", "1",
+    assert main(["finetune", "--grid", "classifier=nosuchnet", "autoencoder=identity", "--epochs", "0", "--folds", "1", "--data", "synthetic",
                  "--out", str(tmp_path / "grid"), "--launcher", "local", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nosuchnet--identity" in err and "unknown classifier 'nosuchnet'" in err

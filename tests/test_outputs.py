@@ -222,9 +222,19 @@ def test_training_commands_refuse_a_users_folder(tmp_path: Path, synthetic_root:
 # --- honest defaults ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", ["finetune", "pretrain-ae", "train-classifier"])
+def test_training_without_data_is_refused_in_one_line(command: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    """No silent synthetic data: every training command needs --data (synthetic clips only when asked for)."""
+    monkeypatch.chdir(tmp_path)
+    assert main([command, "--out", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--data" in err[0] and "required" in err[0], err
+    assert not (tmp_path / "x").exists()
+
+
 def test_finetune_with_nothing_else_is_refused_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["finetune", "--out", "x"]) == 2
+    assert main(["finetune", "--data", "synthetic", "--out", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mn10 has no trained weights" in err[0] and "--classifier-weights" in err[0] \
         and "--allow-untrained" in err[0], err
@@ -332,12 +342,12 @@ def test_old_spellings_still_work_and_say_what_replaces_them(tmp_path: Path, cap
         (["compare", "a", "b", "--weights", "w.pt"], "classifier_weights", "w.pt", "--classifier-weights"),
         (["reconstruct", "a.wav", "--autoencoder", "tiny", "--weights", "w.pt"], "ae_weights", "w.pt", "--ae-weights"),
         (["reconstruct", "a.wav", "--autoencoder", "tiny", "--out-dir", "rec"], "out", "rec", "--out"),
-        (["train-classifier", "--out", "o", "--init", "none"], "init", "none", "--classifier-weights"),
-        (["train-classifier", "--out", "o", "--option", "a=1", "--classifier-option", "b=2"], "classifier_option",
+        (["train-classifier", "--data", "synthetic", "--out", "o", "--init", "none"], "init", "none", "--classifier-weights"),
+        (["train-classifier", "--data", "synthetic", "--out", "o", "--option", "a=1", "--classifier-option", "b=2"], "classifier_option",
          ["b=2", "a=1"], "--classifier-option"),
         (["download", "weights", "--dir", "w"], "out", "w", "--out"),
         (["status", "g", "--json"], "format", "json", "--format json"),
-        (["finetune", "--out", "o", "--parallel", "3"], "jobs", 3, "--jobs"),
+        (["finetune", "--data", "synthetic", "--out", "o", "--parallel", "3"], "jobs", 3, "--jobs"),
     ]
     for argv, dest, value, instead in cases:
         args = parser.parse_args(argv)

@@ -153,5 +153,5 @@ def test_every_probe_type_is_offered_and_fills_its_defaults(name: str) -> None:
 
 
 def test_a_penalty_flag_of_another_probe_type_is_refused(capsys) -> None:
-    assert main(["finetune", "--probe", "identity", "--energy-penalty", "1", "--out", "unused", "--epochs", "0"]) == 2
+    assert main(["finetune", "--data", "synthetic", "--probe", "identity", "--energy-penalty", "1", "--out", "unused", "--epochs", "0"]) == 2
     assert "--energy-penalty belongs to --probe autoencoder" in capsys.readouterr().err

@@ -7,6 +7,7 @@ re-run the models.
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -354,3 +355,81 @@ def save_outputs(run: RunDir, label: str, pipeline: ProbePipeline, x: torch.Tens
     save_array(run.reconstructions_file(label), torch.cat(reconstructions).numpy())
     save_array(run.logits_file(label), torch.cat(logits).numpy())
     write_json(run.clip_ids_file, clip_ids)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """One training step of a run timed on this device: seconds per step and per validation clip, and the counts
+    that scale them to the whole run."""
+
+    device: str
+    step_s: float
+    val_clip_s: float
+    steps_per_epoch: int
+    val_clips: int
+    epochs: int
+
+    @property
+    def run_s(self) -> float:
+        return self.epochs * (self.steps_per_epoch * self.step_s + 2 * self.val_clips * self.val_clip_s)
+
+
+def time_one_step(config: FinetuneConfig) -> StepTiming:
+    """Time one optimiser step of `config`'s run (its classifier, probe, batch and clip length, on its device) on its
+    first training clips (a second step where the first was short: mostly set-up), without writing anything: for
+    `probe finetune --dry-run`.
+    A validation pass is counted as two forward passes over the validation clips (before and after), each clip at a
+    third of a training step's per-clip cost (a forward without the backward)."""
+    import tempfile
+    import time
+
+    from probe.cache import decode_split
+    from probe.data import load_dataset
+    from probe.devices import pick_device
+
+    config = with_fold(config).resolved()
+    device = pick_device(config.device)
+    task = OBJECTIVES.lookup(config.objective)
+    with tempfile.TemporaryDirectory(prefix="probe-dry-run-") as scratch:
+        dataset = load_dataset(config.data, synthetic_root=Path(scratch) / "data")
+        train_set, val_set = dataset.split(config.fold)
+        if not len(train_set):
+            raise ConfigError(dataset.root, f"no training clips outside fold {config.fold}")
+        classifier = load_classifier(
+            config.classifier, resolve_weights(config.classifier_weights) if config.classifier_weights else None,
+            config.num_classes or (dataset.num_classes if task.needs_labels else None),
+            class_names=list(dataset.class_names) if task.needs_labels else None, device=device,
+            **config.classifier_options)
+        batch = replace(train_set, clips=train_set.clips[:config.batch_size])
+        decoded = decode_split(batch, classifier.sample_rate, clip_seconds=config.clip_seconds,
+                               cache_dir=Path(scratch) / "cache", progress=False)
+    x, labels = decoded.tensors(device)
+    autoencoder = _load_probe(config, config.resolved_ae_weights(), classifier.num_classes, device)
+    pipeline = ProbePipeline(autoencoder, classifier).to(device)
+    autocast = autocast_for(device)
+    micro = config.micro
+    objective = ClassifierObjective(pipeline, x, labels, micro, autocast, config.probe_spec.penalty,
+                                    config.penalty or 0.0, config.per_class, task, dataset.labelled)
+    y = objective.val_y
+    trainable = [p for p in autoencoder.parameters() if p.requires_grad]
+
+    def step() -> float:
+        started = time.perf_counter()
+        pipeline.train()
+        for chunk in torch.arange(len(x)).split(micro):
+            with torch.autocast(**autocast):
+                loss = objective.loss(pipeline, x[chunk], y[chunk])
+            if trainable:
+                loss.backward()
+        for parameter in trainable:
+            parameter.grad = None
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - started
+
+    step_s = step()
+    if step_s < 2.0:  # a short step is mostly its first call's set-up: time a second one (a long one is not)
+        step_s = step()
+    steps = max(1, math.ceil(len(train_set) / config.batch_size))
+    return StepTiming(str(device), step_s * config.batch_size / len(x), step_s / len(x) / 3, steps, len(val_set),
+                      config.epochs)

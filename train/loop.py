@@ -301,6 +301,7 @@ class Training:
     device: torch.device
     result: LoopResult
     clip_names: list[str] | None = None
+    epoch_started: float = 0.0
 
     @classmethod
     def start(cls, config: TrainingConfig, run: RunDir, model: nn.Module, objective: Objective,
@@ -359,6 +360,7 @@ class Training:
         config, dist = self.config, self.dist
         self.objective.module.train()
         started, losses, done, previous_s = time.perf_counter(), [], 0, 0.0
+        self.epoch_started = started  # the epoch's wall time, validation included, gives the ETA of the rest
         if in_epoch is not None:  # the permutation drawn before the interruption, and the batches already taken
             order, done = in_epoch["order"].to(self.device), int(in_epoch["batches_done"])
             losses, previous_s = [float(v) for v in in_epoch["losses"]], float(in_epoch["seconds"])
@@ -371,7 +373,15 @@ class Training:
         every_s = config.checkpoint_minutes * 60 if config.checkpoint_minutes else None
         saved_at = time.perf_counter()
         for number, batch in enumerate(batches[done:], done + 1):
+            step_started = time.perf_counter()
             losses.append(self.step(batch, train_x, train_y))
+            if self.result.step == 1 and dist.is_main:  # the run's first step: what the whole run should take
+                from probe.progress import duration
+
+                step_s = time.perf_counter() - step_started
+                Progress(config.progress)(f"the first step took {step_s:.2f} s: about "
+                                          f"{duration(step_s * len(batches) * config.epochs)} of training steps for "
+                                          f"{config.epochs} epoch(s), validation not included")
             if dist.is_main:
                 self.run.append_metrics({"kind": "step", "step": self.result.step, "epoch": epoch + 1,
                                          "loss": losses[-1]}, durable=False)
@@ -469,9 +479,13 @@ class Training:
         if dist.is_main:
             self.run.append_metrics(record)
             shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
+            from probe.progress import duration
+
+            left = config.epochs - result.epoch
             Progress(config.progress and dist.is_main)(
                 f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "
-                f"{record['clips_per_s']:.3g} clips/s")
+                f"{record['clips_per_s']:.3g} clips/s"
+                + (f", about {duration(left * (time.perf_counter() - self.epoch_started))} left" if left else ""))
             if improved:
                 self.run.save(self.run.best, {**self.model.checkpoint(), **self.run.fold_entry()})
             self.save_latest()

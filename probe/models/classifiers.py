@@ -29,10 +29,29 @@ def _hugging_face(source: str, num_classes: int | None, class_names: list[str] |
     return load_hf_classifier(source, num_classes, class_names, options)
 
 
+def _saved_module(source: str, num_classes: int | None, class_names: list[str] | None,
+                  options: dict[str, Any]) -> WaveformClassifier:
+    """`module:FILE`: a classifier object saved whole by `probe.finetune` (torch's pickle; its class must be
+    importable where it loads). Only files probe wrote itself are named so."""
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(path, "no such saved classifier")
+    try:
+        classifier = torch.load(path, map_location="cpu", weights_only=False)
+    except (AttributeError, ModuleNotFoundError) as exc:
+        raise ConfigError(path, f"cannot load the saved classifier ({exc}): its class must be importable here; define "
+                                "it in a module rather than in a notebook cell to analyse from another process") from None
+    if not isinstance(classifier, WaveformClassifier):
+        raise ConfigError(path, f"holds a {type(classifier).__name__}, not a probe classifier")
+    _settle_head(classifier, f"module:{path}", classifier.num_classes, num_classes, class_names)
+    return classifier
+
+
 SCHEMES: Registry[Callable[..., WaveformClassifier]] = Registry("classifier scheme")
 """`SCHEME:SOURCE` classifier names: each scheme's loader builds the classifier from SOURCE (hf: a transformers
-checkpoint folder or hub id). Any other `a:b` is a user's `package.module:factory`."""
+checkpoint folder or hub id; module: a classifier object `probe.finetune` saved). Any other `a:b` is a user's `package.module:factory`."""
 SCHEMES.register("hf", _hugging_face)
+SCHEMES.register("module", _saved_module)
 
 
 def canonical_classifier_name(name: str) -> str:
@@ -127,7 +146,7 @@ def load_classifier(
 
 def _outputs(model: nn.Module, asked: int) -> int:
     """How many outputs a plain waveform module gives (one short pass on silence); `asked` where that pass fails."""
-    rate = int(getattr(model, "sample_rate", 32000))
+    rate = int(model.sample_rate)
     was_training = model.training
     try:
         with torch.no_grad():
@@ -215,8 +234,7 @@ def _build_user_classifier(
     """A user's classifier from `package.module:factory` or a `probe.classifiers` entry point.
 
     The factory takes `num_classes` and returns either a `WaveformClassifier` or any module
-    mapping a waveform (B, L) to logits; such a module may define `sample_rate` (default
-    32000), `class_names` and `multi_label` (independent sigmoid outputs; default False).
+    mapping a waveform (B, L) to logits (`wrap_module`), which must say its `sample_rate`.
     """
     factory = _entry_point(name)
     if factory is None:
@@ -230,11 +248,30 @@ def _build_user_classifier(
         return model
     if not isinstance(model, nn.Module):
         raise ConfigError(None, f"classifier factory {name!r} returned {type(model).__name__}, not a torch module")
+    rate = getattr(model, "sample_rate", None)
+    if not rate:
+        raise ConfigError(None, f"{name}: the module it returns has no `sample_rate` attribute: set "
+                                "`model.sample_rate = RATE` (the rate it was trained at) in the factory")
+    return wrap_module(model, int(rate), class_names=class_names, name=name, options=options, asked=num_classes)
+
+
+def wrap_module(model: nn.Module, sample_rate: int, class_names: list[str] | None = None, *, name: str | None = None,
+                options: dict[str, Any] | None = None, multi_label: bool | None = None,
+                asked: int | None = None) -> WaveformClassifier:
+    """Any module mapping a waveform (B, L) at `sample_rate` to logits (B, classes), as a `WaveformClassifier` with a
+    pass-through front-end. Its head is kept as it is: the class names are the module's own `class_names`, else
+    `class_names` where their count matches its outputs, else `class_0`, `class_1`, ... (counted on one short
+    pass). `multi_label`: its outputs are independent sigmoids (default: the module's own `multi_label`, else False).
+    A user's module is taken as trained."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(None, f"expected a torch module mapping waveforms to logits, got {type(model).__name__}")
+    if not isinstance(sample_rate, (int, float)) or sample_rate <= 0:
+        raise ConfigError(None, f"sample_rate must be the rate the classifier was trained at, in Hz; got {sample_rate!r}")
+    model.sample_rate = int(sample_rate)
     own = getattr(model, "class_names", None)
-    count = len(own) if own else _outputs(model, num_classes)
+    count = len(own) if own else _outputs(model, asked or (len(class_names) if class_names else 50))
     names = own or (class_names if class_names and len(class_names) == count else default_class_names(count))
-    classifier = WaveformClassifier(
-        name, nn.Identity(), model, sample_rate=getattr(model, "sample_rate", 32000), class_names=list(names), options=options
-    )
-    classifier.multi_label = bool(getattr(model, "multi_label", False))
+    classifier = WaveformClassifier(name or type(model).__name__, nn.Identity(), model, sample_rate=int(sample_rate),
+                                    class_names=list(names), options=options or {})
+    classifier.multi_label = bool(getattr(model, "multi_label", False) if multi_label is None else multi_label)
     return classifier

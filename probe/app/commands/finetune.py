@@ -63,6 +63,10 @@ def _finetune_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replicates", type=count, default=1, metavar="K",
                         help="train K replicates of each run, differing only in their seed, in OUT/rep-k: the answer's "
                              "words need at least 2 that agree (5 recommended; default: 1)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what the data can show (clips per fold, the analysed fold's recordings, the words "
+                             "they can reach) and the expected time from one timed step on this device; train nothing "
+                             "and write nothing")
     parser.add_argument("--grid", nargs="+", metavar="AXIS=NAME[@WEIGHTS],...",
                         help="run a grid into OUT/CLASSIFIER--AE, e.g. classifier=mn10@mn10.pt,passt@passt_esc50_fold1 "
                              "autoencoder=archisound@pretrained.pt,random; complete runs are skipped")
@@ -104,8 +108,8 @@ def _penalty(args: argparse.Namespace, probe_name: str) -> float | None:
 @arguments(_finetune_args)
 def run_finetune(args: argparse.Namespace) -> int:
     """Finetune once, per fold, per replicate, over a grid, or (--launcher) as submitit tasks."""
-    from probe.train.finetune import (FinetuneConfig, finetune, finetune_folds, finetune_grid, finetune_replicates,
-                                      parse_grid)
+    from probe.app.api import train_probes
+    from probe.train.finetune import FinetuneConfig, parse_grid
 
     config = FinetuneConfig(**training_fields(args), probe=args.probe,
                             classifier=args.classifier, classifier_weights=args.classifier_weights,
@@ -119,17 +123,17 @@ def run_finetune(args: argparse.Namespace) -> int:
     config = replace(config, penalty=_penalty(args, config.probe_spec.name))
     config.validate()
     folds = parse_folds(args.folds)
+    if args.dry_run:
+        from probe.app.api import finetune_plan
+
+        for line in finetune_plan(config, replicates=args.replicates, folds=folds,
+                                  grid=parse_grid(args.grid) if args.grid else None):
+            print(f"probe finetune: {line}")
+        return 0
     if args.launcher:
         return _launch(config, args, folds)
-    if args.grid:
-        runs = finetune_grid(config, parse_grid(args.grid), folds, resume=args.resume, jobs=args.jobs or 1,
-                             replicates=args.replicates)
-    elif args.replicates > 1:
-        runs = finetune_replicates(config, args.replicates, folds, resume=args.resume, jobs=args.jobs or 1)
-    elif folds:
-        runs = finetune_folds(config, folds, resume=args.resume, jobs=args.jobs or 1)
-    else:
-        runs = [finetune(config, resume=args.resume)]
+    runs = train_probes(config, replicates=args.replicates, folds=folds,
+                        grid=parse_grid(args.grid) if args.grid else None, resume=args.resume, jobs=args.jobs or 1)
     return report_runs("finetune", runs)
 
 
