@@ -198,6 +198,9 @@ def load_run(path: str | Path, label: str | None = None) -> RunOutputs:
     run = RunDir(path)
     if not run.path.is_dir():
         raise ConfigError(run.path, "no such run directory")
+    if not run.config.is_file() or not run.is_run():  # a folder of audio, an empty one, a transformers checkpoint
+        raise ConfigError(run.path, "not a probe run: expected a run directory made by `probe finetune` (holding "
+                                    "config.json and outputs/), or a folder of such runs")
     if not run.is_complete():
         raise ConfigError(run.path, "the run is not complete (no done.json): finish it with `probe finetune --resume`")
     missing = [path.name for path in run.required_outputs() if not path.is_file()]

@@ -264,9 +264,28 @@ def test_analyse_is_deterministic(tmp_path: Path, two_runs: list[Path]) -> None:
                                       pd.read_parquet(tmp_path / "b" / label / f"{name}.parquet"))
 
 
+@pytest.mark.parametrize("holds", ["nothing", "audio", "a transformers checkpoint", "an empty subfolder"])
+def test_a_folder_that_is_no_run_says_what_analyse_takes(holds: str, tmp_path: Path, sine_wav: Path, capsys) -> None:
+    """Not "the run is not complete ... --resume": what analyse expected, naming the folder."""
+    folder = tmp_path / "given"
+    folder.mkdir()
+    if holds == "audio":
+        (folder / "clip.wav").write_bytes(sine_wav.read_bytes())
+    elif holds == "a transformers checkpoint":
+        (folder / "config.json").write_text('{"model_type": "audio-spectrogram-transformer"}')
+    elif holds == "an empty subfolder":
+        (folder / "sub").mkdir()
+    assert main(["analyse", str(folder), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"probe: error: {folder}: not a probe run: expected a run directory made by `probe finetune` "
+                   "(holding config.json and outputs/), or a folder of such runs\n")
+    assert not (tmp_path / "x").exists()
+
+
 def test_bad_inputs_get_one_line_errors(tmp_path: Path, two_runs: list[Path], capsys) -> None:
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
+    (unfinished / "config.json").write_text('{"config": {}}')  # a run started, never done
     assert main(["analyse", str(unfinished), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert str(unfinished) in err and "not complete" in err and err.count("\n") == 1
