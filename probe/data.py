@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,8 @@ from probe.esc50 import CATEGORIES_CSV, DATASET_JSON, ESC50_CSV
 from probe.audio import is_audio_file
 from probe.errors import DatasetError
 from probe.registries import Registry
+
+log = logging.getLogger(__name__)
 
 ESC50_AUDIO_DIRS = ("audio_32k", "audio")  # PaSST's 32 kHz layout first, then the official 44.1 kHz one
 FOLDER_FOLDS = 5
@@ -178,8 +181,9 @@ def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> C
     if not root.is_dir():
         raise DatasetError(root, "not a folder")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name != "meta" and not p.name.startswith("."))
+    loose = sorted(p.name for p in root.iterdir() if is_audio_file(p) and not p.is_dir())
     if not class_dirs:
-        raise DatasetError(root, "no class folders: expected root/<class>/<audio files>")
+        raise DatasetError(root, _folder_layout("no class folders", root, loose))
     groups = _folder_groups(root)
     clips = []
     for target, class_dir in enumerate(class_dirs):
@@ -189,7 +193,13 @@ def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> C
                 group = groups.get(clip_id)
                 clips.append(Clip(clip_id, path, target, _hashed_fold(clip_id, group), group))
     if not clips:
-        raise DatasetError(root, "no audio files in the class folders")
+        raise DatasetError(root, _folder_layout("no audio files in its subfolders", root, loose))
+    holding = sorted({class_dirs[clip.target].name for clip in clips})
+    if loose and len(holding) < 2:  # a flat folder with a subfolder beside its files: not classes
+        raise DatasetError(root, _folder_layout(f"one subfolder with audio ({holding[0]}/), no classes", root, loose))
+    if loose:
+        log.warning("%s: %d audio file(s) directly in it (%s, ...) are in no class folder and are left out", root,
+                    len(loose), loose[0])
     class_names = tuple(p.name for p in class_dirs)
     csv_path = Path(categories_csv) if categories_csv else root / CATEGORIES_CSV
     if csv_path.is_file():
@@ -202,6 +212,14 @@ def load_folder(root: str | Path, categories_csv: str | Path | None = None) -> C
         name=root.name, root=root, clips=tuple(clips), class_names=class_names, category_names=category_names,
         class_categories=class_categories, folds=tuple(range(1, FOLDER_FOLDS + 1)),
     )
+
+
+def _folder_layout(problem: str, root: Path, loose: list[str]) -> str:
+    """Why a `folder:DIR` holds no labelled clips, what the kind expects, and `audio:DIR` where DIR holds audio files
+    itself (a flat folder has no labels to give)."""
+    found = f" ({len(loose)} audio files directly in it)" if loose else ""
+    flat = f"; for a flat folder of unlabeled audio use audio:{root}" if loose else ""
+    return f"{problem}{found}: folder: takes one subfolder per class holding its clips (DIR/<class>/<clip>){flat}"
 
 
 def load_audio_folder(root: str | Path) -> ClipDataset:

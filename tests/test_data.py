@@ -118,6 +118,38 @@ def test_folder_dataset_with_categories(tmp_path: Path) -> None:
         load_dataset("youtube:cats")
 
 
+@pytest.mark.parametrize("beside", ["nothing", "an empty subfolder", "a subfolder with a clip"])
+def test_a_flat_folder_given_as_folder_data_says_to_use_audio(beside: str, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Audio files directly in DIR have no class to give: `folder:` says what it takes, and where flat audio goes."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(3):
+        sf.write(flat / f"{i}.wav", np.zeros((100, 1), dtype=np.float32) + 0.1, 8000)
+    if beside != "nothing":
+        (flat / "extra").mkdir()
+    if beside == "a subfolder with a clip":
+        shutil.copy(flat / "0.wav", flat / "extra" / "0.wav")
+    with pytest.raises(DatasetError) as refused:
+        load_dataset(f"folder:{flat}")
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{flat}: ") and "(3 audio files directly in it)" in message
+    assert message.endswith("folder: takes one subfolder per class holding its clips (DIR/<class>/<clip>); for a "
+                            f"flat folder of unlabeled audio use audio:{flat}")
+    assert len(load_dataset(f"audio:{flat}")) == 3 + (beside == "a subfolder with a clip")
+    for name in ("a", "b"):  # with classes beside them, the loose files are left out, and said to be
+        (flat / name).mkdir()
+        shutil.copy(flat / "0.wav", flat / name / "0.wav")
+    with caplog.at_level("WARNING", logger="probe.data"):
+        assert set(load_folder(flat).class_names) >= {"a", "b"}
+    assert "3 audio file(s) directly in it (0.wav, ...) are in no class folder and are left out" in caplog.text
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="no class folders: folder: takes one subfolder per class") as nothing:
+        load_folder(empty)
+    assert "audio:" not in str(nothing.value)
+
+
 def test_cache_hits_and_rebuilds_on_change(tmp_path: Path) -> None:
     root = write_synthetic_dataset(tmp_path / "data", SMALL_SYNTHETIC)
     dataset = load_esc50(root)
