@@ -100,7 +100,7 @@ def data_spec(data: str | Path, labelled: bool | None = None) -> str:
     from probe.data import DATA_KINDS
 
     text = str(data)
-    if isinstance(data, Path) or text.partition(":")[0] not in DATA_KINDS.ensure_loaded():
+    if isinstance(data, Path) or text.partition(":")[0] not in (*DATA_KINDS.ensure_loaded(), "synthetic"):
         path = Path(text).expanduser()
         if not path.is_dir():
             raise ConfigError(path, "no such folder of recordings (or give a data spec such as audio:DIR)")
@@ -132,6 +132,8 @@ def finetune(classifier: "str | Path | WaveformClassifier", data: str | Path, *,
             print(f"probe.finetune: objective {objective} ({'the data has classes' if objective == 'labels' else 'the data has no labels'})",
                   file=sys.stderr, flush=True)
     name, weights = classifier_name(classifier)
+    if name.startswith("module:"):  # the object's own name, not its saved file's, in tables and reports
+        settings.setdefault("classifier_label", classifier.name)
     config = FinetuneConfig(**{"classifier_weights": weights, **settings}, classifier=name, data=spec, probe=probe,
                             objective=objective, epochs=epochs, out=str(out), progress=progress)
     config.validate()
