@@ -16,6 +16,7 @@ import pandas as pd
 
 from probe.reports.data import CONTRAST, AnalysedRun, Analysis
 from probe.probes import run_kind
+from probe.rundir import Tables
 from probe.units import format_hz
 
 PARSIMONY = ("spectral gain", "energy-penalised AE")
@@ -88,6 +89,48 @@ def sentence(classifier: str, run: AnalysedRun, kind: str, band_set: str,
     source += ", every fold's clips pooled" if pooled else ""
     return (f"{classifier} {said}" + (f"; no verdict on {open_}" if open_ else "") +
             f" (read off {source}, its most reliable probe, against {_reference(run)}).")
+
+
+def measured_rows(analysis: Analysis, page_of: dict[str, str]) -> list[dict[str, Any]]:
+    """The index's answer list where the analysis measured the answer: per classifier its sentence (`classifier`,
+    `sentence`, `href` of its page), worded by what is missing where it has no claim, and a line for each classifier
+    with no answer probe among its runs."""
+    claims = analysis.comparison_tables.get(Tables.ANSWER)
+    claimed = set(claims.classifier) if claims is not None and len(claims) else set()
+    by_label = {run.label: run for run in analysis.runs}
+    rows = []
+    for classifier, said in analysis.measured_answer.items():
+        run = next((by_label[label] for label in said.get("runs", []) if label in by_label), None)
+        text = said["sentence"] if classifier in claimed else unanswered(classifier, said, run)
+        rows.append({"classifier": classifier, "sentence": text, "href": page_of.get(classifier)})
+    rows += [{"classifier": c, "href": page_of.get(c),
+              "sentence": f"{c}: no answer: none of its probes is one the planted validation showed to recover a "
+                          "planted band (the spectral gain, the energy-penalised AE)."}
+             for c, runs in analysis.by_classifier().items()
+             if c not in analysis.measured_answer and any(probe_kind(run.summary) for run in runs)]
+    return rows
+
+
+def unanswered(classifier: str, said: dict[str, Any], run: AnalysedRun | None) -> str:
+    """The sentence of a measured answer with no claim, by what it lacks: replicates that agree (a word needs two or
+    more), clips enough for a verdict on any band, a verdict beyond the threshold, or a band analysis at all.
+    `said`: the analysis's summary of the answer (replicates, units, setting); `run`: the answer probe's first run."""
+    setting, count = said.get("setting", "its answer probe"), int(said.get("replicates", 1))
+    source = f"from {setting}, {count} replicate{'s' if count != 1 else ''}"
+    bands = run.overall(run.answer_band_set, CONTRAST) if run is not None else pd.DataFrame()
+    if not len(bands):
+        return f"{classifier}: no answer: no band analysis against its control to read ({source})."
+    reasons = []
+    if count < 2:
+        reasons.append(f"a word needs at least 2 replicates that agree, and it has {count} (train them with "
+                       "--replicates)")
+    if (bands.verdict == "too few clips").all():
+        units = said.get("units")
+        reasons.append(f"{f'its {units} clips' if units else 'its clips'} in the scored fold are too few for a "
+                       "verdict on any band")
+    elif not bands.verdict.isin(SIGNIFICANT + ("preserved",)).any():
+        reasons.append("none of its bands has a verdict that keeps or drops it")
+    return f"{classifier}: no answer: {'; '.join(reasons) or 'no range was proposed'} ({source})."
 
 
 def _spans(ranges: list[dict[str, Any]]) -> str:

@@ -23,7 +23,7 @@ from probe.progress import Progress
 from probe.rundir import AnalysisDir, Tables, current_command
 from probe.reports import figures
 from probe.reports.config import ReportConfig
-from probe.reports.answer import RELIABILITY, answer_table, answers, probe_kind
+from probe.reports.answer import RELIABILITY, answer_table, answers, measured_rows
 from probe.reports.data import AnalysedRun, Analysis, load_analysis
 from probe.reports.provenance import footer, reproduce
 from probe.reports.findings import attribution_checks, cautions, findings, verdict_rule
@@ -105,6 +105,12 @@ def build_report(config: ReportConfig) -> Path:
     return Path(config.out) / "index.html"
 
 
+def written_files(folder: Path, names: tuple[str, ...]) -> list[str]:
+    """Those of `names` that were written into `folder`: a page links only to files that are there (answer.csv, for
+    one, is written only where the answer has claims)."""
+    return [name for name in names if (folder / name).is_file()]
+
+
 def _figure(fig, folder: Path, name: str, site: Path) -> str:
     """Save a figure as PNG and SVG; returns the PNG's path relative to the page folder."""
     figures.save(fig, folder / "figures" / name)
@@ -154,12 +160,7 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
             "bands"), site, "answer", site)
     page_of = {page["classifier"]: page["href"] for page in pages}
     if analysis.answered:  # every word measured: the probe's replicates propose, removal from the originals confirms
-        answer_rows = [{"classifier": c, "sentence": a["sentence"], "href": page_of.get(c)} for c, a in measured.items()]
-        answer_rows += [{"classifier": c, "href": page_of.get(c),
-                         "sentence": f"{c}: no answer: none of its probes is one the planted validation showed to "
-                                     "recover a planted band (the spectral gain, the energy-penalised AE)."}
-                        for c, runs in analysis.by_classifier().items()
-                        if c not in measured and any(probe_kind(run.summary) for run in runs)]
+        answer_rows = measured_rows(analysis, page_of)
     else:
         answer_rows = [{"classifier": a.classifier, "sentence": a.sentence, "href": page_of.get(a.classifier)}
                        for a in chosen]
@@ -167,14 +168,14 @@ def _index_page(env, site: Path, analysis: Analysis, pages: list[dict[str, Any]]
     on_pages = lambda name: [(f"{page['classifier']}: {name}", f"{page['href'].rpartition('/')[0]}/index.html#table-{name}")  # noqa: E731
                              for page in pages]
     data_links = {"accuracy": on_pages(Tables.ACCURACY_OVERALL), "bands": on_pages(Tables.BAND_CONTRAST_VS_CONTROL),
-                  "answer": [(ANSWER_CSV, ANSWER_CSV), (ANSWER_BANDS_CSV, ANSWER_BANDS_CSV)] + [
+                  "answer": [(name, name) for name in written_files(site, (ANSWER_CSV, ANSWER_BANDS_CSV))] + [
                       entry for entry in on_pages(Tables.BAND_CONTRAST_VS_CONTROL)
                       if entry[0].rpartition(": ")[0] in {a.classifier for a in chosen}],
                   **{key: _comparison_links(config, name, site) for key, name in
                      (("contrasts", Tables.CLASSIFIER_CONTRASTS), ("transfer", Tables.TRANSFER))}}
     html = env.get_template("index.html.j2").render(labels=labels, provenance=footer(analysis, analysis.runs),
         verdict_rule=verdict_rule(analysis.runs), planted=_planted_rows(analysis), gallery=gallery, answers=answer_rows,
-        measured_answer=analysis.answered,
+        measured_answer=analysis.answered, claims_csv=ANSWER_CSV if (site / ANSWER_CSV).is_file() else None,
         reliability=list(RELIABILITY),
         title="probe report", notes=config.notes, findings=findings(analysis, config.band_set), accuracy_rows=accuracy_rows,
         band_set=config.band_set.replace("_", "-"),

@@ -119,6 +119,63 @@ def test_bad_analysis_folder_is_a_one_line_error(tmp_path: Path, capsys) -> None
     assert not (tmp_path / "r").exists()
 
 
+def _answered(tmp_path: Path, verdicts: list[str] | None, replicates: int, claimed: bool = False):
+    """An analysis as the report reads it, made up: one classifier whose measured answer has no claim (the analysis
+    then writes one sentence, "no band analysis to read", whatever is missing), its first run's contrast verdicts
+    (None: no band table), and a claim table naming it where `claimed`."""
+    import pandas as pd
+
+    from probe.reports.data import AnalysedRun, Analysis
+    from probe.rundir import Tables
+
+    tables = {}
+    if verdicts is not None:
+        tables[Tables.BAND_CONTRAST_VS_CONTROL] = pd.DataFrame({
+            "band_set": "octave", "condition": "contrast", "band_index": range(len(verdicts)), "verdict": verdicts,
+            "band": [f"{125 * 2 ** i} Hz" for i in range(len(verdicts))]})
+    run = AnalysedRun(tmp_path, {"label": "cnn--gain", "classifier": "cnn", "setting": "gain",
+                                 "band_sets": {"answer": "octave"}},
+                      _tables=tables)
+    said = {"sentence": "cnn: no band analysis to read", "setting": "gain", "replicates": replicates,
+            "runs": ["cnn--gain"], "units": 5}
+    claims = {Tables.ANSWER: pd.DataFrame({"classifier": ["cnn"], "claim": ["needs"]})} if claimed else {}
+    return Analysis([run], [{"answer": {"cnn": said}}], claims)
+
+
+@pytest.mark.parametrize("verdicts, replicates, says", [
+    (["too few clips"] * 3, 1, "cnn: no answer: a word needs at least 2 replicates that agree, and it has 1 (train "
+                               "them with --replicates); its 5 clips in the scored fold are too few for a verdict on "
+                               "any band (from gain, 1 replicate)."),
+    (["too few clips"] * 3, 5, "cnn: no answer: its 5 clips in the scored fold are too few for a verdict on any band "
+                               "(from gain, 5 replicates)."),
+    (["inconclusive", "noise floor"], 1, "cnn: no answer: a word needs at least 2 replicates that agree, and it has 1 "
+                                         "(train them with --replicates); none of its bands has a verdict that keeps or "
+                                         "drops it (from gain, 1 replicate)."),
+    (None, 1, "cnn: no answer: no band analysis against its control to read (from gain, 1 replicate)."),
+])
+def test_an_answer_without_claims_says_what_it_lacks(tmp_path: Path, verdicts: list[str] | None, replicates: int,
+                                                     says: str) -> None:
+    """"No band analysis" only where there is none: one replicate and too few clips are said as such."""
+    from probe.reports.answer import measured_rows
+
+    rows = measured_rows(_answered(tmp_path, verdicts, replicates), {"cnn": "cnn/index.html"})
+    assert rows == [{"classifier": "cnn", "sentence": says, "href": "cnn/index.html"}]
+    claimed = measured_rows(_answered(tmp_path, verdicts, replicates, claimed=True), {})
+    assert claimed[0]["sentence"] == "cnn: no band analysis to read"  # the analysis's own sentence, where it has claims
+
+
+def test_the_index_links_only_to_the_answer_files_written(tmp_path: Path) -> None:
+    """answer.csv is written only where the answer has claims: without it, no link to it."""
+    from probe.reports.build import ANSWER_BANDS_CSV, ANSWER_CSV, written_files
+
+    (tmp_path / ANSWER_BANDS_CSV).write_text("classifier,band\n")
+    assert written_files(tmp_path, (ANSWER_CSV, ANSWER_BANDS_CSV)) == [ANSWER_BANDS_CSV]
+    (tmp_path / ANSWER_CSV).write_text("classifier,claim\n")
+    assert written_files(tmp_path, (ANSWER_CSV, ANSWER_BANDS_CSV)) == [ANSWER_CSV, ANSWER_BANDS_CSV]
+    template = (Path(__file__).parents[1] / "reports" / "templates" / "index.html.j2").read_text()
+    assert "answer.csv" not in template, "the index names the claims file only where it was written"
+
+
 def test_paper_figures(tmp_path: Path, analysis_dir: Path, capsys) -> None:
     assert main(["figures", str(analysis_dir), "--out", str(tmp_path / "fig"), "--format", "pdf,svg"]) == 0
     names = {p.name for p in (tmp_path / "fig").iterdir()}
