@@ -33,12 +33,13 @@ import pandas as pd
 from probe.analyses.bands import answer_band_set
 from probe.analyses.config import RemovalSettings
 from probe.analyses.registry import ComparisonContext, register_analysis
-from probe.analyses.removal import decide, paired_drop, remove_bands, smallest_upper_bound
+from probe.analyses.removal import decide, paired_drop, remove_bands
 from probe.analyses.runs import scored_against_labels
 from probe.analyses.schema import TableSchema, col
 from probe.analyses.transfer import classifier_logits
 from probe.probes import run_kind
 from probe.rundir import Tables
+from probe.sizing import MIN_INTERVAL_UNITS, smallest_upper_bound
 from probe.units import format_hz
 
 DROPPED = ("suppressed", "not needed")
@@ -303,6 +304,20 @@ def answer_sentence(classifier: str, rows: pd.DataFrame, group: Replicates, leve
         f"checked by removing the range from the originals, margin {settings.margin_points:g} points)."
 
 
+def no_claim_sentence(classifier: str, group: Replicates, units: int) -> str:
+    """The sentence of an answer without any claim, by what it lacks: replicates that agree, or units enough for a
+    verdict; else no range was proposed."""
+    reasons = []
+    if group.count < 2:
+        reasons.append(f"a word needs at least 2 replicates that agree, and it has {group.count} (train them with "
+                       "--replicates)")
+    if units < MIN_INTERVAL_UNITS:
+        reasons.append(f"its {units} independent clips in the scored fold are too few for a verdict (at least "
+                       f"{MIN_INTERVAL_UNITS})")
+    source = f"from {group.setting}, {group.count} replicate{'s' if group.count != 1 else ''}"
+    return f"{classifier}: no answer: {'; '.join(reasons) or 'its replicates proposed no range'} ({source})."
+
+
 ANSWER_SCHEMA = TableSchema(
     Tables.ANSWER, "classifier x claim: the answer's words, each proposed by the answer probe's replicates and measured "
                    "by removing the range from the original clips (answer.csv)",
@@ -349,7 +364,7 @@ def answer_analysis(context: ComparisonContext) -> None:
         frame = pd.DataFrame(claims)
         said[classifier] = {
             "sentence": answer_sentence(classifier, frame, group, invariant, settings, units) if len(frame) else
-            f"{classifier}: no band analysis to read",
+            no_claim_sentence(classifier, group, units),
             "setting": group.setting, "kind": group.kind, "replicates": group.count,
             "runs": [r.run.label for r in group.results], "metric": metric, "margin_points": settings.margin_points,
             "smallest_upper_bound_points": smallest_upper_bound(units, settings.alpha), "units": units,

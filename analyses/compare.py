@@ -167,9 +167,11 @@ def _compare(config: CompareConfig, analyse_config) -> Path:
 
     classifier = None
     if config.classifier:
+        from probe.download import resolve_weights
         from probe.models.classifiers import load_classifier, require_trained
 
-        classifier = load_classifier(config.classifier, config.classifier_weights, device=pick_device(config.device),
+        weights = resolve_weights(config.classifier_weights) if config.classifier_weights else None  # a path or a name
+        classifier = load_classifier(config.classifier, weights, device=pick_device(config.device),
                                      **config.classifier_options)
         require_trained(classifier, analyse_config.allow_untrained)
     say = Progress(analyse_config.progress)

@@ -30,7 +30,6 @@ import numpy as np
 
 from probe.analyses.config import RemovalSettings
 from probe.analyses.stats import mean_and_se
-from probe.sizing import smallest_upper_bound  # noqa: F401  (the answer reads it here)
 
 
 def transition_hz(edge_hz: float, settings: RemovalSettings) -> float:

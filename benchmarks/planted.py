@@ -133,7 +133,8 @@ def removal_power(margin: float | None = None) -> list[dict]:
     that share of the right clips on top. Per row: how often "costs less" (can do without) is shown, and how often
     "costs more" (needs)."""
     from probe.analyses.config import RemovalSettings
-    from probe.analyses.removal import decide, paired_drop, smallest_upper_bound
+    from probe.analyses.removal import decide, paired_drop
+    from probe.sizing import smallest_upper_bound
 
     settings = RemovalSettings()
     margin = settings.margin_points if margin is None else margin

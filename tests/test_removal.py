@@ -13,7 +13,8 @@ from torch import nn
 from probe.analyses.answer import Remover, Replicates, answer_rows, answer_sentence, replicate_bands
 from probe.analyses.config import RemovalSettings
 from probe.analyses.registry import RunResult
-from probe.analyses.removal import (decide, design_bandstop, paired_drop, remove_bands, smallest_upper_bound,
+from probe.sizing import smallest_upper_bound
+from probe.analyses.removal import (decide, design_bandstop, paired_drop, remove_bands,
                                     transition_hz)
 from probe.analyses.runs import RunOutputs
 from probe.models.base import WaveformClassifier
@@ -273,3 +274,17 @@ def test_transfer_judges_only_runs_of_their_own_fold() -> None:
 def test_removing_the_whole_spectrum_is_silence() -> None:
     x = np.random.default_rng(0).standard_normal((2, 8000)).astype(np.float32)
     assert not remove_bands(x, RATE, [(10.0, 8000.0)]).any()
+
+
+def test_an_answer_without_claims_says_what_it_lacks() -> None:
+    """Never "no band analysis" where there is one: one replicate, or too few units, is said as such."""
+    from probe.analyses.answer import Replicates, no_claim_sentence
+
+    one = Replicates("cnn", "spectral_gain", "spectral gain", results=[object()])
+    said = no_claim_sentence("cnn", one, 5)
+    assert said.startswith("cnn: no answer: a word needs at least 2 replicates that agree, and it has 1")
+    assert "its 5 independent clips in the scored fold are too few for a verdict (at least 8)" in said
+    five = Replicates("cnn", "spectral_gain", "spectral gain", results=[object()] * 5)
+    assert no_claim_sentence("cnn", five, 40) == "cnn: no answer: its replicates proposed no range (from " \
+                                                "spectral_gain, 5 replicates)."
+    assert "band analysis" not in said
