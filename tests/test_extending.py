@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ("my_classifier", "my_probe", "my_analysis", "my_attribution")
+RECIPES = ("my_classifier", "my_probe", "my_analysis", "my_attribution", "my_waveform_classifier")
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def page_recipes() -> dict[str, str]:
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("plugins")
     recipes = page_recipes()
-    assert set(recipes) == set(RECIPES), "docs/extending.md must show the four recipes"
+    assert set(recipes) == set(RECIPES), "docs/extending.md must show the five recipes"
     for name, code in recipes.items():
         (folder / f"{name}.py").write_text(code)
     env = {**os.environ, "PROBE_PLUGINS": ",".join(RECIPES),
@@ -88,6 +88,22 @@ def test_the_recipes_add_a_classifier_a_probe_an_analysis_and_an_attribution_met
     probe(plugin_env, "report", str(analysis), "--out", str(report), "--quiet")
     page = (report / "mel_linear" / "index.html").read_text()
     assert "peak_level" in page and "linear gain" in page
+
+
+def test_a_waveform_in_plugin_with_its_own_front_end_is_attributed_in_time_and_frequency(
+        plugin_env: dict[str, str], synthetic_root: Path, tmp_path: Path) -> None:
+    """Its front-end is a module of its own (not nn.Identity): the analysis attributes it through the STFT layer."""
+    run, analysis = tmp_path / "run", tmp_path / "analysis"
+    probe(plugin_env, "finetune", "--classifier", "wave_conv", "--probe", "spectral-gain", "--data",
+          f"esc50:{synthetic_root}", "--epochs", "1", "--batch-size", "5", "--out", str(run), "--device", "cpu",
+          "--quiet", "--allow-untrained")
+    probe(plugin_env, "analyse", str(run), "--out", str(analysis), "--methods", "integrated_gradients",
+          "--ig-steps", "8", "--bootstrap", "100", "--no-transfer", "--device", "cpu", "--quiet", "--allow-untrained")
+    folder = next(p for p in analysis.iterdir() if p.is_dir() and p.name != "comparison")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert "stft" in json.dumps(summary), "a waveform-in network's maps are the inspection layer's"
+    mass = pd.read_parquet(folder / "attribution_band_mass.parquet")
+    assert set(mass.method) == {"integrated_gradients"} and mass.mass.notna().all()
 
 
 def test_a_plugin_that_does_not_import_is_one_clear_line(tmp_path: Path) -> None:

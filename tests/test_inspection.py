@@ -120,3 +120,35 @@ def test_a_waveform_cnn_taught_one_band_is_attributed_there() -> None:
             maps = attribution_maps(classifier, val, val_targets, "saliency", AttributionSettings(), torch.device("cpu"))
             read[band] = attribution_contrast_per_clip(_mass_table(maps), _profile(classifier), truth).mean()
         assert read[HIGH] > 3.0 and read[LOW] < -3.0, (seed, read)
+
+
+class PassThrough(torch.nn.Module):
+    """A user's own pass-through front-end (not nn.Identity), as a waveform-in plugin writes one."""
+
+    def forward(self, waveform):
+        return waveform * 1.0
+
+
+class Chunker(torch.nn.Module):
+    """A front-end whose output shape cannot tell a waveform from a spectrum: (B, L / 2)."""
+
+    def forward(self, waveform):
+        return waveform[:, ::2]
+
+
+def test_a_waveform_input_is_told_by_what_the_front_end_returns() -> None:
+    from probe.errors import ConfigError
+    from probe.models.base import WaveformClassifier
+    from probe.models.frontend import MelConfig, MelFrontEnd
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3))
+    own = WaveformClassifier("own", PassThrough(), net, sample_rate=8000, class_names=["a", "b", "c"])
+    assert own.waveform_input and attribution_view(own) is not own
+    mel = MelFrontEnd(MelConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=32,
+                                fmax_hz=8000.0, fmax_aug_range=1))
+    assert not WaveformClassifier("mel", mel, net, sample_rate=16000, class_names=["a"]).waveform_input
+    ambiguous = WaveformClassifier("chunky", Chunker(), net, sample_rate=8000, class_names=["a"])
+    with pytest.raises(ConfigError, match=r"chunky: cannot tell .* returns \(1, 2000\).*waveform_input"):
+        ambiguous.waveform_input
+    ambiguous.frontend.waveform_input = True  # said by the front-end: no guess
+    assert ambiguous.waveform_input

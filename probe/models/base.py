@@ -26,9 +26,10 @@ class WaveformClassifier(nn.Module):
       head that differs is refused.
     - Categories come from the class names: ESC-50's five where they are ESC-50's classes, a user's mapping
       (`meta/categories.csv`), else none.
-    - `frontend` maps the waveform to the network's input. A waveform-in network has an `nn.Identity` front-end
-      (or one with `waveform_input = True`); the analyses then attribute it through an STFT inspection layer
-      (`probe.models.inspection`), so its maps are time-frequency maps like a mel network's.
+    - `frontend` maps the waveform to the network's input. Whether that input is a waveform is decided by what the
+      front-end returns on a probe clip (its shape: `reads_waveform`), or said by `frontend.waveform_input`; the
+      analyses then attribute a waveform-in network through an STFT inspection layer (`probe.models.inspection`),
+      so its maps are time-frequency maps like a mel network's.
     - `untrained` says why its weights are not trained, or is None. A built-in without weights is untrained; a
       builder that loads trained weights of its own sets `classifier.untrained = None` on what it returns.
 
@@ -80,8 +81,17 @@ class WaveformClassifier(nn.Module):
 
     @property
     def waveform_input(self) -> bool:
-        """Whether the network reads the waveform itself (no time-frequency front-end)."""
-        return isinstance(self.frontend, nn.Identity) or bool(getattr(self.frontend, "waveform_input", False))
+        """Whether the network reads the waveform itself (no time-frequency front-end): what the front-end says
+        (`frontend.waveform_input`), else what it returns on a probe clip (`reads_waveform`), decided once."""
+        said = getattr(self.frontend, "waveform_input", None)
+        if said is not None:
+            return bool(said)
+        if isinstance(self.frontend, nn.Identity):
+            return True
+        decided = self.__dict__.get("_waveform_input")
+        if decided is None:
+            decided = self.__dict__["_waveform_input"] = reads_waveform(self.frontend, self.sample_rate, self.name)
+        return decided
 
     @property
     def min_samples(self) -> int:
@@ -139,6 +149,34 @@ class WaveformClassifier(nn.Module):
             **({"untrained": self.untrained} if self.untrained else {}),
             "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
         }
+
+
+def reads_waveform(frontend: nn.Module, sample_rate: int, name: str = "the classifier") -> bool:
+    """Whether `frontend` hands the network a waveform: its output on a probe clip (half a second of seeded noise)
+    has the clip's samples, as (B, L) or (B, 1, L); a time-frequency input has more axes of other sizes. Any other
+    shape cannot be told apart: a `ConfigError` asks for `waveform_input` on the front-end."""
+    from probe.errors import ConfigError
+
+    length = max(2, int(sample_rate) // 2)
+    reference = next(iter(frontend.parameters()), None)
+    reference = reference if reference is not None else next(iter(frontend.buffers()), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    clip = torch.randn(1, length, generator=torch.Generator().manual_seed(0)).to(device)
+    was_training = frontend.training
+    try:
+        with torch.no_grad():
+            out = frontend.eval()(clip)
+    finally:
+        frontend.train(was_training)
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    if shape is not None and shape[-1] == length and out[0].numel() == length:
+        return True
+    if shape is not None and len(shape) >= 3 and out[0].numel() != length:
+        return False
+    raise ConfigError(None, f"{name}: cannot tell whether its front-end gives the network a waveform or a time-frequency "
+                            f"input (on a (1, {length}) clip it returns {shape or type(out).__name__}): set "
+                            "`waveform_input = True` (or False) on the front-end")
 
 
 def default_class_names(num_classes: int) -> list[str]:
