@@ -115,3 +115,16 @@ def test_the_notebook_page_runs_as_printed(tmp_path: Path, monkeypatch: pytest.M
     # the runs name the saved classifier, which another process could load
     config = (runs[0].parent / "config.json").read_text()
     assert '"classifier": "module:' in config
+
+
+def test_a_factorys_module_without_a_sample_rate_is_refused_naming_it(tmp_path: Path, monkeypatch, sine_wav: Path,
+                                                                      capsys) -> None:
+    """No silent 32 kHz: a `package.module:factory` whose module does not say its rate is one line naming it."""
+    from probe.app.cli import main
+
+    (tmp_path / "rateless.py").write_text("from torch import nn\n\n\ndef build(num_classes=2):\n"
+                                          "    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["predict", "--classifier", "rateless:build", str(sine_wav)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rateless:build" in err[0] and "`sample_rate`" in err[0], err

@@ -77,3 +77,13 @@ def test_dry_run_says_what_forty_recordings_can_show_and_writes_nothing(tmp_path
                        r"training run", said)
     assert timing and float(timing.group(1)) > 0 and timing.group(3) == "20", said
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_docs_give_the_computed_counts() -> None:
+    """The README and the unlabeled-audio page give the recordings 'can do without' needs as the code computes them."""
+    needed = units_for_without()
+    for page in (ROOT / "README.md", ROOT / "docs" / "unlabeled-audio.md"):
+        text = " ".join(page.read_text().split())
+        assert re.search(rf"below {needed},? no", text), page
+        assert f"about {5 * needed}" in text, page
+        assert "40 or more" not in text, page
