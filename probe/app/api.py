@@ -188,6 +188,10 @@ def train_probes(config: "FinetuneConfig", *, replicates: int = 1, folds: list[i
     from probe.train.finetune import finetune as finetune_one
     from probe.train.finetune import finetune_folds, finetune_grid, finetune_replicates
 
+    from probe.train.finetune import grid_cells
+
+    for cell in grid_cells(config, grid, folds) if grid else [config]:  # a refusal before the sizing's lines
+        cell.refuse_untrained()
     say = Progress(config.progress, prefix="probe finetune: ")
     for line in sizing(config, folds).lines():
         if line.startswith("warning: "):

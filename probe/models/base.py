@@ -153,8 +153,9 @@ class WaveformClassifier(nn.Module):
 
 def reads_waveform(frontend: nn.Module, sample_rate: int, name: str = "the classifier") -> bool:
     """Whether `frontend` hands the network a waveform: its output on a probe clip (half a second of seeded noise)
-    has the clip's samples, as (B, L) or (B, 1, L); a time-frequency input has more axes of other sizes. Any other
-    shape cannot be told apart: a `ConfigError` asks for `waveform_input` on the front-end."""
+    has one axis beyond the batch, of the clip's samples ((B, L) or (B, 1, L)); a time-frequency input has two or
+    more ((B, 1, mels, frames)). Any other shape cannot be told apart: a `ConfigError` asks for `waveform_input` on
+    the front-end."""
     from probe.errors import ConfigError
 
     length = max(2, int(sample_rate) // 2)
@@ -170,9 +171,10 @@ def reads_waveform(frontend: nn.Module, sample_rate: int, name: str = "the class
         frontend.train(was_training)
     out = out[0] if isinstance(out, (tuple, list)) else out
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-    if shape is not None and shape[-1] == length and out[0].numel() == length:
+    axes = [size for size in (shape or ())[1:] if size > 1]  # beyond the batch, the axes that hold more than one
+    if axes == [length]:
         return True
-    if shape is not None and len(shape) >= 3 and out[0].numel() != length:
+    if len(axes) >= 2:
         return False
     raise ConfigError(None, f"{name}: cannot tell whether its front-end gives the network a waveform or a time-frequency "
                             f"input (on a (1, {length}) clip it returns {shape or type(out).__name__}): set "
