@@ -36,7 +36,7 @@ from probe.analyses.tables import identity_columns, with_identity
 from probe.fileio import atomic_write, write_json, write_text
 from probe.outputs import check_output, staged_directory
 from probe.probes import probe_of_run
-from probe.progress import Progress
+from probe.progress import Progress, reporting
 from probe.rundir import AnalysisDir, RunDir, provenance
 from probe.seeding import derive_seed, seeded
 
@@ -86,6 +86,11 @@ def plan(config: AnalyseConfig) -> list[str]:
 
 def _analyse(config: AnalyseConfig) -> Path:
     say = Progress(config.progress)
+    with reporting(say):  # long loops (attributions, the completeness walk, removals) say how far they are
+        return _analyse_with(config, say)
+
+
+def _analyse_with(config: AnalyseConfig, say: Progress) -> Path:
     runs, classifiers, device = _load(config, say)
     store = AttributionStore(config.store_folder())
     if config.attributions.methods and any(c is not None for c in classifiers.values()):

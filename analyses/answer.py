@@ -38,6 +38,7 @@ from probe.analyses.runs import scored_against_labels
 from probe.analyses.schema import TableSchema, col
 from probe.analyses.transfer import classifier_logits
 from probe.probes import run_kind
+from probe.progress import Ticker
 from probe.rundir import Tables
 from probe.sizing import MIN_INTERVAL_UNITS, smallest_upper_bound
 from probe.units import format_hz
@@ -157,6 +158,7 @@ class Remover:
         self.originals = np.asarray(run.originals)
         self.before = run.logits["original"].argmax(1) == targets
         self.cache: dict[tuple, tuple[float, float, float]] = {}
+        self.ticker = Ticker(f"removal checks of {run.label}: passes", settings.max_sets, at_most=True)
 
     @property
     def passes(self) -> int:
@@ -173,6 +175,7 @@ class Remover:
                 return None
             filtered = remove_bands(self.originals, self.run.sample_rate, list(key), self.settings)
             self.cache[key] = paired_drop(self.before, self.score(filtered), self.run.units, self.settings.alpha)
+            self.ticker.advance()
         return self.cache[key]
 
     def quieter(self) -> tuple[float, float, float]:

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from probe.analyses.bands import input_band_set
+from probe.progress import Ticker
 from probe.analyses.completeness import (chosen_steps, clip_attributions, completeness_summary, size_steps,
                                          sizing_key, with_steps)
 from probe.analyses.config import AttributionSettings  # noqa: F401 (re-exported)
@@ -168,6 +169,7 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
     maps: list[np.ndarray] = [] if first_maps is None else [first_maps]
     max_batch = step = None
     start = 0 if first_maps is None else len(first_maps)
+    ticker = Ticker(f"{method}: clips attributed", len(waveforms) - start)
     while start < len(waveforms):
         x = torch.tensor(np.asarray(waveforms[start : start + (step or 1)]), dtype=torch.float32, device=device)
         with torch.no_grad():
@@ -184,6 +186,7 @@ def attribution_maps(classifier: WaveformClassifier, waveforms: np.ndarray, targ
                                                       max_batch).detach()
         maps.append(unit_mass(attribution, signed))
         start += step
+        ticker.advance(step)
     return np.concatenate(maps)
 
 

@@ -163,7 +163,7 @@ def _compare(config: CompareConfig, analyse_config) -> Path:
 
     from probe.analyses.analyse import write_analysis, write_table
     from probe.devices import pick_device
-    from probe.progress import Progress
+    from probe.progress import Progress, reporting
 
     classifier = None
     if config.classifier:
@@ -179,6 +179,7 @@ def _compare(config: CompareConfig, analyse_config) -> Path:
     run, records = build_outputs(config, classifier)
     skipped = sum(r["status"] == "skipped" for r in records)
     say(f"{len(run.clip_ids)} pairs, {skipped} files skipped (listed in pairs.csv)")
-    out = write_analysis([run], {run.label: classifier}, analyse_config, pick_device(config.device), say)
+    with reporting(say):
+        out = write_analysis([run], {run.label: classifier}, analyse_config, pick_device(config.device), say)
     write_table(out, "pairs", pd.DataFrame(records))
     return out

@@ -25,6 +25,7 @@ import torch
 from probe.analyses.config import AttributionSettings
 from probe.analyses.passes import samples_per_pass
 from probe.analyses.store import AttributionStore, code_hash, map_settings
+from probe.progress import Ticker
 from probe.models.base import WaveformClassifier
 from probe.models.inspection import attribution_view
 
@@ -60,6 +61,7 @@ def clip_attributions(classifier: WaveformClassifier, waveforms: np.ndarray, tar
     view = attribution_view(classifier)
     forward = view.logits_from_mel
     attributions = []
+    ticker = Ticker(f"integrated gradients' completeness walk at {steps} steps: clips", len(waveforms))
     for index in range(len(waveforms)):
         x = torch.tensor(np.asarray(waveforms[index : index + 1]), dtype=torch.float32, device=device)
         target = torch.tensor(np.asarray(targets[index : index + 1]), device=device)
@@ -69,6 +71,7 @@ def clip_attributions(classifier: WaveformClassifier, waveforms: np.ndarray, tar
             attributions.append(IntegratedGradients(forward).attribute(
                 mel.requires_grad_(), baselines=baseline, target=target, n_steps=steps,
                 internal_batch_size=samples_per_pass(forward, mel, settings, device)).detach())
+        ticker.advance()
     return attributions
 
 

@@ -6,6 +6,7 @@ bar is tqdm's, shown on terminals only.)
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 import sys
 import time
@@ -67,3 +68,38 @@ def duration(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+_REPORTER: contextvars.ContextVar["Progress | None"] = contextvars.ContextVar("probe_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(say: Progress) -> Iterator[None]:
+    """Inside the block, `Ticker`s report through `say` (a command's progress), however deep the loop that counts."""
+    token = _REPORTER.set(say)
+    try:
+        yield
+    finally:
+        _REPORTER.reset(token)
+
+
+class Ticker:
+    """Counts a loop's items and, once every `every_s` seconds while it runs, says through the command's progress
+    (`reporting`) how many are done and about how long the rest should take at the rate so far: a short loop says
+    nothing. `total`: the items, or an upper bound (`at_most`)."""
+
+    def __init__(self, what: str, total: int, every_s: float = 10.0, at_most: bool = False) -> None:
+        self.what, self.total, self.every_s, self.at_most = what, total, every_s, at_most
+        self.done = 0
+        self.started = self.said = time.perf_counter()
+        self.say = _REPORTER.get()
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        now = time.perf_counter()
+        if self.say is None or self.done >= self.total or now - self.said < self.every_s:
+            return
+        self.said = now
+        left = (now - self.started) / self.done * (self.total - self.done)
+        bound = "at most " if self.at_most else ""
+        self.say.note(f"{self.what}: {self.done}/{bound}{self.total}, about {bound}{duration(left)} left")

@@ -87,3 +87,23 @@ def test_the_docs_give_the_computed_counts() -> None:
         assert re.search(rf"below {needed},? no", text), page
         assert f"about {5 * needed}" in text, page
         assert "40 or more" not in text, page
+
+
+def test_a_long_loop_says_how_far_it_is_and_a_short_one_says_nothing(capsys) -> None:
+    from probe.progress import Progress, Ticker, reporting
+
+    with reporting(Progress(True)):
+        quiet = Ticker("clips", 3, every_s=60.0)
+        for _ in range(3):
+            quiet.advance()
+        ticking = Ticker("clips", 4, every_s=0.0)
+        for _ in range(4):
+            ticking.advance()
+        bounded = Ticker("passes", 24, every_s=0.0, at_most=True)
+        bounded.advance()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(", about")[0].strip() for line in lines] == ["clips: 1/4", "clips: 2/4", "clips: 3/4",
+                                                                    "passes: 1/at most 24"]
+    assert all(line.rstrip().endswith(" left") for line in lines)
+    Ticker("outside", 2, every_s=0.0).advance()  # no command's progress: says nothing
+    assert capsys.readouterr().out == ""
