@@ -155,3 +155,14 @@ def test_every_probe_type_is_offered_and_fills_its_defaults(name: str) -> None:
 def test_a_penalty_flag_of_another_probe_type_is_refused(capsys) -> None:
     assert main(["finetune", "--data", "synthetic", "--probe", "identity", "--energy-penalty", "1", "--out", "unused", "--epochs", "0"]) == 2
     assert "--energy-penalty belongs to --probe autoencoder" in capsys.readouterr().err
+
+
+def test_the_cost_of_a_run_reads_its_probe_types_default_epochs() -> None:
+    """A grid or replicates without --epochs: the cost estimate that orders the runs fills in the probe's default."""
+    from probe.probes import get_probe
+    from probe.train.finetune import FinetuneConfig, expected_cost
+
+    gain = get_probe("spectral-gain")
+    assert expected_cost(FinetuneConfig(probe="spectral-gain")) == pytest.approx(gain.epochs * 0.1)
+    assert expected_cost(FinetuneConfig(autoencoder="tiny")) == get_probe("autoencoder").epochs
+    assert expected_cost(FinetuneConfig(probe="identity")) == 0.0
