@@ -128,3 +128,21 @@ def test_a_factorys_module_without_a_sample_rate_is_refused_naming_it(tmp_path: 
     assert main(["predict", "--classifier", "rateless:build", str(sine_wav)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "rateless:build" in err[0] and "`sample_rate`" in err[0], err
+
+
+def test_a_saved_object_loads_only_from_where_probe_keeps_them(tmp_path: Path) -> None:
+    """`module:FILE` unpickles: a run naming a file outside $PROBE_HOME/classifiers is refused before it is read."""
+    from probe.app.api import classifier_name
+    from probe.models import load_classifier
+
+    outside = tmp_path / "evil.pt"
+    torch.save(probe.wrap(Tagger(), sample_rate=16000), outside)
+    with pytest.raises(ConfigError, match="loads only from"):
+        load_classifier(f"module:{outside}")
+    torch.manual_seed(1)
+    name, weights = classifier_name(probe.wrap(Tagger(), sample_rate=16000, name="tagger"))
+    assert name.startswith("module:") and weights is None
+    loaded = load_classifier(name)
+    assert loaded.name == "tagger" and loaded.sample_rate == 16000 and not any(p.requires_grad for p in loaded.parameters())
+    torch.manual_seed(1)
+    assert classifier_name(probe.wrap(Tagger(), sample_rate=16000, name="tagger")) == (name, None)  # by content

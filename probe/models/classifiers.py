@@ -32,8 +32,14 @@ def _hugging_face(source: str, num_classes: int | None, class_names: list[str] |
 def _saved_module(source: str, num_classes: int | None, class_names: list[str] | None,
                   options: dict[str, Any]) -> WaveformClassifier:
     """`module:FILE`: a classifier object saved whole by `probe.finetune` (torch's pickle; its class must be
-    importable where it loads). Only files probe wrote itself are named so."""
+    importable where it loads), read only from $PROBE_HOME/classifiers, where probe keeps them."""
+    from probe.download import probe_home
+
     path = Path(source)
+    kept = (probe_home() / "classifiers").resolve()
+    if kept not in path.resolve().parents:  # a pickle runs code when it loads: only what probe.finetune kept itself
+        raise ConfigError(path, f"a saved classifier object loads only from {kept}, where probe.finetune keeps them "
+                                "(unpickling a file from elsewhere could run any code)")
     if not path.is_file():
         raise ConfigError(path, "no such saved classifier")
     try:
