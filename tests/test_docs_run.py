@@ -126,10 +126,19 @@ def _published(name: str, weights_dir: Path) -> None:
                                     factors=[2, 2, 2, 1, 1, 1], num_blocks=[2, 2, 8, 8, 8, 8],
                                     bottleneck=TanhBottleneck())
         torch.save({f"autoencoder.{k}": v for k, v in autoencoder.state_dict().items()}, target)
-    elif name == "mn10_as":
+    elif name in ("mn10_as", "dymn10_as"):
         from probe.models import load_classifier
 
-        torch.save(load_classifier("mn10", num_classes=527).net.state_dict(), target)
+        torch.save(load_classifier(name.removesuffix("_as"), num_classes=527).net.state_dict(), target)
+    elif name.startswith("passt_esc50_fold"):
+        import contextlib
+        import io
+
+        from hear21passt.base import get_model_passt
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            passt = get_model_passt(arch="passt_s_swa_p16_128_ap476", pretrained=False, n_classes=50)
+        torch.save(passt.state_dict(), target)
     else:
         raise AssertionError(f"no stand-in for {name}")
 
@@ -156,8 +165,9 @@ def _world(code: str, folder: Path, home: Path) -> None:
         # no class folders: a class folder's name must then be one of the classifier's classes, in its order
         _recordings(folder / "originals", 8, 1.0)
         shutil.copytree(folder / "originals", folder / "processed")
-    for name in ("archisound_at_v1", "mn10_as"):
-        if re.search(rf"\b{name}\b", code):
+    names = ["archisound_at_v1", "mn10_as", "dymn10_as", *(f"passt_esc50_fold{k}" for k in range(1, 6))]
+    for name in names:
+        if re.search(rf"\b{name}\b", code) or (name.startswith("passt_esc50") and "passt_esc50_fold{fold}" in code):
             _published(name, home / "weights")
 
 

@@ -187,6 +187,7 @@ def test_ranks_share_batch_norm_statistics_and_rank_0_writes_first(tmp_path: Pat
 
     script = tmp_path / "ranks.py"
     script.write_text(f"""
+import sys
 import time
 from pathlib import Path
 import torch
@@ -203,7 +204,9 @@ def work():
         shared.write_text("from rank 0")
     return shared.read_text()
 seen = dist.main_first(work)
-print(dist.rank, bn.running_mean.tolist(), bn.running_var.tolist(), seen, flush=True)
+line = " ".join(map(str, [dist.rank, bn.running_mean.tolist(), bn.running_var.tolist(), seen]))
+sys.stdout.write(line + "\\n")  # one write: two ranks' prints of several pieces can interleave
+sys.stdout.flush()
 """)
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                              str(script)], capture_output=True, text=True, timeout=120)

@@ -101,6 +101,8 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
     )
     require_trained(classifier, config.allow_untrained)
     data_classes = dataset.labelled and list(dataset.class_names) == classifier.class_names
+    if dist.is_main and config.epochs and not config.probe_spec.control:
+        say_sizing(config, dataset)
     train, val = opened.decode(config, (train_set, val_set), classifier.sample_rate)
     (train_x, train_labels), (val_x, val_labels) = train.tensors(device), val.tensors(device)
 
@@ -159,6 +161,26 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> RunDir:
                    **({"nonfinite_grad_entries": result.nonfinite_grad_entries} if config.zero_nonfinite_grads else {}),
                    **({"possible_leakage": leak} if leak else {})})
     return run
+
+
+SIZED: set[tuple[str, int]] = set()
+"""The (data, analysed fold) pairs whose sizing this process has said: a grid or replicates say it once."""
+
+
+def say_sizing(config: FinetuneConfig, dataset) -> None:
+    """What the data's analysed fold can show (`probe.sizing`), before the first run on it trains: the counts as a
+    progress line, the words out of reach as warnings."""
+    from probe.sizing import size_dataset
+
+    if (config.data, config.fold) in SIZED:
+        return
+    SIZED.add((config.data, config.fold))
+    say = Progress(config.progress, prefix="probe finetune: ")
+    for line in size_dataset(dataset, config.fold).lines():
+        if line.startswith("warning: "):
+            print(f"probe finetune: {line}", file=sys.stderr, flush=True)
+        else:
+            say(line)
 
 
 def _load_probe(config: FinetuneConfig, weights: Path | None, num_classes: int, device: torch.device) -> torch.nn.Module:

@@ -183,21 +183,12 @@ def finetune_plan(config: "FinetuneConfig", *, replicates: int = 1, folds: Seque
 def train_probes(config: "FinetuneConfig", *, replicates: int = 1, folds: list[int] | None = None,
                  grid: dict[str, Any] | None = None, resume: bool = False, jobs: int = 1) -> "list[RunDir]":
     """The runs `probe finetune` trains: a grid's cells, replicates, folds, or one run (each complete run skipped);
-    the data's sizing (`probe.sizing`) is said first."""
-    from probe.progress import Progress
+    the first run that trains says the data's sizing (`probe.sizing`) once its inputs are checked."""
+    from probe.train.finetune import SIZED
     from probe.train.finetune import finetune as finetune_one
     from probe.train.finetune import finetune_folds, finetune_grid, finetune_replicates
 
-    from probe.train.finetune import grid_cells
-
-    for cell in grid_cells(config, grid, folds) if grid else [config]:  # a refusal before the sizing's lines
-        cell.refuse_untrained()
-    say = Progress(config.progress, prefix="probe finetune: ")
-    for line in sizing(config, folds).lines():
-        if line.startswith("warning: "):
-            print(f"probe finetune: {line}", file=sys.stderr, flush=True)
-        else:
-            say(line)
+    SIZED.clear()  # each call says the sizing of its data again, once
     if grid:
         return finetune_grid(config, grid, folds, resume=resume, jobs=jobs, replicates=replicates)
     if replicates > 1:
