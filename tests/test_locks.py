@@ -12,7 +12,7 @@ import pytest
 from probe.app.cli import main
 from probe.rundir import RunDir
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 def _finetune(out: Path, synthetic_root: Path, classifier: Path, epochs: int) -> list[str]:
@@ -23,7 +23,8 @@ def _finetune(out: Path, synthetic_root: Path, classifier: Path, epochs: int) ->
 
 def _wait_for_an_epoch(run: RunDir, process: subprocess.Popen, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
-    while not any(r.get("kind") == "epoch" for r in run.read_metrics()):
+    # an epoch's record is written before its latest.pt: wait for both, or a kill in between reads "not started"
+    while not (any(r.get("kind") == "epoch" for r in run.read_metrics()) and run.latest.is_file()):
         assert process.poll() is None and time.monotonic() < deadline, "the training process ended or stalled"
         time.sleep(0.2)
 
