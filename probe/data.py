@@ -98,7 +98,11 @@ def load_esc50(root: str | Path, audio_dir: str | None = None) -> ClipDataset:
     root = Path(root)
     csv_path = root / ESC50_CSV
     if not csv_path.is_file():
-        raise DatasetError(root, f"not an ESC-50 folder: {ESC50_CSV} is missing")
+        nested = sorted(path.parent.parent for pattern in (f"*/{ESC50_CSV}", f"*/*/{ESC50_CSV}")
+                        for path in root.glob(pattern)) if root.is_dir() else []
+        if len(nested) != 1:  # the folder `probe download esc50` unpacked into holds the release one or two down
+            raise DatasetError(root, f"not an ESC-50 folder: {ESC50_CSV} is missing")
+        root, csv_path = nested[0], nested[0] / ESC50_CSV
     audio_root = _esc50_audio_root(root, audio_dir)
     rows = _read_csv(csv_path, required=("filename", "fold", "target", "category"))
     clips, names = [], {}

@@ -17,14 +17,15 @@ from probe.synthetic import SyntheticConfig, write_synthetic_dataset
 
 SMALL_SYNTHETIC = SyntheticConfig(classes_per_category=1, clips_per_class=5, clip_seconds=0.5)
 PIPELINE_FIXTURES = {"synthetic_root", "trained_classifier", "two_runs"}
-"""A test that needs one of these runs a whole pipeline (it trains, finetunes or analyses): `slow`, whatever its file
-says. `make test-fast` leaves the slow tests out; `make test` runs them all."""
+"""A test that needs one of these runs a whole pipeline (it trains, finetunes or analyses): `integration`, whatever
+its file says, unless it is a held-out validation. `make test-fast` runs the unit tests alone; `make test` adds the
+integration tests; `make validate` runs the validation tier (the demo's held-out planted checks, real scale)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("validation"):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)

@@ -298,7 +298,7 @@ def test_bad_inputs_get_one_line_errors(tmp_path: Path, two_runs: list[Path], ca
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_passt_maps_come_through_its_own_front_end() -> None:
     from probe.models import load_classifier
 
@@ -549,7 +549,7 @@ def test_measuring_a_pass_keeps_nothing_alive() -> None:
     assert outputs and all(ref() is None for ref in outputs), "a measured pass is still alive"
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_memory_budget_sizes_each_pass_and_leaves_the_maps_alone(tmp_path: Path) -> None:
     """Known answer: a linear layer keeps its input for the backward pass, 4 bytes per input value and sample; a
     smaller budget makes smaller passes, and the maps do not change with it (GradientSHAP's draws are per clip)."""

@@ -13,7 +13,7 @@ from probe.analyses.completeness import STEP_LADDER
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--device", "cpu", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -27,7 +27,7 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert data["versions"]["audio-probe"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_gpu_plan_runs_on_a_cpu_in_its_smoke_shape(tmp_path: Path) -> None:
     """`--gpu --smoke` runs every section of the GPU plan, tiny, on a CPU: what a lent device will run, checked here."""
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--gpu", "--smoke", "--device", "cpu", "--out",

@@ -79,7 +79,7 @@ def test_a_10ms_delay_is_found_and_compensated(tmp_path: Path, originals: Path) 
     assert (overall.mean_shift_db.abs() < 0.5).all()
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_unpaired_and_unreadable_files_are_listed(tmp_path: Path, originals: Path, capsys) -> None:
     processed = _process(originals, tmp_path / "p", lambda x: x)
     (processed / "dog" / "0.wav").unlink()
@@ -97,7 +97,7 @@ def test_unpaired_and_unreadable_files_are_listed(tmp_path: Path, originals: Pat
     assert "not a folder" in capsys.readouterr().err
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_with_a_classifier_accuracy_and_attributions_come_too(tmp_path: Path, originals: Path) -> None:
     from probe.models import load_classifier, save_classifier
 

@@ -219,3 +219,15 @@ def test_extra_validation_clips_leave_the_rest_of_the_dataset_unchanged(tmp_path
     assert {c.fold for c in more.clips if c.clip_id in added} == {1}
     for clip in plain.clips:
         assert (tmp_path / "more" / "audio" / clip.path.name).read_bytes() == clip.path.read_bytes()
+
+
+def test_an_esc50_folder_finds_the_release_unpacked_beneath_it(tmp_path: Path) -> None:
+    """`probe download esc50` unpacks the release into a folder of its own: --data esc50:THAT_FOLDER reads it."""
+    from probe.synthetic import SyntheticConfig, write_synthetic_dataset
+
+    root = write_synthetic_dataset(tmp_path / "esc50" / "ESC-50-master", SyntheticConfig(classes_per_category=1,
+                                                                                          clips_per_class=5))
+    assert len(load_esc50(tmp_path / "esc50")) == len(load_esc50(root)) == 25
+    write_synthetic_dataset(tmp_path / "esc50" / "another", SyntheticConfig(classes_per_category=1, clips_per_class=5))
+    with pytest.raises(DatasetError, match="not an ESC-50 folder"):  # two releases beneath: which one is not guessed
+        load_esc50(tmp_path / "esc50")

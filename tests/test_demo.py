@@ -14,7 +14,7 @@ from probe.app.cli import main
 from test_docs import commands_in
 from probe.app.demo import DemoConfig, run_demo
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.validation
 
 
 DEMO_SEED = 7

@@ -16,7 +16,7 @@ import pytest
 
 from probe.app.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 FLAGS = ["--methods", "saliency", "--attribution-clips", "3", "--bootstrap", "200", "--no-transfer", "--device", "cpu",
          "--quiet"]

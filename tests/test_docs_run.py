@@ -4,9 +4,10 @@ Each page's blocks run in page order, through bash, in one fresh folder per page
 Only these stand-ins are made (docs/development.md names them):
 
 - a hub id (`hf:ORG/NAME`) is a tiny AST saved locally with `save_pretrained`, in a folder of the same name;
-- the reader's folders (`my-recordings`, `DIR`, `originals/`, `processed/`, `$DATA`) hold a few seconds of
-  synthetic recordings, and a published checkpoint the block names (`archisound_at_v1`, `mn10_as`) is a checkpoint
-  in its published format with seeded weights, where `probe download weights` would have put it;
+- the reader's folders (`my-recordings`, `DIR`, `originals/`, `processed/`, ESC-50 where `probe download esc50`
+  unpacks it) hold a few seconds of synthetic recordings, and a published checkpoint the block names is a checkpoint
+  in its published format with seeded weights, where `probe download weights` would have put it (the block runs
+  with its own `~` and `$PROBE_HOME`);
 - sizes: `probe` is a shell function that appends `--epochs 1` to the training commands and `--methods saliency`
   to `probe analyse` (the flag given last wins).
 
@@ -41,7 +42,7 @@ probe() {
 }
 """
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 def page_blocks(path: Path) -> list[tuple[str, str | None]]:
@@ -159,15 +160,20 @@ def _world(code: str, folder: Path, home: Path) -> None:
             _ast(folder / local, list(load_esc50(dataset).class_names))
     if "my-recordings" in code and not (folder / "my-recordings").exists():
         _recordings(folder / "my-recordings" / "day-1", 60, 1.0)
-    if re.search(r"esc50:(DIR|\$DATA)", code):
+    if re.search(r"esc50:DIR", code):
         write_synthetic_dataset(folder / "DIR", small)
+    downloaded = re.search(r"^DATA=~/(\S+)", code, flags=re.M)  # where `probe download esc50` unpacks it
+    if downloaded:
+        write_synthetic_dataset(home.parent.parent / downloaded.group(1) / "ESC-50-master", small)
     if "originals/" in code and not (folder / "originals").exists():
         # no class folders: a class folder's name must then be one of the classifier's classes, in its order
         _recordings(folder / "originals", 8, 1.0)
         shutil.copytree(folder / "originals", folder / "processed")
     names = ["archisound_at_v1", "mn10_as", "dymn10_as", *(f"passt_esc50_fold{k}" for k in range(1, 6))]
+    audioset = {f"{name}_as" for name in re.findall(r"--classifier (\w+) --classifier-weights audioset", code)}
     for name in names:
-        if re.search(rf"\b{name}\b", code) or (name.startswith("passt_esc50") and "passt_esc50_fold{fold}" in code):
+        if re.search(rf"\b{name}\b", code) or name in audioset or (
+                name.startswith("passt_esc50") and "passt_esc50_fold{fold}" in code):
             _published(name, home / "weights")
 
 
@@ -175,10 +181,10 @@ def _world(code: str, folder: Path, home: Path) -> None:
 def test_the_block_runs_as_printed(page: str, index: int, code: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = tmp_path_factory.getbasetemp() / f"docs-run-{Path(page).stem}"
     folder.mkdir(exist_ok=True)
-    home = Path(os.environ["PROBE_HOME"])
+    home = folder / "home" / ".cache" / "probe"  # the reader's ~ and $PROBE_HOME, as a first `make` leaves them
     _world(code, folder, home)
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "DATA": str(folder / "DIR"), "HF_HUB_OFFLINE": "1"}
+           "HOME": str(folder / "home"), "PROBE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", SIZES + code], cwd=folder, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"{page} block {index}:\n{code}\n{result.stderr[-3000:]}"

@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("my_classifier", "my_probe", "my_analysis", "my_attribution", "my_waveform_classifier")
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 EXTENDING = ROOT / "docs" / "extending.md"

@@ -178,7 +178,7 @@ def test_zero_epochs_stores_an_untrained_evaluation(tmp_path: Path, synthetic_ro
     assert json.loads(run.done.read_text())["best_val_accuracy"] is None
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_ranks_share_batch_norm_statistics_and_rank_0_writes_first(tmp_path: Path) -> None:
     """Two CPU ranks under torchrun: each rank's BatchNorm statistics become their mean over the ranks (best.pt is
     every rank's, not rank 0's), and rank 0's work (decoding, generating data) is done before the others start."""

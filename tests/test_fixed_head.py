@@ -77,7 +77,7 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_fixed_head_plugin_goes_through_every_command(env: dict[str, str], recordings: Path, tmp_path: Path) -> None:
     import io
     import re
@@ -119,7 +119,7 @@ def test_a_fixed_head_plugin_goes_through_every_command(env: dict[str, str], rec
         assert "ESC-50" not in html and "animals" not in html.lower(), page
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_fixed_head_asked_for_another_class_count_is_one_line(env: dict[str, str], tmp_path: Path,
                                                                  synthetic_root: Path) -> None:
     result = probe(env, "finetune", "--classifier", "pitch_net", "--data", f"esc50:{synthetic_root}", "--probe",

@@ -12,7 +12,7 @@ import pytest
 
 from probe.app.cli import main
 
-pytestmark = pytest.mark.slow  # builds the study's ESC-50 layout and runs the pipeline through the CLI
+pytestmark = pytest.mark.integration  # builds the study's ESC-50 layout and runs the pipeline through the CLI
 
 RATE = 44100
 SECONDS = 0.1

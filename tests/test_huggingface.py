@@ -233,7 +233,7 @@ def cli(capsys: pytest.CaptureFixture, *args: str) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_tiny_ast_goes_through_finetune_analyse_and_report(synthetic_root: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch, capsys, caplog) -> None:
     """The README's command with a folder given relative to the working directory; the analyses run elsewhere."""
@@ -330,7 +330,7 @@ def probe_with_hub(endpoint: str, home: Path, *args: str, offline: bool = False)
                           timeout=300)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_hub_id_is_fetched_once_into_the_cache_and_then_loads_offline(ast_folder: Path, tmp_path: Path,
                                                                          capsys) -> None:
     """The real download path (transformers' `from_pretrained` and huggingface_hub) against a local hub."""

@@ -99,7 +99,7 @@ def _train_planted(relies_on: str, seed: int, synthetic: SyntheticConfig) -> Wav
     return waveform_classifier(net, synthetic.num_classes)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_waveform_cnn_taught_one_band_is_attributed_there() -> None:
     """Seeds 11 and 12 (never used elsewhere, not tuned): on held-out clips whose two bands both carry the class, the
     high-band CNN's saliency per STFT bin is larger in the high band than in the low band, and the low-band CNN's the

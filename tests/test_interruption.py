@@ -15,7 +15,7 @@ import torch
 
 from probe.rundir import RunDir
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 def test_finetune_survives_repeated_kill_9(tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:

@@ -16,7 +16,7 @@ import torch
 from probe.app.cli import main
 from probe.rundir import RunDir
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 pytest.importorskip("submitit")
 
 CLASSIFIER = ["train-classifier", "--classifier", "small_cnn", "--classifier-weights", "none", "--classifier-option", "sample_rate=16000",

@@ -16,7 +16,7 @@ from probe.probes import load_autoencoder
 from probe.zoo import model_specs
 from probe.models.base import WaveformClassifier
 
-FAST_CLASSIFIERS = [pytest.param(s.name, marks=pytest.mark.slow) if s.name.startswith("dymn10_") else s.name
+FAST_CLASSIFIERS = [pytest.param(s.name, marks=pytest.mark.integration) if s.name.startswith("dymn10_") else s.name
                     for s in model_specs("classifier") if s.name != "passt"]
 """The DyMN ablations build slowly: their round trips run with the slow tests."""
 
@@ -77,7 +77,7 @@ def test_dymn_trained_checkpoint_runs_at_temperature_one(tmp_path: Path) -> None
     assert {m.temperature for m in loaded.modules() if isinstance(m, DynamicConv)} == {1.0}
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_passt_matches_hear21passt(tmp_path: Path) -> None:
     from hear21passt.base import get_model_passt
     from hear21passt.models.preprocess import AugmentMelSTFT

@@ -114,7 +114,7 @@ def unlabeled_folder(tmp_path_factory: pytest.TempPathFactory, synthetic_root: P
     return root
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_527_output_tagger_goes_through_finetune_analyse_and_report_on_unlabeled_audio(
         unlabeled_folder: Path, tmp_path: Path) -> None:
     from test_huggingface import save_ast

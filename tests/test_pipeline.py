@@ -29,7 +29,7 @@ def test_identity_pipeline_equals_the_bare_classifier() -> None:
     torch.testing.assert_close(ProbePipeline(None, classifier)(x), classifier(x))
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_only_the_autoencoder_learns_and_batchnorm_stats_do_not_move() -> None:
     pipeline = _pipeline()
     before = {k: v.clone() for k, v in pipeline.classifier.state_dict().items()}

@@ -84,7 +84,7 @@ def page_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_notebook_page_runs_as_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """wrap -> finetune (5 replicates, the spectral gain's default epochs) -> analyse -> answer, on a plain module."""
     monkeypatch.chdir(tmp_path)

@@ -16,7 +16,7 @@ import torch
 from probe.app.cli import main
 from probe.rundir import RunDir
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.validation
 
 CLASSIFIERS = ("mn10", "dymn10", "passt")
 TARGETS = {"train": (0,), "val": (20, 30)}  # ESC-50 targets (a subset keeps ESC-50's 50 classes)

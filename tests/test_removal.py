@@ -218,7 +218,7 @@ def test_one_replicate_says_no_verdict_word(high_band_classifier) -> None:
     assert rows.removal_drop.notna().all()  # what removing the proposals costs is still measured
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_replicates_are_runs_that_differ_in_their_seed_and_the_answer_reads_them_together(
         tmp_path: Path, synthetic_root: Path, trained_classifier: Path) -> None:
     import json

@@ -16,7 +16,7 @@ import pytest
 
 from probe.app.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 METHODS = "integrated_gradients,saliency,gradient_shap,occlusion"
 SEEDED_COLUMNS = {"ci_low", "ci_high", "nmi_chance", "nmi_inter", "nmi_inter_originals", "mean", "spearman",
                   "clips_constant", "passed", "mass"}

@@ -15,7 +15,7 @@ from probe.analyses.analyse import analyse
 from probe.analyses.config import AnalyseConfig, AttributionSettings, ShiftSettings
 from probe.synthetic import SyntheticConfig, write_synthetic_dataset
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 TABLES = ("attribution_band_mass", "attribution_band_profile", "attribution_sanity", "attribution_completeness")
 WIDE = SyntheticConfig(classes_per_category=1, clips_per_class=10, clip_seconds=0.5)
 """Ten validation clips: enough for the randomisation check, whose verdict needs an interval over 8."""
