@@ -27,6 +27,7 @@ from probe.pipeline import ProbePipeline
 from probe.probes import Penalty
 from probe.progress import Progress
 from probe.rundir import AFTER, BEFORE, ORIGINAL, RunDir
+from probe.sizing import Sizing, size_dataset
 from probe.train.config import FinetuneConfig
 from probe.train.objectives import OBJECTIVES, LabelObjective, TaskObjective, accuracy
 from probe.train.loop import (Objective, autocast_for, batched_logits, is_resuming, open_run, releasing_run, run_folds,
@@ -170,8 +171,6 @@ SIZED: set[tuple[str, int]] = set()
 def say_sizing(config: FinetuneConfig, dataset) -> None:
     """What the data's analysed fold can show (`probe.sizing`), before the first run on it trains: the counts as a
     progress line, the words out of reach as warnings."""
-    from probe.sizing import size_dataset
-
     if (config.data, config.fold) in SIZED:
         return
     SIZED.add((config.data, config.fold))
@@ -390,6 +389,8 @@ class StepTiming:
     steps_per_epoch: int
     val_clips: int
     epochs: int
+    sizing: Sizing
+    """What the data the step was timed on can show (read from the same load)."""
 
     @property
     def run_s(self) -> float:
@@ -454,4 +455,4 @@ def time_one_step(config: FinetuneConfig) -> StepTiming:
         step_s = step()
     steps = max(1, math.ceil(len(train_set) / config.batch_size))
     return StepTiming(str(device), step_s * config.batch_size / len(x), step_s / len(x) / 3, steps, len(val_set),
-                      config.epochs)
+                      config.epochs, size_dataset(dataset, config.fold))

@@ -24,7 +24,7 @@ from probe.errors import ConfigError, NonFiniteTraining
 from probe.folds import FOLDS_FILE
 from probe.outputs import MARKER, marker_kind
 from probe.locks import release_run
-from probe.progress import Progress, bars_enabled
+from probe.progress import Progress, bars_enabled, duration
 from probe.rundir import RunDir
 from probe.seeding import seeded
 from probe.train.distributed import Distributed, no_sync, wrap
@@ -376,8 +376,6 @@ class Training:
             step_started = time.perf_counter()
             losses.append(self.step(batch, train_x, train_y))
             if self.result.step == 1 and dist.is_main:  # the run's first step: what the whole run should take
-                from probe.progress import duration
-
                 step_s = time.perf_counter() - step_started
                 Progress(config.progress)(f"the first step took {step_s:.2f} s: about "
                                           f"{duration(step_s * len(batches) * config.epochs)} of training steps for "
@@ -423,7 +421,8 @@ class Training:
         `zero_nonfinite_grads` and a finite loss) zero and count the gradient's non-finite entries."""
         gradients = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
         loss_finite = bool(torch.isfinite(batch_loss))
-        if loss_finite and all(bool(torch.isfinite(g).all()) for g in gradients):
+        # one host sync for every gradient, not one per parameter (on a GPU each would stall the step)
+        if loss_finite and (not gradients or bool(torch.stack([torch.isfinite(g).all() for g in gradients]).all())):
             return
         if loss_finite and self.config.zero_nonfinite_grads:
             for gradient in gradients:
@@ -479,8 +478,6 @@ class Training:
         if dist.is_main:
             self.run.append_metrics(record)
             shown = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in metrics.items())
-            from probe.progress import duration
-
             left = config.epochs - result.epoch
             Progress(config.progress and dist.is_main)(
                 f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, {shown}, "

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from probe.models.base import WaveformClassifier
     from probe.rundir import RunDir
-    from probe.sizing import Sizing
     from probe.train.config import FinetuneConfig
 
 
@@ -141,18 +140,6 @@ def finetune(classifier: "str | Path | WaveformClassifier", data: str | Path, *,
     return Path(out)
 
 
-def sizing(config: "FinetuneConfig", folds: Sequence[int] | None = None) -> "Sizing":
-    """What the runs' data can show (`probe.sizing`): its clips by fold and the analysed fold's recordings."""
-    import tempfile
-
-    from probe.data import load_dataset
-    from probe.sizing import size_dataset
-
-    with tempfile.TemporaryDirectory(prefix="probe-sizing-") as scratch:  # synthetic clips are made, then dropped
-        dataset = load_dataset(config.data, synthetic_root=Path(scratch) / "data")
-    return size_dataset(dataset, folds[0] if folds else config.fold)
-
-
 def run_count(config: "FinetuneConfig", replicates: int = 1, folds: Sequence[int] | None = None,
               grid: dict[str, Any] | None = None) -> tuple[int, int]:
     """(runs, runs that train: the controls take no step) of a `probe finetune` call."""
@@ -168,10 +155,12 @@ def finetune_plan(config: "FinetuneConfig", *, replicates: int = 1, folds: Seque
     on this device. Writes nothing."""
     from probe.progress import duration
     from probe.train.finetune import grid_cells, time_one_step
+    from probe.train.loop import fold_configs
 
-    lines = sizing(config, folds).lines()
-    first = grid_cells(config, grid, list(folds) if folds else None)[0] if grid else config
+    folds = list(folds) if folds else None
+    first = grid_cells(config, grid, folds)[0] if grid else fold_configs(config, folds)[0] if folds else config
     timing = time_one_step(first)
+    lines = timing.sizing.lines()
     runs, training = run_count(config, replicates, folds, grid)
     lines.append(f"time: one step of {first.resolved().batch_size} clips took {timing.step_s:.2f} s on {timing.device}: "
                  f"about {duration(timing.run_s)} per run ({timing.epochs} epochs of {timing.steps_per_epoch} steps, "

@@ -150,9 +150,9 @@ def load_classifier(
     return classifier.freeze() if frozen else classifier.train(False)
 
 
-def _outputs(model: nn.Module, asked: int) -> int:
-    """How many outputs a plain waveform module gives (one short pass on silence); `asked` where that pass fails."""
-    rate = int(model.sample_rate)
+def _outputs(model: nn.Module, rate: int, asked: int) -> int:
+    """How many outputs a plain waveform module gives (one second of silence at `rate`); `asked` where that pass
+    fails."""
     was_training = model.training
     try:
         with torch.no_grad():
@@ -273,9 +273,8 @@ def wrap_module(model: nn.Module, sample_rate: int, class_names: list[str] | Non
         raise ConfigError(None, f"expected a torch module mapping waveforms to logits, got {type(model).__name__}")
     if not isinstance(sample_rate, (int, float)) or sample_rate <= 0:
         raise ConfigError(None, f"sample_rate must be the rate the classifier was trained at, in Hz; got {sample_rate!r}")
-    model.sample_rate = int(sample_rate)
     own = getattr(model, "class_names", None)
-    count = len(own) if own else _outputs(model, asked or (len(class_names) if class_names else 50))
+    count = len(own) if own else _outputs(model, int(sample_rate), asked or (len(class_names) if class_names else 50))
     names = own or (class_names if class_names and len(class_names) == count else default_class_names(count))
     classifier = WaveformClassifier(name or type(model).__name__, nn.Identity(), model, sample_rate=int(sample_rate),
                                     class_names=list(names), options=options or {})
